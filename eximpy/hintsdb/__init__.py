@@ -1,0 +1,1 @@
+"""eximpy.hintsdb"""
