@@ -1,0 +1,9 @@
+"""Fixtures for the spool/log/queue suite: repository root on sys.path."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
