@@ -1,0 +1,117 @@
+"""One function per command-line mode, and the table that picks it.
+
+SUMMARY
+    run(inv) looks up the Invocation's mode and runs it.  Modes live in the
+    module of the subsystem they exercise (eximpy.cli.expand_test for -be,
+    eximpy.cli.queue_ops for -bp and -M*, ...); this module only wires them.
+
+SEE ALSO
+    spec chapter 5 "The Exim command line".
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from eximpy.cli.options import Invocation
+
+# Exim's name for each mode, for the "not implemented yet" message.
+_NOT_YET = "eximpy: {} is not implemented yet"
+
+
+def _load(inv: Invocation):
+    from eximpy.cli.main import load
+    return load(inv)
+
+
+def run_version(inv: Invocation) -> int:
+    """-bV: version and build information, then the configuration file."""
+    from eximpy.config import DEFAULT_SEARCH_PATH, find_config_file
+    from eximpy.cli import version
+    search = inv.config_file or DEFAULT_SEARCH_PATH
+    sys.stdout.write(version.version_text(None, search, None, header_only=True))
+    sys.stdout.flush()
+    config = _load(inv)
+    sys.stdout.write(version.version_text(config, search,
+                                          find_config_file(search),
+                                          header_only=False))
+    return 0
+
+
+def run_print(inv: Invocation) -> int:
+    """-bP: print option values, drivers, lists, macros (Exim's readconf_print)."""
+    from eximpy.config import printing
+    config = _load(inv)
+    out = sys.stdout
+    args = list(inv.args)
+    if not args:
+        return 0 if printing.print_item(config, "all", None, inv.no_labels,
+                                        out) else 1
+    ok = True
+    i = 0
+    while i < len(args):
+        name = args[i]
+        if name in ("router", "transport", "authenticator", "macro") and \
+                i + 1 < len(args):
+            ok &= printing.print_item(config, args[i + 1], name,
+                                      inv.no_labels, out)
+            i += 2
+            continue
+        ok &= printing.print_item(config, name, None, inv.no_labels, out)
+        i += 1
+    return 0 if ok else 1
+
+
+def run_expand(inv: Invocation) -> int:
+    """-be / -bem FILE: expansion test mode."""
+    from eximpy.cli import expand_test
+    config = _load(inv)
+    return expand_test.run(config, inv.args, sys.stdin, sys.stdout,
+                           message_file=inv.mode_arg)
+
+
+def run_queue(inv: Invocation) -> int:
+    """-bp* and -M*: list or act on queued messages."""
+    from eximpy.cli import queue_ops
+    config = _load(inv)
+    return queue_ops.run(config, inv, sys.stdout)
+
+
+def run_receive(inv: Invocation) -> int:
+    """Default mode: a message on stdin for the given or -t recipients."""
+    from eximpy.cli import queue_ops
+    config = _load(inv)
+    return queue_ops.run_local_submission(config, inv, sys.stdin.buffer)
+
+
+def _not_yet(inv: Invocation) -> int:
+    sys.stderr.write(_NOT_YET.format("-" + inv.mode) + "\n")
+    return 2
+
+
+_MODES: dict[str, Callable[[Invocation], int]] = {
+    "bV": run_version,
+    "bP": run_print,
+    "be": run_expand,
+    "receive": run_receive,
+}
+_QUEUE_MODES = ("bp", "bpa", "bpc", "bpr", "bpra", "bpru", "bpu", "Mvh",
+                "Mvb", "Mvl", "Mvc", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd",
+                "Mmad", "Mes", "Mset")
+
+
+def run(inv: Invocation) -> int:
+    """Run the mode ``inv`` asks for."""
+    fn = _MODES.get(inv.mode)
+    if fn is None and inv.mode in _QUEUE_MODES and _have("queue_ops"):
+        fn = run_queue
+    if fn is None or (fn in (run_expand,) and not _have("expand_test")) or \
+            (fn is run_receive and not _have("queue_ops")):
+        return _not_yet(inv)
+    return fn(inv)
+
+
+def _have(module: str) -> bool:
+    """Whether a mode's module exists yet (modes land one by one)."""
+    import importlib.util
+    return importlib.util.find_spec(f"eximpy.cli.{module}") is not None
