@@ -1,0 +1,210 @@
+"""Spool directory layout: where input/, msglog/, db/ and split subdirs live.
+
+SUMMARY
+    SpoolLayout(spool_directory, split=False, queue="")
+    SpoolLayout.from_config(config, queue="")
+    layout.input_dir(id) / msglog_dir(id) / file(id, "-H") / find(id, "-H")
+    layout.list_ids() -> sorted ids that have a -H file
+
+DESCRIPTION
+    ``<spool>/input/<id>-H`` and ``-D``, ``<spool>/msglog/<id>``, hints in
+    ``<spool>/db/``.  With ``split_spool_directory`` the files go into one of
+    62 subdirectories named by the 6th character of the id (the last
+    character of its time field), e.g. ``input/j/1xWBAj-0002pL-1F-H``; as in
+    Exim, a message is also looked for in the other layout, so turning the
+    option on or off does not lose messages.  Named queues live in
+    ``<spool>/<queue>/input`` and ``<spool>/<queue>/msglog``.
+
+    Ids are validated before they are used in a path: nothing from the
+    command line or a directory listing becomes a path unless it is a
+    well-formed message id.
+
+SECURITY
+    Paths are built only from validated ids and the configured spool
+    directory.
+
+SEE ALSO
+    spec "Format of spool files", option split_spool_directory.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from eximpy.message.ids import ANY_ID_RE, is_message_id
+
+SPOOL_MODE = 0o640
+INPUT_DIRECTORY_MODE = 0o750
+SPLIT_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+class BadMessageId(ValueError):
+    """A string used as a message id is not one."""
+
+
+def check_id(mid: str) -> str:
+    if not is_message_id(mid):
+        raise BadMessageId(f"{mid!r} is not a valid message id")
+    return mid
+
+
+def split_char(mid: str) -> str:
+    """The split_spool_directory subdirectory name for ``mid``."""
+    return mid[5]
+
+
+@dataclass(frozen=True)
+class SpoolLayout:
+    """Paths under one spool directory (and optionally one named queue)."""
+
+    spool_directory: str
+    split: bool = False
+    queue: str = ""
+
+    @classmethod
+    def from_config(cls, config: Any, queue: str = "") -> "SpoolLayout":
+        main = config.main
+        spool = main.get("spool_directory") or "/var/spool/exim4"
+        return cls(str(spool), bool(main.get("split_spool_directory")), queue)
+
+    # --- directories -------------------------------------------------
+    @property
+    def base(self) -> str:
+        if self.queue:
+            return os.path.join(self.spool_directory, self.queue)
+        return self.spool_directory
+
+    @property
+    def input_root(self) -> str:
+        return os.path.join(self.base, "input")
+
+    @property
+    def msglog_root(self) -> str:
+        return os.path.join(self.base, "msglog")
+
+    @property
+    def db_dir(self) -> str:
+        return os.path.join(self.spool_directory, "db")
+
+    def subdir(self, mid: str, split: bool | None = None) -> str:
+        use = self.split if split is None else split
+        return split_char(check_id(mid)) if use else ""
+
+    def input_dir(self, mid: str, split: bool | None = None) -> str:
+        sub = self.subdir(mid, split)
+        return os.path.join(self.input_root, sub) if sub else self.input_root
+
+    def msglog_dir(self, mid: str, split: bool | None = None) -> str:
+        sub = self.subdir(mid, split)
+        return os.path.join(self.msglog_root, sub) if sub else self.msglog_root
+
+    def file(self, mid: str, suffix: str, split: bool | None = None) -> str:
+        """Path of ``<id><suffix>`` (suffix ``-H``, ``-D``, ``-J``) in input/."""
+        return os.path.join(self.input_dir(mid, split), mid + suffix)
+
+    def temp_header(self, mid: str, split: bool | None = None) -> str:
+        return os.path.join(self.input_dir(mid, split), "hdr." + mid)
+
+    def msglog_file(self, mid: str, split: bool | None = None) -> str:
+        return os.path.join(self.msglog_dir(mid, split), mid)
+
+    def find(self, mid: str, suffix: str = "-H") -> str | None:
+        """Locate an existing spool file, trying the configured layout first
+        and then the other one (as Exim does); None if neither exists."""
+        check_id(mid)
+        for split in (self.split, not self.split):
+            p = self.file(mid, suffix, split)
+            if os.path.lexists(p):
+                return p
+        return None
+
+    def find_split(self, mid: str) -> bool | None:
+        """Which layout holds ``mid``'s -H file (None: not found)."""
+        for split in (self.split, not self.split):
+            if os.path.lexists(self.file(mid, "-H", split)):
+                return split
+        return None
+
+    def find_msglog(self, mid: str) -> str | None:
+        for split in (self.split, not self.split):
+            p = self.msglog_file(mid, split)
+            if os.path.lexists(p):
+                return p
+        return None
+
+    # --- creation ----------------------------------------------------
+    def ensure_dirs(self, mid: str | None = None) -> None:
+        """Create input/, msglog/ (and the split subdir for ``mid``)."""
+        os.makedirs(self.spool_directory, mode=0o750, exist_ok=True)
+        for d in (self.input_root, self.msglog_root):
+            os.makedirs(d, mode=INPUT_DIRECTORY_MODE, exist_ok=True)
+        if mid is not None and self.split:
+            os.makedirs(self.input_dir(mid), mode=INPUT_DIRECTORY_MODE,
+                        exist_ok=True)
+            os.makedirs(self.msglog_dir(mid), mode=INPUT_DIRECTORY_MODE,
+                        exist_ok=True)
+
+    # --- listing -----------------------------------------------------
+    def _scan(self, d: str) -> Iterator[tuple[str, str]]:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            return
+        for n in names:
+            if n.endswith("-H") and ANY_ID_RE.fullmatch(n[:-2]):
+                yield n[:-2], d
+
+    def list_ids(self) -> list[str]:
+        """All message ids with a -H file, in both layouts, sorted as Exim
+        lists them (by id).  Duplicates (same id in both places) once."""
+        found: dict[str, str] = {}
+        root = self.input_root
+        for mid, d in self._scan(root):
+            found.setdefault(mid, d)
+        try:
+            subs = [n for n in os.listdir(root)
+                    if len(n) == 1 and n in SPLIT_CHARS
+                    and os.path.isdir(os.path.join(root, n))]
+        except OSError:
+            subs = []
+        for s in subs:
+            for mid, d in self._scan(os.path.join(root, s)):
+                found.setdefault(mid, d)
+        return sorted(found)
+
+    def list_files(self) -> list[tuple[str, str]]:
+        """(id, directory) for every -H file, sorted by id."""
+        out: list[tuple[str, str]] = []
+        root = self.input_root
+        out.extend(self._scan(root))
+        try:
+            subs = sorted(n for n in os.listdir(root)
+                          if len(n) == 1 and n in SPLIT_CHARS
+                          and os.path.isdir(os.path.join(root, n)))
+        except OSError:
+            subs = []
+        for s in subs:
+            out.extend(self._scan(os.path.join(root, s)))
+        seen: set[str] = set()
+        uniq = []
+        for mid, d in sorted(out):
+            if mid not in seen:
+                seen.add(mid)
+                uniq.append((mid, d))
+        return uniq
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory (after a rename or create), ignoring EINVAL as
+    Exim does for file systems that cannot sync directories."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            import errno
+            if e.errno != errno.EINVAL:
+                raise
+    finally:
+        os.close(fd)
