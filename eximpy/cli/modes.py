@@ -77,8 +77,18 @@ def run_queue(inv: Invocation) -> int:
     return queue_ops.run(config, inv, sys.stdout)
 
 
+USAGE = """\
+Exim is a Mail Transfer Agent. It is normally called by Mail User Agents,
+not directly from a shell command line. Options and/or arguments control
+what it does when called. For a list of options, see the Exim documentation.
+"""
+
+
 def run_receive(inv: Invocation) -> int:
     """Default mode: a message on stdin for the given or -t recipients."""
+    if not inv.args and not inv.extract_recipients:
+        sys.stderr.write(USAGE)
+        return 1
     from eximpy.cli import queue_ops
     config = _load(inv)
     return queue_ops.run_local_submission(config, inv, sys.stdin.buffer)
@@ -105,6 +115,8 @@ def run(inv: Invocation) -> int:
     fn = _MODES.get(inv.mode)
     if fn is None and inv.mode in _QUEUE_MODES and _have("queue_ops"):
         fn = run_queue
+    if fn is run_receive and not inv.args and not inv.extract_recipients:
+        return run_receive(inv)
     if fn is None or (fn in (run_expand,) and not _have("expand_test")) or \
             (fn is run_receive and not _have("queue_ops")):
         return _not_yet(inv)

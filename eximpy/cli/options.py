@@ -81,7 +81,7 @@ _M_MODES = {
     "Mes": 0, "Mrm": 0, "Mt": 0, "Mvb": 0, "Mvc": 0, "Mvh": 0, "Mvl": 0,
     "Mset": 0,
 }
-_Q_RE = re.compile(r"^q(q?)(i?)(f?f?)(l?)(G[^/]*(?:/\d+)?)?([0-9wdhms]*)$")
+_Q_RE = re.compile(r"^q(q?)(i?)(f?f?)(l?)(G[^/]*(?:/\d+)?)?(.*)$")
 
 
 def _take(argv: list[str], i: int, opt: str, attached: str) -> tuple[str, int]:
@@ -237,7 +237,7 @@ def _parse_q(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
     if interval:
         t = read_time(interval)
         if t is None:
-            raise UsageError(_UNKNOWN.format("-" + opt))
+            raise UsageError(f"exim: bad time value -{opt}: abandoned")
         inv.queue_interval = t
     inv.deliver_force = "f" in ff
     return i
@@ -269,10 +269,9 @@ def _parse_o(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
             setattr(inv, settings[prefix], value)
             return i
     if opt.startswith("oB"):
-        value = opt[2:] or "1"
-        if not value.isdigit():
-            raise UsageError(_UNKNOWN.format("-" + opt))
-        inv.max_parallel = int(value)
+        # Exim reads the number with atoi(): trailing junk is ignored.
+        digits = re.match(r"\d*", opt[2:]).group()
+        inv.max_parallel = int(digits) if digits else 1
         return i
     if opt == "oPX":
         inv.pid_file = ""

@@ -1,0 +1,72 @@
+"""Exim's command-line grammar: what is refused, and what each option sets."""
+from __future__ import annotations
+
+import pytest
+
+from eximpy.cli.options import UsageError, parse_args
+from oracle import eximpy_run, exim_run
+
+# Options real Exim refuses; eximpy must refuse them with the same words.
+REFUSED = ["-bX", "-Q", "-C", "-oZ", "-qZ", "-q1x", "-MZ", "-bpx", "-oB1x", "-f", "-oB"]
+
+
+@pytest.mark.parametrize("opt", REFUSED)
+def test_refused_like_exim(opt: str) -> None:
+    case = "refused_" + opt.strip("-")
+    exim = exim_run("cli", case, [opt])
+    ours = eximpy_run([opt])
+    assert (ours.rc, ours.out, ours.err) == (exim.rc, exim.out, exim.err)
+    assert exim.rc == 1 and exim.err
+
+
+def test_values_attached_or_separate() -> None:
+    a = parse_args(["exim", "-fsender@x", "-Cfile", "-odq", "r@y"])
+    b = parse_args(["exim", "-f", "sender@x", "-C", "file", "-odq", "r@y"])
+    for inv in (a, b):
+        assert inv.sender == "sender@x"
+        assert inv.config_file == "file"
+        assert inv.delivery_mode == "q"
+        assert inv.args == ["r@y"]
+        assert inv.mode == "receive"
+
+
+def test_macros_and_debug() -> None:
+    inv = parse_args(["exim", "-DFOO=bar baz", "-DFLAG", "-d+all", "-bV"])
+    assert inv.macros == {"FOO": "bar baz", "FLAG": ""}
+    assert inv.debug == "+all"
+    assert inv.mode == "bV"
+
+
+def test_bP_takes_names_and_n() -> None:
+    inv = parse_args(["exim", "-n", "-bP", "router", "r1", "qualify_domain"])
+    assert inv.mode == "bP" and inv.no_labels
+    assert inv.args == ["router", "r1", "qualify_domain"]
+
+
+def test_mode_arguments() -> None:
+    assert parse_args(["exim", "-bh", "1.2.3.4"]).mode_arg == "1.2.3.4"
+    inv = parse_args(["exim", "-bem", "msgfile", "${uc:x}"])
+    assert (inv.mode, inv.mode_arg, inv.args) == ("be", "msgfile", ["${uc:x}"])
+    inv = parse_args(["exim", "-bdf", "-q30m", "-oX", "2525"])
+    assert inv.mode == "q" or inv.daemon_foreground
+    assert inv.queue_interval == 1800 and inv.daemon_ports == "2525"
+    inv = parse_args(["exim", "-Mset", "1Wi0ie-0005e8-Q7", "-be"])
+    assert inv.mode == "be"
+    inv = parse_args(["exim", "-Mrm", "id1", "id2"])
+    assert (inv.mode, inv.args) == ("Mrm", ["id1", "id2"])
+    inv = parse_args(["exim", "-qff"])
+    assert inv.queue_run == "ff" and inv.deliver_force
+    inv = parse_args(["exim", "-R", "example.com"])
+    assert inv.queue_select == "Rexample.com"
+    inv = parse_args(["exim", "-t", "-i", "-oem"])
+    assert inv.extract_recipients and not inv.dot_ends and inv.error_mode == "m"
+
+
+def test_argv0_modes() -> None:
+    assert parse_args(["/usr/bin/mailq"]).mode == "bp"
+    assert parse_args(["runq"]).mode == "q"
+
+
+def test_bad_macro_name() -> None:
+    with pytest.raises(UsageError):
+        parse_args(["exim", "-Dlower=1"])

@@ -1,0 +1,28 @@
+"""Shared pytest fixtures for eximpy's tests."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture
+def workdir(request) -> Path:
+    """A per-test directory under tests/_work with a stable path.
+
+    A stable path keeps real Exim's answers (which name files) comparable
+    with the goldens; oracle normalization replaces the repository root.
+    """
+    name = request.node.name.replace("[", "_").replace("]", "").replace("/", "_")
+    d = ROOT / "tests" / "_work" / request.module.__name__.split(".")[-1] / name
+    if d.exists():
+        for p in sorted(d.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() or p.is_symlink() else p.rmdir()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
