@@ -55,11 +55,16 @@ class SpoolFormatError(EximpyError):
     """A -H file that cannot be used.  ``str()`` names file and line."""
 
     def __init__(self, name: str, lineno: int, reason: str,
-                 envelope: bool = True) -> None:
+                 envelope: bool = True, partial: SpoolMessage | None = None,
+                 header_bytes: int = 0) -> None:
         self.name = name
         self.lineno = lineno
         self.reason = reason
         self.envelope = envelope     # error before the headers (enverror)
+        # For errors in the header section: the envelope as read, and the
+        # header byte count Exim would have summed so far (for -bp sizes).
+        self.partial = partial
+        self.header_bytes = header_bytes
         super().__init__(f"spool file {name}: line {lineno}: {reason}")
 
 
@@ -78,10 +83,14 @@ class _Reader:
         self.lineno = 0
         self.name = name
         self.in_headers = False
+        self.msg: SpoolMessage | None = None
+        self.hsize = 0
 
     def fail(self, reason: str) -> SpoolFormatError:
         return SpoolFormatError(self.name, self.lineno, reason,
-                                not self.in_headers)
+                                not self.in_headers,
+                                self.msg if self.in_headers else None,
+                                self.hsize)
 
     def line(self) -> bytes:
         """Next line without its newline; error at EOF or if unterminated."""
@@ -112,6 +121,8 @@ _ORIG_RE = re.compile(rb"(.*) (-?[0-9]+) (-?[0-9]+)\s*")
 _TIME_RE = re.compile(rb"\s*(-?[0-9]+) +(-?[0-9]+)\s*")
 _ACL_RE = re.compile(rb"acl([cm]) (\S+) ([0-9]+)")
 _OLD_ACL_RE = re.compile(rb"acl ([0-9]+) ([0-9]+)")
+# Exim reads "%d%c " : digits, one type character, then any whitespace.
+_HDR_RE = re.compile(rb"([0-9]{1,9})([^\0])[ \t\n\r\f\v]*")
 _HOSTPORT_RE = re.compile(r"\[(.*)\]:(\d+)|(.*)\.(\d+)")
 
 # -name value fields that are plain strings, by spool name -> attribute.
@@ -354,17 +365,18 @@ def parse(data: bytes, name: str, read_headers: bool = True) -> SpoolMessage:
         msg.recipients.append(_parse_recipient(r, r.line()))
 
     r.in_headers = True
+    r.msg = msg
     if r.line() != b"":
         raise r.fail("no blank line before the headers")
     data_len = len(data)
     while r.pos < data_len:
-        hm = re.compile(rb"([0-9]+)(.) ").match(data, r.pos)
+        hm = _HDR_RE.match(data, r.pos)
         if not hm:
             raise r.fail("malformed header length/type")
         n = int(hm.group(1))
         htype = _s(hm.group(2))
-        if htype == "\n":
-            raise r.fail("malformed header type")
+        if htype != "*":
+            r.hsize += n
         r.pos = hm.end()
         text = r.take(n)
         if b"\0" in text:

@@ -211,6 +211,18 @@ class NonRecipients:
         walk(self.root)
         return out
 
+    def inorder(self) -> list[str]:
+        """Addresses in tree order (sorted), as Exim's tree_walk gives."""
+        out: list[str] = []
+
+        def walk(n: _Node | None) -> None:
+            if n:
+                walk(n.left)
+                out.append(n.name)
+                walk(n.right)
+        walk(self.root)
+        return out
+
     def lines(self) -> list[str]:
         """The -H lines (``YN name``), or ``["XX"]`` for an empty tree."""
         if self.root is None:

@@ -1,0 +1,619 @@
+"""Queue modes of the command line: -bp*, -M* and local submission.
+
+SUMMARY
+    run(config, inv, out) -> int
+        Dispatch on inv.mode ("bp" "bpa" "bpc" "bpr" "bpra" "bpru" "bpu"
+        "Mvh" "Mvb" "Mvl" "Mvc" "Mrm" "Mf" "Mt" "Mg" "Mar" "Mmd" "Mmad"
+        "Mes" "Mset"); ids (and, for -Mar/-Mmd/-Mes, addresses) come from
+        inv.args (-Mset: inv.mode_arg).
+    run_local_submission(config, inv, stdin: BinaryIO) -> int
+        Default mode: read a message from stdin for inv.args (or -t) with
+        inv.sender (-f), inv.sender_name (-F), inv.dot_ends (-i/-oi),
+        inv.extract_recipients (-t), inv.delivery_mode (-odq ...).
+    run_queue_listing(config, mode, ids, out, now=None) -> int
+        -bp -bpa -bpc -bpr -bpra -bpru -bpu output.
+    run_message_action(config, mode, args, out, user=None) -> int
+        -Mvh -Mvb -Mvl -Mvc -Mrm -Mf -Mt -Mg -Mar -Mmd -Mmad -Mes.
+    message_variables(config, id) -> dict[str, str]
+        What -Mset makes available to -be ($message_exim_id,
+        $sender_address, $recipients, $h_*, $message_body ...).
+    list_line(...), format_size(n), format_age(secs)
+        The -bp pieces, shared with spool_tools (mailq, exipick).
+
+    Each returns the exit status; messages go to ``out`` (stdout), as
+    Exim prints them (Exim prints these on stdout, errors included).
+
+DESCRIPTION
+    Output is byte-compatible with Exim 4.96: the -bp layout (age, size
+    in string_format_size form, id, <sender>, "*** frozen ***", recipients
+    with D / +D marks, a blank line), the error lines for corrupt spool
+    files ("*** spool format error: size=N ***"), and the texts and exit
+    codes of each -M action.  Actions that change a message lock its -D
+    file first, rewrite -H durably and log "<what> by <user>" lines.
+
+    Delivery after submission (-odi/-odb) and the bounce of -Mg belong to
+    the delivery subsystem; until eximpy.deliver provides
+    deliver_message(config, id, give_up=...), submissions stay queued
+    (as with -odq) and -Mg logs "cancelled by" and fails the addresses
+    without sending a bounce.
+
+SEE ALSO
+    spec 5 ("The Exim command line": -bp, -M...), 57 (spool format).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import sys
+import time
+from typing import Any, BinaryIO, Iterable, TextIO
+
+from eximpy.log import format as logfmt
+from eximpy.log.writer import LogWriter
+from eximpy.message.ids import is_message_id
+from eximpy.spool import data_file, header_file, lock, msglog
+from eximpy.spool.header_file import SpoolFormatError
+from eximpy.spool.layout import SpoolLayout
+from eximpy.spool.message import HTYPE_OLD, Recipient, SpoolMessage
+
+LIST_MODES = ("bp", "bpa", "bpc", "bpr", "bpra", "bpru", "bpu")
+ACTION_MODES = ("Mvh", "Mvb", "Mvl", "Mvc", "Mrm", "Mf", "Mt", "Mg", "Mar",
+                "Mmd", "Mmad", "Mes")
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+# --- -bp pieces ----------------------------------------------------------
+
+def format_size(size: int) -> str:
+    """Exim's string_format_size (5 columns: ``  322``, ``5.2K``, `` 20K``)."""
+    if size == 0:
+        return "     "
+    if size < 1024:
+        return f"{size:5d}"
+    if size < 10 * 1024:
+        return f"{size / 1024.0:4.1f}K"
+    if size < 1024 * 1024:
+        return f"{(size + 512) // 1024:4d}K"
+    if size < 10 * 1024 * 1024:
+        return f"{size / (1024.0 * 1024.0):4.1f}M"
+    return f"{(size + 512 * 1024) // (1024 * 1024):4d}M"
+
+
+def format_age(secs: int) -> str:
+    """The -bp age column: ``%2dm``, ``%2dh`` (over 90 min) or ``%2dd``
+    (over 72 h)."""
+    i = int(secs) // 60
+    if i > 90:
+        i = (i + 30) // 60
+        if i > 72:
+            return f"{(i + 12) // 24:2d}d"
+        return f"{i:2d}h"
+    return f"{i:2d}m"
+
+
+class _Loaded:
+    """Result of reading one message for listing."""
+
+    def __init__(self, mid: str, msg: SpoolMessage | None,
+                 error: str | None, envelope_error: bool,
+                 size: int) -> None:
+        self.id, self.msg, self.error = mid, msg, error
+        self.envelope_error, self.size = envelope_error, size
+
+
+def load_for_listing(layout: SpoolLayout, mid: str, directory: str | None
+                     = None) -> _Loaded:
+    """Read -H (and stat -D) the way Exim's queue listing does; never
+    raises for bad files."""
+    hpath = os.path.join(directory, mid + "-H") if directory else \
+        layout.find(mid, "-H")
+    if hpath is None:
+        return _Loaded(mid, None, "    *** spool read error: "
+                       f"{os.strerror(errno.ENOENT)} ***", True, 0)
+    try:
+        fd = os.open(hpath, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return _Loaded(mid, None, f"    *** spool read error: "
+                       f"{os.strerror(e.errno or 0)} ***", True, 0)
+    msg: SpoolMessage | None
+    error = None
+    env_err = False
+    try:
+        msg = header_file.parse(data, mid + "-H")
+        hsize = msg.header_size
+    except SpoolFormatError as e:
+        error = f"    *** spool format error: size={len(data)} ***"
+        env_err = e.envelope
+        msg = e.partial
+        hsize = e.header_bytes
+    size = 0
+    if msg is not None:
+        dpath = os.path.join(os.path.dirname(hpath), mid + "-D")
+        try:
+            st = os.stat(dpath)
+            size = hsize + st.st_size - lock.data_start_offset(mid) + 1
+            msg.body_size = st.st_size - lock.data_start_offset(mid)
+        except OSError:
+            size = 0
+    return _Loaded(mid, msg, error, env_err, size)
+
+
+def list_entry(item: _Loaded, mode: str, now: float) -> str:
+    """The -bp text for one message (ending with its blank line)."""
+    out: list[str] = []
+    msg = item.msg
+    if item.envelope_error or msg is None:
+        out.append(f"      {item.id}\n")
+    else:
+        line = (f"{format_age(int(now) - msg.received_time)} "
+                f"{format_size(item.size)} {item.id} <{msg.sender}>")
+        if msg.frozen:
+            line += " *** frozen ***"
+        out.append(line + "\n")
+    if item.error:
+        out.append(item.error + "\n")
+    if msg is not None and not item.envelope_error:
+        listed = set()
+        for r in msg.recipients:
+            listed.add(r.address)
+            done = r.address in msg.non_recipients
+            if mode in ("bpu", "bpru") and done:
+                continue
+            out.append(f"        {'D' if done else ' '} {r.address}\n")
+        if mode in ("bpa", "bpra"):
+            for a in msg.non_recipients.inorder():
+                if a not in listed:
+                    out.append(f"       +D {a}\n")
+    out.append("\n")
+    return "".join(out)
+
+
+def _ids_in_order(layout: SpoolLayout, mode: str
+                  ) -> list[tuple[str, str]]:
+    if mode.startswith("bpr"):
+        # Unsorted: directory order, as Exim's readdir gives it.
+        out: list[tuple[str, str]] = []
+        root = layout.input_root
+        try:
+            names = os.listdir(root)
+        except OSError:
+            return []
+        subs = []
+        for n in names:
+            if n.endswith("-H") and is_message_id(n[:-2]):
+                out.append((n[:-2], root))
+            elif len(n) == 1 and os.path.isdir(os.path.join(root, n)):
+                subs.append(n)
+        for s in subs:
+            d = os.path.join(root, s)
+            for n in os.listdir(d):
+                if n.endswith("-H") and is_message_id(n[:-2]):
+                    out.append((n[:-2], d))
+        # Exim's unsorted order is random (it adds each entry at the top or
+        # bottom of its list at random); directory order is as good.
+        return out
+    return layout.list_files()
+
+
+def run_queue_listing(config: Any, mode: str, ids: Iterable[str],
+                      out: TextIO, now: float | None = None,
+                      layout: SpoolLayout | None = None) -> int:
+    """-bp and friends.  ``ids`` restricts the listing (empty: all)."""
+    layout = layout or SpoolLayout.from_config(config)
+    now = time.time() if now is None else now
+    want = [i for i in ids]
+    entries = _ids_in_order(layout, mode)
+    if want:
+        wanted = set(want)
+        entries = [e for e in entries if e[0] in wanted]
+    if mode == "bpc":
+        out.write(f"{len(entries)}\n")
+        return 0
+    for mid, d in entries:
+        out.write(list_entry(load_for_listing(layout, mid, d), mode, now))
+    return 0
+
+
+# --- -M actions ------------------------------------------------------------
+
+def _read_raw(path: str | None) -> bytes:
+    if path is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    return data_file.read_file(path)
+
+
+def _bad_address(addr: str) -> str | None:
+    if "@" not in addr:
+        return f"bad address {addr}: domain missing"
+    return None
+
+
+class _Ctx:
+    def __init__(self, config: Any, out: TextIO, user: str | None) -> None:
+        self.config = config
+        self.out = out
+        self.layout = SpoolLayout.from_config(config)
+        self.user = user or _user()
+        self._log: LogWriter | None = None
+
+    @property
+    def log(self) -> LogWriter:
+        if self._log is None:
+            self._log = LogWriter.from_config(self.config)
+        return self._log
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+
+
+def _view(ctx: _Ctx, mode: str, mid: str) -> int:
+    lay = ctx.layout
+    if mode == "Mvh":
+        try:
+            data = _read_raw(lay.find(mid, "-H"))
+        except OSError as e:
+            ctx.say(f"Failed to open input file for {mid}-H: "
+                    f"{os.strerror(e.errno or 0)}")
+            return 1
+        _write_bytes(ctx.out, data)
+        return 0
+    if mode == "Mvb":
+        try:
+            data = _read_raw(lay.find(mid, "-D"))
+        except OSError as e:
+            ctx.say(f"Failed to open input file for {mid}-D: "
+                    f"{os.strerror(e.errno or 0)}")
+            return 1
+        _write_bytes(ctx.out, data)
+        return 0
+    if mode == "Mvl":
+        p = lay.find_msglog(mid)
+        try:
+            data = _read_raw(p)
+        except OSError as e:
+            ctx.say(f"Failed to open msglog file for {mid}: "
+                    f"{os.strerror(e.errno or 0)}")
+            return 1
+        _write_bytes(ctx.out, data)
+        return 0
+    # -Mvc: the whole message as it would be transmitted.
+    dpath = lay.find(mid, "-D")
+    if dpath is None:
+        ctx.say(f"Spool data file for {mid} does not exist")
+        ctx.log.main(f"Spool file {mid}-D not found", mid)
+        return 1
+    try:
+        msg = header_file.read(lay.find(mid, "-H") or "")
+    except SpoolFormatError:
+        ctx.say(f"Spool format error for {mid}-H")
+        return 1
+    except OSError as e:
+        ctx.say(f"Spool read error for {mid}-H: {os.strerror(e.errno or 0)}")
+        return 1
+    data = data_file.read_file(dpath)
+    body = data[lock.data_start_offset(mid):]
+    hdrs = "".join(h.text for h in msg.headers if h.type != HTYPE_OLD)
+    _write_bytes(ctx.out, hdrs.encode("utf-8", "surrogateescape") + b"\n"
+                 + body)
+    return 0
+
+
+def _write_bytes(out: TextIO, data: bytes) -> None:
+    buf = getattr(out, "buffer", None)
+    if buf is not None:
+        out.flush()
+        buf.write(data)
+        buf.flush()
+    else:
+        out.write(data.decode("utf-8", "surrogateescape"))
+
+
+def _remove(ctx: _Ctx, mid: str) -> int:
+    lay = ctx.layout
+    rc = 0
+    fd = None
+    if lay.find(mid, "-D") is None:
+        ctx.say(f"Spool data file for {mid} does not exist")
+        ctx.say("Continuing, to ensure all files removed")
+        ctx.log.main(f"Spool file {mid}-D not found", mid)
+        rc = 1
+    else:
+        fd = lock.open_locked(lay, mid)
+        if fd is None:
+            ctx.say(f"Message {mid} is locked")
+            return 1
+    try:
+        if lay.find(mid, "-H") is None:
+            ctx.say(f"Spool read error for {mid}-H: "
+                    f"{os.strerror(errno.ENOENT)}")
+            ctx.say("Continuing to ensure all files removed")
+            rc = 1
+        if rc == 0:
+            ctx.log.main(logfmt.by_user("removed", ctx.user), mid)
+        header_file.remove_files(lay, mid)
+        if rc == 0:
+            ctx.log.main(logfmt.completed(ctx.log.selector), mid)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    if rc == 0:
+        ctx.say(f"Message {mid} has been removed")
+    else:
+        ctx.say(f"Message {mid} has been removed or did not exist")
+    return rc
+
+
+def _modify(ctx: _Ctx, mode: str, mid: str, args: list[str]) -> int:
+    lay = ctx.layout
+    if lay.find(mid, "-D") is None:
+        ctx.say(f"Spool data file for {mid} does not exist")
+        ctx.log.main(f"Spool file {mid}-D not found", mid)
+        return 1
+    fd = lock.open_locked(lay, mid)
+    if fd is None:
+        ctx.log.main(f"Spool file for {mid} is locked (another process is "
+                     "handling this message)", mid)
+        ctx.say(f"Spool file for {mid} is locked (another process is "
+                "handling this message)")
+        return 1
+    try:
+        split = lay.find_split(mid)
+        try:
+            msg = header_file.read(lay.file(mid, "-H", split))
+        except SpoolFormatError:
+            ctx.say(f"Spool format error for {mid}-H")
+            return 1
+        except OSError as e:
+            ctx.say(f"Spool read error for {mid}-H: "
+                    f"{os.strerror(e.errno or 0)}")
+            return 1
+        return _apply(ctx, mode, msg, args, split)
+    finally:
+        os.close(fd)
+
+
+def _apply(ctx: _Ctx, mode: str, msg: SpoolMessage, args: list[str],
+           split: bool | None) -> int:
+    mid = msg.id
+    log = ctx.log
+    user = ctx.user
+
+    def save() -> None:
+        header_file.write(ctx.layout, msg, split)
+
+    if mode == "Mf":
+        if msg.frozen:
+            ctx.say(f"Message {mid} is already frozen")
+            return 1
+        msg.frozen, msg.frozen_at = True, int(time.time())
+        msg.manual_thaw = False
+        save()
+        log.main(logfmt.by_user("frozen", user), mid)
+        ctx.say(f"Message {mid} is now frozen")
+        return 0
+    if mode == "Mt":
+        if not msg.frozen:
+            ctx.say(f"Message {mid} is not frozen")
+            return 1
+        msg.frozen, msg.frozen_at, msg.manual_thaw = False, 0, True
+        save()
+        log.main(logfmt.by_user("unfrozen", user), mid)
+        ctx.say(f"Message {mid} is no longer frozen")
+        return 0
+    if mode == "Mmd":
+        for a in args:
+            bad = _bad_address(a)
+            if bad is None and a not in [r.address for r in msg.recipients]:
+                bad = f"{a} is not a recipient: message not updated"
+            if bad:
+                ctx.say(f"Message {mid} - error while marking as delivered:")
+                ctx.say(f"  {bad}")
+                return 1
+        for a in args:
+            msg.non_recipients.add(a)
+        save()
+        for a in args:
+            log.main(f"address <{a}> marked delivered by {user}", mid)
+        ctx.say(f"Message {mid} has been modified")
+        return 0
+    if mode == "Mmad":
+        marked = []
+        for r in msg.recipients:
+            if msg.non_recipients.add(r.address):
+                marked.append(r.address)
+        save()
+        for a in marked:
+            log.main(f"address <{a}> marked delivered by {user}", mid)
+        ctx.say(f"Message {mid} has been modified\n")
+        return 0
+    if mode == "Mar":
+        for a in args:
+            bad = _bad_address(a)
+            if bad:
+                ctx.say(f"Message {mid} - error while adding recipient:")
+                ctx.say(f"  {bad}")
+                return 1
+        for a in args:
+            msg.recipients.append(Recipient(a))
+        save()
+        for a in args:
+            log.main(f"recipient <{a}> added by {user}", mid)
+        ctx.say(f"Message {mid} has been modified")
+        return 0
+    if mode == "Mes":
+        new = args[0] if args else ""
+        bad = _bad_address(new) if new not in ("", "<>") else None
+        if bad:
+            ctx.say(f"Message {mid} - error while editing sender:")
+            ctx.say(f"  {bad}")
+            return 1
+        msg.sender = "" if new in ("", "<>") else new
+        save()
+        log.main(f"sender address changed to <{msg.sender}> by {user}", mid)
+        ctx.say(f"Message {mid} has been modified")
+        return 0
+    if mode == "Mg":
+        log.main(logfmt.by_user("cancelled", user), mid)
+        try:
+            from eximpy.deliver import deliver_message  # type: ignore
+        except ImportError:
+            deliver_message = None
+        if deliver_message is not None:
+            return 0 if deliver_message(ctx.config, mid, give_up=True) else 1
+        sel = log.selector
+        for r in msg.undelivered():
+            log.main(logfmt.failed(sel, r.address,
+                                   "delivery cancelled by administrator",
+                                   sender=msg.sender), mid)
+            msg.non_recipients.add(r.address)
+        header_file.remove_files(ctx.layout, mid)
+        log.main(logfmt.completed(sel), mid)
+        return 0
+    raise ValueError(mode)
+
+
+def run_message_action(config: Any, mode: str, args: list[str],
+                       out: TextIO, user: str | None = None) -> int:
+    """-Mvh/-Mvb/-Mvl/-Mvc/-Mrm/-Mf/-Mt/-Mg (args = ids) and
+    -Mar/-Mmd/-Mes (args = id, then addresses) and -Mmad (ids)."""
+    ctx = _Ctx(config, out, user)
+    if not args:
+        return 1
+    if mode in ("Mar", "Mmd", "Mes"):
+        ids, rest = [args[0]], args[1:]
+    else:
+        ids, rest = list(args), []
+    for mid in ids:
+        if not is_message_id(mid):
+            sys.stderr.write(f"exim: malformed message id {mid} after "
+                             f"-{mode} option\n")
+            return 1
+    rc = 0
+    for mid in ids:
+        if mode in ("Mvh", "Mvb", "Mvl", "Mvc"):
+            r = _view(ctx, mode, mid)
+        elif mode == "Mrm":
+            r = _remove(ctx, mid)
+        else:
+            r = _modify(ctx, mode, mid, rest)
+        rc = rc or r
+    return rc
+
+
+def message_variables(config: Any, mid: str) -> dict[str, str]:
+    """Expansion variables for -Mset (``$message_exim_id`` etc.).
+
+    Raises SpoolFormatError / OSError if the message cannot be read.
+    """
+    lay = SpoolLayout.from_config(config)
+    path = lay.find(mid, "-H")
+    if path is None:
+        raise FileNotFoundError(errno.ENOENT, "spool file not found", mid)
+    msg = header_file.read(path)
+    dpath = lay.find(mid, "-D")
+    body = b""
+    if dpath:
+        body = data_file.read_file(dpath)[lock.data_start_offset(mid):]
+        msg.body_size = len(body)
+    b = body.decode("utf-8", "surrogateescape")
+    v = {
+        "message_exim_id": msg.id, "message_id": msg.id,
+        "sender_address": msg.sender,
+        "recipients": ", ".join(r.address for r in msg.recipients),
+        "recipients_count": str(len(msg.recipients)),
+        "message_size": str(msg.message_size),
+        "message_body_size": str(len(body)),
+        "message_linecount": str(msg.linecount),
+        "body_linecount": str(msg.body_linecount),
+        "body_zerocount": str(msg.body_zerocount),
+        "message_body": b[:500].replace("\n", " "),
+        "message_body_end": b[-500:].replace("\n", " "),
+        "received_protocol": msg.received_protocol or "",
+        "sender_host_address": msg.host_address or "",
+        "sender_host_name": msg.host_name or "",
+        "sender_helo_name": msg.helo_name or "",
+        "sender_ident": msg.ident or "",
+        "authenticated_id": msg.auth_id or "",
+        "authenticated_sender": msg.auth_sender or "",
+        "received_time": str(msg.received_time),
+        "message_age": str(int(time.time()) - msg.received_time),
+        "originator_uid": str(msg.originator_uid),
+        "originator_gid": str(msg.originator_gid),
+        "tls_in_cipher": msg.tls_cipher or "",
+        "tls_in_peerdn": msg.tls_peerdn or "",
+        "tls_in_sni": msg.tls_sni or "",
+        "dsn_envid": msg.dsn_envid or "",
+    }
+    for name, value in msg.acl_vars.items():
+        v["acl_" + name] = value
+    return v
+
+
+def _headers_for(msg: SpoolMessage) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for h in msg.headers:
+        if h.type != HTYPE_OLD:
+            out.setdefault(h.name.lower(), h.value)
+    return out
+
+
+def run(config: Any, inv: Any, out: TextIO) -> int:
+    """Entry point used by eximpy.cli.modes for every queue mode."""
+    mode = inv.mode
+    if mode in LIST_MODES:
+        return run_queue_listing(config, mode, inv.args, out)
+    if mode == "Mset":
+        mid = inv.mode_arg or (inv.args[0] if inv.args else "")
+        try:
+            message_variables(config, mid)
+        except (OSError, SpoolFormatError, ValueError) as e:
+            out.write(f"Failed to load message {mid}: {e}\n")
+            return 1
+        return 0
+    if mode in ACTION_MODES:
+        return run_message_action(config, mode, list(inv.args), out)
+    sys.stderr.write(f"eximpy: queue mode -{mode} is not implemented\n")
+    return 2
+
+
+USAGE = ("Exim is a Mail Transfer Agent. It is normally called by Mail User "
+         "Agents,\nnot directly from a shell command line. Options and/or "
+         "arguments control\nwhat it does when called. For a list of "
+         "options, see the Exim documentation.\n")
+
+
+def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
+    """The default mode: receive a message from ``stdin`` and spool it."""
+    from eximpy.receive import LocalOptions, ReceiveError, receive_local
+    if not inv.args and not inv.extract_recipients:
+        sys.stderr.write(USAGE)
+        return 1
+    log = LogWriter.from_config(config)
+    opts = LocalOptions(extract_recipients=inv.extract_recipients,
+                        dot_ends=inv.dot_ends, sender_name=inv.sender_name,
+                        received_protocol=inv.received_protocol,
+                        trusted=os.getuid() == 0, log=log)
+    try:
+        res = receive_local(config, inv.sender, list(inv.args), stdin, opts)
+    except ReceiveError as e:
+        if not e.logged:
+            sys.stderr.write(f"exim: {e.message}\n")
+        return e.exit_status
+    mode = inv.delivery_mode
+    if mode not in ("q", "qs") and not config.main.get("queue_only"):
+        try:
+            from eximpy.deliver import deliver_message  # type: ignore
+        except ImportError:
+            deliver_message = None
+        if deliver_message is not None:
+            deliver_message(config, res.id)
+    return 0

@@ -1,0 +1,398 @@
+"""Receiving a locally submitted (non-SMTP) message onto the spool.
+
+SUMMARY
+    receive_local(config, sender, recipients, input_stream, options)
+        -> ReceiveResult
+    LocalOptions(extract_recipients, dot_ends, sender_name, login, uid, gid,
+                 received_protocol, trusted, now, log)
+    ReceiveError(message, exit_status)
+
+DESCRIPTION
+    What ``exim -odq -f sender rcpt... < message`` (and ``-t``, ``-i``)
+    does: read the message from the stream (a line holding only ``.`` ends
+    it unless -i/-oi; CRLF becomes LF; a missing final newline is added),
+    split header and body (a first line that is not a header makes the
+    whole input body), take recipients from To:/Cc:/Bcc: with -t (Bcc:
+    is then kept only as a deleted ``*`` header, and command-line addresses
+    are removed and put in the non-recipients tree, as Exim does with
+    extract_addresses_remove_arguments), qualify unqualified addresses,
+    then add the headers Exim adds to local messages:
+
+      Received:   prepended; from received_header_text, expanded with
+                  eximpy.expand when that is available, else Exim's
+                  default text built directly; then ``;\\n\\t<date>``
+      Message-Id: ``<E<id>@<message_id_header_domain|primary_hostname>>``
+      From:       ``name <sender>`` for a local sender (name from -F or the
+                  passwd gecos field), just the address for -f; none for <>
+      Date:       the time of reception (RFC 2822 form, as Exim's tod_full)
+
+    each only when missing, appended in that order.  The -D file is
+    written and fsynced, the -H file written durably, and the ``<=`` line
+    logged (mainlog and the message log).
+
+SECURITY
+    The message is untrusted data; it only ever reaches the -D/-H files.
+    Only the caller decides whether -f is honoured (``trusted``).
+
+SEE ALSO
+    spec "Message processing" (chapter 47: added headers), "The Exim
+    command line" (-t, -i, -f, -F).
+"""
+from __future__ import annotations
+
+import email.utils
+import os
+import pwd
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from eximpy.log import format as logfmt
+from eximpy.log.writer import LogWriter
+from eximpy.message.ids import new_message_id
+from eximpy.spool import data_file, header_file, msglog
+from eximpy.spool.layout import SpoolLayout
+from eximpy.spool.message import (
+    HTYPE_OLD, HTYPE_RECEIVED, Header, Recipient, SpoolMessage)
+
+VERSION = "4.96"
+_HEADER_RE = re.compile(rb"[!-9;-~]+[ \t]*:")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+           "Oct", "Nov", "Dec")
+
+
+class ReceiveError(Exception):
+    """Reception failed; ``message`` is what Exim says, ``logged`` whether
+    it went to the mainlog already."""
+
+    def __init__(self, message: str, exit_status: int = 1,
+                 logged: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_status = exit_status
+        self.logged = logged
+
+
+@dataclass
+class LocalOptions:
+    extract_recipients: bool = False       # -t
+    dot_ends: bool = True                  # False with -i / -oi
+    sender_name: str | None = None         # -F
+    login: str | None = None               # default: the real uid's name
+    uid: int | None = None
+    gid: int | None = None
+    gecos: str | None = None
+    received_protocol: str | None = None   # -oMr (trusted callers)
+    trusted: bool = True
+    now: float | None = None               # fixed clock for tests
+    log: LogWriter | None = None
+
+
+@dataclass
+class ReceiveResult:
+    id: str
+    message: SpoolMessage
+    size: int
+    recipients: list[str] = field(default_factory=list)
+
+
+def tod_full(t: float) -> str:
+    """Exim's tod_full: ``Wed, 05 Nov 2026 13:36:57 +0000`` (local time)."""
+    lt = time.localtime(t)
+    off = lt.tm_gmtoff // 60
+    sign = "-" if off < 0 else "+"
+    off = abs(off)
+    return (f"{_DAYS[lt.tm_wday]}, {lt.tm_mday:02d} {_MONTHS[lt.tm_mon - 1]} "
+            f"{lt.tm_year} {lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d} "
+            f"{sign}{off // 60:02d}{off % 60:02d}")
+
+
+def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
+    """The message bytes: CRLF -> LF, stop at a lone ``.`` line if
+    ``dot_ends``, and end with a newline."""
+    out = bytearray()
+    for line in iter(stream.readline, b""):
+        if line.endswith(b"\r\n"):
+            line = line[:-2] + b"\n"
+        if dot_ends and line in (b".\n", b"."):
+            break
+        out += line
+    if out and not out.endswith(b"\n"):
+        out += b"\n"
+    return bytes(out)
+
+
+def split_message(data: bytes) -> tuple[list[bytes], bytes]:
+    """(header texts with their newlines, body).  Header continuation lines
+    stay with their header; a line that is neither ends the headers."""
+    headers: list[bytes] = []
+    pos = 0
+    n = len(data)
+    while pos < n:
+        end = data.find(b"\n", pos)
+        end = n if end < 0 else end + 1
+        line = data[pos:end]
+        if line == b"\n":
+            return headers, data[end:]
+        if line[:1] in (b" ", b"\t") and headers:
+            headers[-1] += line
+        elif _HEADER_RE.match(line):
+            headers.append(line)
+        else:
+            return headers, data[pos:]
+        pos = end
+    return headers, b""
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def extract_address(text: str) -> str:
+    """The address in an RFC 2822 mailbox (``Name <a@b>`` -> ``a@b``)."""
+    t = text.strip()
+    if "<" in t and t.endswith(">"):
+        return t[t.rindex("<") + 1:-1].strip()
+    name, addr = email.utils.parseaddr(t)
+    return addr or t
+
+
+def qualify(address: str, domain: str) -> str:
+    if address and "@" not in address:
+        return f"{address}@{domain}"
+    return address
+
+
+def _addresses_from_headers(headers: list[Header]) -> list[str]:
+    values = [h.value for h in headers
+              if h.type != HTYPE_OLD and h.name.lower() in ("to", "cc", "bcc")]
+    out = []
+    for _name, addr in email.utils.getaddresses(
+            [v.replace("\n", " ") for v in values]):
+        if addr:
+            out.append(addr)
+    return out
+
+
+def default_received_text(msg: SpoolMessage, primary_hostname: str,
+                          received_for: str | None) -> str:
+    """Exim 4.96's default received_header_text, as it expands for a
+    local or SMTP message (used when eximpy.expand is not available)."""
+    g = ["Received: "]
+    if msg.host_address:
+        # $sender_rcvhost: "name ([ip] helo=.. ident=..)" or "[ip] (...)"
+        extra = []
+        if msg.helo_name and msg.helo_name != msg.host_name:
+            extra.append(f"helo={msg.helo_name}")
+        if msg.ident:
+            extra.append(f"ident={msg.ident}")
+        if msg.host_name:
+            host = f"{msg.host_name} ([{msg.host_address}]" + \
+                "".join(" " + e for e in extra) + ")"
+        else:
+            host = f"[{msg.host_address}]" + \
+                (f" ({' '.join(extra)})" if extra else "")
+        g.append(f"from {host}\n\t")
+    else:
+        if msg.ident:
+            g.append(f"from {msg.ident} ")
+        if msg.helo_name:
+            g.append(f"(helo={msg.helo_name})\n\t")
+    g.append(f"by {primary_hostname} ")
+    if msg.received_protocol:
+        g.append(f"with {msg.received_protocol} ")
+    if msg.tls_ver:
+        g.append(f" ({msg.tls_ver})")
+    g.append(f"(Exim {VERSION})\n\t")
+    if msg.sender:
+        g.append(f"(envelope-from <{msg.sender}>)\n\t")
+    g.append(f"id {msg.id}")
+    if received_for:
+        g.append(f"\n\tfor {received_for}")
+    return "".join(g)
+
+
+def _received_header(config: Any, msg: SpoolMessage, primary: str,
+                     received_for: str | None, now: float) -> str:
+    text = None
+    template = config.main.get("received_header_text")
+    try:
+        from eximpy.expand import ExpandContext, expand_string  # type: ignore
+    except ImportError:
+        expand_string = None
+    if template and expand_string is not None:
+        variables = {
+            "sender_address": msg.sender, "sender_ident": msg.ident or "",
+            "received_protocol": msg.received_protocol or "",
+            "message_exim_id": msg.id, "message_id": msg.id,
+            "primary_hostname": primary, "version_number": VERSION,
+            "received_for": received_for or "",
+            "sender_helo_name": msg.helo_name or "",
+            "sender_host_address": msg.host_address or "",
+            "sender_rcvhost": "", "tls_in_ver": msg.tls_ver or "",
+            "tls_in_cipher_std": "",
+        }
+        try:
+            text = expand_string(template, ExpandContext(config=config,
+                                                         variables=variables))
+        except Exception:       # not usable yet: fall back (see report)
+            text = None
+    if text is None:
+        text = default_received_text(msg, primary, received_for)
+    if not text.endswith("\n"):
+        text += ";\n\t" + tod_full(now) + "\n"
+    return text
+
+
+def receive_local(config: Any, sender: str | None, recipients: list[str],
+                  input_stream: BinaryIO,
+                  options: LocalOptions | None = None) -> ReceiveResult:
+    """Receive one non-SMTP message and spool it.
+
+    ``sender`` is the -f value (None: the caller's own address; "" or
+    "<>": the null sender).  ``recipients`` are the command-line
+    arguments.  Raises ReceiveError (text and exit status as Exim) when
+    there is nothing to deliver to.
+    """
+    opt = options or LocalOptions()
+    main = config.main
+    start = time.time() if opt.now is None else opt.now
+    primary = main.get("primary_hostname") or os.uname().nodename
+    qualify_domain = main.get("qualify_domain") or primary
+    qualify_recipient = main.get("qualify_recipient") or qualify_domain
+
+    uid = os.getuid() if opt.uid is None else opt.uid
+    gid = os.getgid() if opt.gid is None else opt.gid
+    login, gecos = opt.login, opt.gecos
+    if login is None:
+        try:
+            pw = pwd.getpwuid(uid)
+            login, gecos = pw.pw_name, gecos if gecos is not None else \
+                pw.pw_gecos.split(",")[0]
+        except KeyError:
+            login = str(uid)
+    mid = new_message_id(main.get("localhost_number"), now=opt.now)
+
+    msg = SpoolMessage(id=mid, originator_login=login, originator_uid=uid,
+                       originator_gid=gid, tls_resumption="A")
+    msg.received_time = int(start)
+    msg.received_time_usec = int((start - int(start)) * 1_000_000)
+    msg.ident = login
+    msg.received_protocol = (opt.received_protocol if opt.trusted
+                             and opt.received_protocol else "local")
+    msg.allow_unqualified_recipient = True
+    msg.allow_unqualified_sender = True
+    msg.deliver_firsttime = True
+
+    if sender is not None and opt.trusted:
+        s = extract_address(sender) if sender not in ("", "<>") else ""
+        msg.sender = qualify(s, qualify_domain)
+    else:
+        msg.sender = f"{login}@{qualify_domain}"
+        msg.sender_local = True
+        msg.auth_id = login
+        msg.auth_sender = msg.sender
+
+    data = read_message(input_stream, opt.dot_ends)
+    raw_headers, body = split_message(data)
+    headers = [Header.make(_s(h)) for h in raw_headers]
+
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    msg.max_received_linelength = max((len(ln) for ln in lines), default=0)
+    msg.body_linecount = body.count(b"\n")
+    msg.body_zerocount = body.count(b"\0")
+
+    cmdline = [qualify(extract_address(r), qualify_recipient)
+               for r in recipients]
+    if opt.extract_recipients:
+        found = [qualify(a, qualify_recipient)
+                 for a in _addresses_from_headers(headers)]
+        for h in headers:
+            if h.name.lower() == "bcc":
+                h.type = HTYPE_OLD
+        removed = set(cmdline)
+        rcpts = []
+        for a in found:
+            if a not in removed and a not in rcpts:
+                rcpts.append(a)
+        for a in reversed(cmdline):
+            msg.non_recipients.add(a)
+    else:
+        rcpts = cmdline
+
+    maxrec = main.get("received_headers_max") or 30
+    nrec = sum(1 for h in headers if h.name.lower() == "received")
+    if nrec >= maxrec:
+        raise ReceiveError("Too many \"Received\" headers - suspected mail "
+                           "loop", 1)
+    if not rcpts:
+        if opt.extract_recipients:
+            if opt.log is not None:
+                opt.log.main("no recipients found in headers", mid)
+            raise ReceiveError(f"{mid} no recipients found in headers", 1,
+                               logged=True)
+        raise ReceiveError("no recipients", 1)
+    msg.recipients = [Recipient(a) for a in rcpts]
+
+    received_for = rcpts[0] if len(rcpts) == 1 else None
+    rtext = _received_header(config, msg, primary, received_for, start)
+    names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
+    added: list[Header] = []
+    if "message-id" not in names:
+        dom = main.get("message_id_header_domain") or primary
+        text = main.get("message_id_header_text")
+        local = f"E{mid}" + (f"-{text}" if text else "")
+        added.append(Header.make(f"Message-Id: <{local}@{dom}>\n"))
+    if "from" not in names and msg.sender:
+        if msg.sender_local:
+            name = opt.sender_name if opt.sender_name is not None else gecos
+            fr = f"{name} <{msg.sender}>" if name else msg.sender
+        else:
+            fr = msg.sender
+        added.append(Header.make(f"From: {fr}\n"))
+    if "date" not in names:
+        added.append(Header.make(f"Date: {tod_full(start)}\n"))
+    msg.headers = [Header(HTYPE_RECEIVED, rtext)] + headers + added
+
+    layout = SpoolLayout.from_config(config)
+    layout.ensure_dirs(mid)
+    df = data_file.create(layout, mid)
+    try:
+        df.write(body)
+        df.finish()
+        msg.body_size = len(body)
+        done = time.time() if opt.now is None else opt.now
+        msg.received_time_complete = (int(done),
+                                      int((done - int(done)) * 1_000_000))
+        header_file.write(layout, msg)
+    except BaseException:
+        df.abandon()
+        raise
+    df.close()
+
+    size = msg.message_size
+    if opt.log is not None:
+        sel = opt.log.selector
+        mh = msg.header("message-id")
+        msgid_val = None
+        if mh is not None:
+            v = mh.value.strip()
+            msgid_val = v[1:-1] if v.startswith("<") and v.endswith(">") \
+                else v
+        subj = msg.header("subject")
+        line = logfmt.received(
+            sel, msg.sender, ident=msg.ident, protocol=msg.received_protocol,
+            size=size, message_id_header=msgid_val,
+            message_id_created="message-id" not in names,
+            subject=subj.value if subj else None,
+            receive_time=(time.time() - start) if opt.now is None else 0.0,
+            body_8bitmime=0, recipients=rcpts)
+        opt.log.main(line, mid)
+        if main.get("message_logs") is not False:
+            msglog.append(layout, mid, "Received from " + line[3:],
+                          now=opt.now, millisec="millisec" in sel)
+    return ReceiveResult(mid, msg, size, rcpts)

@@ -1,0 +1,139 @@
+"""Shared helpers for the spool suite: scratch spools, real Exim, configs.
+
+A scratch directory holds ``conf`` (a throw-away Exim configuration whose
+spool and logs point into the directory), ``spool/`` and ``log/``.  Real
+Exim (the oracle) and eximpy are both run against it.  ``config_for``
+gives the in-process Config: the real eximpy.config.load_config when it
+can read the file, else a small stand-in with the same ``main.get`` API.
+"""
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+EXIM = shutil.which("exim") or "/usr/sbin/exim"
+EXIMPY = [sys.executable, "-m", "eximpy"]
+
+CONF = """\
+keep_environment =
+primary_hostname = mx.example.test
+qualify_domain = example.test
+spool_directory = {d}/spool
+log_file_path = {d}/log/%slog
+exim_user = Debian-exim
+exim_group = Debian-exim
+never_users = root
+{extra}
+domainlist local_domains = example.test
+acl_smtp_rcpt = acl_rcpt
+acl_smtp_data = acl_data
+dsn_advertise_hosts = *
+auth_advertise_hosts = *
+message_logs = true
+begin acl
+acl_rcpt:
+  accept set acl_m_checked = rcpt ok for $local_part
+         set acl_c_helo = $sender_helo_name
+acl_data:
+  accept
+begin routers
+local_user:
+  driver = accept
+  transport = local_file
+begin transports
+local_file:
+  driver = appendfile
+  file = /dev/null
+begin authenticators
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = yes
+  server_set_id = $auth2
+"""
+
+
+class _Main:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+class StandInConfig:
+    def __init__(self, values: dict[str, Any], filename: str) -> None:
+        self.main = _Main(values)
+        self.filename = filename
+
+
+def make_scratch(base: Path, extra: str = "") -> Path:
+    """Create base/{conf,spool,log} owned by the Exim user."""
+    base.mkdir(parents=True, exist_ok=True)
+    for sub in ("spool", "log"):
+        (base / sub).mkdir(exist_ok=True)
+    (base / "conf").write_text(CONF.format(d=base, extra=extra))
+    try:
+        uid = pwd.getpwnam("Debian-exim").pw_uid
+        gid = grp.getgrnam("Debian-exim").gr_gid
+        for p in (base, base / "spool", base / "log"):
+            os.chown(p, uid, gid)
+    except KeyError:
+        pass
+    return base / "conf"
+
+
+def config_for(base: Path, **more: Any) -> Any:
+    """The in-process configuration for a scratch directory."""
+    conf = base / "conf"
+    try:
+        from eximpy.config import load_config
+        cfg = load_config(str(conf))
+        if not more:
+            return cfg
+    except Exception:
+        pass
+    values: dict[str, Any] = {
+        "primary_hostname": "mx.example.test",
+        "qualify_domain": "example.test",
+        "spool_directory": str(base / "spool"),
+        "log_file_path": str(base / "log" / "%slog"),
+        "message_logs": True,
+    }
+    for line in conf.read_text().splitlines():
+        if line.startswith("log_selector"):
+            values["log_selector"] = line.split("=", 1)[1].strip()
+        if line.startswith("split_spool_directory"):
+            values["split_spool_directory"] = True
+    values.update(more)
+    return StandInConfig(values, str(conf))
+
+
+def exim(conf: Path, args: list[str], stdin: bytes | str | None = None,
+         check: bool = False) -> subprocess.CompletedProcess[bytes]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    env = dict(os.environ, TZ="UTC")
+    return subprocess.run([EXIM, "-C", str(conf)] + args, input=data,
+                          capture_output=True, env=env, check=check,
+                          timeout=60)
+
+
+def eximpy(conf: Path, args: list[str], stdin: bytes | str | None = None
+           ) -> subprocess.CompletedProcess[bytes]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    env = dict(os.environ, TZ="UTC", PYTHONPATH=str(ROOT))
+    return subprocess.run(EXIMPY + ["-C", str(conf)] + args, input=data,
+                          capture_output=True, env=env, timeout=60,
+                          cwd=str(ROOT))
+
+
+def smtp_script(lines: list[str]) -> bytes:
+    return "".join(line + "\r\n" for line in lines).encode()
