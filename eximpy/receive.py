@@ -98,6 +98,24 @@ class ReceiveResult:
     recipients: list[str] = field(default_factory=list)
 
 
+def localhost_number(value: Any) -> int | None:
+    """The localhost_number option as an int (None when unset).  The
+    option is expanded in Exim; a plain number is all eximpy accepts
+    without the expander."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        raise ReceiveError(f"localhost_number value is not a number: "
+                           f"{value}", 1) from None
+    if not 0 <= n <= 16:
+        raise ReceiveError("localhost_number is greater than 16", 1)
+    return n
+
+
 def tod_full(t: float) -> str:
     """Exim's tod_full: ``Wed, 05 Nov 2026 13:36:57 +0000`` (local time)."""
     lt = time.localtime(t)
@@ -217,7 +235,8 @@ def default_received_text(msg: SpoolMessage, primary_hostname: str,
 def _received_header(config: Any, msg: SpoolMessage, primary: str,
                      received_for: str | None, now: float) -> str:
     text = None
-    template = config.main.get("received_header_text")
+    from eximpy.spool.layout import config_get
+    template = config_get(config, "received_header_text")
     try:
         from eximpy.expand import ExpandContext, expand_string  # type: ignore
     except ImportError:
@@ -257,11 +276,14 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
     there is nothing to deliver to.
     """
     opt = options or LocalOptions()
-    main = config.main
+    from eximpy.spool.layout import config_get
+
+    def g(name: str, default: Any = None) -> Any:
+        return config_get(config, name, default)
     start = time.time() if opt.now is None else opt.now
-    primary = main.get("primary_hostname") or os.uname().nodename
-    qualify_domain = main.get("qualify_domain") or primary
-    qualify_recipient = main.get("qualify_recipient") or qualify_domain
+    primary = g("primary_hostname") or os.uname().nodename
+    qualify_domain = g("qualify_domain") or primary
+    qualify_recipient = g("qualify_recipient") or qualify_domain
 
     uid = os.getuid() if opt.uid is None else opt.uid
     gid = os.getgid() if opt.gid is None else opt.gid
@@ -273,7 +295,8 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
                 pw.pw_gecos.split(",")[0]
         except KeyError:
             login = str(uid)
-    mid = new_message_id(main.get("localhost_number"), now=opt.now)
+    mid = new_message_id(localhost_number(g("localhost_number")),
+                         now=opt.now)
 
     msg = SpoolMessage(id=mid, originator_login=login, originator_uid=uid,
                        originator_gid=gid, tls_resumption="A")
@@ -324,7 +347,7 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
     else:
         rcpts = cmdline
 
-    maxrec = main.get("received_headers_max") or 30
+    maxrec = g("received_headers_max") or 30
     nrec = sum(1 for h in headers if h.name.lower() == "received")
     if nrec >= maxrec:
         raise ReceiveError("Too many \"Received\" headers - suspected mail "
@@ -343,8 +366,8 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
     names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
     added: list[Header] = []
     if "message-id" not in names:
-        dom = main.get("message_id_header_domain") or primary
-        text = main.get("message_id_header_text")
+        dom = g("message_id_header_domain") or primary
+        text = g("message_id_header_text")
         local = f"E{mid}" + (f"-{text}" if text else "")
         added.append(Header.make(f"Message-Id: <{local}@{dom}>\n"))
     if "from" not in names and msg.sender:
@@ -392,7 +415,7 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
             receive_time=(time.time() - start) if opt.now is None else 0.0,
             body_8bitmime=0, recipients=rcpts)
         opt.log.main(line, mid)
-        if main.get("message_logs") is not False:
+        if g("message_logs") is not False:
             msglog.append(layout, mid, "Received from " + line[3:],
                           now=opt.now, millisec="millisec" in sel)
     return ReceiveResult(mid, msg, size, rcpts)

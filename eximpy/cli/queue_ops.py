@@ -609,7 +609,8 @@ def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
             sys.stderr.write(f"exim: {e.message}\n")
         return e.exit_status
     mode = inv.delivery_mode
-    if mode not in ("q", "qs") and not config.main.get("queue_only"):
+    from eximpy.spool.layout import config_get
+    if mode not in ("q", "qs") and not config_get(config, "queue_only"):
         try:
             from eximpy.deliver import deliver_message  # type: ignore
         except ImportError:

@@ -112,8 +112,8 @@ class LogSelector:
 
     @classmethod
     def from_config(cls, config: object) -> "LogSelector":
-        main = getattr(config, "main", None)
-        return cls.parse(main.get("log_selector") if main else None)
+        from eximpy.spool.layout import config_get
+        return cls.parse(config_get(config, "log_selector"))
 
     def has(self, name: str) -> bool:
         return name in self.on

@@ -143,17 +143,17 @@ class LogWriter:
     def from_config(cls, config: Any, pid: int | None = None,
                     strict: bool = False,
                     clock: Callable[[], float] = time.time) -> "LogWriter":
-        main = config.main
-        spool = main.get("spool_directory") or "/var/spool/exim4"
-        targets = parse_log_file_path(main.get("log_file_path"), spool)
-        sel = LogSelector.parse(main.get("log_selector"))
-        wr = main.get("write_rejectlog")
+        from eximpy.spool.layout import config_get as g, spool_owner
+        uid, gid = spool_owner(config)
+        spool = g(config, "spool_directory", "/var/spool/exim4")
+        targets = parse_log_file_path(g(config, "log_file_path"), spool)
+        sel = LogSelector.parse(g(config, "log_selector"))
         return cls(targets, sel, pid=pid,
-                   write_rejectlog=True if wr is None else bool(wr),
-                   timezone=bool(main.get("log_timezone")),
-                   syslog_processname=main.get("syslog_processname") or "exim",
-                   syslog_timestamp=main.get("syslog_timestamp") is not False,
-                   strict=strict, clock=clock)
+                   write_rejectlog=bool(g(config, "write_rejectlog", True)),
+                   timezone=bool(g(config, "log_timezone", False)),
+                   syslog_processname=g(config, "syslog_processname", "exim"),
+                   syslog_timestamp=bool(g(config, "syslog_timestamp", True)),
+                   strict=strict, clock=clock, uid=uid, gid=gid)
 
     # --- formatting -----------------------------------------------------
     def prefix(self, now: float | None = None) -> str:
@@ -184,7 +184,14 @@ class LogWriter:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                              | os.O_CLOEXEC | os.O_NOFOLLOW, LOG_MODE)
             except FileNotFoundError:
-                os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+                d = os.path.dirname(path)
+                os.makedirs(d, mode=0o750, exist_ok=True)
+                if self.uid is not None:
+                    try:
+                        os.chown(d, self.uid, -1 if self.gid is None
+                                 else self.gid)
+                    except OSError:
+                        pass
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                              | os.O_CLOEXEC | os.O_NOFOLLOW, LOG_MODE)
             try:

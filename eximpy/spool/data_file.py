@@ -67,6 +67,8 @@ def create(layout: SpoolLayout, mid: str, uid: int | None = None,
         if uid is not None or gid is not None:
             os.fchown(fd, -1 if uid is None else uid,
                       -1 if gid is None else gid)
+        else:
+            layout.chown(fd)
         os.fchmod(fd, SPOOL_MODE)
         if not lock_fd(fd, mid):
             raise OSError(f"cannot lock new spool file {path}")

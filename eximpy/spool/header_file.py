@@ -577,6 +577,8 @@ def write(layout: SpoolLayout, msg: SpoolMessage,
         if uid is not None or gid is not None:
             os.fchown(fd, -1 if uid is None else uid,
                       -1 if gid is None else gid)
+        else:
+            layout.chown(fd)
         os.fchmod(fd, SPOOL_MODE)
         view = memoryview(data)
         while view:

@@ -32,6 +32,7 @@ class Journal:
         path = layout.file(mid, "-J", split)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                      | os.O_CLOEXEC | os.O_NOFOLLOW, SPOOL_MODE)
+        layout.chown(fd)
         return cls(fd, path)
 
     def record(self, address: str) -> None:

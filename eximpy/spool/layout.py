@@ -43,6 +43,46 @@ class BadMessageId(ValueError):
     """A string used as a message id is not one."""
 
 
+def config_get(config: Any, name: str, default: Any = None) -> Any:
+    """A main option's value, or ``default`` when it is unset, unknown or
+    a computed default the configuration cannot resolve (yet)."""
+    try:
+        v = config.main.get(name)
+    except (KeyError, AttributeError):
+        return default
+    return default if v is None else v
+
+
+def spool_owner(config: Any) -> tuple[int | None, int | None]:
+    """(uid, gid) that spool and log files should belong to: the exim
+    user and group, when running as root; (None, None) otherwise."""
+    if os.geteuid() != 0:
+        return None, None
+    import grp
+    import pwd
+    u = config_get(config, "exim_user", "Debian-exim")
+    g = config_get(config, "exim_group")
+    uid = gid = None
+    try:
+        if isinstance(u, int):
+            uid = u
+        else:
+            pw = pwd.getpwnam(str(u))
+            uid, gid = pw.pw_uid, pw.pw_gid
+    except KeyError:
+        uid = None
+    try:
+        if isinstance(g, int):
+            gid = g
+        elif g:
+            gid = grp.getgrnam(str(g)).gr_gid
+        elif gid is None and uid is not None:
+            gid = pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        pass
+    return uid, gid
+
+
 def check_id(mid: str) -> str:
     if not is_message_id(mid):
         raise BadMessageId(f"{mid!r} is not a valid message id")
@@ -61,12 +101,30 @@ class SpoolLayout:
     spool_directory: str
     split: bool = False
     queue: str = ""
+    uid: int | None = None      # owner for files/dirs created (exim user)
+    gid: int | None = None
 
     @classmethod
     def from_config(cls, config: Any, queue: str = "") -> "SpoolLayout":
-        main = config.main
-        spool = main.get("spool_directory") or "/var/spool/exim4"
-        return cls(str(spool), bool(main.get("split_spool_directory")), queue)
+        spool = config_get(config, "spool_directory", "/var/spool/exim4")
+        uid, gid = spool_owner(config)
+        return cls(str(spool), bool(config_get(config,
+                                               "split_spool_directory")),
+                   queue, uid, gid)
+
+    def chown(self, fd_or_path: int | str) -> None:
+        """Give a created file or directory to the exim user (as root)."""
+        if self.uid is None and self.gid is None:
+            return
+        u = -1 if self.uid is None else self.uid
+        g = -1 if self.gid is None else self.gid
+        try:
+            if isinstance(fd_or_path, int):
+                os.fchown(fd_or_path, u, g)
+            else:
+                os.chown(fd_or_path, u, g)
+        except OSError:
+            pass
 
     # --- directories -------------------------------------------------
     @property
@@ -135,15 +193,16 @@ class SpoolLayout:
 
     # --- creation ----------------------------------------------------
     def ensure_dirs(self, mid: str | None = None) -> None:
-        """Create input/, msglog/ (and the split subdir for ``mid``)."""
-        os.makedirs(self.spool_directory, mode=0o750, exist_ok=True)
-        for d in (self.input_root, self.msglog_root):
-            os.makedirs(d, mode=INPUT_DIRECTORY_MODE, exist_ok=True)
+        """Create input/, msglog/ (and the split subdir for ``mid``),
+        owned by the exim user as Exim makes them."""
+        dirs = [self.spool_directory, self.base, self.input_root,
+                self.msglog_root]
         if mid is not None and self.split:
-            os.makedirs(self.input_dir(mid), mode=INPUT_DIRECTORY_MODE,
-                        exist_ok=True)
-            os.makedirs(self.msglog_dir(mid), mode=INPUT_DIRECTORY_MODE,
-                        exist_ok=True)
+            dirs += [self.input_dir(mid), self.msglog_dir(mid)]
+        for d in dirs:
+            if not os.path.isdir(d):
+                os.makedirs(d, mode=INPUT_DIRECTORY_MODE, exist_ok=True)
+                self.chown(d)
 
     # --- listing -----------------------------------------------------
     def _scan(self, d: str) -> Iterator[tuple[str, str]]:

@@ -26,11 +26,14 @@ def append(layout: SpoolLayout, mid: str, text: str,
            timezone: bool = False) -> None:
     split = layout.find_split(mid)
     d = layout.msglog_dir(mid, split)
-    os.makedirs(d, mode=0o750, exist_ok=True)
+    if not os.path.isdir(d):
+        os.makedirs(d, mode=0o750, exist_ok=True)
+        layout.chown(d)
     path = os.path.join(d, mid)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                  | os.O_CLOEXEC | os.O_NOFOLLOW, SPOOL_MODE)
     try:
+        layout.chown(fd)
         line = timestamp(now, millisec, timezone) + " " + text + "\n"
         os.write(fd, line.encode("utf-8", "surrogateescape"))
     finally:
