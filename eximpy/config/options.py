@@ -907,7 +907,8 @@ class OptionStore:
             for other in (key + "_sender", key + "_recipient"):
                 if self.table.get(other) is not None:
                     self._values[other] = value
-        self._values[key] = value
+        # An old synonym (hidden alias) stores into the option it names.
+        self._values[spec.alias or key] = value
 
     def _group_is_set(self, gname: str) -> bool:
         if gname in self._values and self._values[gname] is not None:
