@@ -426,10 +426,10 @@ def _apply(ctx: _Ctx, mode: str, msg: SpoolMessage, args: list[str],
         ctx.say(f"Message {mid} has been modified")
         return 0
     if mode == "Mmad":
-        marked = []
-        for r in msg.recipients:
-            if msg.non_recipients.add(r.address):
-                marked.append(r.address)
+        # Exim logs every recipient, including ones already delivered.
+        marked = [r.address for r in msg.recipients]
+        for a in marked:
+            msg.non_recipients.add(a)
         save()
         for a in marked:
             log.main(f"address <{a}> marked delivered by {user}", mid)

@@ -137,3 +137,55 @@ def eximpy(conf: Path, args: list[str], stdin: bytes | str | None = None
 
 def smtp_script(lines: list[str]) -> bytes:
     return "".join(line + "\r\n" for line in lines).encode()
+
+
+GOLDEN = ROOT / "tests" / "golden" / "spool"
+
+
+def golden_check(name: str, live: str) -> str:
+    """Keep real Exim's (normalized) answer as tests/golden/spool/<name>:
+    write it when missing or with EXIMPY_REGEN_GOLDEN=1, else it must not
+    have changed (as tests/oracle.py does for command output)."""
+    path = GOLDEN / name
+    if not path.exists() or os.environ.get("EXIMPY_REGEN_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(live)
+    elif path.read_text() != live:
+        raise AssertionError(f"real Exim's answer differs from golden {path}"
+                             "; rerun with EXIMPY_REGEN_GOLDEN=1 if Exim "
+                             "changed on purpose\n" + live)
+    return live
+
+
+def spool_files(base: Path) -> dict[str, bytes]:
+    inp = base / "spool" / "input"
+    return {p.name: p.read_bytes() for p in sorted(inp.rglob("*"))
+            if p.is_file()}
+
+
+def only_id(base: Path) -> str:
+    ids = sorted(n[:-2] for n in spool_files(base) if n.endswith("-H"))
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def normalize(text: str, ids: dict[str, str] | None = None) -> str:
+    """Replace ids, times and pids that differ between runs."""
+    import re
+    for real, label in (ids or {}).items():
+        text = text.replace(real, label)
+    seen: dict[str, str] = {}
+
+    def label(m: "re.Match[str]") -> str:
+        return seen.setdefault(m.group(0), f"ID{len(seen) + 1}")
+    text = re.sub(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b",
+                  label, text)
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})?", "TIME", text)
+    text = re.sub(r"\b1[0-9]{9}\b", "EPOCH", text)
+    text = re.sub(r"\.\d{6}\b", ".USEC", text)
+    text = re.sub(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [-+]\d{4}",
+                  "DATE", text)
+    text = re.sub(r"\[\d+\]", "[PID]", text)
+    text = re.sub(r"RT=\d+\.\d+s", "RT=Xs", text)
+    text = re.sub(r"^ *\d+[mhd] ", " AGE ", text, flags=re.M)
+    return text
