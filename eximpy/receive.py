@@ -407,15 +407,20 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
             msgid_val = v[1:-1] if v.startswith("<") and v.endswith(">") \
                 else v
         subj = msg.header("subject")
-        line = logfmt.received(
-            sel, msg.sender, ident=msg.ident, protocol=msg.received_protocol,
+        fields = dict(
+            ident=msg.ident, protocol=msg.received_protocol,
             size=size, message_id_header=msgid_val,
             message_id_created="message-id" not in names,
             subject=subj.value if subj else None,
             receive_time=(time.time() - start) if opt.now is None else 0.0,
-            body_8bitmime=0, recipients=rcpts)
+            body_8bitmime=0)
+        line = logfmt.received(sel, msg.sender, recipients=rcpts, **fields)
         opt.log.main(line, mid)
         if g("message_logs") is not False:
-            msglog.append(layout, mid, "Received from " + line[3:],
+            # The message log gets the line without "from <>" and "for ...".
+            msel = logfmt.LogSelector(sel.on - {"received_sender",
+                                                "received_recipients"})
+            mline = logfmt.received(msel, msg.sender, **fields)
+            msglog.append(layout, mid, "Received from " + mline[3:],
                           now=opt.now, millisec="millisec" in sel)
     return ReceiveResult(mid, msg, size, rcpts)
