@@ -6,7 +6,7 @@ SUMMARY
     The driver's work itself is not implemented yet.
 
 SEE ALSO
-    spec chapter 39 "The external authenticator".
+    spec chapter 41 "The external authenticator".
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ SUMMARY
     The driver's work itself is not implemented yet.
 
 SEE ALSO
-    spec chapter 41 "The spa authenticator".
+    spec chapter 40 "The spa authenticator".
 """
 from __future__ import annotations
 

@@ -31,3 +31,9 @@ OPTIONS = OptionTable((
 @AUTHS.register("tls", OPTIONS)
 class TlsAuthenticator(Authenticator):
     """`driver = tls`."""
+
+    @staticmethod
+    def check_options(instance: object) -> None:
+        """Exim's auth_tls_init() uses the instance name as the public name,
+        whatever public_name says (so -bP shows the instance name)."""
+        instance.generic.set_value("public_name", instance.name)  # type: ignore[attr-defined]

@@ -659,6 +659,9 @@ class OptionStore:
         default = self._defaults.get(name, spec.default)
         if isinstance(default, Computed):
             if name not in self._computed:
+                if self._resolver is None and self.kind == "main":
+                    from eximpy.config.main_options import compute_default
+                    self._resolver = compute_default
                 if self._resolver is None:
                     raise KeyError(f"no resolver for computed default {name}")
                 self._computed[name] = self._resolver(self, default.key)
@@ -899,8 +902,10 @@ class OptionStore:
                 if gspec is not None and gspec.type in (OptType.GID,
                                                         OptType.EXPAND_GID) \
                         and not self._group_is_set(gname):
+                    # Exim notes the group as having a value, but not as
+                    # "set" by the configuration: an explicit group line
+                    # later is no second setting.
                     self._values[gname] = pw_gid
-                    self._set.add(gname)
                     self._implied.add(gname)
         if t is OptType.BOOL_VERIFY:
             # "verify" sets verify_sender and verify_recipient together.
@@ -1016,6 +1021,8 @@ def parse_default(spec: OptionSpec, text: str) -> Any:
     Used by the table generator and tests: "1d" -> 86400 for a TIME, etc.
     """
     store = OptionStore(OptionTable((spec,)), "main")
+    if spec.type in (OptType.STRING, OptType.REWRITE):
+        return text            # verbatim: trailing spaces are part of it
     if spec.type.is_bool:
         return text == spec.name
     if spec.type in (OptType.UIDLIST, OptType.GIDLIST):

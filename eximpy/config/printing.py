@@ -241,7 +241,10 @@ def print_config(config: Any, out: TextIO, admin: bool = True,
     """-bP config: the logical lines as read, re-indented (print_config())."""
     ts = 0 if terse else 2
     indent = 0
-    for raw in getattr(config, "config_lines", []):
+    lines = list(getattr(config, "config_lines", []))
+    if not lines or not str(lines[0]).startswith("# Exim Configuration"):
+        lines.insert(0, "# Exim Configuration (4.96)")
+    for raw in lines:
         current = raw.lstrip(" \t\n\r\f\v")
         if not current:
             continue

@@ -43,9 +43,9 @@ T = TypeVar("T")
 class DriverInfo:
     """One driver: its `driver =` name, private options and implementation.
 
-    ``init_defaults``: generic options whose default this driver changes
-    (applied when the instance is complete, if the option was not set);
-    a value may be a callable(instance) -> value.
+    ``init_defaults``: options (generic or private) whose default this
+    driver's init changes (applied when the instance is complete, if the
+    option was not set); a value may be a callable(instance) -> value.
     ``local``: for transports, a local (not remote SMTP) transport.
     """
 
@@ -59,11 +59,13 @@ class DriverInfo:
     def check(self, instance: Any) -> None:
         """Finish an instance as Exim's init function does; may raise ConfigError."""
         generic = getattr(instance, "generic", None)
-        if generic is not None:
-            for name, value in self.init_defaults.items():
-                if not generic.is_set(name):
-                    generic.set_default(
-                        name, value(instance) if callable(value) else value)
+        private = getattr(instance, "private", None)
+        for name, value in self.init_defaults.items():
+            store = generic if generic is not None and \
+                generic.table.get(name) is not None else private
+            if store is not None and not store.is_set(name):
+                store.set_default(
+                    name, value(instance) if callable(value) else value)
         checker = getattr(self.factory, "check_options", None)
         if checker is not None:
             checker(instance)

@@ -101,10 +101,13 @@ ROUTER_GENERIC_OPTIONS = OptionTable((
 def default_retry_use_local_part(instance: Any) -> bool:
     """Exim's route_init(): an unset retry_use_local_part becomes true when a
     local-part-dependent precondition is set (check_local_user, local_parts,
-    condition, require_files)."""
+    condition, require_files, senders, local_part_prefix/suffix) -- checked
+    against real Exim 4.96."""
     g = instance.generic
     return bool(g.get("check_local_user")) or any(
-        g.is_set(n) for n in ("local_parts", "condition", "require_files"))
+        g.get(n) is not None for n in (
+            "local_parts", "condition", "require_files", "senders",
+            "local_part_prefix", "local_part_suffix"))
 
 
 class Router:

@@ -73,7 +73,20 @@ OPTIONS = OptionTable((
 # END GENERATED OPTIONS
 
 
+def _check_owner(instance: object) -> bool:
+    return bool(instance.generic.get("check_local_user"))  # type: ignore[attr-defined]
+
+
+def _check_group(instance: object) -> bool:
+    return bool(instance.generic.get("check_local_user")) and \
+        (instance.private.get("modemask") & 0o020) == 0  # type: ignore[attr-defined]
+
+
 @ROUTERS.register("redirect", OPTIONS,
-                  init_defaults={"retry_use_local_part": default_retry_use_local_part})
+                  init_defaults={"retry_use_local_part": default_retry_use_local_part,
+                                 # redirect_router_init(): unset check_owner /
+                                 # check_group follow check_local_user
+                                 "check_owner": _check_owner,
+                                 "check_group": _check_group})
 class RedirectRouter(Router):
     """`driver = redirect`."""

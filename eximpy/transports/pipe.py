@@ -54,8 +54,21 @@ OPTIONS = OptionTable((
 # END GENERATED OPTIONS
 
 
+def _framing(name: str):
+    """pipe_transport_init(): with use_bsmtp, no From line and "." escaping."""
+    def value(instance: object):
+        if instance.private.get("use_bsmtp"):  # type: ignore[attr-defined]
+            return {"check_string": ".", "escape_string": ".."}.get(name)
+        return OPTIONS.get(name).default  # type: ignore[union-attr]
+    return value
+
+
+_FRAMING = {n: _framing(n) for n in ("check_string", "escape_string",
+                                     "message_prefix", "message_suffix")}
+
+
 @TRANSPORTS.register("pipe", OPTIONS,
-                     init_defaults={"retry_use_local_part": True},
+                     init_defaults={"retry_use_local_part": True, **_FRAMING},
                      local=True)
 class PipeTransport(Transport):
     """`driver = pipe`."""
