@@ -1,1 +1,62 @@
-"""eximpy.expand"""
+"""eximpy.expand: Exim's string-expansion language.
+
+DESCRIPTION
+    Public interface (other subsystems depend on exactly this):
+
+        from eximpy.expand import expand_string, expand_check_condition, ExpandContext
+        ctx = ExpandContext(config=cfg, variables={"local_part": ...}, headers=[...])
+        expand_string(text, ctx) -> str        # ExpansionError / ExpansionForcedFail
+        expand_check_condition(text, ctx) -> bool
+
+    Expansion strings are parsed once into a tree (parser.py) that is
+    cached by text; evaluation (evaluate.py, operators.py, conditions.py,
+    items.py) walks the tree.  Taint tracking: see taint.py.
+
+SEE ALSO
+    spec chapter "String expansions".
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from eximpy.errors import ExpansionError, ExpansionForcedFail
+from eximpy.expand.context import ExpandContext
+from eximpy.expand.taint import Tainted, is_tainted
+
+__all__ = ["expand_string", "expand_check_condition", "ExpandContext", "Tainted",
+           "is_tainted", "ExpansionError", "ExpansionForcedFail", "expand_string_integer"]
+
+
+def expand_string(text: str, ctx: ExpandContext) -> str:
+    """Expand ``text``; raises ExpansionError or ExpansionForcedFail."""
+    if type(text) is Tainted:
+        raise ExpansionError(f"attempt to expand tainted string '{text}'")
+    if "$" not in text and "\\" not in text:
+        return text
+    from eximpy.expand.parser import parse_cached
+    ctx.search_find_defer = False
+    return parse_cached(text).ev(ctx)
+
+
+def expand_check_condition(text: str, ctx: ExpandContext,
+                           on_error: Callable[[str], None] | None = None) -> bool:
+    """Exim's expand_check_condition(): expand, then false if the result is
+    empty, "0", "no" or "false" (caseless).  A failed expansion is false;
+    ``on_error`` is told the message unless it was a forced failure or a
+    lookup defer (where Exim logs "failed to expand condition ...")."""
+    try:
+        s = expand_string(text, ctx)
+    except ExpansionForcedFail:
+        return False
+    except ExpansionError as e:
+        if on_error is not None and not ctx.search_find_defer:
+            on_error(str(e))
+        return False
+    return bool(s) and s != "0" and s.lower() not in ("no", "false")
+
+
+def expand_string_integer(text: str, ctx: ExpandContext, isplus: bool = False) -> int:
+    """Exim's expand_string_integer(): expand and read an integer with an
+    optional K/M/G suffix; raises ExpansionError."""
+    from eximpy.expand.evaluate import expanded_string_integer
+    return expanded_string_integer(expand_string(text, ctx), isplus)

@@ -1,0 +1,267 @@
+"""-be and -bem: Exim's expansion test mode.
+
+DESCRIPTION
+    run(config, args, stdin, stdout, message_file=None) -> exit status.
+
+    With arguments, each is expanded and printed on a line of its own.
+    Without, lines are read from stdin: "> " is printed before each read, a
+    line ending in a backslash continues on the next (whose leading white
+    space is dropped), trailing white space is removed, and at end of input
+    a newline is printed.  Every line first has the configuration's macros
+    substituted; a line starting with an upper-case letter defines a macro
+    ("Defined macro 'X'") instead of being expanded.  A failed expansion
+    prints "Failed: <message>" (forced failures too).
+
+    -bem FILE reads a message (headers, blank line, body) from FILE first,
+    so that message variables ($h_*, $message_body, $message_size ...) are
+    set, as for a locally submitted message; header values are tainted.
+
+    Strings are handled as bytes (latin-1 in str), as Exim does.
+
+SEE ALSO
+    spec section "Command line options" (-be, -bem).
+"""
+from __future__ import annotations
+
+import io
+import os
+import pwd
+import sys
+import time
+from typing import Any, TextIO
+
+from eximpy.errors import ConfigError, ExpansionError, ExpansionForcedFail
+from eximpy.expand import ExpandContext, expand_string
+from eximpy.expand.taint import Tainted
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _byte_stream(f: Any):
+    b = getattr(f, "buffer", None)
+    return b if b is not None else f
+
+
+def _write(out: Any, text: str) -> None:
+    data = text.encode("latin-1", "replace") if not _is_text(out) else None
+    if data is not None:
+        out.write(data)
+    else:
+        b = getattr(out, "buffer", None)
+        if b is not None:
+            out.flush()
+            b.write(text.encode("latin-1", "replace"))
+            b.flush()
+        else:
+            out.write(text)
+    out.flush()
+
+
+def _is_text(f: Any) -> bool:
+    return isinstance(f, io.TextIOBase) or hasattr(f, "encoding")
+
+
+class _LineReader:
+    """Exim's get_stdinput() without readline: fgets() in 1023-byte chunks."""
+
+    def __init__(self, stdin: Any) -> None:
+        self.f = _byte_stream(stdin)
+
+    def _fgets(self) -> str | None:
+        f = self.f
+        if isinstance(f, io.TextIOBase) or (hasattr(f, "encoding") and not hasattr(f, "buffer")):
+            line = f.readline(1023)
+            if not line:
+                return None
+            return line.encode("utf-8", "surrogateescape").decode("latin-1") \
+                if isinstance(line, str) else line
+        line = f.readline(1023)
+        if not line:
+            return None
+        return line.decode("latin-1") if isinstance(line, bytes) else line
+
+    def get(self, out: Any) -> str | None:
+        _write(out, "> ")
+        parts: list[str] = []
+        had = False
+        i = 0
+        while True:
+            p = self._fgets()
+            if p is None:
+                break
+            had = True
+            p = p.rstrip(" \t\n\r\f\v")
+            if i > 0:
+                p = p.lstrip(" \t\n\r\f\v")
+            parts.append(p)
+            i += 1
+            if not p or not p.endswith("\\"):
+                break
+            parts[-1] = p[:-1]
+        if had:
+            return "".join(parts)
+        _write(out, "\n")
+        return None
+
+
+def _caller() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def _config_lines(config: Any) -> int:
+    fn = getattr(config, "filename", None)
+    try:
+        with open(fn, "rb") as f:
+            return f.read().count(b"\n")
+    except (OSError, TypeError):
+        return 0
+
+
+def make_context(config: Any, stderr: Any = None) -> ExpandContext:
+    """The context -be runs in (a local caller, no message)."""
+    err = stderr if stderr is not None else sys.stderr
+    ctx = ExpandContext(config=config)
+    caller = _caller()
+    qd = ctx.get_var("qualify_domain") or ""
+    ctx.variables.update({
+        "sender_address": f"{caller}@{qd}",
+        "authenticated_id": caller,
+        "authenticated_sender": f"{caller}@{qd}",
+        "sender_ident": caller,
+        "smtp_active_hostname": ctx.get_var("primary_hostname") or "",
+        "originator_uid": str(os.getuid()),
+    })
+    keep = None
+    if config is not None:
+        try:
+            keep = config.main.get("keep_environment")
+        except (KeyError, AttributeError):
+            keep = None
+    if keep is not None:
+        from eximpy.expand.lists import iter_list
+        names = list(iter_list(keep))
+        env = {}
+        for k, v in os.environ.items():
+            for pat in names:
+                if pat.startswith("^"):
+                    import re
+                    if re.search(pat, k):
+                        env[k] = v
+                elif pat == k:
+                    env[k] = v
+        ctx.environ = env
+
+    def log_panic(msg: str) -> None:
+        _write(err, f"{_stamp()} {msg}\n")
+    ctx.log_panic = log_panic
+    return ctx
+
+
+def load_message(ctx: ExpandContext, path: str) -> None:
+    """Read a message for -bem and set the message variables."""
+    with open(path, "rb") as f:
+        data = f.read()
+    text = data.decode("latin-1")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    headers: list[tuple[str, str]] = []
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        if ln == "" or ln == "\r":
+            i += 1
+            break
+        if ln[0] in " \t" and headers:
+            name, raw = headers[-1]
+            headers[-1] = (name, raw + ln + "\n")
+        elif ":" in ln:
+            name, _, raw = ln.partition(":")
+            headers.append((name, Tainted(raw + "\n")))
+        else:
+            break
+        i += 1
+    body_lines = lines[i:]
+    body = "".join(x + "\n" for x in body_lines)
+    headers = [(n, Tainted(r)) for n, r in headers]
+    from eximpy.message.ids import new_message_id  # type: ignore[attr-defined]
+    mid = new_message_id() if callable(new_message_id) else ""
+    pn = ctx.get_var("primary_hostname") or ""
+    if not any(n.lower() == "message-id" for n, _ in headers):
+        headers.append(("Message-Id", f" <E{mid}@{pn}>\n"))
+    if not any(n.lower() == "date" for n, _ in headers):
+        from eximpy.expand.variables import tod
+        headers.append(("Date", " " + tod("tod_full") + "\n"))
+    ctx.headers = headers
+    vis = 500
+    b1 = body[:vis].replace("\n", " ").replace("\0", " ")
+    b2 = body[-vis:].replace("\n", " ").replace("\0", " ")
+    ctx.variables.update({
+        "message_id": mid, "message_exim_id": mid,
+        "message_size": str(len(data)),
+        "message_linecount": str(text.count("\n")),
+        "body_linecount": str(len(body_lines)),
+        "body_zerocount": str(body.count("\0")),
+        "message_body_size": str(len(body)),
+        "message_body": Tainted(b1), "message_body_end": Tainted(b2),
+    })
+
+
+def expand_line(ctx: ExpandContext, config: Any, line: str, out: Any, err: Any) -> None:
+    macros = getattr(config, "macros", None) if config is not None else None
+    if macros is not None and hasattr(macros, "substitute"):
+        try:
+            line, _found = macros.substitute(line, 0, True)
+        except Exception:
+            pass
+    if line[:1].isupper() and line[:1].isascii():
+        if macros is not None and hasattr(macros, "read_assignment"):
+            try:
+                macros.read_assignment(line)
+                name = line.split("=", 1)[0].strip()
+                _write(out, f"Defined macro '{name}'\n")
+            except ConfigError as e:
+                fn = getattr(config, "filename", "")
+                _write(err, f"{_stamp()} Exim configuration error in line "
+                            f"{_config_lines(config)} of {fn}:\n  {e.message}\n")
+        return
+    try:
+        r = expand_string(line, ctx)
+        nul = r.find("\0")
+        if nul >= 0:
+            r = r[:nul]
+        _write(out, r + "\n")
+    except (ExpansionError, ExpansionForcedFail) as e:
+        msg = str(e)
+        _write(out, f"Failed: {msg}\n")
+
+
+def run(config: Any, args: list[str], stdin: TextIO, stdout: TextIO,
+        message_file: str | None = None, stderr: TextIO | None = None) -> int:
+    """The -be / -bem mode; returns the exit status."""
+    err = stderr if stderr is not None else sys.stderr
+    ctx = make_context(config, err)
+    if message_file is not None:
+        try:
+            load_message(ctx, message_file)
+        except OSError as e:
+            _write(err, f"exim: failed to open {message_file}: {e.strerror}\n")
+            return 1
+    if args:
+        for a in args:
+            if isinstance(a, str):
+                a = a.encode("utf-8", "surrogateescape").decode("latin-1")
+            expand_line(ctx, config, a, stdout, err)
+        return 0
+    reader = _LineReader(stdin)
+    while True:
+        line = reader.get(stdout)
+        if line is None:
+            break
+        expand_line(ctx, config, line, stdout, err)
+    return 0

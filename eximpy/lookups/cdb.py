@@ -1,0 +1,2 @@
+"""cdb lookup (being written)."""
+from __future__ import annotations

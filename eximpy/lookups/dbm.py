@@ -1,0 +1,2 @@
+"""dbm lookup (being written)."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""dnsdb lookup (being written)."""
+from __future__ import annotations

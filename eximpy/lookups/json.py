@@ -1,0 +1,2 @@
+"""json lookup (being written)."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""readsock lookup (being written)."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""sqlite lookup (being written)."""
+from __future__ import annotations
