@@ -190,6 +190,14 @@ def extra_chars_message(rest: str, t1: str, t2: str, t3: str) -> str:
     return f"extra characters follow {t1}{t2}{t3}{comment}"
 
 
+def _byte(v: int) -> str:
+    """One byte as a character: ASCII as itself, 0x80-0xFF as the
+    surrogate-escape character that encodes back to that byte (text read
+    from a configuration file is UTF-8 with surrogateescape)."""
+    v &= 0xFF
+    return chr(v) if v < 0x80 else chr(0xDC00 + v)
+
+
 def interpret_escape(s: str, i: int) -> tuple[str, int]:
     """string_interpret_escape(): decode the escape whose backslash is s[i].
 
@@ -207,7 +215,7 @@ def interpret_escape(s: str, i: int) -> tuple[str, int]:
             if i + 1 < len(s) and "0" <= s[i + 1] <= "7":
                 i += 1
                 v = v * 8 + ord(s[i]) - 48
-        return chr(v & 0xFF), i
+        return _byte(v), i
     simple = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
     if c in simple:
         return simple[c], i
@@ -220,7 +228,7 @@ def interpret_escape(s: str, i: int) -> tuple[str, int]:
             if i + 1 < len(s) and s[i + 1] in hexd:
                 i += 1
                 v = v * 16 + int(s[i], 16)
-        return chr(v), i
+        return _byte(v), i
     return c, i
 
 
@@ -458,10 +466,14 @@ def string_printing(s: str, allow_tab: bool = False) -> str:
 def find_user(name: str) -> tuple[int, int | None] | None:
     """route_finduser(): (uid, gid from the passwd entry or None), or None.
 
-    An all-digit name is a numeric uid with no passwd entry used.
+    An all-digit name is a numeric uid (its passwd entry, if any, still
+    gives the gid).
     """
     if name and all(_isdigit(c) for c in name):
-        return int(name), None
+        try:
+            return int(name), pwd.getpwuid(int(name)).pw_gid
+        except (KeyError, OverflowError):
+            return int(name), None
     try:
         pw = pwd.getpwnam(name)
     except (KeyError, ValueError):
@@ -522,6 +534,27 @@ def check_rewrite_rules(text: str, pos: SourcePos | None) -> None:
         if envelope:
             raise ConfigError("rewrite rule specifies a non-header rewrite - "
                               "not allowed at transport time -", pos)
+
+
+def _exim_id_items(text: str) -> list[str]:
+    """The items readconf takes from a uid/gid list.
+
+    Exim counts the entries as 1 + the colons that are followed by
+    something, then takes that many items from string_nextinlist() (which
+    knows "<;" and "::"); missing items repeat the last one.
+    """
+    if not text:
+        return []
+    count = 1 + sum(1 for k, c in enumerate(text)
+                    if c == ":" and k + 1 < len(text))
+    items = list_items(text)
+    out: list[str] = []
+    last = ""
+    for k in range(count):
+        if k < len(items):
+            last = items[k]
+        out.append(last)
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -651,6 +684,9 @@ class OptionStore:
     # -- reading values ---------------------------------------------------
     def get(self, name: str) -> Any:
         """The option's value (set, or default); KeyError for unknown names."""
+        spec = self.table.get(name)
+        if spec is not None and spec.alias:
+            return self.get(spec.alias)
         if name in self._values:
             return self._values[name]
         spec = self.table.get(name)
@@ -828,7 +864,7 @@ class OptionStore:
                     raise ConfigError(f"failed to expand {name}: {exc}",
                                       pos) from exc
             ids: list[int] = []
-            for item in list_items(text):
+            for item in _exim_id_items(text):
                 if t is OptType.UIDLIST:
                     found = find_user(item)
                     if found is None:

@@ -1,0 +1,67 @@
+"""Helpers for the configuration tests: run real Exim and eximpy on one file.
+
+DESCRIPTION
+    Configurations are written under tests/_work/config/ with stable
+    relative paths, so that Exim's answers (which name the file) can be kept
+    as goldens in tests/golden/config/.  spool_directory and log_file_path
+    point into /tmp/eximpy-config-tests (made writable for the exim user),
+    and Exim is only ever run with -bP/-bV.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from oracle import ROOT, Result, exim_run, eximpy_run
+
+WORK = ROOT / "tests" / "_work" / "config"
+SCRATCH = Path("/tmp/eximpy-config-tests")
+BASE = (f"spool_directory = {SCRATCH}/spool\n"
+        f"log_file_path = {SCRATCH}/log/%slog\n")
+
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? ", re.M)
+_ERR = re.compile(r"(Exim configuration error[^\n]*\n  [^\n]*)")
+
+
+def scratch() -> None:
+    for d in (SCRATCH, SCRATCH / "spool", SCRATCH / "log"):
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o777)
+
+
+def write_conf(name: str, text: str) -> str:
+    """Write a configuration; returns its path relative to the repository."""
+    scratch()
+    WORK.mkdir(parents=True, exist_ok=True)
+    path = WORK / f"{name}.conf"
+    path.write_text(text)
+    return str(path.relative_to(ROOT))
+
+
+def config_error(stderr: str) -> str:
+    """The first 'Exim configuration error ...' message (two lines) or ''."""
+    m = _ERR.search(_STAMP.sub("", stderr))
+    return m.group(1) if m else ""
+
+
+_NOISE = re.compile(r"^(LOG: .*|exim: could not open panic log.*|"
+                    r"Warning: purging the environment\.|"
+                    r" Suggested action: use keep_environment\.)\n", re.M)
+
+
+def normalize(text: str) -> str:
+    """Stable form of an output: a configuration error is reduced to its
+    message (Exim repeats it for each log it tries); timestamps, panic-log
+    noise and the environment warning go.  Ordinary -bP output is kept."""
+    if "Exim configuration error" in text:
+        return config_error(text) + "\n"
+    return _NOISE.sub("", _STAMP.sub("", text))
+
+
+def run_both(suite: str, case: str, args: list[str]) -> tuple[Result, Result]:
+    """Real Exim (checked against its golden) and eximpy on the same args."""
+    exim = exim_run(suite, case, args, normalize=normalize)
+    ours = eximpy_run(args)
+    ours = Result(ours.rc, normalize(ours.out), normalize(ours.err))
+    return exim, ours
