@@ -3,12 +3,15 @@
 SUMMARY
     OPTIONS is the accept router's private option table (names, types and
     defaults as in Exim 4.96); AcceptRouter is registered as `driver = accept`.
-    The driver's work itself is not implemented yet.
+    route() gives the address to the router's transport (or to none), after
+    errors_to, headers_add/remove and user/group (Exim accept.c).
 
 SEE ALSO
     spec chapter 16 "The accept router".
 """
 from __future__ import annotations
+
+from typing import Any
 
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
@@ -28,3 +31,23 @@ OPTIONS = OptionTable((
                   init_defaults={"retry_use_local_part": default_retry_use_local_part, "log_as_local": True})
 class AcceptRouter(Router):
     """`driver = accept`."""
+
+    def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
+        from eximpy import routing as R
+        from eximpy.routers import _rf
+        r = self.rt  # type: ignore[attr-defined]
+        rc = _rf.get_errors_address(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        rc = _rf.get_munge_headers(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        ok, ugid = _rf.get_ugid(r, addr, rctx, pw)
+        if not ok:
+            return R.DEFER
+        ok, tp = _rf.get_transport(r, addr, rctx)
+        if not ok:
+            return R.DEFER
+        addr.transport = tp
+        _rf.set_ugid(addr, ugid)
+        return R.OK if _rf.queue_add(r, addr, rctx, pw) else R.DEFER
