@@ -98,6 +98,9 @@ TYPE_OVERRIDES = {
 ALIASES = {
     ("main", "daemon_smtp_port"): "daemon_smtp_ports",
     ("main", "return_size_limit"): "bounce_return_size_limit",
+    # not hidden: -bP shows both names (found by setting each string option
+    # of each driver and looking for the value elsewhere in the output)
+    ("authenticator:tls", "server_param"): "server_param1",
 }
 
 _cache: dict[str, list] = {}
@@ -273,7 +276,9 @@ def build_section(kind: str, drv: str | None, names: list[str],
             continue
         dline = line_for(lines, name)
         hidden = dline is None
-        alias = ALIASES.get((kind, name), "")
+        alias = ALIASES.get((kind, name), "") if generic is None and \
+            kind == "main" else ALIASES.get((f"{kind}:{drv}", name), "") \
+            if generic is not None else ""
         if (kind, name) in TYPE_OVERRIDES:
             typ, note = TYPE_OVERRIDES[(kind, name)], ""
         elif kind == "router" and name in ("verify", "fail_verify"):
@@ -335,7 +340,7 @@ def build_section(kind: str, drv: str | None, names: list[str],
             target = next(x for x in specs if x.name == alias) \
                 if any(x.name == alias for x in specs) else None
             specs[-1] = OptionSpec(name, target.type if target else
-                                   OptType.STRING, None, hidden=True,
+                                   OptType.STRING, None, hidden=hidden,
                                    alias=alias)
     return specs, problems
 

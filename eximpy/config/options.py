@@ -943,6 +943,12 @@ class OptionStore:
                     # later is no second setting.
                     self._values[gname] = pw_gid
                     self._implied.add(gname)
+        if t is OptType.EXPAND_BOOL and isinstance(value, str):
+            # Exim keeps the text in a "*expand_<name>" entry, which some
+            # drivers list in -bP (appendfile's maildir_use_size_file).
+            star = "*expand_" + key
+            if self.table.get(star) is not None:
+                self._values[star] = value
         if t is OptType.BOOL_VERIFY:
             # "verify" sets verify_sender and verify_recipient together.
             for other in (key + "_sender", key + "_recipient"):

@@ -275,25 +275,28 @@ def print_config(config: Any, out: TextIO, admin: bool = True,
 
 
 def _collapse_spaces(s: str) -> str:
-    """Runs of white space become one space, until a quote or "$" follows one."""
-    out: list[str] = []
-    i = 0
-    n = len(s)
-    while i < n:
-        c = s[i]
-        if c not in " \t\n\r\f\v":
-            out.append(c)
-            i += 1
+    """print_config()'s collapsing of white-space runs, as 4.96 does it.
+
+    Each run becomes one space; the scan stops when the character found at
+    the run's old end (looked at after the text has been moved down, as
+    Exim's loop does) is a quote or "$".
+    """
+    buf = list(s)
+    p = 0
+    while p < len(buf):
+        if buf[p] not in " \t\n\r\f\v":
+            p += 1
             continue
-        j = i
-        while j < n and s[j] in " \t\n\r\f\v":
-            j += 1
-        out.append(" ")
-        if j < n and s[j] in "\"'$":
-            out.append(s[j:])
-            return "".join(out)
-        i = j
-    return "".join(out)
+        buf[p] = " "
+        nxt = p
+        while nxt < len(buf) and buf[nxt] in " \t\n\r\f\v":
+            nxt += 1
+        if nxt - p > 1:
+            del buf[p + 1:nxt]
+        if nxt < len(buf) and buf[nxt] in "\"'$":
+            break
+        p += 1
+    return "".join(buf)
 
 
 def builtin_macros() -> list[tuple[str, str]]:

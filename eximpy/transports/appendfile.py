@@ -99,9 +99,25 @@ def _framing(name: str):
 _FRAMING = {n: _framing(n) for n in ("check_string", "escape_string",
                                      "message_prefix", "message_suffix")}
 
+QUOTA_WARN_MESSAGE = (
+    "To: $local_part@$domain\n"
+    "Subject: Your mailbox\n\n"
+    "This message is automatically created by mail delivery software (Exim).\n\n"
+    "The size of your mailbox has exceeded a warning threshold that is\n"
+    "set by the system administrator.\n")
+
+
+def _quota_warn_message(instance: object):
+    """appendfile_transport_init(): a quota_warn_threshold brings a default
+    warning message."""
+    if instance.private.get("quota_warn_threshold"):  # type: ignore[attr-defined]
+        return QUOTA_WARN_MESSAGE
+    return None
+
 
 @TRANSPORTS.register("appendfile", OPTIONS,
-                     init_defaults={"retry_use_local_part": True, **_FRAMING},
+                     init_defaults={"retry_use_local_part": True, **_FRAMING,
+                                    "quota_warn_message": _quota_warn_message},
                      local=True)
 class AppendfileTransport(Transport):
     """`driver = appendfile`."""
