@@ -432,7 +432,6 @@ def _check_host(ctx, host_address: str, host_name: str, pattern: str, flags,
     t, _ = ip_type(pattern)
     if t:
         if _in_net(host_address, pattern):
-            ctx._match_value = pattern
             return OK
         return FAIL
     k = 0

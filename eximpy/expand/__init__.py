@@ -35,7 +35,14 @@ def expand_string(text: str, ctx: ExpandContext) -> str:
         return text
     from eximpy.expand.parser import parse_cached
     ctx.search_find_defer = False
-    return parse_cached(text).ev(ctx)
+    try:
+        return parse_cached(text).ev(ctx)
+    except (ExpansionError, ExpansionForcedFail):
+        raise
+    except RecursionError:
+        raise ExpansionError("expansion nested too deeply")
+    except Exception as e:  # a bug must not become a traceback on the wire
+        raise ExpansionError(f"internal error in expansion: {type(e).__name__}: {e}")
 
 
 def expand_check_condition(text: str, ctx: ExpandContext,

@@ -483,6 +483,8 @@ def run_command(ctx, cmd: str, late: bool) -> tuple[str, int]:
                                      if False else
                                      f"attempt to use tainted value '{w}' for ${{run}}")
         argv.append(w)
+    if "/" not in argv[0]:
+        return "", 127     # Exim execv()s: no PATH search
     try:
         p = subprocess.Popen([to_bytes(x) for x in argv], stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -1,0 +1,131 @@
+"""${perl{sub}{arg}...}: one long-lived Perl helper per eximpy process.
+
+DESCRIPTION
+    The first ${perl} call starts ``perl`` with a small driver script, sends
+    it the perl_startup code (evaluated in package main, as Exim's embedded
+    interpreter does), and keeps it for the life of the process.  Each call
+    sends the subroutine name and arguments over a pipe and reads the
+    result back: a string, undef (Exim's forced failure: 'Perl subroutine
+    "x" returned undef to force failure') or a die() message (an expansion
+    error carrying $@).  Perl code may call back Exim::expand_string(),
+    Exim::debug_write() and Exim::log_write(), which are answered by this
+    process while the call is in progress.
+
+    The pipe protocol is framed: a one-byte tag and a 4-byte big-endian
+    length before every string.
+
+SECURITY
+    The helper runs with the privileges of the calling process; perl_startup
+    comes from the configuration (trusted), arguments from expansions.
+
+SEE ALSO
+    spec chapter "Embedded Perl".
+"""
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+
+from eximpy.errors import ExpansionError, ExpansionForcedFail
+
+_DRIVER = r'''
+use strict;
+binmode STDIN; binmode STDOUT;
+$| = 1;
+sub _rd { my $h; my $r = read(STDIN, $h, 5); exit 0 unless defined $r && $r == 5;
+  my ($t, $len) = unpack("aN", $h); my $d = '';
+  while (length($d) < $len) { my $n = read(STDIN, $d, $len - length($d), length($d)); exit 0 unless $n; }
+  return ($t, $d); }
+sub _wr { my ($t, $s) = @_; $s = '' unless defined $s; print STDOUT pack("aN", $t, length($s)), $s; }
+package Exim;
+sub expand_string { my ($s) = @_; main::_wr("X", $s); my ($t, $d) = main::_rd();
+  return undef if $t eq 'F'; die "$d\n" if $t eq 'E'; return $d; }
+sub debug_write { main::_wr("D", join('', @_)); my ($t, $d) = main::_rd(); return; }
+sub log_write { main::_wr("L", join('', @_)); my ($t, $d) = main::_rd(); return; }
+package main;
+{ my ($t, $code) = _rd(); no strict; eval $code; }
+if ($@) { _wr("E", "$@"); } else { _wr("O", ""); }
+while (1) {
+  my ($t, $n) = _rd();
+  my @a; for (1 .. $n) { my ($t2, $d) = _rd(); push @a, $d; }
+  my $fn = shift @a;
+  my $r = eval { no strict 'refs'; &{"main::$fn"}(@a) };
+  if ($@) { _wr("E", "$@"); } elsif (!defined $r) { _wr("U", ""); } else { _wr("O", "$r"); }
+}
+'''
+
+_HELPERS: dict[int, "PerlHelper"] = {}
+
+
+class PerlHelper:
+    def __init__(self, startup: str) -> None:
+        self.proc = subprocess.Popen(["perl", "-e", _DRIVER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        self._send("S", startup)
+        t, d = self._recv()
+        if t == "E":
+            self.close()
+            raise ExpansionError(f"error in perl_startup code: {d}\n")
+
+    def _send(self, tag: str, s: str) -> None:
+        b = s.encode("latin-1", "replace") if isinstance(s, str) else s
+        self.proc.stdin.write(struct.pack(">cI", tag.encode(), len(b)) + b)
+
+    def _recv(self) -> tuple[str, str]:
+        self.proc.stdin.flush()
+        h = self.proc.stdout.read(5)
+        if len(h) < 5:
+            raise ExpansionError("Perl helper process ended unexpectedly")
+        tag, ln = struct.unpack(">cI", h)
+        d = self.proc.stdout.read(ln)
+        return tag.decode(), d.decode("latin-1")
+
+    def call(self, ctx, name: str, args: list[str]) -> str:
+        self._send("C", str(len(args) + 1))
+        self._send("A", name)
+        for a in args:
+            self._send("A", a)
+        while True:
+            t, d = self._recv()
+            if t == "X":
+                from eximpy.expand import expand_string
+                try:
+                    self._send("O", expand_string(d, ctx))
+                except ExpansionForcedFail:
+                    self._send("F", "")
+                except ExpansionError as e:
+                    self._send("E", str(e))
+                continue
+            if t in ("D", "L"):
+                sys.stderr.write(d)
+                self._send("O", "")
+                continue
+            if t == "U":
+                raise ExpansionForcedFail(
+                    f'Perl subroutine "{name}" returned undef to force failure')
+            if t == "E":
+                raise ExpansionError(d)
+            return d
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except Exception:
+            self.proc.kill()
+
+
+def call(ctx, name: str, args: list[str]) -> str:
+    pid = os.getpid()
+    h = _HELPERS.get(pid)
+    if h is None:
+        startup = ctx.main_option("perl_startup")
+        if not startup:
+            raise ExpansionError("A setting of perl_startup is needed when using the Perl "
+                                 "interpreter")
+        h = PerlHelper(startup)
+        _HELPERS.clear()
+        _HELPERS[pid] = h
+    return h.call(ctx, name, args)
