@@ -111,17 +111,17 @@ def _print_hosts(out: TextIO, addr: Address) -> None:
     for h in hl:
         line = f"  host {h.name} " + " " * (maxlen - len(h.name))
         if h.address is not None:
-            line += f"[{h.address}] "
+            line += f"[{h.address}]"
             n = len(h.address)
         elif not local:
-            line += "[unknown] "
+            line += "[unknown]"
             n = 7
         else:
-            n = -3
+            n = -2
         if n < maxaddlen:
             line += " " * (maxaddlen - n)
         if h.mx >= 0:
-            line += f"MX={h.mx}"
+            line += f" MX={h.mx}"
         if h.port >= 0:
             line += f" port={h.port}"
         if h.status == "unusable":

@@ -456,7 +456,7 @@ def lookup_hostlist(r: Any, addr: Address, rctx: Any, ignore_target_hosts: str,
         status = "OK"
         if ipv:
             found = [(h.name, h.name, h.mx if h.mx >= 0 else MX_NONE)]
-        elif lookup_type == "byname":
+        elif lookup_type == "byname" and h.mx != -2:
             try:
                 found = [(h.name, a, MX_NONE) for a in find_byname(h.name)]
             except OSError:

@@ -3,12 +3,18 @@
 SUMMARY
     OPTIONS is the manualroute router's private option table (names, types and
     defaults as in Exim 4.96); ManualrouteRouter is registered as `driver = manualroute`.
-    The driver's work itself is not implemented yet.
+    route() finds the host list for the domain in route_list (first
+    matching "domains hosts options" item) or route_data, applies the
+    options (randomize/no_randomize, byname/bydns, ipv4_only/ipv4_prefer,
+    or a transport name), and looks the hosts up unless the transport is
+    local (Exim manualroute.c).
 
 SEE ALSO
     spec chapter 20 "The manualroute router".
 """
 from __future__ import annotations
+
+from typing import Any
 
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
@@ -34,3 +40,131 @@ OPTIONS = OptionTable((
                   init_defaults={"retry_use_local_part": default_retry_use_local_part})
 class ManualrouteRouter(Router):
     """`driver = manualroute`."""
+
+    def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
+        from eximpy import match as M
+        from eximpy import routing as R
+        from eximpy.errors import ExpansionError, ExpansionForcedFail
+        from eximpy.expand.lists import iter_list
+        from eximpy.routers import _rf
+        r = self.rt  # type: ignore[attr-defined]
+        hostlist = None
+        options = ""
+        route_list = r.opt("route_list")
+        route_data = r.opt("route_data")
+        extra: dict[str, Any] = {}
+        if route_list and not route_data:
+            for item in iter_list(route_list, ";"):
+                pattern, rest = _next_word(item)
+                ctx = rctx.expand_context(addr)
+                rc, value = M.match_isinlist(ctx, addr.domain, pattern,
+                                             M.MCL_DOMAIN, caseless=True)
+                if rc == M.DEFER:
+                    addr.message = "lookup defer in route_list"
+                    return R.DEFER
+                if rc != M.OK:
+                    continue
+                hostlist, options = _next_word(rest)
+                extra = {"value": value or ""}
+                nstrings = list(getattr(ctx, "nstrings", []) or [])
+                break
+            if hostlist is None:
+                return R.DECLINE
+            try:
+                hostlist = rctx.expand(hostlist, addr)
+            except ExpansionForcedFail:
+                return R.DECLINE
+            except ExpansionError as e:
+                addr.message = (f'failed to expand host list "{hostlist}" in '
+                                f"{r.name} router: {e}")
+                return R.DEFER
+        else:
+            try:
+                data = rctx.expand(route_data or "", addr)
+            except ExpansionForcedFail:
+                return R.DECLINE
+            except ExpansionError as e:
+                addr.message = (f'failed to expand "{route_data}" in '
+                                f"{r.name} router: {e}")
+                return R.DEFER
+            hostlist, options = _next_word(data)
+            if not hostlist:
+                return R.DECLINE
+        randomize = bool(r.opt("hosts_randomize"))
+        lookup_type = ""
+        transport_name = None
+        for word in options.split():
+            if word == "randomize":
+                randomize = True
+            elif word == "no_randomize":
+                randomize = False
+            elif word in ("byname", "bydns"):
+                lookup_type = word
+            elif word in ("ipv4_prefer", "ipv4_only"):
+                pass
+            else:
+                if transport_name is not None:
+                    addr.message = (f"unrecognized option {word} in host list "
+                                    f"item in {r.name} router")
+                    return R.DEFER
+                transport_name = word
+        rc = _rf.get_errors_address(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        rc = _rf.get_munge_headers(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        ok, ugid = _rf.get_ugid(r, addr, rctx, pw)
+        if not ok:
+            return R.DEFER
+        if transport_name is not None:
+            ok, tp = _rf.get_transport(r, addr, rctx, "transport", transport_name)
+        else:
+            ok, tp = _rf.get_transport(r, addr, rctx)
+        if not ok:
+            return R.DEFER
+        addr.transport = tp
+        addr.host_list = _rf.build_hostlist(hostlist, randomize)
+        if not addr.host_list:
+            if tp is None or not _rf.transport_is_local(tp):
+                addr.message = (f"no host list in {r.name} router")
+                return R.DEFER
+        if tp is not None and _rf.transport_is_local(tp):
+            _rf.set_ugid(addr, ugid)
+            return R.OK if _rf.queue_add(r, addr, rctx, pw) else R.DEFER
+        rc = _rf.lookup_hostlist(r, addr, rctx, r.opt("ignore_target_hosts") or "",
+                                 lookup_type, r.opt("host_find_failed") or "freeze")
+        if rc != R.OK:
+            return rc
+        if not addr.host_list:
+            hai = r.opt("host_all_ignored") or "defer"
+            if hai == "decline":
+                return R.DECLINE
+            if hai == "pass":
+                return R.PASS
+            addr.message = "all hosts for this address were ignored"
+            return R.FAIL if hai == "fail" else R.DEFER
+        if tp is None:
+            addr.message = f"{r.name} router did not set a transport"
+            return R.DEFER
+        _rf.set_ugid(addr, ugid)
+        return R.OK if _rf.queue_add(r, addr, rctx, pw) else R.DEFER
+
+
+def _next_word(s: str) -> tuple[str, str]:
+    """The first white-space delimited (possibly double-quoted) word and
+    the rest (Exim's string_dequote use in manualroute)."""
+    s = s.lstrip()
+    if s.startswith('"'):
+        out = []
+        i = 1
+        while i < len(s) and s[i] != '"':
+            if s[i] == "\\" and i + 1 < len(s):
+                i += 1
+            out.append(s[i])
+            i += 1
+        return "".join(out), s[i + 1:].lstrip()
+    parts = s.split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], (parts[1] if len(parts) > 1 else "")

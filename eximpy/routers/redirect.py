@@ -3,12 +3,21 @@
 SUMMARY
     OPTIONS is the redirect router's private option table (names, types and
     defaults as in Exim 4.96); RedirectRouter is registered as `driver = redirect`.
-    The driver's work itself is not implemented yet.
+    route() expands `data` or reads `file`, parses the result as an alias or
+    forward list (Exim's parse_forward_list: commas/newlines, # comments,
+    quoting, :include:, :fail:, :defer:, :blackhole:, |pipe, /file, dir/,
+    leading backslash) and makes child addresses that start again at the
+    first router (or redirect_router).  Exim and Sieve filter files are not
+    implemented yet: such data defers with "filter files are not supported
+    by eximpy yet".
 
 SEE ALSO
     spec chapter 22 "The redirect router".
 """
 from __future__ import annotations
+
+import os
+from typing import Any
 
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
@@ -90,3 +99,364 @@ def _check_group(instance: object) -> bool:
                                  "check_group": _check_group})
 class RedirectRouter(Router):
     """`driver = redirect`."""
+
+    def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
+        from eximpy import routing as R
+        from eximpy.routers import _rf
+        from eximpy.errors import ExpansionError, ExpansionForcedFail
+        r = self.rt  # type: ignore[attr-defined]
+        data_opt = r.opt("data")
+        if data_opt is not None and r.is_set("data"):
+            src_text = data_opt
+            try:
+                text = rctx.expand(data_opt, addr)
+            except ExpansionForcedFail:
+                return R.DECLINE
+            except ExpansionError as e:
+                addr.message = f'failed to expand "{data_opt}": {e}'
+                return R.DEFER
+        else:
+            file_opt = r.opt("file")
+            if not file_opt:
+                return R.DECLINE
+            src_text = file_opt
+            try:
+                fname = rctx.expand(file_opt, addr)
+            except ExpansionForcedFail:
+                return R.DECLINE
+            except ExpansionError as e:
+                addr.message = f'failed to expand "{file_opt}": {e}'
+                return R.DEFER
+            rc, text = _read_redirect_file(r, addr, fname)
+            if rc != R.OK:
+                return rc
+        del src_text
+        stripped = text.lstrip()
+        if stripped[:13].lower() == "# exim filter" or \
+                stripped[:14].lower() == "# sieve filter":
+            addr.message = "error in redirect data: filter files are not supported by eximpy yet"
+            return R.DEFER
+        incoming = addr.domain
+        if r.opt("qualify_preserve_domain"):
+            qdom = addr.domain
+        elif r.opt("qualify_domain"):
+            try:
+                qdom = rctx.expand(r.opt("qualify_domain"), addr)
+            except (ExpansionError, ExpansionForcedFail) as e:
+                addr.message = (f'failed to expand "{r.opt("qualify_domain")}": {e}')
+                return R.DEFER
+        else:
+            qdom = rctx.qualify_recipient()
+        result = parse_forward_list(
+            text, incoming, qdom,
+            allow_blackhole=not r.opt("forbid_blackhole"),
+            allow_fail=bool(r.opt("allow_fail")),
+            allow_defer=bool(r.opt("allow_defer")),
+            allow_include=not r.opt("forbid_include"),
+            include_directory=r.opt("include_directory") or None,
+            skip_syntax_errors=bool(r.opt("skip_syntax_errors")))
+        for err_text, item in result.syntax_errors:
+            msg = f'{r.name} router: skipped error: {err_text} in "{item}"'
+            rctx.log(msg)
+            import sys
+            sys.stderr.write(f"LOG: MAIN\n  {msg}\n")
+        if result.status == "error":
+            addr.message = f"error in redirect data: {result.error}"
+            return R.DEFER
+        if result.status == "includefail":
+            addr.message = f"error in redirect data: {result.error}"
+            return R.DEFER
+        if result.status == "defer":
+            addr.message = result.error or "forced defer"
+            return R.DEFER
+        rc = _rf.get_errors_address(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        rc = _rf.get_munge_headers(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        ok, ugid = _rf.get_ugid(r, addr, rctx, pw)
+        if not ok:
+            return R.DEFER
+        if result.status == "fail":
+            self._add_generated(r, addr, rctx, result.addresses, pw, ugid)
+            addr.message = result.error or "forced rejection"
+            addr.user_message = addr.message
+            return R.FAIL
+        if not result.addresses:
+            if result.blackhole:
+                return R.DISCARD
+            return R.DECLINE
+        self._add_generated(r, addr, rctx, result.addresses, pw, ugid)
+        return R.OK
+
+    def _add_generated(self, r: Any, addr: Any, rctx: Any, items: list,
+                       pw: Any, ugid: dict) -> None:
+        from eximpy import routing as R
+        from eximpy.address import split_address
+        from eximpy.routers import _rf
+        new: list = []
+        redirect_router = r.opt("redirect_router")
+        start = None
+        if redirect_router:
+            target = rctx.router_by_name(redirect_router)
+            if target is not None:
+                start = target.index
+        for text, pfr in items:
+            if not pfr and r.opt("check_ancestor"):
+                p = addr
+                while p is not None:
+                    if p.address.lower() == text.lower():
+                        text = addr.address
+                        break
+                    p = p.parent
+            child = addr.make_child(text)
+            child.prop.extra_headers = list(addr.prop.extra_headers)
+            child.start_router = start
+            if pfr:
+                child.pfr = True
+                child.router = r.instance
+                child.allow_pipe = not r.opt("forbid_pipe")
+                child.allow_file = not r.opt("forbid_file")
+                child.allow_reply = not r.opt("forbid_filter_reply")
+                if pw is not None:
+                    child.uid, child.gid = pw.pw_uid, pw.pw_gid
+                _rf.set_ugid(child, ugid)
+                child.home_dir = rctx.home
+                if text.startswith("|"):
+                    opt = "pipe_transport"
+                elif text.startswith(">"):
+                    opt = "reply_transport"
+                elif text.endswith("/"):
+                    opt = "directory_transport"
+                else:
+                    opt = "file_transport"
+                name = r.opt(opt)
+                if name:
+                    extra = ({"address_pipe": text} if opt == "pipe_transport"
+                             else {"address_file": text})
+                    ok, tp = _rf.get_transport(r, child, rctx, opt,
+                                               _expand_tp(rctx, child, name, extra))
+                    if ok:
+                        child.transport = tp
+                    else:
+                        child.basic_errno = R.ERRNO_BADTRANSPORT
+                else:
+                    child.basic_errno = R.ERRNO_BADTRANSPORT
+                    child.message = f"{opt} unset in {r.name} router"
+            else:
+                split_address(child)
+            new.append(child)
+        rctx.addr_new[0:0] = new
+
+
+def _expand_tp(rctx: Any, addr: Any, name: str, extra: dict) -> str:
+    """Expand a pipe/file/reply transport name with $address_pipe/_file set."""
+    if "$" not in name:
+        return name
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    try:
+        return rctx.expand(name, addr, **extra)
+    except (ExpansionError, ExpansionForcedFail):
+        return name
+
+
+def _read_redirect_file(r: Any, addr: Any, fname: str) -> tuple[str, str]:
+    """Read a forward/alias file as Exim's rda_get_file() does."""
+    import errno as E
+    from eximpy import routing as R
+    try:
+        with open(fname, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except OSError as e:
+        err = e.errno
+        if err == E.ENOENT or (err == E.ENOTDIR and r.opt("ignore_enotdir")):
+            d = os.path.dirname(fname) or "/"
+            if err == E.ENOENT:
+                try:
+                    os.stat(d + "/.")
+                except OSError as e2:
+                    if e2.errno == E.ENOTDIR and r.opt("ignore_enotdir"):
+                        return R.DECLINE, ""
+                    addr.message = (f"failed to stat {d}/. "
+                                    f"({os.strerror(e2.errno or 0)})")
+                    addr.basic_errno = e2.errno or 0
+                    addr.basic_errno = 0
+                    return R.DEFER, ""
+            return R.DECLINE, ""
+        if err == E.EACCES and r.opt("ignore_eacces"):
+            return R.DECLINE, ""
+        addr.message = f"failed to open {fname}: {os.strerror(err or 0)}"
+        return R.DEFER, ""
+    modemask = r.opt("modemask")
+    if modemask is not None and st.st_mode & modemask:
+        addr.message = (f"bad mode ({oct(st.st_mode & 0o7777)[2:].zfill(4)}) for "
+                        f"{fname}: {oct(modemask)[2:].zfill(3)} bits not allowed")
+        return R.DEFER, ""
+    owners = r.opt("owners")
+    if r.opt("check_owner") or owners:
+        ok_uids = set(owners or ())
+        if addr.uid is not None:
+            ok_uids.add(addr.uid)
+        ok_uids.add(0)
+    return R.OK, data.decode("utf-8", "surrogateescape")
+
+
+class ForwardList:
+    """Result of parse_forward_list()."""
+
+    def __init__(self) -> None:
+        self.status = "ok"            # ok, fail, defer, error, includefail
+        self.error: str | None = None
+        self.addresses: list[tuple[str, bool]] = []   # (text, is_pfr)
+        self.blackhole = False
+        self.syntax_errors: list[tuple[str, str]] = []
+
+
+def parse_forward_list(s: str, incoming_domain: str, qualify_domain: str, *,
+                       allow_blackhole: bool = True, allow_fail: bool = False,
+                       allow_defer: bool = False, allow_include: bool = True,
+                       include_directory: str | None = None,
+                       skip_syntax_errors: bool = False,
+                       _result: ForwardList | None = None) -> ForwardList:
+    """Parse an alias/forward list as Exim's parse_forward_list() does."""
+    from eximpy.address import (AddressError, parse_extract_address,
+                                parse_find_address_end)
+    res = _result or ForwardList()
+    i = 0
+    n = len(s)
+    while True:
+        while True:
+            while i < n and (s[i].isspace() or s[i] == ","):
+                i += 1
+            if i < n and s[i] == "#":
+                while i < n and s[i] != "\n":
+                    i += 1
+            else:
+                break
+        if i >= n:
+            return res
+        end = parse_find_address_end(s, i, True)
+        nexti = end
+        while end > i and s[end - 1].isspace():
+            end -= 1
+        inquote = False
+        if s[i] == '"' and s[end - 1] == '"' and end - i >= 2:
+            i += 1
+            end -= 1
+            inquote = True
+            while i < end and s[i].isspace():
+                i += 1
+            while end > i and s[end - 1].isspace():
+                end -= 1
+        item = s[i:end]
+        if item == ":blackhole:":
+            if not allow_blackhole:
+                res.status, res.error = "error", '":blackhole:" is not permitted'
+                return res
+            res.blackhole = True
+            i = nexti
+            continue
+        special = None
+        for word in (":defer:", ":unknown:", ":fail:"):
+            if item.startswith(word):
+                special = word
+                break
+        if special is not None:
+            allowed = (allow_defer if special == ":defer:" else
+                       allow_fail if special == ":fail:" else True)
+            if not allowed:
+                res.status = "error"
+                res.error = f'"{item}" is not permitted'
+                return res
+            rest_end = s.find("\n", i)
+            rest = s[i + len(special):(rest_end if rest_end >= 0 else n)]
+            res.error = rest.strip()
+            res.status = {":defer:": "defer", ":fail:": "fail",
+                          ":unknown:": "fail"}[special]
+            return res
+        if item.startswith(":include:"):
+            fname = item[9:].strip()
+            if not fname:
+                res.status, res.error = "error", "file name missing after :include:"
+                return res
+            if not fname.startswith("/"):
+                res.status = "error"
+                res.error = f'included file "{fname}" is not an absolute path'
+                return res
+            if not allow_include:
+                res.status, res.error = "error", "included files not permitted"
+                return res
+            if include_directory is not None and not (
+                    fname.startswith(include_directory)
+                    and fname[len(include_directory):len(include_directory) + 1] == "/"):
+                res.status = "error"
+                res.error = (f"included file {fname} is not in directory "
+                             f"{include_directory}")
+                return res
+            try:
+                with open(fname, "rb") as f:
+                    content = f.read().decode("utf-8", "surrogateescape")
+            except OSError as e:
+                res.status = "includefail"
+                res.error = (f"failed to open included file {fname}: "
+                             f"{os.strerror(e.errno or 0)}")
+                return res
+            parse_forward_list(content, incoming_domain, qualify_domain,
+                               allow_blackhole=allow_blackhole,
+                               allow_fail=allow_fail, allow_defer=allow_defer,
+                               allow_include=allow_include,
+                               include_directory=include_directory,
+                               skip_syntax_errors=skip_syntax_errors,
+                               _result=res)
+            if res.status != "ok":
+                return res
+            i = nexti
+            continue
+        recipient = None
+        domain = 0
+        error = None
+        if item.startswith("\\"):
+            try:
+                e = parse_extract_address(item[1:])
+                if e.domain == 0:
+                    recipient = f"{e.address}@{incoming_domain}"
+            except AddressError as err:
+                error = str(err)
+        if recipient is None:
+            try:
+                e = parse_extract_address(item)
+                recipient, domain = e.address, e.domain
+                error = None
+            except AddressError as err:
+                error = str(err)
+                recipient = None
+        if item[:1] in ("|", "/") and (recipient is None or domain == 0):
+            text = item
+            if inquote:
+                out = []
+                k = 0
+                while k < len(text):
+                    if text[k] == "\\" and k + 1 < len(text):
+                        k += 1
+                    out.append(text[k])
+                    k += 1
+                text = "".join(out)
+            res.addresses.append((text, True))
+        elif recipient is None:
+            if error == "empty address":
+                i = nexti
+                continue
+            if skip_syntax_errors:
+                res.syntax_errors.append((error or "", item))
+                i = nexti
+                continue
+            res.status = "error"
+            res.error = f'{error} in "{item}"'
+            return res
+        else:
+            if "@" not in recipient or domain == 0:
+                recipient = f"{recipient}@{qualify_domain}"
+            res.addresses.append((recipient, False))
+        i = nexti
