@@ -232,7 +232,9 @@ def _print_environment(config: Any, out: TextIO, no_labels: bool,
     env = getattr(config, "environment", None)
     if env is None:
         env = environment_for(config, environ)
-    for k in sorted(env):
+    # Exim sorts the "NAME=value" strings themselves (strcmp order).
+    for k in sorted(env, key=lambda k: f"{k}={env[k]}".encode(
+            "utf-8", "surrogateescape")):
         out.write(f"{k}\n" if no_labels else f"{k}={env[k]}\n")
 
 
@@ -359,6 +361,9 @@ def environment_for(config: Any, environ: Mapping[str, str] | None = None
                 if (item.startswith("^") and re.search(item, k)) or \
                         fnmatch.fnmatchcase(k, item):
                     kept[k] = v
+    tz = config.main.get("timezone")
+    if tz:
+        kept["TZ"] = tz       # Exim exports its timezone setting
     add = config.main.get("add_environment")
     if add:
         for item in list_items(add):

@@ -71,4 +71,6 @@ def strip_config_macro_blocks(text: str, conf: str) -> str:
     if not conf.endswith("example.conf"):
         return text
     text = re.sub(r"\n  acl_check_prdr:\n(    .*\n)*\n", "\n", text)
+    text = text.replace("acl_check_prdr:\nwarn set acl_m_did_prdr = y\n"
+                        "accept\n", "")
     return text
