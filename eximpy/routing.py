@@ -240,11 +240,12 @@ def _match(rctx: RoutingContext, addr: Address | None, subject: str,
     from eximpy import match as M
     ctx = rctx.expand_context(addr)
     if kind == "address":
-        rc, value = M.match_address_list(ctx, subject, listtext, caseless=caseless)
+        rc, value = M.match_address_list(ctx, subject, listtext, caseless=caseless,
+                                           expand=True)
     else:
         mcl = M.MCL_DOMAIN if kind == "domain" else M.MCL_LOCALPART
         rc, value = M.match_isinlist(ctx, subject, listtext, mcl,
-                                     caseless=caseless)
+                                     caseless=caseless, expand=True)
     if rc == M.OK:
         return OK, value
     if rc == M.FAIL:

@@ -248,9 +248,12 @@ def _run(config: Any, inv: Any, out: TextIO, mode: str,
          stdin: TextIO | None = None) -> int:
     verify = {"bt": R.V_NONE, "bv": R.V_RECIPIENT, "bvs": R.V_SENDER}[mode]
     sender = _default_sender(config, inv)
+    def log(msg: str) -> None:
+        sys.stderr.write(f"LOG: MAIN\n  {msg}\n")
+        sys.stderr.flush()
     rctx = R.RoutingContext(config, verify=verify,
                             address_test_mode=(mode == "bt"),
-                            sender_address=sender)
+                            sender_address=sender, log=log)
     status = [0]
     if inv.args:
         for arg in inv.args:

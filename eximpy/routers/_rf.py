@@ -321,6 +321,7 @@ def local_interface_addresses(rctx: Any) -> set[str]:
                     item.rsplit(".", 1)[1].isdigit() and False else item
                 if item in ("0.0.0.0", "::0", "::"):
                     listed |= ifaces
+                    listed.add("::1" if ":" in item else "127.0.0.1")
                 else:
                     listed.add(item.strip("[]"))
         out = listed
@@ -403,6 +404,8 @@ def self_action(r: Any, addr: Address, rctx: Any, host: Host,
     msg = ("lowest numbered MX record points to local host" if itype == "mx"
            else "remote host address is the local host")
     addr.self_hostname = host.name
+    if code in ("freeze", "defer"):
+        rctx.log(f"{msg}: {host.name} (while routing <{addr.address}>)")
     if code == "freeze":
         addr.message = msg
         addr.special_action = 1     # SPECIAL_FREEZE
@@ -501,7 +504,7 @@ def lookup_hostlist(r: Any, addr: Address, rctx: Any, ignore_target_hosts: str,
         ctx = rctx.expand_context(addr)
         for h in new_list:
             rc, _v = M.match_host_list(ctx, h.address or "", h.name,
-                                       ignore_target_hosts)
+                                       ignore_target_hosts, expand=True)
             if rc == M.OK:
                 continue
             kept.append(h)

@@ -10,6 +10,8 @@ SEE ALSO
 """
 from __future__ import annotations
 
+from typing import Any
+
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import ROUTERS
@@ -28,3 +30,45 @@ OPTIONS = OptionTable((
                   init_defaults={"retry_use_local_part": default_retry_use_local_part})
 class IpliteralRouter(Router):
     """`driver = ipliteral`."""
+
+    def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
+        from eximpy import match as M
+        from eximpy import routing as R
+        from eximpy.address import Host
+        from eximpy.routers import _rf
+        r = self.rt  # type: ignore[attr-defined]
+        dom = addr.domain
+        if not (dom.startswith("[") and dom.endswith("]")):
+            return R.DECLINE
+        ip = dom[1:-1]
+        if ip[:5].lower() in ("ipv6:", "ipv4:"):
+            ip = ip[5:]
+        if not _rf.is_ip_address(ip):
+            return R.DECLINE
+        itk = r.opt("ignore_target_hosts")
+        if itk:
+            rc, _v = M.match_host_list(rctx.expand_context(addr), ip, "", itk,
+                                        expand=True)
+            if rc == M.OK:
+                return R.DECLINE
+        h = Host(name=dom, address=ip)
+        addr.host_list = [h]
+        if _rf.host_is_local(rctx, ip):
+            rc = _rf.self_action(r, addr, rctx, h, "host")
+            if rc != R.OK:
+                return rc
+        rc = _rf.get_errors_address(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        rc = _rf.get_munge_headers(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        ok, ugid = _rf.get_ugid(r, addr, rctx, pw)
+        if not ok:
+            return R.DEFER
+        ok, tp = _rf.get_transport(r, addr, rctx)
+        if not ok:
+            return R.DEFER
+        addr.transport = tp
+        _rf.set_ugid(addr, ugid)
+        return R.OK if _rf.queue_add(r, addr, rctx, pw) else R.DEFER

@@ -58,7 +58,8 @@ class ManualrouteRouter(Router):
                 pattern, rest = _next_word(item)
                 ctx = rctx.expand_context(addr)
                 rc, value = M.match_isinlist(ctx, addr.domain, pattern,
-                                             M.MCL_DOMAIN, caseless=True)
+                                             M.MCL_DOMAIN, caseless=True,
+                                             expand=False)
                 if rc == M.DEFER:
                     addr.message = "lookup defer in route_list"
                     return R.DEFER

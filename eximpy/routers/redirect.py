@@ -158,8 +158,6 @@ class RedirectRouter(Router):
         for err_text, item in result.syntax_errors:
             msg = f'{r.name} router: skipped error: {err_text} in "{item}"'
             rctx.log(msg)
-            import sys
-            sys.stderr.write(f"LOG: MAIN\n  {msg}\n")
         if result.status == "error":
             addr.message = f"error in redirect data: {result.error}"
             return R.DEFER
