@@ -118,8 +118,14 @@ class Stats:
         if ll is None:
             return
         stamp = f"{ll.date} {ll.time.split('.')[0]}"
-        if ll.flag is not None:
-            # eximstats dates the report by message lines with a flag only
+        # eximstats looks at the two characters after the id: a delivery
+        # flag, "Co" (Completed), or "Re" for a line mentioning
+        # rejected/refused/dropped; only such lines date the report.
+        f2 = ll.rest[:2] if ll.id else ""
+        if not re.fullmatch(r"[<>=*-]+|SA", f2) and \
+                re.search(r"rejected|refused|dropped", line):
+            f2 = "Re"
+        if f2 in ("<=", "=>", "->", "==", "**", "Co", "SA", "Re"):
             if self.first is None or stamp < self.first:
                 self.first = stamp
             if self.last is None or stamp > self.last:
@@ -221,13 +227,12 @@ def text_report(s: Stats, top: int = 50, hist: int = 1) -> str:
     if s.temp_rejects:
         o.append(f"  {'Temp Rejects':<16} {'':>9}     {s.temp_rejects:6d}\n")
     o.append("\n")
-    if s.transports:
-        o.append("Deliveries by transport\n-----------------------\n")
-        o.append("                      Volume    Messages\n")
-        for t in sorted(s.transports):
-            v, n = s.transports[t]
-            o.append(f"  {t:<16} {volume(v):>9}      {n:6d}\n")
-        o.append("\n")
+    o.append("Deliveries by transport\n-----------------------\n")
+    o.append("                      Volume    Messages\n")
+    for t in sorted(s.transports):
+        v, n = s.transports[t]
+        o.append(f"  {t:<16} {volume(v):>9}      {n:6d}\n")
+    o.append("\n")
     for title, counts in (("Messages received per hour (each dot is 1 "
                            "message)", s.received_per_hour),
                           ("Deliveries per hour (each dot is 1 delivery)",
@@ -258,12 +263,14 @@ def text_report(s: Stats, top: int = 50, hist: int = 1) -> str:
         o.append("No relayed messages\n-------------------\n\n")
 
     def table(title: str, rows: dict, key_title: str, by: str,
-              with_addr: bool = False) -> None:
-        if not rows:
+              with_addr: bool = False, always: bool = False) -> None:
+        # eximstats prints the host tables even when empty (and then
+        # without the Addresses column); the others only with content.
+        if not rows and not always:
             return
         t = f"Top {top} {title} by {by}"
         o.append(f"{t}\n{'-' * len(t)}\n")
-        if with_addr:
+        if with_addr and rows:
             o.append(f"  Messages  Addresses      Bytes    Average   "
                      f"{key_title}\n")
         else:
@@ -280,7 +287,12 @@ def text_report(s: Stats, top: int = 50, hist: int = 1) -> str:
         for k in sorted(rows, key=keyf)[:top]:
             v = rows[k]
             n = msgs(v)
-            avg = vol(v) / n if n else 0
+            # eximstats averages the rounded figure it shows (13KB / 7)
+            shown = volume(vol(v))
+            base = int(shown.rstrip("KMB")) * (1024 if shown.endswith("KB")
+                                               else 1048576 if
+                                               shown.endswith("MB") else 1)
+            avg = int(base / n) if n else 0
             if with_addr:
                 o.append(f"  {n:8d}   {v[1]:8d} {volume(vol(v)):>10} "
                          f"{volume(avg):>10}   {k}\n")
@@ -289,11 +301,13 @@ def text_report(s: Stats, top: int = 50, hist: int = 1) -> str:
                          f"   {k}\n")
         o.append("\n")
     for by in ("message count", "volume"):
-        table("sending hosts", s.sending_hosts, "Sending host", by)
+        table("sending hosts", s.sending_hosts, "Sending host", by,
+              always=True)
     for by in ("message count", "volume"):
         table("local senders", s.local_senders, "Local sender", by)
     for by in ("message count", "volume"):
-        table("host destinations", s.host_dest, "Host destination", by, True)
+        table("host destinations", s.host_dest, "Host destination", by,
+              True, always=True)
     for by in ("message count", "volume"):
         table("local destinations", s.local_dest, "Local destination", by,
               True)

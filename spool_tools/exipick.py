@@ -129,11 +129,13 @@ def parse_criterion(text: str, caseful: bool, negate_all: bool) -> Criterion:
     if var.startswith("!"):
         var = var[1:]
         neg = not neg
-    var = var.lstrip("$").rstrip(":")
     each = None
+    # As in exipick, only the bare name (no "$") is the per-recipient
+    # pseudo variable; "$each_recipients" is an (empty) ordinary variable.
     em = re.fullmatch(r"each_(recipients(?:_(?:un)?del)?)", var)
     if em:
         each = em.group(1)
+    var = var.lstrip("$").rstrip(":")
     return Criterion(var, test, text, neg, each)
 
 

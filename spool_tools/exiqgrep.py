@@ -93,6 +93,12 @@ def _parse(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
     return opts, argv[i:]
 
 
+def _perl_true(v: str | bool | None) -> bool:
+    """Perl truth, as exiqgrep tests its options ("0" and "" are false,
+    so ``-o 0`` selects nothing and shows the help, as in Exim's)."""
+    return bool(v) and v != "0"
+
+
 def _listing(opts: dict[str, str | bool]) -> str:
     mode = "-bp" if opts.get("a") else "-bpu"
     if opts.get("E"):
@@ -131,6 +137,7 @@ def main(argv: list[str], out: TextIO | None = None) -> int:
     if opts.get("h"):
         out.write(HELP)
         return 0
+    opts = {k: v for k, v in opts.items() if _perl_true(v)}
     if rest or not any(opts.get(k) for k in "frsyozxc"):
         out.write(HELP)
         return 1
