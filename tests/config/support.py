@@ -77,3 +77,24 @@ def run_both(suite: str, case: str, args: list[str]) -> tuple[Result, Result]:
     ours = eximpy_run(args)
     ours = Result(ours.rc, normalize(ours.out), normalize(ours.err))
     return exim, ours
+
+
+def exim_run_as(user: str, suite: str, case: str, args: list[str]) -> Result:
+    """Like oracle.exim_run, but real Exim runs as ``user`` (runuser), for
+    what non-admin callers see.  Same golden rules as the oracle."""
+    import oracle
+    path = oracle.GOLDEN / suite / case
+    if oracle.EXIM is None:
+        assert path.exists(), f"no Exim and no golden {path}"
+        return oracle._parse_golden(path.read_text())
+    live = oracle._run(["runuser", "-u", user, "--", oracle.EXIM] + args,
+                       None, None, 60)
+    live = Result(live.rc, normalize(live.out), normalize(live.err))
+    text = live.as_text()
+    if not path.exists() or os.environ.get("EXIMPY_REGEN_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    elif path.read_text() != text:
+        raise AssertionError(f"real Exim's answer differs from golden {path}\n"
+                             + text)
+    return live
