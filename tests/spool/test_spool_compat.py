@@ -299,7 +299,9 @@ def test_real_exipick_and_exiqsumm_read_eximpy_spool(tmp_path: Path) -> None:
                           capture_output=True)
     assert pick.returncode == 0, pick.stderr
     ours = eximpy(conf, ["-bp"]).stdout
-    assert pick.stdout == ours
+    # exipick lists a message's recipients in Perl hash order
+    assert sorted(pick.stdout.split(b"\n")) == sorted(ours.split(b"\n"))
+    assert pick.stdout.split(b"\n")[0] == ours.split(b"\n")[0]
     summ = subprocess.run(["exiqsumm"], input=exim(conf, ["-bp"]).stdout,
                           capture_output=True)
     ours_summ = subprocess.run(["exiqsumm"], input=ours, capture_output=True)
