@@ -1,0 +1,156 @@
+"""-bs (SMTP on stdin/stdout) and -bh IP (SMTP test session as if from IP).
+
+SUMMARY
+    run_bs(config, inv, stdin, stdout) -> int
+    run_bh(config, inv, stdin, stdout) -> int
+
+DESCRIPTION
+    -bs runs one SMTP session on the standard input and output, as a local
+    submission: the protocol is local-smtp/local-esmtp, the ident is the
+    caller's login, unqualified addresses are qualified, and accepted
+    messages are spooled (queued: delivery is not started from here yet,
+    so -odq semantics apply).  An untrusted caller's MAIL FROM is replaced
+    by its own address, as Exim does.  -oMa etc. from a trusted caller make
+    the session look remote.
+
+    -bh IP prints Exim's "**** SMTP testing session" banner and runs a
+    session as if from IP: ACLs are run, nothing is spooled, and an
+    accepted message gets "that is not a real message id!".  The ">>>" ACL
+    trace lines belong to the ACL engine (issue 6).
+
+    ``stdin``/``stdout`` are binary streams (or text streams, whose
+    .buffer is used).  Input is read as it arrives (os.read on the file
+    descriptor when there is one), so a client talking to -bs through a
+    pipe gets each reply before sending on.
+
+SEE ALSO
+    spec chapter 5 (-bs, -bh), chapter "SMTP processing".
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import sys
+from typing import Any, BinaryIO
+
+from eximpy.smtp.accept import SpoolSink, TestSink
+from eximpy.smtp.server import Session
+
+
+def _binary(stream: Any) -> Any:
+    return getattr(stream, "buffer", stream)
+
+
+def _reader(stdin: Any):
+    """A function returning the next chunk of input (b"" at EOF)."""
+    b = _binary(stdin)
+    try:
+        fd = b.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is not None:
+        return lambda: os.read(fd, 65536)
+    read1 = getattr(b, "read1", None)
+    if read1 is not None:
+        return lambda: read1(65536)
+    return lambda: b.read(65536)
+
+
+def _caller() -> tuple[str, int, int]:
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        login = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        login = str(uid)
+    return login, uid, gid
+
+
+def _trusted(config: Any, uid: int, gid: int, login: str) -> bool:
+    """Exim's trusted caller: root, the exim user, trusted_users/groups."""
+    if uid == 0:
+        return True
+    try:
+        exim_user = config.main.get("exim_user")
+    except (KeyError, AttributeError):
+        exim_user = None
+    if exim_user is not None and (exim_user == uid or exim_user == login):
+        return True
+    for opt, val in (("trusted_users", login), ("trusted_groups", gid)):
+        try:
+            v = config.main.get(opt)
+        except (KeyError, AttributeError):
+            v = None
+        if v and val in (v if isinstance(v, (list, tuple))
+                         else str(v).split(":")):
+            return True
+    return False
+
+
+def _log_writer(config: Any) -> Any:
+    try:
+        from eximpy.log.writer import LogWriter
+        return LogWriter.from_config(config)
+    except Exception:
+        return None
+
+
+def _run(session: Session, stdin: Any, stdout: Any) -> int:
+    out = _binary(stdout)
+    read = _reader(stdin)
+
+    def send(data: bytes) -> None:
+        if data:
+            out.write(data)
+            out.flush()
+    send(session.start())
+    while not session.closed:
+        chunk = read()
+        if not chunk:
+            send(session.eof())
+            break
+        send(session.feed(chunk))
+    return 0
+
+
+def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
+           stdout: Any = sys.stdout) -> int:
+    """-bs: an SMTP session on stdin/stdout; messages are spooled."""
+    login, uid, gid = _caller()
+    trusted = _trusted(config, uid, gid, login)
+    log = _log_writer(config)
+    host = getattr(inv, "host_address", None) if trusted else None
+    port = 0
+    if host and host.count(".") == 4:            # -oMa 1.2.3.4.port
+        host, _, p = host.rpartition(".")
+        port = int(p) if p.isdigit() else 0
+    session = Session(
+        config, sink=SpoolSink(config, log),
+        host_address=host, host_port=port,
+        host_name=getattr(inv, "host_name", None) if trusted else None,
+        interface_address=getattr(inv, "interface_address", None)
+        if trusted else None,
+        ident=(getattr(inv, "ident", None) if trusted and
+               getattr(inv, "ident", None) else login),
+        trusted=trusted, login=login, uid=uid, gid=gid, log=log)
+    return _run(session, stdin, stdout)
+
+
+def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
+           stdout: Any = sys.stdout) -> int:
+    """-bh IP: a test session as if from IP; nothing is spooled."""
+    host = inv.mode_arg or ""
+    port = 0
+    if host.count(".") == 4 or (":" in host and host.count(".") == 1 and
+                                host.rsplit(".", 1)[1].isdigit()):
+        host, _, p = host.rpartition(".")
+        port = int(p) if p.isdigit() else 0
+    out = _binary(stdout)
+    out.write(f"\n**** SMTP testing session as if from host {host}\n"
+              "**** but without any ident (RFC 1413) callback.\n"
+              "**** This is not for real!\n\n".encode())
+    out.flush()
+    login, uid, gid = _caller()
+    session = Session(config, sink=TestSink(config), host_address=host,
+                      host_port=port, host_checking=True, trusted=True,
+                      login=login, uid=uid, gid=gid, log=None)
+    return _run(session, stdin, stdout)

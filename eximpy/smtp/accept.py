@@ -1,0 +1,272 @@
+"""After DATA: build the received message, spool it durably, log "<=".
+
+SUMMARY
+    SpoolSink(config, log, now=None)        MessageSink that writes the spool
+    TestSink(config)                        -bh: an id, no files (Exim's -bh)
+    build_spool_message(config, msg, mid, now) -> (SpoolMessage, body)
+
+DESCRIPTION
+    The session (eximpy.smtp.server) hands a ReceivedMessage to a sink.
+    SpoolSink then does what Exim's receive_msg() does after the data:
+
+      * received_headers_max: more Received: headers than that is a
+        suspected loop, "550 Too many "Received" headers - suspected mail
+        loop";
+      * a Received: header from received_header_text (expanded with
+        eximpy.expand; an empty expansion adds none), then the message's
+        own headers, then the headers added by ACLs;
+      * for locally submitted SMTP (-bs, no host address): Message-Id:,
+        From: and Date: when missing, as Exim adds them to local messages
+        (remote messages get none of these; submission mode is issue 6);
+      * the -D file is written and fsynced, the -H file written durably
+        (eximpy.spool), and only then the "250 OK id=..." answer is given;
+      * the "<=" line goes to the mainlog.
+
+SECURITY
+    Everything in the message is client data: it is only ever written to
+    the -D/-H files and, escaped, to the log.
+
+SEE ALSO
+    spec chapter "Message processing" (added headers), "Format of spool
+    files"; eximpy.receive (the non-SMTP counterpart).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from eximpy.message.ids import new_message_id
+from eximpy.smtp.server import VERSION, ReceivedMessage, _tod_full
+from eximpy.spool import data_file, header_file
+from eximpy.spool.layout import SpoolLayout
+from eximpy.spool.message import (HTYPE_OLD, HTYPE_RECEIVED, Header,
+                                  Recipient, SpoolMessage, header_type_for)
+
+
+def _s(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+def _rcvhost(msg: ReceivedMessage) -> str:
+    """Exim's $sender_rcvhost."""
+    if msg.host_address is None:
+        return ""
+    if msg.host_name:
+        s = msg.host_name + f" ([{msg.host_address}]"
+        if msg.helo_name and msg.helo_name.lower() != msg.host_name.lower():
+            s += f" helo={msg.helo_name}"
+        if msg.ident:
+            s += f" ident={msg.ident}"
+        return s + ")"
+    s = f"[{msg.host_address}]"
+    extra = []
+    if msg.helo_name:
+        extra.append(f"helo={msg.helo_name}")
+    if msg.ident:
+        extra.append(f"ident={msg.ident}")
+    if extra:
+        s += " (" + " ".join(extra) + ")"
+    return s
+
+
+def _received(config: Any, msg: ReceivedMessage, mid: str, primary: str,
+              now: float) -> Header:
+    template = None
+    try:
+        template = config.main.get("received_header_text")
+    except (KeyError, AttributeError):
+        template = None
+    received_for = msg.recipients[0][0] if len(msg.recipients) == 1 else ""
+    variables = {
+        "sender_rcvhost": _rcvhost(msg),
+        "sender_ident": msg.ident or "",
+        "sender_helo_name": msg.helo_name or "",
+        "sender_host_address": msg.host_address or "",
+        "sender_host_name": msg.host_name or "",
+        "primary_hostname": primary,
+        "received_protocol": msg.received_protocol,
+        "tls_in_ver": "", "tls_in_cipher_std": "", "tls_in_cipher": "",
+        "version_number": VERSION,
+        "sender_address": msg.sender,
+        "message_exim_id": mid, "message_id": mid,
+        "received_for": received_for,
+        "tod_full": _tod_full(now),
+        "authenticated_id": msg.authenticated_id or "",
+    }
+    text = None
+    if template:
+        from eximpy.expand import ExpandContext, expand_string
+        ctx = ExpandContext(config=config, variables=variables,
+                            acl_c=msg.acl_c, acl_m=msg.acl_m)
+        text = expand_string(template, ctx)
+    else:
+        text = ""
+    if text == "":
+        return Header(HTYPE_OLD, f"Received: ; {_tod_full(now)}\n")
+    return Header(HTYPE_RECEIVED, f"{text};\n\t{_tod_full(now)}\n")
+
+
+def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
+                        now: float) -> SpoolMessage:
+    """The SpoolMessage (headers included) for an accepted SMTP message."""
+    main = config.main
+
+    def get(name: str, default: Any = None) -> Any:
+        try:
+            v = main.get(name)
+        except (KeyError, AttributeError):
+            return default
+        return default if v is None else v
+    primary = get("primary_hostname") or os.uname().nodename
+    sm = SpoolMessage(id=mid, originator_login=msg.originator_login,
+                      originator_uid=msg.originator_uid,
+                      originator_gid=msg.originator_gid, tls_resumption="A")
+    sm.sender = msg.sender
+    t = msg.received_time
+    sm.received_time = int(t)
+    sm.received_time_usec = int((t - int(t)) * 1_000_000)
+    sm.helo_name = msg.helo_name
+    if msg.helo_name is not None:
+        sm.tainted.add("helo_name")
+    sm.host_address = msg.host_address
+    sm.host_port = msg.host_port
+    sm.host_name = msg.host_name
+    sm.interface_address = msg.interface_address
+    sm.interface_port = msg.interface_port
+    sm.ident = msg.ident
+    sm.received_protocol = msg.received_protocol
+    sm.body_linecount = msg.body_linecount
+    sm.body_zerocount = msg.body_zerocount
+    sm.max_received_linelength = msg.max_received_linelength
+    sm.allow_unqualified_recipient = msg.local
+    sm.allow_unqualified_sender = msg.local
+    sm.deliver_firsttime = True
+    sm.smtputf8 = msg.smtputf8
+    sm.dsn_envid = msg.dsn_envid
+    sm.dsn_ret = msg.dsn_ret
+    sm.auth_id = msg.authenticated_id
+    sm.host_auth = msg.authenticator
+    sm.acl_vars = {k[4:]: v for k, v in msg.acl_m.items()}
+    sm.acl_vars.update({k[4:]: v for k, v in msg.acl_c.items()})
+    sm.recipients = [Recipient(a, orcpt=o, dsn_flags=f)
+                     for a, o, f in msg.recipients]
+    headers = [Header(header_type_for(_s(h).split(":", 1)[0].strip()), _s(h))
+               for h in msg.headers]
+    received = _received(config, msg, mid, primary, now)
+    added = [Header.make(h) for h in msg.added_headers]
+    names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
+    fixups: list[Header] = []
+    if msg.local:
+        if "message-id" not in names and "resent-message-id" not in names:
+            dom = get("message_id_header_domain") or primary
+            text = get("message_id_header_text")
+            local = f"E{mid}" + (f"-{text}" if text else "")
+            fixups.append(Header.make(f"Message-Id: <{local}@{dom}>\n"))
+        if "from" not in names and msg.sender:
+            fixups.append(Header.make(f"From: {msg.sender}\n"))
+        if "date" not in names:
+            fixups.append(Header.make(f"Date: {_tod_full(now)}\n"))
+    sm.headers = [received] + headers + added + fixups
+    return sm
+
+
+class SpoolSink:
+    """Writes accepted messages to the spool and logs them."""
+
+    def __init__(self, config: Any, log: Any = None,
+                 now: float | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.now = now
+        self.layout = SpoolLayout.from_config(config)
+        try:
+            self.localhost_number = config.main.get("localhost_number")
+        except (KeyError, AttributeError):
+            self.localhost_number = None
+        try:
+            self.received_headers_max = int(
+                config.main.get("received_headers_max") or 30)
+        except (KeyError, AttributeError, ValueError):
+            self.received_headers_max = 30
+
+    def _loop_check(self, msg: ReceivedMessage) -> bool:
+        n = sum(1 for h in msg.headers
+                if h[:9].lower() == b"received:"
+                or (h[:8].lower() == b"received" and
+                    h[8:].lstrip(b" \t")[:1] == b":"))
+        return n > self.received_headers_max
+
+    def store(self, msg: ReceivedMessage) -> tuple[int, str, str | None]:
+        if self._loop_check(msg):
+            if self.log is not None:
+                who = f"H=[{msg.host_address}]" if msg.host_address else \
+                    (f"U={msg.ident}" if msg.ident else "")
+                self.log.reject(f"rejected from <{msg.sender}> {who}: "
+                                "Too many \"Received\" headers: suspected "
+                                "mail loop")
+            return 550, 'Too many "Received" headers - suspected mail loop', \
+                None
+        now = time.time() if self.now is None else self.now
+        mid = new_message_id(self.localhost_number, now=self.now)
+        sm = build_spool_message(self.config, msg, mid, now)
+        self.layout.ensure_dirs(mid)
+        df = data_file.create(self.layout, mid, self.layout.uid,
+                              self.layout.gid)
+        try:
+            df.write(msg.body)
+            df.finish()
+            sm.body_size = len(msg.body)
+            done = time.time() if self.now is None else self.now
+            sm.received_time_complete = (int(done),
+                                         int((done - int(done)) * 1_000_000))
+            header_file.write(self.layout, sm, uid=self.layout.uid,
+                              gid=self.layout.gid)
+        except BaseException:
+            df.abandon()
+            raise
+        df.close()
+        if self.log is not None:
+            self._log_received(msg, sm, now)
+        return 250, f"OK id={mid}", mid
+
+    def _log_received(self, msg: ReceivedMessage, sm: SpoolMessage,
+                      start: float) -> None:
+        from eximpy.log import format as logfmt
+        sel = self.log.selector
+        mh = sm.header("message-id")
+        msgid = None
+        if mh is not None:
+            v = mh.value.strip()
+            msgid = v[1:-1] if v.startswith("<") and v.endswith(">") else v
+        subj = sm.header("subject")
+        line = logfmt.received(
+            sel, sm.sender, host_name=msg.host_name,
+            helo=msg.helo_name if msg.host_address else None,
+            host_address=msg.host_address, host_port=msg.host_port,
+            interface_address=msg.interface_address,
+            interface_port=msg.interface_port, ident=msg.ident,
+            protocol=msg.received_protocol,
+            chunking=msg.chunking, size=sm.message_size,
+            body_8bitmime=msg.body_8bitmime,
+            receive_time=time.time() - msg.received_time,
+            message_id_header=msgid,
+            message_id_created=msg.local and not any(
+                h[:11].lower() == b"message-id:" for h in msg.headers),
+            subject=subj.value if subj else None,
+            recipients=[r[0] for r in msg.recipients])
+        self.log.main(line, sm.id)
+
+
+class TestSink:
+    """-bh: Exim makes an id but writes nothing ("not a real message id")."""
+
+    def __init__(self, config: Any) -> None:
+        try:
+            self.localhost_number = config.main.get("localhost_number")
+        except (KeyError, AttributeError):
+            self.localhost_number = None
+
+    def store(self, msg: ReceivedMessage) -> tuple[int, str, str | None]:
+        mid = new_message_id(self.localhost_number)
+        return 250, f"OK id={mid}", mid

@@ -1,0 +1,34 @@
+"""Fixtures for the SMTP tests: a throw-away Exim configuration in a temp dir."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+BASE_CONF = """\
+primary_hostname = test.example
+qualify_domain = test.example
+spool_directory = {dir}/spool
+log_file_path = {dir}/log/%slog
+exim_user = root
+exim_group = root
+never_users =
+keep_environment =
+queue_only
+{extra}
+begin routers
+begin transports
+"""
+
+
+def write_conf(d: Path, extra: str = "") -> Path:
+    (d / "spool").mkdir(parents=True, exist_ok=True)
+    (d / "log").mkdir(parents=True, exist_ok=True)
+    conf = d / "conf"
+    conf.write_text(BASE_CONF.format(dir=d, extra=extra))
+    return conf
+
+
+@pytest.fixture
+def smtpdir(workdir: Path) -> Path:
+    return workdir
