@@ -285,12 +285,24 @@ def _view(ctx: _Ctx, mode: str, mid: str) -> int:
             return 1
         _write_bytes(ctx.out, data)
         return 0
-    # -Mvc: the whole message as it would be transmitted.
+    # -Mvc: the whole message as it would be transmitted (under the lock).
     dpath = lay.find(mid, "-D")
     if dpath is None:
         ctx.say(f"Spool data file for {mid} does not exist")
         ctx.log.main(f"Spool file {mid}-D not found", mid)
         return 1
+    fd = lock.open_locked(lay, mid)
+    if fd is None:
+        _locked(ctx, mid)
+        return 1
+    try:
+        return _view_whole(ctx, mid, fd)
+    finally:
+        os.close(fd)
+
+
+def _view_whole(ctx: _Ctx, mid: str, fd: int) -> int:
+    lay = ctx.layout
     try:
         msg = header_file.read(lay.find(mid, "-H") or "")
     except SpoolFormatError:
@@ -299,8 +311,7 @@ def _view(ctx: _Ctx, mode: str, mid: str) -> int:
     except OSError as e:
         ctx.say(f"Spool read error for {mid}-H: {os.strerror(e.errno or 0)}")
         return 1
-    data = data_file.read_file(dpath)
-    body = data[lock.data_start_offset(mid):]
+    body = data_file.read_body(fd, mid)
     hdrs = "".join(h.text for h in msg.headers if h.type != HTYPE_OLD)
     _write_bytes(ctx.out, hdrs.encode("utf-8", "surrogateescape") + b"\n"
                  + body)
@@ -329,7 +340,7 @@ def _remove(ctx: _Ctx, mid: str) -> int:
     else:
         fd = lock.open_locked(lay, mid)
         if fd is None:
-            ctx.say(f"Message {mid} is locked")
+            _locked(ctx, mid)
             return 1
     try:
         if lay.find(mid, "-H") is None:
@@ -352,6 +363,13 @@ def _remove(ctx: _Ctx, mid: str) -> int:
     return rc
 
 
+def _locked(ctx: _Ctx, mid: str) -> None:
+    """Another process (eximpy or Exim) holds the message's -D lock."""
+    ctx.log.main(f"Spool file for {mid} is locked (another process is "
+                 "handling this message)", mid)
+    ctx.say(f"Message {mid} is locked")
+
+
 def _modify(ctx: _Ctx, mode: str, mid: str, args: list[str]) -> int:
     lay = ctx.layout
     if lay.find(mid, "-D") is None:
@@ -360,10 +378,9 @@ def _modify(ctx: _Ctx, mode: str, mid: str, args: list[str]) -> int:
         return 1
     fd = lock.open_locked(lay, mid)
     if fd is None:
-        ctx.log.main(f"Spool file for {mid} is locked (another process is "
-                     "handling this message)", mid)
-        ctx.say(f"Spool file for {mid} is locked (another process is "
-                "handling this message)")
+        if mode == "Mg":        # Exim's -Mg leaves it to the lock holder
+            return 0
+        _locked(ctx, mid)
         return 1
     try:
         split = lay.find_split(mid)
@@ -433,7 +450,7 @@ def _apply(ctx: _Ctx, mode: str, msg: SpoolMessage, args: list[str],
         save()
         for a in marked:
             log.main(f"address <{a}> marked delivered by {user}", mid)
-        ctx.say(f"Message {mid} has been modified\n")
+        ctx.say(f"Message {mid} has been modified")
         return 0
     if mode == "Mar":
         for a in args:
@@ -505,6 +522,8 @@ def run_message_action(config: Any, mode: str, args: list[str],
             r = _remove(ctx, mid)
         else:
             r = _modify(ctx, mode, mid, rest)
+        if mode == "Mmad":          # Exim ends each -Mmad report so
+            ctx.say("")
         rc = rc or r
     return rc
 

@@ -195,8 +195,19 @@ def _copy_tree(a: Path, b: Path) -> None:
     ["-Mar", 0, "bob"], ["-Mvh", 0], ["-Mvb", 2], ["-Mvc", 0], ["-Mvl", 0],
     ["-Mrm", "1xWDFA-000299-2J"], ["-Mvh", "1xWDFA-000299-2J"],
     ["-Mvl", "1xWDFA-000299-2J"], ["-Mf", "1xWDFA-000299-2J"],
+    ["-Mmad", "1xWDFA-000299-2J"],
+    ["locked", "-Mf", 0], ["locked", "-Mrm", 0], ["locked", "-Mmad", 0],
+    ["locked", "-Mar", 0, "x@example.test"], ["locked", "-Mvc", 0],
+    ["locked", "-Mvh", 0],
 ])
 def test_actions_do_what_exim_does(tmp_path: Path, action: list) -> None:
+    """Exim acts on one copy of a queue, eximpy on another; outputs, spool
+    files and logs must agree.  "locked": the message's -D is locked
+    (fcntl, as Exim and eximpy lock it) by this test while they run."""
+    import fcntl
+    locked = action[0] == "locked"
+    if locked:
+        action = action[1:]
     a = tmp_path / "a"
     conf_a = _exim_queue(a)
     b = tmp_path / "b"
@@ -206,8 +217,16 @@ def test_actions_do_what_exim_does(tmp_path: Path, action: list) -> None:
     ids = sorted(n[:-2] for n in spool_files(a) if n.endswith("-H"))
     opt, which, *rest = action
     mid = ids[which] if isinstance(which, int) else which
+    held = []
+    if locked:
+        for base in (a, b):
+            fd = os.open(base / "spool" / "input" / f"{mid}-D", os.O_RDWR)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 19, 0)
+            held.append(fd)
     e = exim(conf_a, [opt, mid] + rest)
     p = eximpy(conf_b, [opt, mid] + rest)
+    for fd in held:
+        os.close(fd)
     assert (p.returncode, p.stdout, p.stderr) == \
         (e.returncode, e.stdout, e.stderr)
     norm = {str(a): "DIR", str(b): "DIR"}
