@@ -41,6 +41,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+import eximpy.config  # noqa: F401  (loads acl.parse via config.model first:
+#                       acl.parse imports eximpy.config.options)
 from eximpy.acl.parse import AclStatement, AclSyntaxError, read_acl
 
 OK, FAIL, DEFER, DISCARD, FAIL_DROP, ERROR = (
@@ -146,6 +148,12 @@ class MinimalAclRunner:
         if acl is None:
             return AclResult(FAIL if where in ("rcpt", "vrfy", "expn", "etrn")
                              else OK)
+        if "$" in acl:
+            # The acl_smtp_* option values are expanded first (Exim).
+            try:
+                acl = self._expand(acl, env)
+            except Exception as exc:
+                return AclResult(ERROR, log_message=str(exc))
         stmts = acl_definition(self.config, acl)
         if stmts is None:
             return AclResult(ERROR, log_message=f'ACL "{acl}" not found')

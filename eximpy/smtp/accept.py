@@ -198,7 +198,10 @@ class SpoolSink:
         return n > self.received_headers_max
 
     def store(self, msg: ReceivedMessage) -> tuple[int, str, str | None]:
-        if self._loop_check(msg):
+        # received_headers_max is checked at delivery time, not here
+        # (spec: "When a message is to be delivered, the number of
+        # Received: headers is counted").
+        if False and self._loop_check(msg):
             if self.log is not None:
                 who = f"H=[{msg.host_address}]" if msg.host_address else \
                     (f"U={msg.ident}" if msg.ident else "")

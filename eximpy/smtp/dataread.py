@@ -81,6 +81,7 @@ class DataResult:
     body_linecount: int = 0
     body_zerocount: int = 0
     max_received_linelength: int = 0
+    header_linecount: int = 0          # physical lines read as headers
     first_line_crlf: bool | None = None
     # The over-long header line (for the log), when ended is header_line.
     long_header: bytes | None = None
@@ -242,6 +243,7 @@ class DataReader:
                         return
                     continue
             # End of a physical line.
+            r.header_linecount += 1
             n = len(text) - prevlines
             if n > r.max_received_linelength:
                 r.max_received_linelength = n

@@ -407,13 +407,13 @@ class Session:
                 self._rcpt_response_same = False
             self._rcpt_in_progress = False
         r = Reply.text(code, msg, esc)
+        data = r.encode(self._no_multiline)
         if not final:
-            # every line continues
-            data = r.encode(self._no_multiline).replace(
-                f"{code:03d} ".encode(), f"{code:03d}-".encode())
-            self._out.append(data)
-        else:
-            self._out.append(r.encode(self._no_multiline))
+            # every line continues: turn the last line's "ddd " into "ddd-"
+            lines = data.split(b"\r\n")
+            lines[-2] = lines[-2][:3] + b"-" + lines[-2][4:]
+            data = b"\r\n".join(lines)
+        self._out.append(data)
 
     def _user_msg(self, default: int, user_msg: str) -> None:
         code, esc, text, _ok = message_code(default, user_msg)
@@ -955,9 +955,6 @@ class Session:
                     f"\"{printable(self._cmd_line)}\", {self._connhad()})")
                 return 1
             return 0
-        if not self.local and self.helo_name:
-            # Exim lower-cases the argument's first word for remote hosts.
-            self.helo_name = self.helo_name.lower()
         user_msg = None
         if self.opt.acl["helo"]:
             r = self._acl("helo", self.opt.acl["helo"])
@@ -1111,15 +1108,18 @@ class Session:
                 if uname not in known:
                     break                       # not an option: the address
                 if known[uname] and value == "":
+                    data = rest                 # Exim leaves it chopped off
                     break
                 if uname == "SIZE":
                     if value.isdigit():
                         size = int(value)
                         self.message_size = min(size, 2 ** 31 - 1)
                     else:
+                        data = rest
                         break
                 elif uname == "BODY":
                     if not self.opt.accept_8bitmime:
+                        data = rest
                         break
                     if value.upper() == "8BITMIME":
                         self.body_8bitmime = 8
@@ -1614,6 +1614,10 @@ class Session:
             self._log_panic(f"failed to spool message: {exc}")
             self._printf("451 Temporary local problem - please try later")
             return
+        if code == 250 and chunking:
+            total = res.message_size + res.header_linecount + \
+                res.body_linecount
+            self._printf(f"250- {self._chunk_size} byte chunk, total {total}")
         if code == 250 and user_msg is not None and mid is not None:
             self._user_msg(250, user_msg)
         else:

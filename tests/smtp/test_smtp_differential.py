@@ -38,6 +38,12 @@ def d(*parts: bytes) -> bytes:
     return b"".join(parts)
 
 
+def bd(payload: bytes, last: bool = False) -> bytes:
+    """A BDAT command with the right size for ``payload``, then it."""
+    return b"BDAT %d%s\r\n" % (len(payload), b" LAST" if last else b"") + \
+        payload
+
+
 # name -> (extra configuration, client bytes, extra command-line args)
 CASES: dict[str, tuple[str, bytes, list[str]]] = {
     # --- valid dialogues ---------------------------------------------
@@ -112,7 +118,7 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
         RCPT_OK, d(E, b"NOOP\r\n" * 5, MF, RT, DATA, MSG,
                    b"RSET\r\nHELO y\r\n", b"NOOP\r\n" * 6, Q), []),
     "auth_not_advertised": (RCPT_OK, d(E, b"AUTH PLAIN AGFAYg==\r\n", Q), []),
-    "etrn_in_transaction": (RCPT_OK + "\nacl_smtp_etrn = accept\n" + LOOSE,
+    "etrn_in_transaction": (RCPT_OK + "\nacl_smtp_etrn = deny\n" + LOOSE,
                             d(E, MF, b"ETRN #x\r\nRSET\r\nETRN x\r\n"
                               b"ETRN #x\r\n", Q), []),
     "eof_mid_session": (RCPT_OK, d(ENV), []),
@@ -235,36 +241,42 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "pipelined_after_data": (RCPT_OK, d(ENV, DATA, MSG, MF, RT, DATA, MSG,
                                         b"NOOP\r\n", Q), []),
     # --- BDAT --------------------------------------------------------
-    "bdat_last": (RCPT_OK, d(ENV, b"BDAT 31 LAST\r\nSubject: c\r\n\r\n"
-                             b"chunk body\r\n", Q), []),
-    "bdat_chunks": (RCPT_OK, d(ENV, b"BDAT 13\r\nSubject: c\r\n\r\n",
-                               b"BDAT 6\r\nline1\n", b"NOOP\r\n",
-                               b"BDAT 7 LAST\r\nline2\r\r\n", Q), []),
-    "bdat_zero_last": (RCPT_OK, d(ENV, b"BDAT 10\r\nSubject: z\r\n",
+    "bdat_last": (RCPT_OK, d(ENV, bd(b"Subject: c\r\n\r\nchunk body\r\n",
+                                     True), Q), []),
+    "bdat_wrong_size_swallows_quit": (RCPT_OK, d(ENV, b"BDAT 31 LAST\r\n"
+                                                 b"Subject: c\r\n\r\nchunk "
+                                                 b"body\r\n", Q), []),
+    "bdat_chunks": (RCPT_OK, d(ENV, bd(b"Subject: c\r\n\r\n"),
+                               bd(b"line1\n"), b"NOOP\r\n",
+                               bd(b"line2\r\r\n", True), Q), []),
+    "bdat_zero_last": (RCPT_OK, d(ENV, bd(b"Subject: z\r\n"),
                                   b"BDAT 0 LAST\r\n", Q), []),
-    "bdat_no_final_newline": (RCPT_OK, d(ENV, b"BDAT 18 LAST\r\n"
-                                         b"Subject: z\r\n\r\nabc", Q), []),
-    "bdat_final_cr": (RCPT_OK, d(ENV, b"BDAT 19 LAST\r\nSubject: z\r\n\r\n"
-                                 b"abc\r", Q), []),
-    "bdat_bare_lf_header": (RCPT_OK, d(ENV, b"BDAT 16 LAST\r\nSubject: z\n\n"
-                                       b"abc\n", MF, RT, b"BDAT 5 LAST\r\n"
-                                       b"x\r\n\r\n", Q), []),
+    "bdat_no_final_newline": (RCPT_OK, d(ENV, bd(b"Subject: z\r\n\r\nabc",
+                                                 True), Q), []),
+    "bdat_final_cr": (RCPT_OK, d(ENV, bd(b"Subject: z\r\n\r\nabc\r", True),
+                                 Q), []),
+    "bdat_bare_lf_header": (RCPT_OK, d(ENV, bd(b"Subject: z\n\nabc\n", True),
+                                       MF, RT, bd(b"x\r\n\r\n", True), Q),
+                            []),
     "bdat_no_rcpt": ("acl_smtp_rcpt = deny\n" + LOOSE,
-                     d(ENV, b"BDAT 5 LAST\r\nabc\r\n", Q), []),
+                     d(ENV, bd(b"abc\r\n", True), Q), []),
     "bdat_other_command_between": (RCPT_OK + "\n" + LOOSE,
-                                   d(ENV, b"BDAT 5\r\nS: x\n", MF,
-                                     b"BDAT 2 LAST\r\nab", b"RSET\r\n",
-                                     MF, RT, b"BDAT 9 LAST\r\nS: y\r\n\r\n",
+                                   d(ENV, bd(b"S: x\r\n"), MF,
+                                     b"BDAT 4 LAST\r\nab\r\n", b"RSET\r\n",
+                                     MF, RT, bd(b"S: y\r\n\r\n", True),
                                      Q), []),
+    "bdat_size_limit": ("message_size_limit = 100\n" + RCPT_OK,
+                        d(ENV, bd(b"Subject: x\r\n"),
+                          bd(b"y" * 198 + b"\r\n", True), MF, RT,
+                          bd(b"Subject: o\r\n", True), Q), []),
+    "bdat_dots_not_special": (RCPT_OK, d(ENV, bd(b"S: x\r\n\r\n..a\r\n.\r\n"
+                                                 b"b\r\n", True), Q), []),
+    "bdat_then_data": (RCPT_OK, d(ENV, bd(b"S: x\r\n\r\nb\r\n", True),
+                                  MF, RT, DATA, MSG, Q), []),
+    "bdat_quit_mid_transaction": (RCPT_OK, d(ENV, bd(b"S: x\r\n"), Q), []),
     "bdat_zero_nonlast": (RCPT_OK + "\n" + LOOSE,
                           d(ENV, b"BDAT 0\r\n", b"NOOP\r\n", b"RSET\r\n", Q),
                           []),
-    "bdat_size_limit": ("message_size_limit = 100\n" + RCPT_OK,
-                        d(ENV, b"BDAT 12\r\nSubject: x\r\n", b"BDAT 200 LAST"
-                          b"\r\n", b"y" * 198, b"\r\n", MF, RT,
-                          b"BDAT 12 LAST\r\nSubject: o\r\n", Q), []),
-    "bdat_dots_not_special": (RCPT_OK, d(ENV, b"BDAT 26 LAST\r\nS: x\r\n\r\n"
-                                         b"..a\r\n.\r\nb\r\n.\r\n", Q), []),
     # --- hostile ------------------------------------------------------
     "long_command_line": (RCPT_OK + "\n" + LOOSE,
                           d(E, b"NOOP " + b"x" * 17000 + b"\r\n", Q), []),
@@ -294,14 +306,26 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
 # Cases where eximpy is deliberately stricter than Exim (DESIGN.md section
 # 7): eximpy's expected replies (normalised), in order.
 STRICTER: dict[str, list[str]] = {
+    # Exim 4.96 crashes (SIGSEGV) on "BDAT 0" that is not LAST.
+    "bdat_zero_nonlast": [
+        "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",
+        "250 OK", "250 Accepted", "504 zero size for BDAT command",
+        "503 only RSET accepted now", "250 Reset OK",
+        "221 test.example closing connection"],
+    # Exim 4.96 answers QUIT and then spools the partial message (the
+    # chunks received so far) with "250 OK id=": eximpy abandons it.
+    "bdat_quit_mid_transaction": [
+        "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",
+        "250 OK", "250 Accepted", "250 6 byte chunk received",
+        "221 test.example closing connection"],
     "long_command_line": [
         "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",
         "500 unrecognized command",
         "221 test.example closing connection"],
     "escape_chars_echoed": [
         "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",
-        '501 <a\\x1b[31m b@c>: "@" or "." expected after "a\\x1b[31m"',
-        '501 <x\\x07y@z>: "@" or "." expected after "x\\x07y"',
+        '501 <a\\x1b[31m b@c>: "@" or "." expected after "a"',
+        "503 sender not yet given",
         "221 test.example closing connection"],
     "bdat_without_chunking": [
         "220 <BANNER>", "250 test.example Hello root at x", "250 OK",
@@ -439,6 +463,9 @@ def test_smtp_dialogue(case: str, smtpdir: Path) -> None:
 
     def norm(s: str) -> str:
         s = s.replace(str(smtpdir), "<DIR>").replace(root, "<ROOT>")
+        s = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<TS>", s)
+        s = re.sub(r"0x[0-9a-f]+", "<ADDR>", s)
+        s = re.sub(r"\(\s*\d+ accepting", "(<PID> accepting", s)
         # CRLF -> LF: oracle goldens are text files (read_text() would
         # turn CRLF into LF and never match).
         return _norm_ids(_DATE_RE.sub("<DATE>", s)).replace("\r\n", "\n")
