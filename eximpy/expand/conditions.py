@@ -45,8 +45,14 @@ def _strcmp(a: str, b: str) -> int:
 
 
 def _strcmpic(a: str, b: str) -> int:
-    from eximpy.expand.operators import _LC
-    return _strcmp(a.translate(_LC), b.translate(_LC))
+    """Exim's strcmpic(), quirk included: when the first string ends, the
+    result is the next byte of the second (so "" > "0")."""
+    x, y = _bytes(a).lower(), _bytes(b).lower()
+    for i, c in enumerate(x):
+        d = y[i] if i < len(y) else 0
+        if c != d:
+            return c - d
+    return y[len(x)] if len(y) > len(x) else 0
 
 
 def _str_factory(op, ci):
@@ -107,7 +113,7 @@ def cond_match_address(ctx, a, b, node):
 def cond_match_ip(ctx, a, b, node):
     from eximpy import match as M
     from eximpy.expand.operators import ip_type
-    if a and ip_type(a)[0] == 0:
+    if a and ip_type(a, allow_mask=False)[0] == 0:
         raise ExpansionError(f'"{a}" is not an IP address')
     rc, value = M.match_host_list(ctx, a, "", b, ip_only=True)
     ctx.lookup_value = value
@@ -185,7 +191,7 @@ def one_arg(ctx, name: str, sub: str) -> bool:
             return False
     if name in ("isip", "isip4", "isip6"):
         from eximpy.expand.operators import ip_type
-        t = ip_type(sub)[0]
+        t = ip_type(sub, allow_mask=False)[0]
         return t != 0 if name == "isip" else t == (4 if name == "isip4" else 6)
     if name == "pam":
         # No PAM conversation in eximpy: behave as a PAM stack that refuses.

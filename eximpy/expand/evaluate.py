@@ -370,6 +370,8 @@ def dewrap(s: str, wrap: str) -> str:
     while p < n and s[p] in _SPACE:
         p += 1
     quotes = wrap[0] == wrap[1]
+    if not (p < n and s[p] == wrap[0]):
+        raise _Dewrap(f"missing '{wrap[0]}'")
     if p < n and s[p] == wrap[0]:
         p += 1
         start = p
@@ -663,7 +665,7 @@ class SortNode(Node):
             raise ExpansionError(f'condition name expected, but found "{cmp[:16]}"')
         from eximpy.expand.parser import CONDS
         if name not in CONDS:
-            raise ExpansionError(f'unknown condition "{name}"')
+            raise ExpansionError("")
         if name not in ("<", "<=", ">", ">=", "ge", "gei", "gt", "gti", "le", "lei",
                         "lt", "lti"):
             raise ExpansionError("comparator not handled for sort")
@@ -693,8 +695,11 @@ class SortNode(Node):
 
 def _sorts_before(op: str, a: str, b: str) -> bool:
     if not op[0].isalpha():
-        x = expanded_string_integer(a, False)
-        y = expanded_string_integer(b, False)
+        try:
+            x = expanded_string_integer(a, False)
+            y = expanded_string_integer(b, False)
+        except ExpansionError:
+            return False      # Exim ignores the conversion error here
         return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
     if op.endswith("i"):
         a, b = a.lower(), b.lower()

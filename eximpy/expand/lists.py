@@ -36,6 +36,8 @@ def list_separator(text: str, default: str = ":") -> tuple[str, int]:
     n = len(text)
     while i < n and text[i] in _SPACE:
         i += 1
+    if i + 1 == n and text[i] == "<":
+        return "\0", n          # "<" then NUL: iscntrl(0) in C
     if i + 1 < n and text[i] == "<" and (_ispunct(text[i + 1]) or _iscntrl(text[i + 1])):
         sep = text[i + 1]
         i += 2

@@ -134,7 +134,6 @@ def op_base62(ctx, sub, arg, name):
     if rest:
         raise ExpansionError(f'argument for base62 operator is "{sub}", which is not a '
                              f'decimal number')
-    n &= 0xFFFFFFFF
     out = []
     for _ in range(6):
         out.append(BASE62[n % 62])
@@ -158,10 +157,11 @@ def op_base64(ctx, sub, arg, name):
 
 
 def b64decode(s: str) -> bytes | None:
-    """Exim's b64decode(): None if malformed."""
+    """Exim's b64decode(): None if malformed (white space is ignored, the
+    length must be a multiple of 4)."""
     t = s.encode("latin-1", "replace")
-    t = re.sub(rb"[ \t\r\n]", b"", t)
-    if len(t) % 4 == 1:
+    t = re.sub(rb"[ \t\r\n\f\v]", b"", t)
+    if len(t) % 4:
         return None
     if not re.fullmatch(rb"[A-Za-z0-9+/]*={0,2}", t):
         return None
@@ -175,8 +175,7 @@ def b64decode(s: str) -> bytes | None:
 
 def op_base64d(ctx, sub, arg, name):
     b = b64decode(sub)
-    if b is None or (len(sub) % 4 and "=" not in sub and len(sub) % 4 != 0
-                     and not _b64_unpadded_ok(sub)):
+    if b is None:
         raise ExpansionError(f'string "{sub}" is not well-formed for "{name}" operator')
     return like(from_bytes(b.split(b"\0")[0]), sub)
 
@@ -426,10 +425,10 @@ class _Eval:
                 m = re.compile(r"\d+").match(s, self.i)
                 n = int(m.group(0))
             else:
-                m = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*").match(s, self.i)
+                m = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9]\d*").match(s, self.i)
                 t = m.group(0)
                 if t[:2].lower() == "0x":
-                    n = int(t, 16)
+                    n = int(t, 16) if len(t) > 2 else 0    # glibc: "0x" reads as 0
                 elif t.startswith("0"):
                     n = int(t, 8) if len(t) > 1 else 0
                 else:
@@ -634,9 +633,12 @@ def _wrap32(v: int) -> int:
 
 # ---------------------------------------------------------------- IP
 
-def ip_type(s: str) -> tuple[int, int]:
-    """Exim's string_is_ip_address(): (4|6|0, offset of '/' mask or 0)."""
+def ip_type(s: str, allow_mask: bool = True) -> tuple[int, int]:
+    """Exim's string_is_ip_address(): (4|6|0, offset of '/' mask or 0).
+    Without allow_mask (Exim's NULL maskptr) a "/mask" makes it invalid."""
     addr, slash, mask = s.partition("/")
+    if slash and not allow_mask:
+        return 0, 0
     if slash:
         if not mask.isdigit() or not mask.isascii():
             return 0, 0
@@ -690,6 +692,8 @@ def _ipv6_compress(a: ipaddress.IPv6Address) -> str:
     """Exim's ipv6_nmtoa(): compress the longest run of zero groups (first
     longest), no IPv4 dotted tail."""
     groups = [int(x, 16) for x in a.exploded.split(":")]
+    if not any(groups):
+        return ":"          # sic: Exim 4.96 prints the all-zero address as ":"
     best_s, best_l = -1, 0
     k = 0
     while k < 8:
@@ -710,7 +714,7 @@ def _ipv6_compress(a: ipaddress.IPv6Address) -> str:
 
 
 def op_ipv6norm(ctx, sub, arg, name):
-    t, _ = ip_type(sub)
+    t, _ = ip_type(sub, allow_mask=False)
     if t == 0:
         raise ExpansionError(f'"{sub}" is not an IP address')
     addr = sub.split("/")[0].split("%")[0]
@@ -868,26 +872,38 @@ def op_rfc2047d(ctx, sub, arg, name):
     return r
 
 
-def op_rfc2047(ctx, sub, arg, name):
+def quote_2047(sub: str, charset: str) -> str:
+    """Exim's parse_quote_2047() (no folding)."""
     b = to_bytes(sub)
-    if all(0x20 <= c < 0x7f and c not in b"=?" for c in b) or not any(
-            c >= 0x7f or c < 0x20 for c in b) and b"=?" not in b:
-        return sub
-    cs = ctx.headers_charset_name()
-    out = [f"=?{cs}?Q?"]
-    line = len(out[0])
-    for c in b:
-        if c < 33 or c > 126 or c in b"?=_()<>@,;:\\\".[]":
-            piece = "_" if c == 32 else f"={c:02X}"
+    head = f"=?{charset}?Q?"
+    hlen = len(head)
+    out = head
+    line_off = hlen
+    coded = False
+    first_byte = False
+    for ch in b:
+        if len(out) - line_off > 67 and not first_byte:
+            out += "?= "
+            line_off = len(out)
+            out += head
+        if ch < 33 or ch > 126 or chr(ch) in "?=()<>@,;:\\\".[]_":
+            if ch == 32:
+                out += "_"
+                first_byte = False
+            else:
+                out += f"={ch:02X}"
+                coded = True
+                first_byte = not first_byte
         else:
-            piece = chr(c)
-        if line + len(piece) > 73:
-            out.append(f"?= =?{cs}?Q?")
-            line = len(cs) + 7
-        out.append(piece)
-        line += len(piece)
-    out.append("?=")
-    return like("".join(out), sub)
+            out += chr(ch)
+            first_byte = False
+    if coded:
+        return out + "?="
+    return sub
+
+
+def op_rfc2047(ctx, sub, arg, name):
+    return like(quote_2047(sub, ctx.headers_charset_name()), sub)
 
 
 # ---------------------------------------------------------------- UTF-8
@@ -979,11 +995,11 @@ def op_idna(ctx, sub, arg, name):
         if name == "utf8_localpart_to_alabel":
             return sub
         return sub
-    except (UnicodeError, ValueError) as e:
+    except (UnicodeError, ValueError):
         what = "utf8" if "to_alabel" in name else "alabel"
         other = "alabel" if what == "utf8" else "utf8"
         raise ExpansionError(f"error converting {what} ({string_printing(sub)}) to "
-                             f"{other}: {e}")
+                             f"{other}: string encoding error")
 
 
 # ---------------------------------------------------------------- misc

@@ -51,6 +51,7 @@ while (1) {
   my ($t, $n) = _rd();
   my @a; for (1 .. $n) { my ($t2, $d) = _rd(); push @a, $d; }
   my $fn = shift @a;
+  if (!defined &{"main::$fn"}) { _wr("E", "Undefined subroutine &main::$fn called.\n"); next; }
   my $r = eval { no strict 'refs'; &{"main::$fn"}(@a) };
   if ($@) { _wr("E", "$@"); } elsif (!defined $r) { _wr("U", ""); } else { _wr("O", "$r"); }
 }

@@ -116,6 +116,8 @@ def _domain_start(addr: str) -> int:
 
 
 def extract_address(text: str, allow_group: bool = False) -> tuple[str, int] | None:
+    if any(ord(c) < 0x20 and c not in "\t\n\r" or ord(c) == 0x7f for c in text):
+        return None
     s = _strip_comments(text)
     if s is None:
         return None

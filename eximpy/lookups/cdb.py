@@ -103,7 +103,9 @@ class CDBLookup(Lookup):
         except OSError as e:
             raise LookupFailure(f"failed to open {filename} for cdb lookup: {e.strerror}")
         if len(data) < 2048:
-            raise LookupFailure(f"{filename} too short for cdb lookup")
+            # Exim appends a stale errno text here
+            raise LookupFailure(f"failed to open {filename} too short for cdb lookup: "
+                                f"No such file or directory")
         return CDBFile(data)
 
     def find(self, handle, filename, key, opts, ctx):

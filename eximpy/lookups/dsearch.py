@@ -27,9 +27,11 @@ class DSearch(Lookup):
         try:
             st = os.stat(filename)
         except OSError as e:
-            raise LookupFailure(f"{filename}: failed for directory search: {e.strerror}")
+            raise LookupFailure(f"failed to open {filename} for directory search: "
+                                f"{e.strerror}")
         if not stat.S_ISDIR(st.st_mode):
-            raise LookupFailure(f"{filename}: failed for directory search: Not a directory")
+            raise LookupFailure(f"failed to open {filename} for directory search: "
+                                f"Not a directory")
         return filename
 
     def find(self, handle, filename, key, opts, ctx):

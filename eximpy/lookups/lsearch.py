@@ -115,7 +115,7 @@ class LSearch(Lookup):
         kind = self.name
         if kind == "iplsearch":
             from eximpy.expand.operators import ip_type
-            t, off = ip_type(key)
+            t, off = ip_type(key, allow_mask=False)
             if t == 0:
                 raise LookupDefer(
                     f'"{key}" is not a valid iplsearch key (an IP address, with optional '
@@ -184,7 +184,7 @@ class LSearch(Lookup):
                         ctx.log_panic(f'failed to expand "{lk}" while checking a list: {e}') \
                             if hasattr(ctx, "log_panic") else None
                         raise LookupDefer("")
-                rc = M.check_string(ctx, key, pat, caseless=True, expand_setup=0,
+                rc = M.check_string(ctx, key, pat, caseless=True, expand_setup=-1,
                                     at_special=True)
                 if rc != M.OK:
                     continue

@@ -58,31 +58,42 @@ class _PgSQL(_Unserved):
 
 class _LDAP(_Unserved):
     def quote(self, s, opt):
-        # Exim's eldap_quote(): LDAP (RFC 4515) quoting, then URL quoting.
+        """Exim's eldap_quote(): LDAP escaping, then URL escaping."""
         if opt is not None and opt != "dn":
             return None
+        from eximpy.expand.operators import to_bytes
+        b = to_bytes(s)
         out = []
-        dn = opt == "dn"
-        for k, c in enumerate(s):
-            o = ord(c)
-            if dn:
-                if c in ',+"\\<>;' or (c == "#" and k == 0) or (c == " " and (
-                        k == 0 or k == len(s) - 1)):
+        if opt == "dn":
+            n = len(b)
+            lead = 0
+            while lead < n and b[lead] == 0x20:
+                lead += 1
+            trail = n
+            while trail > lead and b[trail - 1] == 0x20:
+                trail -= 1
+            for k, c in enumerate(b):
+                if c == 0x20 and (k < lead or k >= trail):
+                    out.append("%5C%20")
+                    continue
+                if chr(c) in ',+"\\<>;' or (c == 0x23 and k == lead):
                     out.append("%5C" + _urlq(c))
                     continue
-            elif c in "*()\\" or o == 0:
-                out.append("%5C" + f"{o:02X}")
-                continue
-            out.append(_urlq(c))
+                out.append(_urlq(c))
+        else:
+            for c in b:
+                if chr(c) in "*()\\" or c == 0:
+                    out.append(f"%5C{c:02X}")
+                else:
+                    out.append(_urlq(c))
         return "".join(out)
 
 
-def _urlq(c: str) -> str:
-    if c.isascii() and (c.isalnum() or c in "!$'-._~*+,;=:@"):
-        return c
-    if c == " ":
-        return "%20"
-    return "".join(f"%{b:02X}" for b in c.encode("latin-1", "replace"))
+def _urlq(c: int) -> str:
+    ch = chr(c)
+    if ch.isascii() and (ch.isalnum() or ch in "!$'()*+-._"):
+        return ch
+    return f"%{c:02X}"
 
 
 register(_MySQL("mysql", "query"))

@@ -49,7 +49,8 @@ class SQLite(Lookup):
             rows = cur.fetchall()
             names = [d[0] for d in cur.description] if cur.description else []
         except sqlite3.Error as e:
-            raise LookupDefer(str(e))
+            ctx.search_error_message = str(e)
+            return None         # Exim's sqlite lookup fails (not defers) here
         if not rows:
             return None
         out = []

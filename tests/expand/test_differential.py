@@ -1,0 +1,124 @@
+"""Differential tests: `exim -be` (real Exim 4.96, kept as goldens in
+tests/golden/expand/) against eximpy's -be, one stdin per group of cases,
+compared case by case."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from tests.oracle import exim_run, eximpy_run
+from tests.expand import cases
+from tests.expand.conftest import WORK, FIX, normalize, subst
+
+
+def split_results(out: str, n: int) -> list[str]:
+    """Split -be output into the results of n input lines."""
+    assert out.startswith("> "), out[:200]
+    parts = re.split(r"\n> ", "\n" + out[2:]) if False else out[2:].split("\n> ")
+    # the last element is the final empty prompt's newline
+    return parts[:n] + ([""] if len(parts) < n else [])
+
+
+SENTINEL = "@@@@"
+
+
+def stdin_text(lines: list[str], dbm_dir: str | None) -> str:
+    """All cases, each followed by a sentinel line that marks its end."""
+    return "".join(subst(x, dbm_dir) + "\n" + SENTINEL + "\n" for x in lines)
+
+
+def results(out: str) -> list[str]:
+    """Split -be output at the sentinels into one result per case."""
+    chunks = out.split("> " + SENTINEL + "\n")
+    return [c[2:-1] if c.startswith("> ") else c for c in chunks[:-1]]
+
+
+def run_eximpy(lines: list[str], conf: str, message: str | None = None,
+               dbm_dir: str | None = None) -> str:
+    from eximpy.config import load_config
+    from eximpy.cli import expand_test
+    config = load_config(conf)
+    stdin = io.BytesIO(stdin_text(lines, dbm_dir).encode("utf-8", "surrogateescape"))
+    out = io.BytesIO()
+    err = io.StringIO()
+    expand_test.run(config, [], stdin, out, message_file=message, stderr=err)
+    return normalize(out.getvalue().decode("utf-8", "surrogateescape"))
+
+
+def run_exim(group: str, lines: list[str], conf: str, message: str | None = None,
+             dbm_dir: str | None = None) -> str:
+    args = ["-C", conf] + (["-bem", message] if message else ["-be"])
+    text = stdin_text(lines, dbm_dir)
+    r = exim_run("expand", group, args, stdin=text.encode("utf-8", "surrogateescape"),
+                 normalize=normalize)
+    return r.out
+
+
+def compare(group: str, lines: list[str], message: str | None = None,
+            dbm: bool = False) -> None:
+    conf = str(WORK / "conf")
+    want = run_exim(group, lines, conf, message, str(WORK / "exim") if dbm else None)
+    got = run_eximpy(lines, conf, message, str(WORK / "py") if dbm else None)
+    if want == got:
+        return
+    w = results(want)
+    g = results(got)
+    bad = []
+    for k, line in enumerate(lines):
+        a = w[k] if k < len(w) else "<missing>"
+        b = g[k] if k < len(g) else "<missing>"
+        if a != b:
+            bad.append(f"  case {k}: {line}\n    exim:   {a!r}\n    eximpy: {b!r}")
+    if not bad:
+        bad.append(f"  whole output differs:\n{want!r}\n{got!r}")
+    pytest.fail(f"{len(bad)} of {len(lines)} cases differ in group {group}:\n"
+                + "\n".join(bad[:60]))
+
+
+@pytest.mark.parametrize("group", sorted(cases.GROUPS))
+def test_group(work, group):
+    compare(group, cases.GROUPS[group])
+
+
+def test_message(work):
+    compare("message", cases.MESSAGE, message=str(FIX / "msg1"))
+
+
+def test_taint(work):
+    compare("taint", cases.TAINT, message=str(FIX / "msg2"))
+
+
+def test_perl(work):
+    compare("perl", cases.PERL)
+
+
+def test_dbm(work):
+    lines = ["${lookup{k1}dbm{@D@/d1}}", "${lookup{K1}dbm{@D@/d1}}",
+             "${lookup{k2}dbm{@D@/d1}}", "${lookup{q k}dbm{@D@/d1}}",
+             "${lookup{k1}dbmnz{@D@/d1}{y}{n}}", "${lookup{k1}dbmnz{@D@/d2}}",
+             "${lookup{k1}dbm{@D@/d2}{y}{n}}", "${lookup{k1:k2}dbmjz{@D@/d2}{y}{n}}",
+             "${lookup{k1}dbm{@D@/d3}}", "${lookup{nokey}dbm*{@D@/d1}{y}{n}}",
+             "${lookup{x}dbm{@D@/nonexist}}"]
+    compare("dbm", lines, dbm=True)
+
+
+def test_args_and_front_door(work):
+    """`eximpy -C conf -be arg...` through the real command line."""
+    conf = str(WORK / "conf")
+    args = ["${uc:abc}", "$primary_hostname", "${nosuch}", "${if eq{a}{b}{x}fail}",
+            "${lookup{alice}lsearch{" + str(FIX / "ls1") + "}}"]
+    want = exim_run("expand", "args", ["-C", conf, "-be"] + args, normalize=normalize)
+    got = eximpy_run(["-C", conf, "-be"] + args)
+    assert normalize(got.out) == want.out
+    assert got.rc == want.rc
+
+
+def test_stdin_front_door(work):
+    conf = str(WORK / "conf")
+    text = "${uc:a}\nabc \\\n   def\n\n  lead\ntrail   \n${lc:X}"
+    want = exim_run("expand", "stdin", ["-C", conf, "-be"], stdin=text,
+                    normalize=normalize)
+    got = eximpy_run(["-C", conf, "-be"], stdin=text)
+    assert normalize(got.out) == want.out
