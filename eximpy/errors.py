@@ -37,16 +37,24 @@ class ConfigError(EximpyError):
     timestamp) on stderr and in the paniclog.
     """
 
-    def __init__(self, message: str, pos: SourcePos | None = None) -> None:
+    def __init__(self, message: str, pos: SourcePos | None = None, *,
+                 for_what: str | None = None, plain: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.pos = pos
+        self.for_what = for_what    # "r1 router": Exim's LOG_CONFIG_FOR form
+        self.plain = plain          # no "Exim configuration error" prefix
 
     def exim_text(self) -> str:
         """The text Exim writes to stderr/paniclog for this error."""
-        if self.pos is None:
+        if self.plain:
             return self.message
-        return f"Exim configuration error in {self.pos}:\n  {self.message}"
+        if self.pos is not None:
+            return f"Exim configuration error in {self.pos}:\n  {self.message}"
+        if self.for_what is not None:
+            return (f"Exim configuration error for {self.for_what}:\n"
+                    f"  {self.message}")
+        return f"Exim configuration error:\n  {self.message}"
 
     def __str__(self) -> str:
         return self.exim_text()

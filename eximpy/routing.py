@@ -97,14 +97,15 @@ class RoutingContext:
                  address_test_mode: bool = False, sender_address: str = "",
                  variables: dict[str, Any] | None = None,
                  headers: list | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[..., None] | None = None) -> None:
         self.config = config
         self.verify = verify
         self.address_test_mode = address_test_mode
         self.sender_address = sender_address
         self.variables = dict(variables or {})
         self.headers = headers
-        self.log = log or (lambda s: None)
+        # log(message, panic=False): a main (and panic) log line
+        self.log = log or (lambda s, panic=False: None)
         self.routers = [RouterRuntime(i, r) for i, r in enumerate(config.routers)]
         self.addr_local: list[Address] = []
         self.addr_remote: list[Address] = []
@@ -464,7 +465,7 @@ def check_router_conditions(r: RouterRuntime, addr: Address,
         rctx.sender_data = value
 
     dp = r.opt("debug_print")
-    if dp and os.environ.get("EXIMPY_DEBUG_PRINT"):
+    if dp and (rctx.address_test_mode or os.environ.get("EXIMPY_DEBUG_PRINT")):
         try:
             import sys
             sys.stderr.write(rctx.expand(dp, addr) + "\n")
@@ -487,7 +488,7 @@ def check_router_conditions(r: RouterRuntime, addr: Address,
                 return DEFER, pw, "condition check lookup defer"
             if errors:
                 rctx.log(f"failed to expand condition \"{cond}\" for "
-                         f"{r.name} router: {errors[0]}")
+                         f"{r.name} router: {errors[0]}", panic=True)
             return SKIP, None, None
     return OK, pw, None
 
@@ -550,7 +551,7 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
                         break
                 count += 1
                 if count > 100:
-                    rctx.log(f"routing loop for {addr.address}")
+                    rctx.log(f"routing loop for {addr.address}", panic=True)
                     return DEFER
                 p = p.parent
             if loop:
@@ -655,7 +656,7 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
                     pass
                 except ExpansionError as e:
                     rctx.log(f"failed to expand cannot_route_message in "
-                             f"{last.name} router: {e}")
+                             f"{last.name} router: {e}", panic=True)
             addr.message = addr.user_message = message
         addr.router = None
         return FAIL

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from eximpy.config.options import readname
+
 VERBS = ("accept", "defer", "deny", "discard", "drop", "require", "warn")
 
 # name -> True when it is a modifier (modifiers cannot be negated).  These
@@ -95,26 +97,12 @@ class AclStatement:
     lineno: int = 0
 
 
-def _readname(s: str, i: int) -> tuple[str, int]:
-    """Exim's readconf_readname: skip space, read [A-Za-z][A-Za-z0-9_]*."""
-    while i < len(s) and s[i].isspace():
-        i += 1
-    j = i
-    if j < len(s) and s[j].isascii() and s[j].isalpha():
-        while j < len(s) and s[j].isascii() and (s[j].isalnum() or s[j] == "_"):
-            j += 1
-    name = s[i:j][:63]
-    while j < len(s) and s[j].isspace():
-        j += 1
-    return name, j
-
-
 def _is_acl_end(line: str) -> bool:
     """True when a line starts a new ACL (`name:`) or defines a macro."""
     s = line.lstrip()
     if s.startswith("!"):
         s = s[1:]
-    name, i = _readname(s, 0)
+    name, i = readname(s, 0)
     rest = s[i:i + 1]
     return rest == ":" or (name[:1].isupper() and rest == "=")
 
@@ -144,7 +132,7 @@ def read_acl(next_line: Callable[[], tuple[str, int] | None]
         if i < len(s) and s[i] == "!":
             negated = True
             i += 1
-        name, i = _readname(s, i)
+        name, i = readname(s, i)
         if name in VERBS:
             if negated:
                 raise AclSyntaxError(f'malformed ACL line "{saveline}"')
@@ -155,7 +143,7 @@ def read_acl(next_line: Callable[[], tuple[str, int] | None]
             if s[i] == "!":
                 negated = True
                 i += 1
-            name, i = _readname(s, i)
+            name, i = readname(s, i)
         elif this is None:
             raise AclSyntaxError(
                 f'unknown ACL verb "{name}" in "{saveline}"')

@@ -131,7 +131,7 @@ def _print_hosts(out: TextIO, addr: Address) -> None:
 
 def verify_address(address: str, rctx: R.RoutingContext, out: TextIO,
                    full_info: bool, is_recipient: bool,
-                   address_test_mode: bool) -> str:
+                   address_test_mode: bool, unique: str | None = None) -> str:
     """Route ``address`` (already parsed and qualified) and report on ``out``.
 
     Returns OK, FAIL or DEFER as Exim's verify_address() does.
@@ -139,6 +139,8 @@ def verify_address(address: str, rctx: R.RoutingContext, out: TextIO,
     allok = True
     yield_ = R.OK
     vaddr = Address(address)
+    if unique is not None:
+        vaddr.unique = unique
     rctx.addr_new = [vaddr]
     rctx.addr_local = []
     rctx.addr_remote = []
@@ -204,7 +206,7 @@ def verify_address(address: str, rctx: R.RoutingContext, out: TextIO,
     if allok and not rctx.addr_local and not rctx.addr_remote:
         out.write(f"mail to {address} is discarded\n")
         return yield_
-    seen: set[str] = set()
+    seen = rctx.duplicates
     for chain in (rctx.addr_local, rctx.addr_remote):
         for addr in chain:
             out.write(addr.address)
@@ -231,13 +233,14 @@ def _test_address(text: str, rctx: R.RoutingContext, out: TextIO, mode: str,
         status[0] = 2
         return
     address = e.address
+    unique = address
     is_recipient = mode != "bvs"
     if parse_find_at(address) < 0:
         dom = rctx.qualify_recipient() if is_recipient else rctx.qualify_domain()
         address = f"{address}@{dom}"
     full_info = mode == "bt"
     rc = verify_address(address, rctx, out, full_info, is_recipient,
-                        address_test_mode=(mode == "bt"))
+                        address_test_mode=(mode == "bt"), unique=unique)
     if rc == R.FAIL:
         status[0] = 2
     elif rc == R.DEFER and status[0] == 0:
@@ -248,12 +251,20 @@ def _run(config: Any, inv: Any, out: TextIO, mode: str,
          stdin: TextIO | None = None) -> int:
     verify = {"bt": R.V_NONE, "bv": R.V_RECIPIENT, "bvs": R.V_SENDER}[mode]
     sender = _default_sender(config, inv)
-    def log(msg: str) -> None:
-        sys.stderr.write(f"LOG: MAIN\n  {msg}\n")
+    def log(msg: str, panic: bool = False) -> None:
+        # -bt shows log lines as Exim's debug output does; -bv as a
+        # timestamped line on stderr.
+        if mode == "bt":
+            sys.stderr.write(f"LOG: MAIN{' PANIC' if panic else ''}\n  {msg}\n")
+        else:
+            import time
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            sys.stderr.write(f"{stamp} {msg}\n")
         sys.stderr.flush()
     rctx = R.RoutingContext(config, verify=verify,
                             address_test_mode=(mode == "bt"),
                             sender_address=sender, log=log)
+    rctx.duplicates = set()
     status = [0]
     if inv.args:
         for arg in inv.args:
@@ -290,5 +301,7 @@ def run_bt(config: Any, inv: Any, stdout: TextIO) -> int:
 
 
 def run_bv(config: Any, inv: Any, stdout: TextIO, sender: bool = False) -> int:
-    """-bv (or -bvs with sender=True): verify addresses."""
+    """-bv (or -bvs: sender=True, or inv.mode_arg == "sender")."""
+    sender = sender or getattr(inv, "mode", "") == "bvs" or \
+        getattr(inv, "mode_arg", None) == "sender"
     return _run(config, inv, stdout, "bvs" if sender else "bv")

@@ -23,14 +23,9 @@ from eximpy.errors import ConfigError
 def _config_error(e: ConfigError) -> int:
     """Report a configuration error as Exim does (stderr), exit status 1."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    sys.stderr.write(f"{stamp} {e.exim_text() if e.pos else _nopos(e)}\n")
+    sys.stderr.write(f"{stamp} {e.exim_text()}\n")
     sys.stderr.flush()
     return 1
-
-
-def _nopos(e: ConfigError) -> str:
-    return f"Exim configuration error:\n  {e.message}" \
-        if not e.message.startswith("non-existent") else e.message
 
 
 def load(inv: Invocation):

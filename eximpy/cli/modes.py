@@ -38,27 +38,28 @@ def run_version(inv: Invocation) -> int:
     return 0
 
 
+def caller_is_admin(config) -> bool:
+    """Exim's admin user: root, the exim user, or a member of admin_groups."""
+    import os
+    uid = os.getuid()
+    if uid == 0 or uid == config.main.get("exim_user"):
+        return True
+    groups = set(os.getgroups()) | {os.getgid()}
+    return bool(groups & set(config.main.get("admin_groups") or ()))
+
+
 def run_print(inv: Invocation) -> int:
     """-bP: print option values, drivers, lists, macros (Exim's readconf_print)."""
     from eximpy.config import printing
     config = _load(inv)
-    out = sys.stdout
-    args = list(inv.args)
-    if not args:
-        return 0 if printing.print_item(config, "all", None, inv.no_labels,
-                                        out) else 1
-    ok = True
-    i = 0
-    while i < len(args):
-        name = args[i]
-        if name in ("router", "transport", "authenticator", "macro") and \
-                i + 1 < len(args):
-            ok &= printing.print_item(config, args[i + 1], name,
-                                      inv.no_labels, out)
-            i += 2
-            continue
-        ok &= printing.print_item(config, name, None, inv.no_labels, out)
-        i += 1
+    try:
+        ok = printing.print_args(config, list(inv.args), sys.stdout,
+                                 no_labels=inv.no_labels,
+                                 admin=caller_is_admin(config))
+    except PermissionError as e:
+        sys.stdout.flush()
+        sys.stderr.write(f"{e}\n")
+        return 1
     return 0 if ok else 1
 
 

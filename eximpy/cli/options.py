@@ -230,13 +230,13 @@ def _parse_q(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
     m = _Q_RE.match(opt)
     if m is None:
         raise UsageError(_UNKNOWN.format("-" + opt))
-    from eximpy.config.timeparse import read_time
+    from eximpy.config.options import readtime
     qq, qi, ff, ql, group, interval = m.groups()
     inv.mode = "q"
     inv.queue_run = qq + qi + ff + ql + (group or "")
     if interval:
-        t = read_time(interval)
-        if t is None:
+        t = readtime(interval)
+        if t < 0:
             raise UsageError(f"exim: bad time value -{opt}: abandoned")
         inv.queue_interval = t
     inv.deliver_force = "f" in ff

@@ -94,14 +94,24 @@ def _log_writer(config: Any) -> Any:
         return None
 
 
-def _run(session: Session, stdin: Any, stdout: Any) -> int:
+def _run(session: Session, stdin: Any, stdout: Any,
+         config: Any = None) -> int:
     out = _binary(stdout)
-    read = _reader(stdin)
 
     def send(data: bytes) -> None:
         if data:
             out.write(data)
             out.flush()
+    try:
+        fd = _binary(stdin).fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None
+    if fd is not None:
+        from eximpy.smtp.connection import receive_timeout, serve_stream
+        serve_stream(fd, send, session,
+                     receive_timeout(config) if config is not None else None)
+        return 0
+    read = _reader(stdin)
     send(session.start())
     while not session.closed:
         chunk = read()
@@ -132,7 +142,7 @@ def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
         ident=(getattr(inv, "ident", None) if trusted and
                getattr(inv, "ident", None) else login),
         trusted=trusted, login=login, uid=uid, gid=gid, log=log)
-    return _run(session, stdin, stdout)
+    return _run(session, stdin, stdout, config)
 
 
 def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
@@ -153,4 +163,4 @@ def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
     session = Session(config, sink=TestSink(config), host_address=host,
                       host_port=port, host_checking=True, trusted=True,
                       login=login, uid=uid, gid=gid, log=None)
-    return _run(session, stdin, stdout)
+    return _run(session, stdin, stdout, config)

@@ -40,13 +40,13 @@ def load_config(file_list: str = DEFAULT_SEARCH_PATH,
                 cmdline_macros: dict[str, str] | None = None) -> Config:
     """Read a configuration; raise ConfigError worded as Exim's messages."""
     from eximpy.config.builtin_macros import builtin_macros
-    from eximpy.config.main_options import MAIN_OPTIONS
-    from eximpy.config.options import OptionStore
+    from eximpy.config.main_options import new_main_store
     from eximpy.config.parser import parse
 
     filename = find_config_file(file_list)
     if filename is None:
-        raise ConfigError(f"non-existent configuration file(s): {file_list}")
+        raise ConfigError(f"non-existent configuration file(s): {file_list}",
+                          plain=True)
     macros = MacroTable(builtins=builtin_macros())
     for name, value in (cmdline_macros or {}).items():
         macros.define_command_line(name, value)
@@ -54,8 +54,9 @@ def load_config(file_list: str = DEFAULT_SEARCH_PATH,
         reader = ConfigReader(filename, macros)
     except OSError as e:
         raise ConfigError(
-            f"failed to open configuration file {filename}: {e.strerror}")
-    config = Config(filename=filename, main=OptionStore(MAIN_OPTIONS, "main"),
+            f"failed to open configuration file {filename}: {e.strerror}",
+            plain=True)
+    config = Config(filename=filename, main=new_main_store(),
                     macros=macros)
     parse(reader, config, after_main=_check_main)
     config.config_lines = reader.saved_lines

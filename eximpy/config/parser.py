@@ -22,7 +22,7 @@ from eximpy.acl.parse import AclSyntaxError, read_acl
 from eximpy.config.model import AclDefinition, DriverInstance, NamedList
 from eximpy.config.reader import ConfigReader, LogicalLine
 from eximpy.config.rules import parse_retry_rule, parse_rewrite_rule
-from eximpy.config.strings import read_string
+from eximpy.config.options import read_string, readname
 from eximpy.errors import ConfigError, SourcePos
 
 if TYPE_CHECKING:
@@ -41,20 +41,6 @@ _MAX_NAMED_LIST = 16
 
 def _isupper(c: str) -> bool:
     return "A" <= c <= "Z"
-
-
-def readname(s: str, i: int = 0) -> tuple[str, int]:
-    """Exim's readconf_readname(): a name starting with a letter."""
-    while i < len(s) and s[i].isspace():
-        i += 1
-    j = i
-    if j < len(s) and s[j].isascii() and s[j].isalpha():
-        while j < len(s) and s[j].isascii() and (s[j].isalnum() or s[j] == "_"):
-            j += 1
-    name = s[i:j][:63]
-    while j < len(s) and s[j].isspace():
-        j += 1
-    return name, j
 
 
 def option_name(text: str) -> str:
@@ -134,7 +120,7 @@ def _read_main(reader: ConfigReader, config: "Config") -> None:
     for line in reader.section_lines():
         s = line.text
         if _isupper(s[0]):
-            reader.macros.read_assignment(s)
+            reader.macros.read_assignment(s, line.pos)
             continue
         for keyword, kind, tname in _NAMED_LIST_KINDS:
             if s.startswith(keyword):
@@ -189,7 +175,7 @@ def _read_drivers(reader: ConfigReader, config: "Config", kind: str) -> None:
         if _isupper(name[:1]) and rest == "=":
             _finish_driver(d, kind)
             d = None
-            reader.macros.read_assignment(buf)
+            reader.macros.read_assignment(buf, line.pos)
             continue
         if rest == ":":
             _finish_driver(d, kind)
@@ -209,6 +195,7 @@ def _read_drivers(reader: ConfigReader, config: "Config", kind: str) -> None:
         if d is None:
             raise ConfigError(f"{kind} name missing", line.pos)
         d.set_option_line(buf, line.pos)
+    _finish_driver(d, kind)
 
 
 def _read_acls(reader: ConfigReader, config: "Config") -> None:
@@ -226,7 +213,7 @@ def _read_acls(reader: ConfigReader, config: "Config") -> None:
         name, i = readname(line.text)
         rest = line.text[i:i + 1]
         if _isupper(name[:1]) and rest == "=":
-            reader.macros.read_assignment(line.text)
+            reader.macros.read_assignment(line.text, line.pos)
             pending = reader.next_logical()
             continue
         if rest != ":" or not name:

@@ -302,43 +302,9 @@ def _collapse_spaces(s: str) -> str:
 
 
 def builtin_macros() -> list[tuple[str, str]]:
-    """Built-in macros, in `exim -bP macros` order (newest definition first).
-
-    Exim creates, in order: feature macros, _OPT_MAIN_* (table order),
-    _OPT_ROUTERS_*, then per router driver _DRIVER_ROUTER_X and its
-    _OPT_ROUTER_X_*, the same for transports and authenticators, and lists
-    them newest first.  eximpy defines only the _OPT_* and _DRIVER_* ones:
-    the _HAVE_*, _LOG_*, _ACL_* families describe features eximpy does not
-    claim (yet).  Option macros exist for every option eximpy accepts,
-    implemented or not, because a configuration tests them to know whether
-    it may set the option.
-    """
-    import eximpy.auths  # noqa: F401  (registers the drivers)
-    import eximpy.routers  # noqa: F401
-    import eximpy.transports  # noqa: F401
-    from eximpy.auths.base import AUTH_GENERIC_OPTIONS
-    from eximpy.config.main_options import MAIN_OPTIONS
-    from eximpy.drivers.registry import AUTHS, ROUTERS, TRANSPORTS
-    from eximpy.routers.base import ROUTER_GENERIC_OPTIONS
-    from eximpy.transports.base import TRANSPORT_GENERIC_OPTIONS
-
-    created: list[str] = []
-
-    def opts(prefix: str, table: Iterable[Any]) -> None:
-        for spec in table:
-            if not spec.name.startswith("*"):
-                created.append(prefix + spec.name.upper())
-
-    opts("_OPT_MAIN_", MAIN_OPTIONS)
-    for kind, generic, reg in (("ROUTER", ROUTER_GENERIC_OPTIONS, ROUTERS),
-                               ("TRANSPORT", TRANSPORT_GENERIC_OPTIONS,
-                                TRANSPORTS),
-                               ("AUTHENTICATOR", AUTH_GENERIC_OPTIONS, AUTHS)):
-        opts(f"_OPT_{kind}S_", generic)
-        for info in reg:
-            created.append(f"_DRIVER_{kind}_{info.name.upper()}")
-            opts(f"_OPT_{kind}_{info.name.upper()}_", info.options)
-    return [(n, "y") for n in reversed(created)]
+    """Built-in macros, in `exim -bP macros` order (newest definition first)."""
+    from eximpy.config.builtin_macros import builtin_macro_values
+    return builtin_macro_values()
 
 
 def environment_for(config: Any, environ: Mapping[str, str] | None = None

@@ -123,10 +123,11 @@ class MacroTable:
                 return
         self.user.append(Macro(name, value, command_line=True))
 
-    def read_assignment(self, text: str) -> None:
+    def read_assignment(self, text: str, pos: SourcePos | None = None) -> None:
         """Handle a logical line `NAME = value` or `NAME == value`.
 
-        Raises ConfigError worded as Exim's macro_read_assignment().
+        Raises ConfigError worded as Exim's macro_read_assignment(); only the
+        syntax errors carry ``pos`` (Exim reports the others without a line).
         """
         i = 0
         while i < len(text) and _isname(text[i]):
@@ -135,11 +136,11 @@ class MacroTable:
         if len(name) > _MACRO_NAME_MAX:
             raise ConfigError(
                 f"macro name too long (maximum is {_MACRO_NAME_MAX} characters)",
-                None)
+                pos)
         while i < len(text) and _isspace(text[i]):
             i += 1
         if i >= len(text) or text[i] != "=":
-            raise ConfigError("malformed macro definition", None)
+            raise ConfigError("malformed macro definition", pos)
         i += 1
         redef = False
         if i < len(text) and text[i] == "=":

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eximpy.config.strings import dequote
-from eximpy.config.timeparse import read_fixed, read_time
+from eximpy.config.options import dequote, readtime
 from eximpy.errors import ConfigError, SourcePos
 
 # Rewrite flag letters (spec 31.10-31.13); E means all envelope fields.
@@ -51,6 +50,30 @@ class RewriteRule:
     replacement: str
     flags: str
     pos: SourcePos | None = None
+
+
+def read_time(s: str) -> int | None:
+    """A time value, or None when malformed."""
+    t = readtime(s)
+    return None if t < 0 else t
+
+
+def read_fixed(s: str) -> int | None:
+    """Exim's readconf_readfixed(): "1.5" -> 1500, or None when malformed."""
+    if not s or not s[0].isdigit():
+        return None
+    i = 0
+    while i < len(s) and s[i].isdigit():
+        i += 1
+    value = int(s[:i]) * 1000
+    if i < len(s) and s[i] == ".":
+        mult = 100
+        i += 1
+        while i < len(s) and s[i].isdigit():
+            value += int(s[i]) * mult
+            mult //= 10
+            i += 1
+    return value if i == len(s) else None
 
 
 def retry_error_name(text: str) -> tuple[str, int | str | None]:

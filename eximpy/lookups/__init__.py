@@ -131,8 +131,11 @@ def _printing(s: str) -> str:
 
 def search_open(ctx: Any, lk: Lookup, filename: str | None):
     if filename is not None and is_tainted(filename):
+        fn = getattr(ctx, "log_panic", None)
+        if fn is not None:
+            fn(f"Tainted filename for search: '{filename}'")
         ctx.search_error_message = ""
-        raise LookupFailure(f"Tainted filename for search: '{filename}'")
+        raise LookupFailure("(null)")     # sic: Exim prints a NULL message here
     return ctx.lookup_cache.open(lk, filename)
 
 

@@ -405,7 +405,7 @@ def self_action(r: Any, addr: Address, rctx: Any, host: Host,
            else "remote host address is the local host")
     addr.self_hostname = host.name
     if code in ("freeze", "defer"):
-        rctx.log(f"{msg}: {host.name} (while routing <{addr.address}>)")
+        rctx.log(f"{msg}: {addr.domain} (while routing <{addr.address}>)")
     if code == "freeze":
         addr.message = msg
         addr.special_action = 1     # SPECIAL_FREEZE

@@ -10,6 +10,9 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import ROUTERS
@@ -40,4 +43,81 @@ OPTIONS = OptionTable((
 @ROUTERS.register("dnslookup", OPTIONS,
                   init_defaults={"retry_use_local_part": default_retry_use_local_part})
 class DnslookupRouter(Router):
-    """`driver = dnslookup`."""
+    """`driver = dnslookup`.
+
+    route() looks up MX records (then A/AAAA) with dnspython, applies
+    ignore_target_hosts, the `self` option and widen_domains, and queues the
+    address for the router's transport.  SRV (check_srv), DNSSEC and
+    mx_fail_domains/srv_fail_domains are not implemented yet (the full
+    remote-delivery issue).
+    """
+
+    def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
+        from eximpy import routing as R
+        from eximpy.address import Host
+        from eximpy.routers import _rf
+        r = self.rt  # type: ignore[attr-defined]
+        domain = addr.domain
+        if not _VALID.match(domain):
+            addr.message = f'mail domain "{domain}" is syntactically invalid'
+            return R.FAIL
+        names = [domain]
+        widen = r.opt("widen_domains")
+        if widen:
+            from eximpy.expand.lists import iter_list
+            names += [f"{domain}.{w}" for w in iter_list(widen)]
+        found = None
+        used = domain
+        for name in names:
+            st, res = _rf.find_bydns(name, rctx, want_mx=True,
+                                     ipv4_only=bool(r.opt("ipv4_only")))
+            if st == "AGAIN":
+                addr.message = f"host lookup for {name} did not complete"
+                return R.DEFER
+            if st == "OK":
+                found, used = res, name
+                break
+        if found is None:
+            addr.message = None
+            return R.DECLINE
+        if used != domain and r.opt("rewrite_headers") is not None:
+            return _rf.change_domain(addr, used, True, rctx)
+        hosts: list[Host] = []
+        for name, addrs, mx in found:
+            if not addrs:
+                continue
+            for a in addrs:
+                hosts.append(Host(name=name, address=a, mx=mx))
+        itk = r.opt("ignore_target_hosts")
+        if itk:
+            from eximpy import match as M
+            ctx = rctx.expand_context(addr)
+            hosts = [h for h in hosts if M.match_host_list(
+                ctx, h.address or "", h.name, itk, expand=True)[0] != M.OK]
+        if not hosts:
+            addr.message = "all relevant MX records point to non-existent hosts"
+            return R.DECLINE
+        if hosts[0].address and _rf.host_is_local(rctx, hosts[0].address):
+            rc = _rf.self_action(r, addr, rctx, hosts[0],
+                                 "mx" if hosts[0].mx >= 0 else "host")
+            if rc != R.OK:
+                return rc
+        addr.host_list = hosts
+        rc = _rf.get_errors_address(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        rc = _rf.get_munge_headers(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        ok, ugid = _rf.get_ugid(r, addr, rctx, pw)
+        if not ok:
+            return R.DEFER
+        ok, tp = _rf.get_transport(r, addr, rctx)
+        if not ok:
+            return R.DEFER
+        addr.transport = tp
+        _rf.set_ugid(addr, ugid)
+        return R.OK if _rf.queue_add(r, addr, rctx, pw) else R.DEFER
+
+
+_VALID = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$")

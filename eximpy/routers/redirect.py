@@ -130,11 +130,14 @@ class RedirectRouter(Router):
             rc, text = _read_redirect_file(r, addr, fname)
             if rc != R.OK:
                 return rc
+            what = "redirect file"
         del src_text
+        if data_opt is not None and r.is_set("data"):
+            what = "redirect data"
         stripped = text.lstrip()
         if stripped[:13].lower() == "# exim filter" or \
                 stripped[:14].lower() == "# sieve filter":
-            addr.message = "error in redirect data: filter files are not supported by eximpy yet"
+            addr.message = f"error in {what}: filter files are not supported by eximpy yet"
             return R.DEFER
         incoming = addr.domain
         if r.opt("qualify_preserve_domain"):
@@ -159,10 +162,10 @@ class RedirectRouter(Router):
             msg = f'{r.name} router: skipped error: {err_text} in "{item}"'
             rctx.log(msg)
         if result.status == "error":
-            addr.message = f"error in redirect data: {result.error}"
+            addr.message = f"error in {what}: {result.error}"
             return R.DEFER
         if result.status == "includefail":
-            addr.message = f"error in redirect data: {result.error}"
+            addr.message = f"error in {what}: {result.error}"
             return R.DEFER
         if result.status == "defer":
             addr.message = result.error or "forced defer"
@@ -181,9 +184,9 @@ class RedirectRouter(Router):
             addr.message = result.error or "forced rejection"
             addr.user_message = addr.message
             return R.FAIL
+        if result.blackhole:
+            return R.DISCARD
         if not result.addresses:
-            if result.blackhole:
-                return R.DISCARD
             return R.DECLINE
         self._add_generated(r, addr, rctx, result.addresses, pw, ugid)
         return R.OK
@@ -201,6 +204,7 @@ class RedirectRouter(Router):
             if target is not None:
                 start = target.index
         for text, pfr in items:
+            unique = text
             if not pfr and r.opt("check_ancestor"):
                 p = addr
                 while p is not None:
@@ -209,6 +213,7 @@ class RedirectRouter(Router):
                         break
                     p = p.parent
             child = addr.make_child(text)
+            child.unique = unique
             child.prop.extra_headers = list(addr.prop.extra_headers)
             child.start_router = start
             if pfr:
@@ -349,7 +354,7 @@ def parse_forward_list(s: str, incoming_domain: str, qualify_domain: str, *,
             while end > i and s[end - 1].isspace():
                 end -= 1
         item = s[i:end]
-        if item == ":blackhole:":
+        if item and ":blackhole:".startswith(item):
             if not allow_blackhole:
                 res.status, res.error = "error", '":blackhole:" is not permitted'
                 return res
@@ -420,6 +425,7 @@ def parse_forward_list(s: str, incoming_domain: str, qualify_domain: str, *,
                 e = parse_extract_address(item[1:])
                 if e.domain == 0:
                     recipient = f"{e.address}@{incoming_domain}"
+                    domain = len(e.address) + 1
             except AddressError as err:
                 error = str(err)
         if recipient is None:

@@ -318,8 +318,15 @@ class Session:
 
     # ------------------------------------------------------------------
     # public interface
-    def start(self) -> bytes:
-        """Run the connect ACL and produce the banner."""
+    def start(self, early: bytes = b"") -> bytes:
+        """Run the connect ACL and produce the banner.
+
+        ``early`` is input that arrived before the banner was sent; on a
+        real socket with smtp_enforce_sync that is an early talker and the
+        connection is refused, as Exim does.
+        """
+        if early:
+            self._in += early
         try:
             self.size_limit = _size_value(self._expand(
                 str(self.opt.message_size_limit)))
@@ -356,6 +363,15 @@ class Session:
         else:
             code, esc, text, _ok = message_code(220, user_msg)
         text = text.rstrip()
+        if not self._check_sync():
+            pending = bytes(self._in[:128])
+            self._log_reject(
+                "SMTP protocol synchronization error (input sent without "
+                f"waiting for greeting): rejected connection from "
+                f"{self._host_and_ident(True)} input=\"{printable(pending)}\"")
+            self._printf("554 SMTP synchronization error")
+            self.closed = True
+            return self._flush()
         lines = text.split("\n")
         out = []
         for i, ln in enumerate(lines):
@@ -369,6 +385,29 @@ class Session:
         if not self.closed:
             self._in += data
             self._run()
+        return self._flush()
+
+    def timeout(self) -> bytes:
+        """smtp_receive_timeout passed while waiting for the client."""
+        if self.closed:
+            return self._flush()
+        if self._mode in ("data", "bdat") and self._reader is not None:
+            self._log_main("SMTP data timeout (message abandoned) on "
+                           "connection from "
+                           f"{self._host_and_ident() or 'local process'} "
+                           f"F=<{self.sender or ''}>")
+            self._reader = None
+            self._bdat_reader = None
+            self._notquit_exit("data-timeout", 421,
+                               f"{self.active_hostname} SMTP incoming data "
+                               "timeout - closing connection.")
+        else:
+            self._log_main("SMTP command timeout on connection from "
+                           f"{self._host_and_ident() or self.login}")
+            self._notquit_exit("command-timeout", 421,
+                               f"{self.active_hostname}: SMTP command "
+                               "timeout - closing connection")
+        self.closed = True
         return self._flush()
 
     def eof(self) -> bytes:
