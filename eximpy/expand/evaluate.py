@@ -245,6 +245,17 @@ class YesNo:
         return ""
 
 
+class YesNoError:
+    """A malformed yes/no tail: the item does its work, then this fails."""
+    __slots__ = ("msg",)
+
+    def __init__(self, msg: str) -> None:
+        self.msg = msg
+
+    def apply(self, ctx, ok: bool, save_lookup) -> str:
+        raise ExpansionError(self.msg)
+
+
 # ---------------------------------------------------------------- items
 
 class IfNode(Node):
@@ -422,10 +433,11 @@ def json_items(s: str):
 
 
 class ExtractNode(Node):
-    __slots__ = ("fmt", "args", "fail")
+    __slots__ = ("fmt", "args", "fail", "tails")
 
     def __init__(self, fmt, args, fail) -> None:
         self.fmt, self.args, self.fail = fmt, args, fail
+        self.tails: list[str] = []
 
     def ev(self, ctx) -> str:
         save_v = ctx.lookup_value
@@ -448,9 +460,9 @@ class ExtractNode(Node):
             sub = [a.ev(ctx) for a in args[1:nargs]]
             rest = args[nargs:]
             if len(rest) > 2:
-                raise ExpansionError(self._curly(
+                raise ExpansionError(
                     "curly-bracket problem in conditional yes/no parsing: did not close "
-                    "with '}'\n remaining string is '...'"))
+                    "with '}'\n remaining string is '" + self.tails[nargs + 2] + "'")
             value = self._extract(ctx, numeric, field, a0, sub)
             ctx.lookup_value = value
             ok = value is not None
@@ -458,7 +470,8 @@ class ExtractNode(Node):
                 if self.fail:
                     raise ExpansionError(
                         "curly-bracket problem in conditional yes/no parsing: 'yes' part "
-                        "did not start with '{'\n remaining string is 'fail}'")
+                        "did not start with '{'\n remaining string is '"
+                        + self.tails[-1] + "'")
                 r = value if ok else ""
                 ctx.lookup_value = save_v
                 return r

@@ -388,6 +388,8 @@ def item_imapfolder(ctx, a):
     except (UnicodeError, LookupError):
         raise ExpansionError(f"imapfolder: iconv() failed to convert from "
                              f"{ctx.headers_charset_name()}: Invalid argument")
+    if sep != "." and "." in text:
+        raise ExpansionError("imapfolder: illegal character '.'")
     out = []
     buf = ""
 

@@ -71,6 +71,20 @@ class _Curly(Exception):
     """Internal: a bracketing error (Exim's EXPAND_FAILED_CURLY path)."""
 
 
+class _YesNoFail(Exception):
+    """Internal: the {yes}{no} tail is malformed.  Exim finds this only after
+    doing the item's work (a lookup, a condition), so the item is kept with
+    a failing tail rather than failing at once."""
+
+
+class _Deferred(Exception):
+    """Internal: carries a node whose evaluation ends in a syntax error."""
+
+    def __init__(self, node) -> None:
+        super().__init__()
+        self.node = node
+
+
 def read_name(s: str, i: int, extras: str) -> tuple[str, int]:
     n = len(s)
     j = i
@@ -313,9 +327,9 @@ class Parser:
         if i < n and s[i] == "}":
             return E.YesNo(kind, None, None, False, False), i + 1
         if i >= n or s[i] != "{":
-            raise _Curly("curly-bracket problem in conditional yes/no parsing: 'yes' "
-                         "part did not start with '{'\n remaining string is '"
-                         + s[i:] + "'")
+            raise _YesNoFail("curly-bracket problem in conditional yes/no parsing: 'yes' "
+                             "part did not start with '{'\n remaining string is '"
+                             + s[i:] + "'")
         yes, i = self.seq(i + 1, True)
         i += 1
         i = self.skip_ws(i)
@@ -331,13 +345,13 @@ class Parser:
             fail = True
             j = self.skip_ws(i)
             if j >= n or s[j] != "}":
-                raise _Curly("curly-bracket problem in conditional yes/no parsing: did "
-                             "not close with '}' after forcedfail\n remaining string is '"
-                             + s[j + 1 - 1:] + "'")
+                raise _YesNoFail("curly-bracket problem in conditional yes/no parsing: "
+                                 "did not close with '}' after forcedfail\n remaining "
+                                 "string is '" + s[j:] + "'")
         i = self.skip_ws(i)
         if i >= n or s[i] != "}":
-            raise _Curly("curly-bracket problem in conditional yes/no parsing: did not "
-                         "close with '}'\n remaining string is '" + s[i:] + "'")
+            raise _YesNoFail("curly-bracket problem in conditional yes/no parsing: did "
+                             "not close with '}'\n remaining string is '" + s[i:] + "'")
         return E.YesNo(kind, yes, no, fail, True), i + 1
 
     # -- items --
@@ -346,6 +360,16 @@ class Parser:
             return self._item(name, i)
         except _Curly as e:
             raise self.err(self.curly_msg(str(e)))
+
+    def tail(self, i: int, kind: str, make):
+        """Parse a yes/no tail; on a malformed tail, defer the error until
+        the item has done its work (see _YesNoFail)."""
+        from eximpy.expand import evaluate as E
+        try:
+            yn, i = self.yesno(i, kind)
+            return make(yn), i
+        except _YesNoFail as e:
+            raise _Deferred(make(E.YesNoError(self.curly_msg(str(e)))))
 
     def _item(self, name: str, i: int) -> tuple[object, int]:
         from eximpy.expand import evaluate as E
@@ -364,8 +388,7 @@ class Parser:
         if name == "if":
             i = self.skip_ws(i)
             cond, i = self.condition(i)
-            yn, i = self.yesno(i, "if")
-            return E.IfNode(cond, yn), i
+            return self.tail(i, "if", lambda yn: E.IfNode(cond, yn))
         if name == "lookup":
             return self.lookup(i)
         if name == "env":
@@ -374,8 +397,7 @@ class Parser:
                 raise self.err("")
             key, i = self.seq(i + 1, True)
             i += 1
-            yn, i = self.yesno(i, "env")
-            return E.EnvNode(key, yn), i
+            return self.tail(i, "env", lambda yn: E.EnvNode(key, yn))
         if name == "extract":
             return self.extract(i)
         if name == "listextract":
@@ -387,8 +409,8 @@ class Parser:
                 node, i = self.seq(i + 1, True)
                 i += 1
                 args.append(node)
-            yn, i = self.yesno(i, "listextract")
-            return E.ListExtractNode(args[0], args[1], yn), i
+            return self.tail(i, "listextract",
+                             lambda yn: E.ListExtractNode(args[0], args[1], yn))
         if name == "certextract":
             i = self.skip_ws(i)
             if self.ch(i) != "{":
@@ -404,8 +426,8 @@ class Parser:
                                'variable')
             var, i = self.seq(i + 1, True, False)
             i += 1
-            yn, i = self.yesno(i, "certextract")
-            return E.CertExtractNode(field, var, yn), i
+            return self.tail(i, "certextract",
+                             lambda yn: E.CertExtractNode(field, var, yn))
         if name in ("filter", "map", "reduce"):
             i = self.skip_ws(i)
             if self.ch(i) != "{":
@@ -476,8 +498,7 @@ class Parser:
             node, i = self.seq(i + 1, True)
             raw = s[start:i]
             i += 1
-            yn, i = self.yesno(i, "run")
-            return E.RunNode(late, raw, node, yn), i
+            return self.tail(i, "run", lambda yn: E.RunNode(late, raw, node, yn))
         if name == "readsocket":
             args, i = self.subs(i, 4, 2, False, name)
             failnode = None
@@ -522,8 +543,7 @@ class Parser:
         arg, i = self.seq(i + 1, True)
         i += 1
         i = self.skip_ws(i)
-        yn, i = self.yesno(i, "lookup")
-        return E.LookupNode(key, spec, tname, arg, yn), i
+        return self.tail(i, "lookup", lambda yn: E.LookupNode(key, spec, tname, arg, yn))
 
     def extract(self, i: int) -> tuple[object, int]:
         from eximpy.expand import evaluate as E
@@ -538,25 +558,29 @@ class Parser:
             else:
                 fmt = "json"
         args = []
-        # Exim reads up to 5 braced arguments; the first decides the form at
-        # run time (numbered: 3 args for basic, else 2), the rest are yes/no.
-        for k in range(5):
+        starts = []
+        # Exim decides at run time how many arguments the extraction takes
+        # (numbered: 3, keyed or json: 2); the rest are the yes/no strings.
+        while True:
             i = self.skip_ws(i)
             if self.ch(i) != "{":
                 break
+            starts.append(i)
             node, i = self.seq(i + 1, True)
             i += 1
             args.append(node)
         i = self.skip_ws(i)
-        fail = False
+        fail_at = None
         if s.startswith("fail", i) and self.ch(i + 4) in ("}", " ", "\t", ""):
-            fail = True
+            fail_at = i
             i = self.skip_ws(i + 4)
         if len(args) < 2:
             raise _Curly(f"missing '{{' for arg {len(args) + 1} of extract")
         if self.ch(i) != "}":
             raise _Curly("missing '}' closing extract")
-        return E.ExtractNode(fmt, args, fail), i + 1
+        node = E.ExtractNode(fmt, args, fail_at is not None)
+        node.tails = [s[p:] for p in starts] + [s[fail_at:] if fail_at is not None else ""]
+        return node, i + 1
 
     # -- conditions --
     def condition(self, i: int) -> tuple[object, int]:
@@ -698,6 +722,8 @@ def parse(text: str):
     try:
         node, _ = p.seq(0, False, True, top)
         return node
+    except _Deferred as d:
+        return E.make_seq(list(top) + [d.node])
     except _Fail as e:
         # Keep what parsed before the failing piece, so evaluation raises any
         # earlier runtime error first, as Exim's sequential expansion would.

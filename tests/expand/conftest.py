@@ -48,6 +48,7 @@ def normalize(text: str) -> str:
     text = text.replace(str(WORK / "exim"), "@D@").replace(str(WORK / "py"), "@D@")
     text = text.replace(str(WORK), "@W@").replace(str(FIX), "@F@")
     text = re.sub(r"\(euid=\d+ egid=\d+\)", "(euid=N egid=N)", text)
+    text = re.sub(r"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "TIME ", text)
     return text
 
 
