@@ -41,10 +41,12 @@ def subst(text: str, dbm_dir: str | None = None) -> str:
 
 def normalize(text: str) -> str:
     """Make an -be answer machine-independent and golden-safe: paths become
-    @W@/@F@/@D@, bytes above 0x7f become <xNN> (the oracle decodes output as
-    UTF-8 with surrogate escapes)."""
+    @W@/@F@/@D@; bytes above 0x7f and control characters other than tab and
+    newline become <xNN> (the oracle decodes output as UTF-8 with surrogate
+    escapes and keeps goldens as text files, where a CR would not survive)."""
     raw = text.encode("utf-8", "surrogateescape")
-    text = "".join(chr(b) if b < 0x80 else f"<x{b:02x}>" for b in raw)
+    text = "".join(chr(b) if (0x20 <= b < 0x80 or b in (9, 10)) else f"<x{b:02x}>"
+                   for b in raw)
     text = text.replace(str(WORK / "exim"), "@D@").replace(str(WORK / "py"), "@D@")
     text = text.replace(str(WORK), "@W@").replace(str(FIX), "@F@")
     text = re.sub(r"\(euid=\d+ egid=\d+\)", "(euid=N egid=N)", text)
