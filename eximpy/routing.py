@@ -70,7 +70,10 @@ class RouterRuntime:
             self.driver.rt = self
 
     def opt(self, name: str) -> Any:
-        return self.instance.get(name)
+        try:
+            return self.instance.get(name)
+        except KeyError:
+            return None
 
     def is_set(self, name: str) -> bool:
         inst = self.instance
@@ -105,7 +108,7 @@ class RoutingContext:
         self.variables = dict(variables or {})
         self.headers = headers
         # log(message, panic=False): a main (and panic) log line
-        self.log = log or (lambda s, panic=False: None)
+        self.log = log or (lambda s, panic=False, main=True: None)
         self.routers = [RouterRuntime(i, r) for i, r in enumerate(config.routers)]
         self.addr_local: list[Address] = []
         self.addr_remote: list[Address] = []

@@ -251,11 +251,12 @@ def _run(config: Any, inv: Any, out: TextIO, mode: str,
          stdin: TextIO | None = None) -> int:
     verify = {"bt": R.V_NONE, "bv": R.V_RECIPIENT, "bvs": R.V_SENDER}[mode]
     sender = _default_sender(config, inv)
-    def log(msg: str, panic: bool = False) -> None:
+    def log(msg: str, panic: bool = False, main: bool = True) -> None:
         # -bt shows log lines as Exim's debug output does; -bv as a
         # timestamped line on stderr.
         if mode == "bt":
-            sys.stderr.write(f"LOG: MAIN{' PANIC' if panic else ''}\n  {msg}\n")
+            which = " ".join(w for w, on in (("MAIN", main), ("PANIC", panic)) if on)
+            sys.stderr.write(f"LOG: {which}\n  {msg}\n")
         else:
             import time
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")

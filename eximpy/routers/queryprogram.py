@@ -10,6 +10,10 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import os
+import subprocess
+from typing import Any
+
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import ROUTERS
@@ -32,4 +36,132 @@ OPTIONS = OptionTable((
 @ROUTERS.register("queryprogram", OPTIONS,
                   init_defaults={"retry_use_local_part": default_retry_use_local_part})
 class QueryprogramRouter(Router):
-    """`driver = queryprogram`."""
+    """`driver = queryprogram`: run a command (argument vector, no shell) as
+    command_user/command_group and act on its one-line answer."""
+
+    def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
+        from eximpy import routing as R
+        from eximpy.routers import _rf
+        from eximpy.transports._command import CommandError, set_up_command
+        r = self.rt  # type: ignore[attr-defined]
+        cmd = r.opt("command")
+        try:
+            argv = set_up_command(cmd or "", lambda a: rctx.expand(a, addr),
+                                  "queryprogram router")
+        except CommandError as e:
+            addr.message = str(e)
+            return R.DEFER
+        uid = r.opt("command_user")
+        gid = r.opt("command_group")
+        if isinstance(uid, str):
+            import pwd
+            try:
+                p = pwd.getpwnam(rctx.expand(uid, addr))
+                uid, gid = p.pw_uid, (gid if isinstance(gid, int) else p.pw_gid)
+            except (KeyError, Exception):
+                addr.message = f"command_user {uid} not found in {r.name} router"
+                return R.DEFER
+        cwd = r.opt("current_directory") or "/"
+
+        def demote() -> None:
+            os.setsid()
+            if os.getuid() == 0 and uid is not None:
+                os.setgroups([])
+                os.setgid(gid if isinstance(gid, int) else 65534)
+                os.setuid(uid)
+        timeout = r.opt("timeout") or None
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                               capture_output=True, cwd=cwd, timeout=timeout,
+                               preexec_fn=demote, env={"PATH": "/bin:/usr/bin"})
+        except subprocess.TimeoutExpired:
+            addr.message = f"{r.name} router: command timed out"
+            addr.special_action = 1
+            return R.DEFER
+        except OSError as e:
+            addr.message = (f"{r.name} router: failed to create child process "
+                            f"for {argv[0]}: {os.strerror(e.errno or 0)}")
+            return R.DEFER
+        if p.returncode != 0:
+            addr.message = (f"{r.name} router: command returned non-zero "
+                            f"code {p.returncode}")
+            return R.DEFER
+        line = p.stdout.decode("utf-8", "surrogateescape").split("\n", 1)[0][:1023]
+        word, _, rest = line.strip().partition(" ")
+        word = word.lower()
+        rest = rest.strip()
+        if word == "decline":
+            return R.DECLINE
+        if word == "pass":
+            return R.PASS
+        if word == "fail":
+            addr.message = rest or None
+            return R.FAIL
+        if word in ("defer", "freeze"):
+            addr.message = rest or None
+            if word == "freeze":
+                addr.special_action = 1
+            return R.DEFER
+        if word == "redirect":
+            from eximpy.routers.redirect import RedirectRouter, parse_forward_list
+            res = parse_forward_list(rest, addr.domain, rctx.qualify_recipient())
+            if res.status != "ok":
+                addr.message = f"bad redirect data: {res.error}"
+                return R.DEFER
+            RedirectRouter._add_generated(self, r, addr, rctx,  # type: ignore[arg-type]
+                                          res.addresses, pw, {})
+            return R.OK
+        if word != "accept":
+            addr.message = f"bad command yield: {word.upper() if False else line.split(None, 1)[0] if line.split() else ''} {rest}"
+            rctx.log(f"{r.name} router: {addr.message}", panic=True, main=False)
+            return R.DEFER
+        fields = _keyed(rest)
+        if "data" in fields:
+            addr.prop.address_data = fields["data"]
+        rc = _rf.get_errors_address(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        rc = _rf.get_munge_headers(r, addr, rctx)
+        if rc != R.OK:
+            return rc
+        if "transport" in fields:
+            ok, tp = _rf.get_transport(r, addr, rctx, "transport", fields["transport"])
+        else:
+            ok, tp = _rf.get_transport(r, addr, rctx)
+        if not ok:
+            return R.DEFER
+        addr.transport = tp
+        if "hosts" in fields:
+            addr.host_list = _rf.build_hostlist(fields["hosts"], False)
+            if tp is None or not _rf.transport_is_local(tp):
+                rc = _rf.lookup_hostlist(r, addr, rctx, "",
+                                         fields.get("lookup", ""), "freeze")
+                if rc != R.OK:
+                    return rc
+        return R.OK if _rf.queue_add(r, addr, rctx, pw) else R.DEFER
+
+
+def _keyed(s: str) -> dict[str, str]:
+    """KEY=value fields; a value may be in double quotes."""
+    out: dict[str, str] = {}
+    i, n = 0, len(s)
+    while i < n:
+        while i < n and s[i].isspace():
+            i += 1
+        j = s.find("=", i)
+        if j < 0:
+            break
+        key = s[i:j].strip().lower()
+        i = j + 1
+        if i < n and s[i] == '"':
+            k = s.find('"', i + 1)
+            k = n if k < 0 else k
+            out[key] = s[i + 1:k]
+            i = k + 1
+        else:
+            k = i
+            while k < n and not s[k].isspace():
+                k += 1
+            out[key] = s[i:k]
+            i = k
+    return out

@@ -55,6 +55,18 @@ caps: UPPER@EXAMPLE.ORG
     "inc/list": "inc1@example.org\n# comment\ninc2@other.example\n",
     "home/fwd/.forward": "fwd1@example.org, |/bin/true\n",
     "exists": "",
+    "qp.sh": """#!/bin/sh
+case "$1" in
+  acc) echo "ACCEPT data=\\"hello world\\"";;
+  acch) echo "accept hosts=10.0.0.5:10.0.0.6 transport=remote";;
+  dec) echo "DECLINE";;
+  fail) echo "FAIL no way $2";;
+  defer) echo "DEFER later";;
+  redir) echo "REDIRECT x@example.org, y@other.example";;
+  exit) exit 3;;
+  *) echo "bogus";;
+esac
+""",
     "lpfile": "alpha: one\nbeta: two\n",
     "smarthosts": """\
 # sender address      |submission-server[:port]|user-name              |password
@@ -99,7 +111,13 @@ DEBIAN = ["root", "postmaster", "eximpyt1", "eximpyt2", "eximpyt3",
           "webmaster@localhost", "hostmaster@vm", "security@VM",
           "eximpyt1@localhost", "nobody"]
 
+QUERYPROGRAM = ["acc@qp.example", "acch@qp.example", "dec@qp.example",
+                "fail@qp.example", "defer@qp.example", "redir@qp.example",
+                "exit@qp.example", "other@qp.example", "tainted@qp.example"]
+
 CASES = [
+    ("queryprogram-bt", "queryprogram.conf", "-bt", QUERYPROGRAM, [], {}),
+    ("queryprogram-bv", "queryprogram.conf", "-bv", QUERYPROGRAM, [], {}),
     # (case name, config, mode, addresses, extra args, files to place in cwd)
     ("aliases-bt", "aliases.conf", "-bt", ALIASES, [], {}),
     ("aliases-bv", "aliases.conf", "-bv", ALIASES, [], {}),
@@ -164,6 +182,8 @@ def _setup(case: str, conf: str, extra_files: dict) -> tuple[Path, Path]:
         p = work / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text.replace("@WORK@", str(work)))
+        if name.endswith(".sh"):
+            p.chmod(0o755)
     for name, text in extra_files.items():
         (work / name).write_text(text)
     for d in ("spool", "log", "mail"):
