@@ -25,10 +25,12 @@ from typing import Any, Iterable
 
 from eximpy.config.reader import Macro
 
-# Features Exim announces with _HAVE_<name>.  A name goes here only when
-# eximpy really provides the feature (a configuration decides by these what
-# it may ask for); none of Exim's build features is complete yet.
-HAVE_FEATURES: tuple[str, ...] = ()
+# Features Exim announces with _HAVE_<name>.  A configuration decides by
+# these what it may ask for, so a name goes here only for a feature that is
+# part of eximpy's design and whose options eximpy reads: IPv6 sockets, and
+# TLS through Python's ssl module, which is OpenSSL.  (While the TLS code is
+# being built its options are "known, not implemented" and -bV says so.)
+HAVE_FEATURES: tuple[str, ...] = ("IPV6", "TLS", "OPENSSL")
 
 _CACHE: list[tuple[str, str]] | None = None
 

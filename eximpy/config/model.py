@@ -121,9 +121,11 @@ class DriverInstance:
 
     def finish(self) -> None:
         """Checks made when the instance is complete (Exim's *_init())."""
+        from eximpy.config.driver_checks import check_instance
         check = getattr(self.info, "check", None)
         if check is not None:
             check(self)
+        check_instance(self)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from eximpy.acl.parse import AclSyntaxError, read_acl
+from eximpy.config.driver_checks import check_routers
 from eximpy.config.model import AclDefinition, DriverInstance, NamedList
 from eximpy.config.reader import ConfigReader, LogicalLine
 from eximpy.config.rules import parse_retry_rule, parse_rewrite_rule
@@ -101,6 +102,7 @@ def parse(reader: ConfigReader, config: "Config",
             _read_drivers(reader, config, "authenticator")
         elif key == "routers":
             _read_drivers(reader, config, "router")
+            check_routers(config)
         elif key == "transports":
             _read_drivers(reader, config, "transport")
         elif key == "retrys":

@@ -39,6 +39,8 @@ MACRO_DEPENDENT: dict[tuple[str, str], str] = {
     ("example.conf", "prdr_enable"): "as acl_smtp_data_prdr",
     ("example.conf", "tls_require_ciphers"):
         ".ifdef _HAVE_GNUTLS/_HAVE_OPENSSL picks the cipher string",
+    ("example.conf", "tls_resumption_hosts"):
+        ".ifdef _HAVE_TLS_RESUME: eximpy does not claim TLS resumption",
 }
 
 

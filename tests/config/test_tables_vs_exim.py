@@ -24,7 +24,7 @@ def _exim_names() -> list[str]:
 
 def test_option_and_driver_macros_like_exim() -> None:
     want = [n for n in _exim_names() if n.startswith(("_OPT_", "_DRIVER_"))]
-    ours = [n for n, v in builtin_macros()]
+    ours = [n for n, v in builtin_macros() if n.startswith(("_OPT_", "_DRIVER_"))]
     assert ours == want
 
 
