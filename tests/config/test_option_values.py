@@ -11,7 +11,7 @@ import pytest
 
 from eximpy.config.main_options import new_main_store
 from eximpy.errors import ConfigError, SourcePos
-from support import BASE, config_error, normalize, write_conf
+from config_support import BASE, config_error, normalize, write_conf
 from oracle import exim_run
 
 CASES: list[tuple[str, str, str]] = [

@@ -17,7 +17,7 @@ import pytest
 from eximpy.config import load_config
 from eximpy.config import printing
 from oracle import ROOT, eximpy_run, exim_run
-from support import BASE, config_error, exim_run_as, normalize, run_both, \
+from config_support import BASE, config_error, exim_run_as, normalize, run_both, \
     scratch, write_conf
 
 MAIN_TYPES = str((ROOT / "tests/config/confs/main_types.conf").relative_to(ROOT))

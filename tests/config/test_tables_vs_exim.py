@@ -10,7 +10,7 @@ describe Exim's build and are not compared here.
 from __future__ import annotations
 
 from eximpy.config.printing import builtin_macros
-from support import BASE, normalize, write_conf
+from config_support import BASE, normalize, write_conf
 from oracle import exim_run
 
 
