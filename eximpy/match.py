@@ -250,8 +250,22 @@ def match_check_list(ctx, list_text: str | None, kind: str, func, expand: bool =
                     _error_msg(ctx, "named lists nested too deeply")
                     return DEFER, None
                 value = getattr(nl, "value", nl)
+                subject = getattr(func, "subject", None)
+                cache = None
+                if subject is not None and "$" not in value:
+                    # Exim caches named-list results unless the list has "$".
+                    cache = ctx.__dict__.setdefault("_named_list_cache", {})
+                    ck = (kind, ss[1:], subject, flags.caseless)
+                    hit = cache.get(ck)
+                    if hit is not None:
+                        rc, val = hit
+                        if rc == OK:
+                            return yield_, val
+                        continue
                 rc, val = match_check_list(ctx, value, kind, func, expand, flags.caseless,
                                            _depth + 1)
+                if cache is not None and rc in (OK, FAIL):
+                    cache[ck] = (rc, val)
                 if rc == OK:
                     return yield_, val
                 if rc == DEFER:
@@ -315,6 +329,7 @@ def match_isinlist(ctx, subject: str, list_text: str, kind: str = MCL_STRING,
 
     def func(c, item, flags):
         return check_string(c, subject, item, flags.caseless, 0, at_special, partial)
+    func.subject = subject
     return match_check_list(ctx, list_text, kind, func, expand, caseless)
 
 
@@ -393,6 +408,7 @@ def match_address_list(ctx, address: str, list_text: str, caseless: bool = True,
     """Exim's match_address_list(): (rc, value)."""
     def func(c, item, flags):
         return _check_address(c, address, item, flags)
+    func.subject = address
     return match_check_list(ctx, list_text, MCL_ADDRESS, func, expand, caseless)
 
 
@@ -405,6 +421,20 @@ def match_address(address: str, list_text: str, ctx, caseless: bool = True,
 # ---------------------------------------------------------------- hosts
 
 def _in_net(address: str, pattern: str) -> bool:
+    key = (address, pattern)
+    r = _NET_CACHE.get(key)
+    if r is None:
+        r = _in_net_uncached(address, pattern)
+        if len(_NET_CACHE) > 8192:
+            _NET_CACHE.clear()
+        _NET_CACHE[key] = r
+    return r
+
+
+_NET_CACHE: dict[tuple[str, str], bool] = {}
+
+
+def _in_net_uncached(address: str, pattern: str) -> bool:
     try:
         a = ipaddress.ip_address(address.split("%")[0])
         net = ipaddress.ip_network(pattern.split("%")[0] if "/" not in pattern else
@@ -500,6 +530,7 @@ def match_host_list(ctx, host_address: str, host_name: str, list_text: str,
     """(rc, value) for a host list."""
     def func(c, item, flags):
         return _check_host(c, host_address, host_name, item, flags, ip_only)
+    func.subject = (host_address, host_name, ip_only)
     return match_check_list(ctx, list_text, MCL_HOST, func, expand, True)
 
 

@@ -16,8 +16,12 @@ import hashlib
 import os
 import socket
 
+from eximpy import match as M
 from eximpy.errors import ExpansionError, ExpansionForcedFail
 from eximpy.expand.evaluate import expanded_string_integer, FORBID_EXISTS
+from eximpy.expand.operators import to_bytes as _bytes, ip_type
+from eximpy.expand.regex import compile_pcre, match_setup
+from eximpy.expand.lists import iter_list
 
 
 def _num(ctx, a, b, node):
@@ -32,11 +36,6 @@ def _cmp_factory(op):
         return {"<": x < y, "<=": x <= y, "=": x == y, "==": x == y, ">": x > y,
                 ">=": x >= y}[op]
     return f
-
-
-def _bytes(s: str) -> bytes:
-    from eximpy.expand.operators import to_bytes
-    return to_bytes(s)
 
 
 def _strcmp(a: str, b: str) -> int:
@@ -63,13 +62,11 @@ def _str_factory(op, ci):
 
 
 def cond_match(ctx, a, b, node):
-    from eximpy.expand.regex import compile_pcre, match_setup
     rx = compile_pcre(b)
     return match_setup(ctx, rx, a)
 
 
 def cond_inlist(ctx, a, b, node):
-    from eximpy.expand.lists import iter_list
     ci = node.name == "inlisti"
     la = _bytes(a).lower() if ci else None
     for item in iter_list(b):
@@ -80,7 +77,6 @@ def cond_inlist(ctx, a, b, node):
 
 
 def _matched(ctx, rc, lst):
-    from eximpy import match as M
     if rc == M.OK:
         return True
     if rc == M.FAIL:
@@ -90,29 +86,24 @@ def _matched(ctx, rc, lst):
 
 
 def cond_match_domain(ctx, a, b, node):
-    from eximpy import match as M
     rc, value = M.match_isinlist(ctx, a, b, M.MCL_DOMAIN, caseless=True)
     ctx.lookup_value = value
     return _matched(ctx, rc, b)
 
 
 def cond_match_local_part(ctx, a, b, node):
-    from eximpy import match as M
     rc, value = M.match_isinlist(ctx, a, b, M.MCL_LOCALPART, caseless=True)
     ctx.lookup_value = value
     return _matched(ctx, rc, b)
 
 
 def cond_match_address(ctx, a, b, node):
-    from eximpy import match as M
     rc, value = M.match_address_list(ctx, a, b, caseless=True)
     ctx.lookup_value = value
     return _matched(ctx, rc, b)
 
 
 def cond_match_ip(ctx, a, b, node):
-    from eximpy import match as M
-    from eximpy.expand.operators import ip_type
     if a and ip_type(a, allow_mask=False)[0] == 0:
         raise ExpansionError(f'"{a}" is not an IP address')
     rc, value = M.match_host_list(ctx, a, "", b, ip_only=True)
@@ -190,7 +181,6 @@ def one_arg(ctx, name: str, sub: str) -> bool:
         except OSError:
             return False
     if name in ("isip", "isip4", "isip6"):
-        from eximpy.expand.operators import ip_type
         t = ip_type(sub, allow_mask=False)[0]
         return t != 0 if name == "isip" else t == (4 if name == "isip4" else 6)
     if name == "pam":

@@ -192,12 +192,17 @@ class Header(Node):
 
 # ---------------------------------------------------------------- helpers
 
+_INT_RE = re.compile(r"[+-]?\d+")
+
+
 def expanded_string_integer(s: str, isplus: bool) -> int:
     """Exim's expanded_string_integer(): raises ExpansionError."""
+    if s.isdigit() and s.isascii() and len(s) < 18:
+        return int(s)
     t = s.lstrip(_SPACE)
     if not t:
         return 0
-    m = re.match(r"[+-]?\d+", t)
+    m = _INT_RE.match(t)
     if not m:
         raise ExpansionError(f'integer expected but "{t}" found')
     v = int(m.group(0))

@@ -47,19 +47,36 @@ def list_separator(text: str, default: str = ":") -> tuple[str, int]:
     return default, i
 
 
-def iter_list(text: str | None, sep: str | None = None) -> Iterator[str]:
-    """Yield the items of an Exim list (string_nextinlist semantics).
+def iter_list(text: str | None, sep: str | None = None):
+    """The items of an Exim list (string_nextinlist semantics), as a tuple.
 
     ``sep`` forces a separator (as when a caller passes a non-zero sep);
-    otherwise the ``<c`` prefix or ``:`` is used.
+    otherwise the ``<c`` prefix or ``:`` is used.  Results for untainted
+    texts are cached (lists in a configuration are split once).
     """
     if not text:
-        return
+        return ()
+    if type(text) is not str:
+        return tuple(_split(text, sep))
+    key = (text, sep)
+    r = _LIST_CACHE.get(key)
+    if r is None:
+        r = tuple(_split(text, sep))
+        if len(_LIST_CACHE) > 4096:
+            _LIST_CACHE.clear()
+        _LIST_CACHE[key] = r
+    return r
+
+
+_LIST_CACHE: dict[tuple[str, str | None], tuple[str, ...]] = {}
+
+
+def _split(text: str, sep: str | None) -> Iterator[str]:
     if sep is None:
         sep, i = list_separator(text)
     else:
         i = 0
-    yield from _iter_from(text, i, sep)
+    return _iter_from(text, i, sep)
 
 
 def iter_list_sep(text: str | None) -> tuple[str, list[str]]:

@@ -636,6 +636,20 @@ def _wrap32(v: int) -> int:
 def ip_type(s: str, allow_mask: bool = True) -> tuple[int, int]:
     """Exim's string_is_ip_address(): (4|6|0, offset of '/' mask or 0).
     Without allow_mask (Exim's NULL maskptr) a "/mask" makes it invalid."""
+    key = (s, allow_mask)
+    r = _IPTYPE_CACHE.get(key)
+    if r is None:
+        r = _ip_type(s, allow_mask)
+        if len(_IPTYPE_CACHE) > 8192:
+            _IPTYPE_CACHE.clear()
+        _IPTYPE_CACHE[key] = r
+    return r
+
+
+_IPTYPE_CACHE: dict[tuple[str, bool], tuple[int, int]] = {}
+
+
+def _ip_type(s: str, allow_mask: bool) -> tuple[int, int]:
     addr, slash, mask = s.partition("/")
     if slash and not allow_mask:
         return 0, 0

@@ -395,7 +395,7 @@ TAINT = [
     "${lookup{x}dsearch{$h_subject:}}", "${expand:$h_subject:}",
     "${expand:${uc:$h_subject:}}", "${lookup{$h_subject:}lsearch{@F@/ls1}{y}{n}}",
     "${readfile{${lookup{alice}lsearch,ret=key{@F@/ls1}}}}",
-    "${readfile{${md5:$h_subject:}}}", "${stat:$h_subject:}",
+    "${readfile{${md5:$h_subject:}}}", "${extract{smode}{${stat:$h_subject:}}}",
     "${if exists{$h_subject:}{y}{n}}",
 ]
 
