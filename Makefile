@@ -9,8 +9,10 @@ CONF   := conf/default.conf
 $(VENV)/.installed: pyproject.toml
 	@tools/setup_system.sh build
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[test]'
+	@echo "eximpy: installing Python packages into $(VENV) (log: $(VENV)/pip.log)"
+	@$(PY) -m pip install -q --upgrade pip > $(VENV)/pip.log 2>&1 \
+	  && $(PY) -m pip install -q -e '.[test]' >> $(VENV)/pip.log 2>&1 \
+	  || { cat $(VENV)/pip.log; exit 1; }
 	@touch $@
 
 setup: $(VENV)/.installed

@@ -42,6 +42,10 @@ CASES: dict[str, tuple[str, list[str], list[str]]] = {
                        ["qualify_domain"], []),
     "macro_later_scans_earlier": ("B2 = b\nA2 = B2-a\nqualify_domain = A2\n",
                                   ["qualify_domain"], []),
+    "macro_loop": ("AONE = BONE.x\nBONE = AONE.y\nqualify_domain = AONE\n",
+                   ["qualify_domain"], []),
+    "macro_self": ("SELFM = SELFM.again\nqualify_domain = SELFM\n",
+                   ["qualify_domain"], []),
     "macro_cmdline": ("MAC = file\nqualify_domain = MAC\n", ["qualify_domain"],
                       ["-DMAC=cmdline"]),
     "macro_cmdline_beats_redefine": ("MAC = file\nMAC == again\n"
