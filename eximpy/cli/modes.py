@@ -95,36 +95,46 @@ def run_receive(inv: Invocation) -> int:
     return queue_ops.run_local_submission(config, inv, sys.stdin.buffer)
 
 
+def run_address_test(inv: Invocation) -> int:
+    """-bt / -bv / -bvs: route addresses and print what happens."""
+    from eximpy.cli import address_test
+    config = _load(inv)
+    if inv.mode == "bt":
+        return address_test.run_bt(config, inv, sys.stdout)
+    return address_test.run_bv(config, inv, sys.stdout,
+                               sender=inv.mode_arg == "sender")
+
+
+def run_smtp_stdio(inv: Invocation) -> int:
+    """-bs (SMTP on stdin/stdout) and -bh IP (a test session)."""
+    from eximpy.cli import smtp_modes
+    config = _load(inv)
+    if inv.mode == "bs":
+        return smtp_modes.run_bs(config, inv, sys.stdin, sys.stdout)
+    return smtp_modes.run_bh(config, inv, sys.stdin, sys.stdout)
+
+
 def _not_yet(inv: Invocation) -> int:
     sys.stderr.write(_NOT_YET.format("-" + inv.mode) + "\n")
     return 2
 
 
+_QUEUE_MODES = ("bp", "bpa", "bpc", "bpr", "bpra", "bpru", "bpu", "Mvh",
+                "Mvb", "Mvl", "Mvc", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd",
+                "Mmad", "Mes", "Mset")
 _MODES: dict[str, Callable[[Invocation], int]] = {
     "bV": run_version,
     "bP": run_print,
     "be": run_expand,
+    "bt": run_address_test,
+    "bv": run_address_test,
+    "bs": run_smtp_stdio,
+    "bh": run_smtp_stdio,
     "receive": run_receive,
+    **{m: run_queue for m in _QUEUE_MODES},
 }
-_QUEUE_MODES = ("bp", "bpa", "bpc", "bpr", "bpra", "bpru", "bpu", "Mvh",
-                "Mvb", "Mvl", "Mvc", "Mrm", "Mf", "Mt", "Mg", "Mar", "Mmd",
-                "Mmad", "Mes", "Mset")
 
 
 def run(inv: Invocation) -> int:
     """Run the mode ``inv`` asks for."""
-    fn = _MODES.get(inv.mode)
-    if fn is None and inv.mode in _QUEUE_MODES and _have("queue_ops"):
-        fn = run_queue
-    if fn is run_receive and not inv.args and not inv.extract_recipients:
-        return run_receive(inv)
-    if fn is None or (fn in (run_expand,) and not _have("expand_test")) or \
-            (fn is run_receive and not _have("queue_ops")):
-        return _not_yet(inv)
-    return fn(inv)
-
-
-def _have(module: str) -> bool:
-    """Whether a mode's module exists yet (modes land one by one)."""
-    import importlib.util
-    return importlib.util.find_spec(f"eximpy.cli.{module}") is not None
+    return _MODES.get(inv.mode, _not_yet)(inv)
