@@ -4,9 +4,10 @@ DESCRIPTION
     ${lookup dnsdb{[>sep[,fieldsep]] [modifiers,] [type=]name[:name...]}}
 
       >sep            separator between records (default newline)
+      ;               (instead of ,fieldsep) join TXT strings with nothing
       ,fieldsep       separator between fields of MX/SRV/TLSA/SOA records
                       (default space) and between the strings of a TXT
-                      record (default: strings are concatenated)
+                      record (default: only the first string, as 4.96 does)
       defer_strict    any DNS failure defers the lookup
       defer_lax       (default) a failure defers only if nothing was found
       defer_never     failures are treated as "not found"
@@ -84,7 +85,7 @@ def _ptr_name(domain: str) -> str:
 def _txt(rd, fieldsep):
     strs = [s.decode("latin-1") for s in rd.strings]
     if fieldsep is None:
-        return "".join(strs)
+        return strs[0] if strs else ""     # Exim 4.96: only the first string
     return fieldsep.join(strs)
 
 
@@ -100,7 +101,7 @@ class DNSDB(Lookup):
     def find(self, handle, filename, key, opts, ctx):
         from eximpy.expand.lists import iter_list
         from eximpy.expand.operators import ip_type, readtime
-        ks = key
+        ks = key.lstrip()
         outsep = "\n"
         outsep2 = None
         if ks.startswith(">"):
@@ -109,6 +110,9 @@ class DNSDB(Lookup):
             if ks.startswith(","):
                 outsep2 = ks[1:2]
                 ks = ks[2:]
+            elif ks.startswith(";"):
+                outsep2 = ""
+                ks = ks[1:]
             ks = ks.lstrip()
         defer_mode = "lax"
         retrans = retry = None
