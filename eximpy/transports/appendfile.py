@@ -10,6 +10,13 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import errno as _errno
+import fcntl
+import os
+import socket
+import time
+from typing import Any
+
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import TRANSPORTS
@@ -120,4 +127,296 @@ def _quota_warn_message(instance: object):
                                     "quota_warn_message": _quota_warn_message},
                      local=True)
 class AppendfileTransport(Transport):
-    """`driver = appendfile`."""
+    """`driver = appendfile`.
+
+    deliver(addr, tctx) appends to an mbox file (dot-lock file and fcntl
+    lock, as Exim takes them; lock_retries/lock_interval), or writes a
+    Maildir file (tmp/ then new/, Exim's "<time>.H<usec>P<pid>.<host>"
+    names, maildir_tag), creating directories with create_directory and
+    directory_mode.  quota (size only), mailstore, mbx, quota_warn and
+    maildir_use_size_file are not implemented yet.
+    """
+
+    def deliver(self, addr: Any, tctx: Any) -> Any:
+        return _deliver(self.instance, addr, tctx)
+
+
+# ---------------------------------------------------------------------------
+# Delivery
+
+def _popt(inst: Any, name: str) -> Any:
+    """A private option, with the framing defaults of appendfile_init."""
+    p = inst.private
+    if name in _FRAMING and not p.is_set(name):
+        return _FRAMING[name](inst)
+    return p.get(name)
+
+
+def _ugid(addr: Any, inst: Any) -> tuple[int | None, int | None]:
+    uid, gid = addr.uid, addr.gid
+    u = inst.get("user")
+    if isinstance(u, int):
+        uid = u
+        if gid is None:
+            import pwd
+            try:
+                gid = pwd.getpwuid(u).pw_gid
+            except KeyError:
+                pass
+    g = inst.get("group")
+    if isinstance(g, int):
+        gid = g
+    return uid, gid
+
+
+def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
+    from eximpy import routing as R
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.expand.taint import is_tainted
+    from eximpy.transports._write import TransportResult, message_bytes
+    name = inst.name
+    fileopt = _popt(inst, "file")
+    diropt = _popt(inst, "directory")
+    path_text = fileopt if fileopt is not None else diropt
+    is_dir = fileopt is None and diropt is not None
+    if path_text is None:
+        if addr.pfr and addr.address.startswith("/"):
+            path = addr.address
+            is_dir = path.endswith("/")
+        else:
+            return TransportResult(R.DEFER, f"Mandatory file or directory option "
+                                   f"missing from {name} transport")
+    else:
+        try:
+            path = tctx.expand(path_text, addr, address_file=addr.address
+                               if addr.pfr else "")
+        except ExpansionForcedFail:
+            return TransportResult(R.DEFER, f'Expansion of "{path_text}" (file or '
+                                   f"directory name for {name} transport) forced failure")
+        except ExpansionError as e:
+            return TransportResult(R.DEFER, f'Expansion of "{path_text}" (file or '
+                                   f"directory name for {name} transport) failed: {e}")
+        if is_tainted(path):
+            return TransportResult(R.DEFER, f"Tainted '{path}' (file or directory "
+                                   f"name for {name} transport) not permitted")
+    if not path.startswith("/"):
+        return TransportResult(R.FAIL, f"appendfile: file or directory name "
+                               f'"{path}" is not absolute')
+    return_path = addr.prop.errors_address or tctx.msg.sender
+    extra = {"return_path": return_path}
+    prefix = _popt(inst, "message_prefix")
+    suffix = _popt(inst, "message_suffix")
+    try:
+        if prefix:
+            prefix = tctx.expand(prefix, addr, **extra)
+        if suffix:
+            suffix = tctx.expand(suffix, addr, **extra)
+    except (ExpansionError, ExpansionForcedFail) as e:
+        return TransportResult(R.DEFER, f"failed to expand message_prefix or "
+                               f"message_suffix in {name} transport: {e}")
+    data, err = message_bytes(inst, addr, tctx, prefix=prefix, suffix=suffix,
+                              check_string=_popt(inst, "check_string"),
+                              escape_string=_popt(inst, "escape_string"),
+                              return_path=return_path)
+    if data is None:
+        return TransportResult(R.DEFER, err)
+    uid, gid = _ugid(addr, inst)
+    if is_dir or _popt(inst, "maildir_format"):
+        return _maildir(inst, addr, tctx, path, data, uid, gid)
+    return _mbox(inst, addr, path, data, uid, gid)
+
+
+def _mkdirs(d: str, mode: int, uid: int | None, gid: int | None) -> None:
+    parent = os.path.dirname(d.rstrip("/"))
+    if parent and not os.path.isdir(parent):
+        _mkdirs(parent, mode, uid, gid)
+    try:
+        os.mkdir(d, mode)
+    except FileExistsError:
+        return
+    if os.getuid() == 0 and uid is not None:
+        os.chown(d, uid, gid if gid is not None else -1)
+
+
+def _dotlock(path: str, inst: Any) -> tuple[str | None, str | None]:
+    """Take Exim's lock file "<path>.lock" (hitching post + link)."""
+    lockname = path + ".lock"
+    host = socket.gethostname()
+    retries = _popt(inst, "lock_retries") or 0
+    interval = _popt(inst, "lock_interval") or 3
+    timeout = _popt(inst, "lockfile_timeout") or 1800
+    for attempt in range(retries + 1):
+        hitch = f"{lockname}.{host}.{int(time.time()):08x}.{os.getpid():08x}"
+        try:
+            fd = os.open(hitch, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         _popt(inst, "lockfile_mode") or 0o600)
+            os.close(fd)
+            try:
+                os.link(hitch, lockname)
+                os.unlink(hitch)
+                return lockname, None
+            except FileExistsError:
+                os.unlink(hitch)
+        except OSError as e:
+            return None, f"failed to create hitching post {hitch}: {os.strerror(e.errno or 0)}"
+        try:
+            st = os.stat(lockname)
+            if time.time() - st.st_mtime > timeout:
+                os.unlink(lockname)
+                continue
+        except OSError:
+            continue
+        if attempt < retries:
+            time.sleep(interval)
+    return None, "failed to lock mailbox " + path + " (lock file)"
+
+
+def _mbox(inst: Any, addr: Any, path: str, data: bytes,
+          uid: int | None, gid: int | None) -> Any:
+    from eximpy import routing as R
+    from eximpy.transports._write import TransportResult
+    d = os.path.dirname(path)
+    if not os.path.isdir(d):
+        if _popt(inst, "create_directory"):
+            try:
+                _mkdirs(d, _popt(inst, "directory_mode") or 0o700, uid, gid)
+            except OSError as e:
+                return TransportResult(R.DEFER, f"failed to create directory {d}: "
+                                       f"{os.strerror(e.errno or 0)}", e.errno or 0)
+    exists = os.path.lexists(path)
+    if not exists and _popt(inst, "file_must_exist"):
+        return TransportResult(R.DEFER, f"file {path} does not exist",
+                               _errno.ENOENT)
+    lockname = None
+    if _popt(inst, "use_lockfile"):
+        lockname, err = _dotlock(path, inst)
+        if lockname is None:
+            return TransportResult(R.DEFER, err)
+    try:
+        mode = _popt(inst, "mode") or 0o600
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT |
+                         os.O_NOFOLLOW, mode)
+        except OSError as e:
+            return TransportResult(R.DEFER, f"failed to open {path}: "
+                                   f"{os.strerror(e.errno or 0)}", e.errno or 0)
+        try:
+            st = os.fstat(fd)
+            if not exists:
+                if os.getuid() == 0 and uid is not None:
+                    os.fchown(fd, uid, gid if gid is not None else -1)
+                os.fchmod(fd, mode)
+            elif _popt(inst, "check_owner") and uid is not None and \
+                    st.st_uid != uid:
+                return TransportResult(
+                    R.DEFER, f"mailbox {path} has wrong uid "
+                    f"({st.st_uid} != {uid})", -6)
+            if _popt(inst, "use_fcntl_lock"):
+                tries = (_popt(inst, "lock_retries") or 0) + 1
+                for k in range(tries):
+                    try:
+                        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError:
+                        if k == tries - 1:
+                            return TransportResult(
+                                R.DEFER, f"failed to lock mailbox {path} (fcntl)")
+                        time.sleep(_popt(inst, "lock_interval") or 3)
+            if _popt(inst, "use_flock_lock"):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            quota = _popt(inst, "quota")
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+            del quota
+        finally:
+            os.close(fd)
+    finally:
+        if lockname:
+            try:
+                os.unlink(lockname)
+            except OSError:
+                pass
+    return TransportResult(R.OK)
+
+
+def _maildir(inst: Any, addr: Any, tctx: Any, path: str, data: bytes,
+             uid: int | None, gid: int | None) -> Any:
+    from eximpy import routing as R
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.transports._write import TransportResult
+    path = path.rstrip("/")
+    mode = _popt(inst, "directory_mode") or 0o700
+    if _popt(inst, "maildir_format"):
+        for sub in ("tmp", "new", "cur"):
+            d = f"{path}/{sub}"
+            if not os.path.isdir(d):
+                if not _popt(inst, "create_directory"):
+                    return TransportResult(R.DEFER, f"{d} does not exist")
+                try:
+                    _mkdirs(d, mode, uid, gid)
+                except OSError as e:
+                    return TransportResult(
+                        R.DEFER, f"{os.strerror(e.errno or 0)}: cannot create "
+                        f"{path}", e.errno or 0)
+        host = tctx.rctx.main("primary_hostname") or socket.gethostname()
+        for _ in range(max(1, _popt(inst, "maildir_retries") or 10)):
+            now = time.time()
+            base = f"{int(now)}.M{int((now % 1) * 1e6)}P{os.getpid()}.{host}"
+            tmp = f"{path}/tmp/{base}"
+            if not os.path.exists(tmp):
+                break
+            time.sleep(0.001)
+        tag = _popt(inst, "maildir_tag")
+        if tag:
+            try:
+                tag = tctx.expand(tag, addr)
+            except (ExpansionError, ExpansionForcedFail) as e:
+                return TransportResult(R.DEFER, f"failed to expand maildir_tag: {e}")
+        final = f"{path}/new/{base}{tag or ''}"
+    else:
+        if not os.path.isdir(path):
+            if not _popt(inst, "create_directory"):
+                return TransportResult(R.DEFER, f"{path} does not exist")
+            _mkdirs(path, mode, uid, gid)
+        now = time.time()
+        tmp = f"{path}/temp.{os.getpid()}.{socket.gethostname()}"
+        final = None
+    fmode = _popt(inst, "mode") or 0o600
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, fmode)
+    except OSError as e:
+        return TransportResult(R.DEFER, f"failed to create {tmp}: "
+                               f"{os.strerror(e.errno or 0)}", e.errno or 0)
+    try:
+        if os.getuid() == 0 and uid is not None:
+            os.fchown(fd, uid, gid if gid is not None else -1)
+        os.fchmod(fd, fmode)
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if final is None:
+        st = os.stat(tmp)
+        final = f"{path}/q{_base62(int(now))}-{st.st_ino}"
+    try:
+        os.rename(tmp, final)
+    except OSError as e:
+        os.unlink(tmp)
+        return TransportResult(R.DEFER, f"failed to rename {tmp} as {final}: "
+                               f"{os.strerror(e.errno or 0)}", e.errno or 0)
+    return TransportResult(R.OK)
+
+
+def _base62(n: int) -> str:
+    chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    out = ""
+    for _ in range(6):
+        out = chars[n % 62] + out
+        n //= 62
+    return out

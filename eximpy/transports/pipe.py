@@ -10,6 +10,11 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+from typing import Any
+
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import TRANSPORTS
@@ -71,4 +76,170 @@ _FRAMING = {n: _framing(n) for n in ("check_string", "escape_string",
                      init_defaults={"retry_use_local_part": True, **_FRAMING},
                      local=True)
 class PipeTransport(Transport):
-    """`driver = pipe`."""
+    """`driver = pipe`.
+
+    deliver(addr, tctx) runs the command (the transport's `command`, or the
+    "|command" of a redirection) as an argument vector -- through /bin/sh
+    only with use_shell -- with Exim's environment (LOCAL_PART, DOMAIN,
+    HOME, SENDER, RECIPIENT, MESSAGE_ID, ... plus `environment`), the
+    message on standard input, a timeout, temp_errors, ignore_status,
+    return_output/return_fail_output, freeze_exec_fail.
+    """
+
+    def deliver(self, addr: Any, tctx: Any) -> Any:
+        return _deliver(self.instance, addr, tctx)
+
+
+def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
+    from eximpy import routing as R
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.transports._command import (CommandError, set_up_command,
+                                            split_command)
+    from eximpy.transports._write import TransportResult, message_bytes
+    p = inst.private
+    name = inst.name
+    cmd = p.get("command")
+    from_address = addr.pfr and addr.address.startswith("|")
+    if from_address and not (cmd and p.get("force_command")):
+        text = addr.address[1:].strip()
+        if p.get("use_shell"):
+            argv = ["/bin/sh", "-c", text]
+        else:
+            argv = split_command(text)
+    elif cmd:
+        if p.get("use_shell"):
+            try:
+                argv = ["/bin/sh", "-c", tctx.expand(cmd, addr)]
+            except (ExpansionError, ExpansionForcedFail) as e:
+                return TransportResult(R.DEFER, f"Expansion of command \"{cmd}\" "
+                                       f"in {name} transport failed: {e}")
+        else:
+            try:
+                argv = set_up_command(cmd, lambda a: tctx.expand(a, addr),
+                                      f"{name} transport")
+            except CommandError as e:
+                return TransportResult(R.DEFER, str(e))
+    else:
+        return TransportResult(R.DEFER, f"no command specified for {name} transport")
+    if not argv:
+        return TransportResult(R.DEFER, f"no command specified for {name} transport")
+    path = p.get("path") or "/bin:/usr/bin"
+    if not argv[0].startswith("/"):
+        if p.get("restrict_to_path") or True:
+            for d in path.split(":"):
+                cand = f"{d}/{argv[0]}"
+                if os.access(cand, os.X_OK):
+                    argv[0] = cand
+                    break
+            else:
+                return TransportResult(R.DEFER, f'"{argv[0]}" command not found for '
+                                       f"{name} transport")
+    return_path = addr.prop.errors_address or tctx.msg.sender
+    env = {"LOCAL_PART": addr.local_part, "LOGNAME": addr.local_part,
+           "USER": addr.local_part, "DOMAIN": addr.domain,
+           "HOME": addr.home_dir or "", "MESSAGE_ID": tctx.msg.id,
+           "PATH": path, "RECIPIENT": f"{addr.local_part}@{addr.domain}"
+           if not addr.pfr else (addr.parent.address if addr.parent else ""),
+           "QUALIFY_DOMAIN": tctx.rctx.qualify_domain(),
+           "SENDER": tctx.msg.sender, "SHELL": "/bin/sh",
+           "TZ": os.environ.get("TZ", ""),
+           "LOCAL_PART_PREFIX": addr.prefix or "",
+           "LOCAL_PART_SUFFIX": addr.suffix or ""}
+    if addr.pfr and addr.parent is not None:
+        par = addr.parent
+        env.update({"LOCAL_PART": par.local_part, "LOGNAME": par.local_part,
+                    "USER": par.local_part, "DOMAIN": par.domain})
+    envopt = p.get("environment")
+    if envopt:
+        from eximpy.expand.lists import iter_list
+        try:
+            for item in iter_list(tctx.expand(envopt, addr)):
+                k, _, v = item.partition("=")
+                env[k] = v
+        except (ExpansionError, ExpansionForcedFail) as e:
+            return TransportResult(R.DEFER, f"failed to expand environment in "
+                                   f"{name} transport: {e}")
+    prefix = p.get("message_prefix")
+    suffix = p.get("message_suffix")
+    try:
+        extra = {"return_path": return_path}
+        prefix = tctx.expand(prefix, addr, **extra) if prefix else prefix
+        suffix = tctx.expand(suffix, addr, **extra) if suffix else suffix
+    except (ExpansionError, ExpansionForcedFail) as e:
+        return TransportResult(R.DEFER, str(e))
+    data, err = message_bytes(inst, addr, tctx, prefix=prefix, suffix=suffix,
+                              check_string=p.get("check_string"),
+                              escape_string=p.get("escape_string"),
+                              return_path=return_path)
+    if data is None:
+        return TransportResult(R.DEFER, err)
+    uid, gid = addr.uid, addr.gid
+    u = inst.get("user")
+    if isinstance(u, int):
+        uid = u
+    g = inst.get("group")
+    if isinstance(g, int):
+        gid = g
+    umask = p.get("umask")
+
+    def child_setup() -> None:
+        os.setsid()
+        if umask is not None:
+            os.umask(umask)
+        if os.getuid() == 0 and uid is not None:
+            os.setgroups([])
+            if gid is not None:
+                os.setgid(gid)
+            os.setuid(uid)
+    cwd = addr.current_dir or addr.home_dir or "/"
+    if not os.path.isdir(cwd):
+        cwd = "/"
+    timeout = p.get("timeout") or None
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=env, cwd=cwd, preexec_fn=child_setup)
+    except OSError as e:
+        msg = (f"Child process of {name} transport (running command "
+               f"\"{' '.join(argv)}\") was terminated by signal 0 ()")
+        msg = f"failed to execute {argv[0]}: {os.strerror(e.errno or 0)}"
+        if p.get("freeze_exec_fail"):
+            return TransportResult(R.DEFER, msg, special_action=1)
+        return TransportResult(R.FAIL, msg)
+    try:
+        out, _ = proc.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.communicate()
+        status = R.DEFER if p.get("timeout_defer") else R.FAIL
+        return TransportResult(status, "pipe delivery process timed out")
+    except BrokenPipeError:
+        out = proc.stdout.read() if proc.stdout else b""
+        proc.wait()
+    rc = proc.returncode
+    max_output = p.get("max_output") or 20480
+    out = (out or b"")[:max_output]
+    if rc < 0:
+        return TransportResult(R.FAIL, f"Child process of {name} transport "
+                               f"(running command \"{' '.join(argv)}\") was "
+                               f"terminated by signal {-rc} "
+                               f"({signal.Signals(-rc).name})")
+    if rc != 0 and not p.get("ignore_status"):
+        temp = [int(x) for x in (p.get("temp_errors") or "").split(":")
+                if x.strip().isdigit()]
+        cmdtext = " ".join(argv)
+        msg = (f"Child process of {name} transport returned {rc}"
+               + (f" ({os.strerror(rc)})" if False else "")
+               + f" from command: {argv[0]}")
+        if rc in temp or p.get("temp_errors") == "*":
+            return TransportResult(R.DEFER, msg, more_errno=rc)
+        del cmdtext
+        return TransportResult(R.FAIL, msg, more_errno=rc,
+                               user_message=out.decode("utf-8", "replace") or None)
+    if out and (p.get("return_output") or (rc != 0 and p.get("return_fail_output"))):
+        return TransportResult(R.FAIL, "return message generated",
+                               user_message=out.decode("utf-8", "replace"))
+    return TransportResult(R.OK)

@@ -1,0 +1,38 @@
+"""Delivery modes: -M, -Mc (and the delivery half of -odi).
+
+SUMMARY
+    run_deliver(config, inv) -> exit status
+
+DESCRIPTION
+    -M ID... forces delivery of each message (frozen ones too); -Mc ID...
+    delivers without forcing (as a queue runner would, but ignoring retry
+    times).  Each message is delivered by eximpy.deliver.deliver_message;
+    a message locked by another process is reported as Exim does and
+    skipped.
+
+SEE ALSO
+    spec 5 (-M, -Mc, -odi); eximpy.deliver.deliver.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def run_deliver(config: Any, inv: Any, stderr: Any = None) -> int:
+    """Deliver the messages named on the command line."""
+    from eximpy.deliver.deliver import deliver_message
+    err = stderr or sys.stderr
+    forced = getattr(inv, "mode", "M") == "M"
+    rc = 0
+    for mid in inv.args:
+        try:
+            outcome = deliver_message(config, mid, forced=forced)
+        except FileNotFoundError:
+            err.write(f"Message {mid} is not in the queue\n")
+            rc = 1
+            continue
+        if outcome.locked:
+            err.write(f"Spool file is locked (another process is handling "
+                      f"this message)\n")
+    return rc

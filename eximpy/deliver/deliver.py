@@ -1,0 +1,335 @@
+"""Delivering one spooled message: deliver_message().
+
+SUMMARY
+    deliver_message(config, message_id, forced=False) -> DeliveryOutcome
+
+DESCRIPTION
+    The steps of Exim's deliver_message() for local delivery:
+
+      1. lock the message (fcntl on -D, eximpy.spool.lock) -- a message
+         another process holds is left alone;
+      2. read -H, replay the -J journal of an interrupted attempt into the
+         non-recipients tree, read the body;
+      3. route every undelivered recipient (eximpy.routing), feeding
+         redirect children back through the routers and collecting
+         pipe/file/autoreply "addresses";
+      4. drop duplicates (same unique address and transport);
+      5. run local transports (appendfile, pipe, autoreply) one address at a
+         time; each success is written to -J (fsynced) *before* -H changes,
+         so that a crash never causes a second delivery;
+      6. log "=>", "**", "==" lines with eximpy.log.format's builders and,
+         when nothing is left, "Completed" and remove the spool files;
+         otherwise rewrite -H (atomically) and remove -J.
+
+    Remote (smtp/lmtp) transports are not run here yet: such addresses are
+    deferred with "remote delivery is not implemented yet" (the remote
+    delivery issue).  Bounce messages, delay warnings and DSN are not sent
+    yet: failed addresses are logged and marked done.  Everything runs as
+    the invoking user; as root, local files are created owned by the
+    delivery uid/gid (the privileged fork-per-user path is issue 8).
+
+SECURITY
+    File names and commands reach transports only through their checks for
+    tainted values (eximpy.transports).  The -D lock is held for the whole
+    delivery.
+
+SEE ALSO
+    spec 3.13 "Delivery in detail", chapter 53 "Log files"; Exim deliver.c.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eximpy import routing as R
+from eximpy.address import Address, split_address
+
+
+@dataclass
+class DeliveryOutcome:
+    """What one delivery attempt did."""
+
+    message_id: str
+    locked: bool = False
+    completed: bool = False
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+
+def _header_pairs(msg: Any) -> list[tuple[str, str, str]]:
+    out = []
+    for h in msg.headers:
+        if h.type == "*":
+            continue
+        name, _, rest = h.text.partition(":")
+        out.append((name, rest, h.type))
+    return out
+
+
+def message_variables(msg: Any, body: bytes) -> dict[str, Any]:
+    """Expansion variables of a spooled message ($message_id, ...)."""
+    from eximpy.expand.taint import Tainted
+    v: dict[str, Any] = {
+        "message_id": msg.id,
+        "message_exim_id": msg.id,
+        "sender_address": Tainted(msg.sender),
+        "return_path": Tainted(msg.sender),
+        "received_protocol": msg.received_protocol or "",
+        "sender_host_address": msg.host_address or "",
+        "sender_host_name": msg.host_name or "",
+        "sender_helo_name": Tainted(msg.helo_name or ""),
+        "authenticated_id": getattr(msg, "authenticated_id", None) or "",
+        "message_size": str(msg.header_size + len(body) + 1),
+        "message_body_size": str(len(body)),
+        "received_time": str(msg.received_time),
+        "originator_uid": str(msg.originator_uid),
+        "originator_gid": str(msg.originator_gid),
+        "recipients_count": str(len(msg.recipients)),
+    }
+    return v
+
+
+def _top(addr: Address) -> Address:
+    while addr.parent is not None:
+        addr = addr.parent
+    return addr
+
+
+def _original(addr: Address) -> str | None:
+    top = _top(addr)
+    return top.address if top is not addr else None
+
+
+def _log_address(addr: Address) -> str:
+    """The address as a delivery line shows it: local part for a local
+    transport, the pipe/file text, or the whole address."""
+    if addr.pfr:
+        return addr.address
+    if addr.transport is not None and getattr(addr.transport.info, "local", True):
+        return addr.local_part if not addr.prefix and not addr.suffix else \
+            f"{addr.prefix or ''}{addr.local_part}{addr.suffix or ''}"
+    return addr.address
+
+
+class _Delivery:
+    def __init__(self, config: Any, mid: str, forced: bool) -> None:
+        from eximpy.log.writer import LogWriter
+        from eximpy.spool.layout import SpoolLayout
+        self.config = config
+        self.mid = mid
+        self.forced = forced
+        self.layout = SpoolLayout.from_config(config)
+        self.log = LogWriter.from_config(config)
+        self.sel = self.log.selector
+        self.outcome = DeliveryOutcome(mid)
+
+    def main(self, text: str) -> None:
+        self.log.main(text, self.mid)
+        self._msglog(text)
+
+    def _msglog(self, text: str) -> None:
+        path = self.layout.find_msglog(self.mid)
+        if path is None:
+            return
+        from eximpy.log.format import timestamp
+        try:
+            with open(path, "a") as f:
+                f.write(f"{timestamp(None)} {text}\n")
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------
+    def run(self) -> DeliveryOutcome:
+        from eximpy.spool import header_file, journal
+        from eximpy.spool.data_file import read_body
+        from eximpy.spool.lock import open_locked
+        fd = open_locked(self.layout, self.mid)
+        if fd is None:
+            self.outcome.locked = True
+            return self.outcome
+        try:
+            hpath = self.layout.find(self.mid, "-H")
+            if hpath is None:
+                return self.outcome
+            msg = header_file.read(hpath)
+            for a in journal.read(self.layout, self.mid):
+                msg.non_recipients.add(a)
+            body = read_body(fd, self.mid)
+            self.msg = msg
+            self._deliver(msg, body)
+        finally:
+            os.close(fd)
+        return self.outcome
+
+    def _deliver(self, msg: Any, body: bytes) -> None:
+        from eximpy.log import format as F
+        from eximpy.spool import header_file, journal
+        from eximpy.transports._write import TransportContext
+        if msg.frozen and not self.forced:
+            return
+        rctx = R.RoutingContext(
+            self.config, R.V_NONE, sender_address=msg.sender,
+            variables=message_variables(msg, body),
+            headers=_header_pairs(msg),
+            log=lambda m, panic=False, main=True: self.log.main(m, self.mid))
+        tctx = TransportContext(self.config, msg, body, rctx)
+        tops: list[Address] = []
+        for rc in msg.recipients:
+            if rc.address in msg.non_recipients:
+                continue
+            a = Address(rc.address)
+            if rc.errors_to:
+                a.prop.errors_address = rc.errors_to
+            a.dsn_flags = rc.dsn_flags
+            tops.append(a)
+        rctx.addr_new = list(tops)
+        failed: list[Address] = []
+        deferred: list[Address] = []
+        discarded: list[Address] = []
+        # Exim routes in passes: each pass takes the new addresses (pipes
+        # and files straight onto the local chain), then routes the others
+        # in reverse order; both chains are built by prepending and the
+        # deliveries run from the head.
+        while rctx.addr_new:
+            addr_route: list[Address] = []
+            for addr in rctx.addr_new:
+                if addr.pfr:
+                    rctx.addr_local.insert(0, addr)
+                else:
+                    addr_route.insert(0, addr)
+            rctx.addr_new = []
+            for addr in addr_route:
+                split_address(addr)
+                if addr.parent is not None and addr.address in msg.non_recipients:
+                    continue
+                rc = R.route_address(addr, rctx)
+                if rc == R.FAIL:
+                    failed.append(addr)
+                    self.main(F.failed(self.sel, addr.address, addr.message,
+                                       original=_original(addr),
+                                       router=addr.router.name if addr.router else None))
+                elif rc in (R.DEFER, R.ERROR):
+                    deferred.append(addr)
+                    self.main(F.deferred(self.sel, addr.address, addr.message,
+                                         original=_original(addr),
+                                         router=addr.router.name if addr.router else None))
+                elif rc == R.DISCARD:
+                    discarded.append(addr)
+                    self.main(F.delivered(self.sel, ":blackhole:",
+                                          original=addr.address,
+                                          router=addr.router.name if addr.router else None))
+        local = list(rctx.addr_local)
+        remote = list(rctx.addr_remote)
+        seen: set[tuple[str, str]] = set()
+        jnl = journal.Journal.open(self.layout, self.mid)
+        done_ok: list[Address] = []
+        try:
+            for addr in local:
+                tname = addr.transport.name if addr.transport is not None else ""
+                key = (addr.unique, tname)
+                if not addr.pfr and key in seen:
+                    done_ok.append(addr)
+                    continue
+                seen.add(key)
+                res = self._run_transport(addr, tctx)
+                rname = addr.router.name if addr.router is not None else None
+                if res.status == R.OK:
+                    # -J first: a crash after this must not deliver again.
+                    jnl.record(addr.unique)
+                    done_ok.append(addr)
+                    self.main(F.delivered(self.sel, _log_address(addr),
+                                          flag="=>", original=_original(addr) or
+                                          (addr.address if not addr.pfr and
+                                           _log_address(addr) != addr.address else None),
+                                          router=rname, transport=tname))
+                elif res.status == R.FAIL:
+                    failed.append(addr)
+                    addr.message = res.message
+                    self.main(F.failed(self.sel, addr.address, res.message,
+                                       original=_original(addr), router=rname,
+                                       transport=tname))
+                else:
+                    deferred.append(addr)
+                    addr.message = res.message
+                    self.main(F.deferred(self.sel, addr.address, res.message,
+                                         errno_value=res.errno,
+                                         original=_original(addr),
+                                         router=rname, transport=tname))
+            for addr in remote:
+                deferred.append(addr)
+                rname = addr.router.name if addr.router is not None else None
+                tname = addr.transport.name if addr.transport is not None else None
+                addr.message = "remote delivery is not implemented yet"
+                self.main(F.deferred(self.sel, addr.address, addr.message,
+                                     original=_original(addr), router=rname,
+                                     transport=tname))
+        finally:
+            jnl.close()
+        self.outcome.delivered = [a.address for a in done_ok]
+        self.outcome.failed = [a.address for a in failed]
+        self.outcome.deferred = [a.address for a in deferred]
+        # Which top-level recipients are finished: none of their
+        # descendants deferred.
+        pending_tops = {id(_top(a)) for a in deferred}
+        for a in done_ok:
+            msg.non_recipients.add(a.unique)
+        for t in tops:
+            if id(t) not in pending_tops:
+                msg.non_recipients.add(t.address)
+        if not pending_tops:
+            header_file.remove_files(self.layout, self.mid)
+            self.main(F.completed(self.sel, time.time() - msg.received_time))
+            self.outcome.completed = True
+        else:
+            split = self.layout.find_split(self.mid)
+            msg.deliver_firsttime = False
+            header_file.write(self.layout, msg, split)
+            journal.remove(self.layout, self.mid)
+
+    def _run_transport(self, addr: Address, tctx: Any) -> Any:
+        from eximpy.transports._write import TransportResult
+        tp = addr.transport
+        if tp is None:
+            if addr.pfr:
+                return TransportResult(R.DEFER, addr.message or
+                                       "no transport for pipe, file or autoreply")
+            return TransportResult(R.DEFER, "No transport set by router")
+        if addr.pfr:
+            if addr.address.startswith("|") and not addr.allow_pipe:
+                return TransportResult(R.FAIL, "delivery to pipe forbidden")
+            if addr.address.startswith("/") and not addr.allow_file:
+                return TransportResult(R.FAIL, "delivery to file forbidden")
+        factory = getattr(tp.info, "factory", None)
+        driver = factory(tp) if factory is not None else None
+        if driver is None or not hasattr(driver, "deliver"):
+            return TransportResult(R.DEFER, f"{tp.name} transport is not implemented")
+        rctx = tctx.rctx
+        saved = dict(rctx.variables)
+        rctx.variables["transport_name"] = tp.name
+        if addr.pfr and addr.address.startswith("|"):
+            rctx.variables["address_pipe"] = addr.address
+        elif addr.pfr:
+            rctx.variables["address_file"] = addr.address
+        if addr.home_dir:
+            rctx.home = addr.home_dir
+        try:
+            target = addr
+            if addr.pfr and addr.parent is not None:
+                # $local_part etc. of a pipe/file delivery are the parent's.
+                target = addr
+                target.local_part = addr.parent.local_part
+                target.domain = addr.parent.domain
+            return driver.deliver(target, tctx)
+        except NotImplementedError as e:
+            return TransportResult(R.DEFER, str(e))
+        finally:
+            rctx.variables = saved
+            rctx.home = None
+
+
+def deliver_message(config: Any, message_id: str, forced: bool = False) -> DeliveryOutcome:
+    """Deliver (or try to deliver) one spooled message; see module docstring."""
+    return _Delivery(config, message_id, forced).run()

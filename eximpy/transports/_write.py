@@ -1,0 +1,167 @@
+"""Writing a message for a local transport (Exim's transport_write_message).
+
+SUMMARY
+    tctx = TransportContext(config, msg, body, rctx)
+    data = message_bytes(tp_instance, addr, tctx, prefix=..., suffix=...,
+                         check_string=..., escape_string=...)
+    TransportResult(status, message, errno, more_errno)
+
+DESCRIPTION
+    message_bytes() builds what a local transport writes: message_prefix,
+    then Return-path: (return_path_add), Delivery-date: (delivery_date_add),
+    Envelope-to: (envelope_to_add), the message's headers without those
+    removed by the router's and transport's headers_remove, the router's
+    and the transport's headers_add, a blank line and the body, with
+    check_string/escape_string applied at line starts, body_only /
+    headers_only, and message_suffix.  Lines end in LF (CRLF with
+    use_crlf).
+
+    Status values are the strings of eximpy.routing (OK, DEFER, FAIL).
+
+SEE ALSO
+    spec chapter 24 "Generic options for transports"; Exim transport.c.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eximpy.errors import ExpansionError, ExpansionForcedFail
+
+
+@dataclass
+class TransportResult:
+    status: str
+    message: str | None = None
+    errno: int = 0
+    more_errno: int = 0
+    user_message: str | None = None
+    special_action: int = 0
+
+
+class TransportContext:
+    """What a transport needs: config, the message, its body, expansion."""
+
+    def __init__(self, config: Any, msg: Any, body: bytes, rctx: Any) -> None:
+        self.config = config
+        self.msg = msg
+        self.body = body
+        self.rctx = rctx
+
+    def expand(self, text: str, addr: Any, **extra: Any) -> str:
+        return self.rctx.expand(text, addr, **extra)
+
+
+def _opt(inst: Any, name: str) -> Any:
+    try:
+        return inst.get(name)
+    except KeyError:
+        return None
+
+
+def rfc822_date(now: float | None = None) -> str:
+    """Exim's tod_full: "Wed, 25 Nov 2026 13:00:00 +0000"."""
+    t = time.localtime(now if now is not None else time.time())
+    off = t.tm_gmtoff // 60
+    sign = "+" if off >= 0 else "-"
+    off = abs(off)
+    return time.strftime("%a, %d %b %Y %H:%M:%S ", t) + f"{sign}{off // 60:02d}{off % 60:02d}"
+
+
+def _remove_matches(name: str, patterns: list[str]) -> bool:
+    low = name.lower()
+    for p in patterns:
+        p = p.strip()
+        if not p:
+            continue
+        if p.endswith("*"):
+            if low.startswith(p[:-1].lower()):
+                return True
+        elif low == p.lower().rstrip(":"):
+            return True
+    return False
+
+
+def header_lines(inst: Any, addr: Any, tctx: TransportContext) -> tuple[list[str], str | None]:
+    """The message's header lines as the transport writes them, or an error."""
+    from eximpy.expand.lists import iter_list
+    msg = tctx.msg
+    remove: list[str] = []
+    if addr.prop.remove_headers:
+        remove += list(iter_list(addr.prop.remove_headers))
+    trem = _opt(inst, "headers_remove")
+    if trem:
+        for item in iter_list(trem):
+            try:
+                s = tctx.expand(item, addr)
+            except ExpansionForcedFail:
+                continue
+            except ExpansionError as e:
+                return [], f"failed to expand headers_remove: {e}"
+            remove += list(iter_list(s))
+    out: list[str] = []
+    for h in msg.headers:
+        if h.type == "*":
+            continue
+        name = h.text.split(":", 1)[0]
+        if remove and _remove_matches(name, remove):
+            continue
+        out.append(h.text)
+    for text in addr.prop.extra_headers:
+        out.append(text if text.endswith("\n") else text + "\n")
+    tadd = _opt(inst, "headers_add")
+    if tadd:
+        for item in iter_list(tadd, "\n"):
+            try:
+                s = tctx.expand(item, addr)
+            except ExpansionForcedFail:
+                continue
+            except ExpansionError as e:
+                return [], f"failed to expand headers_add: {e}"
+            if s:
+                out.append(s if s.endswith("\n") else s + "\n")
+    return out, None
+
+
+def envelope_to(addr: Any) -> str:
+    top = addr
+    while top.parent is not None:
+        top = top.parent
+    return top.address
+
+
+def message_bytes(inst: Any, addr: Any, tctx: TransportContext, *,
+                  prefix: str | None, suffix: str | None,
+                  check_string: str | None, escape_string: str | None,
+                  return_path: str) -> tuple[bytes | None, str | None]:
+    """(bytes, None) or (None, error message)."""
+    parts: list[str] = []
+    body_only = bool(_opt(inst, "body_only"))
+    headers_only = bool(_opt(inst, "headers_only"))
+    if not body_only:
+        if _opt(inst, "return_path_add"):
+            parts.append(f"Return-path: <{return_path}>\n")
+        if _opt(inst, "envelope_to_add"):
+            parts.append(f"Envelope-to: {envelope_to(addr)}\n")
+        if _opt(inst, "delivery_date_add"):
+            parts.append(f"Delivery-date: {rfc822_date()}\n")
+        lines, err = header_lines(inst, addr, tctx)
+        if err:
+            return None, err
+        parts.extend(lines)
+        if not headers_only:
+            parts.append("\n")
+    head = "".join(parts).encode("utf-8", "surrogateescape")
+    body = b"" if headers_only else tctx.body
+    data = head + body
+    if check_string and escape_string is not None:
+        cs = check_string.encode("utf-8", "surrogateescape")
+        es = escape_string.encode("utf-8", "surrogateescape")
+        data = re.sub(rb"(?m)^" + re.escape(cs), es.replace(b"\\", b"\\\\"), data)
+    if _opt(inst, "use_crlf"):
+        data = data.replace(b"\n", b"\r\n")
+    pre = (prefix or "").encode("utf-8", "surrogateescape")
+    suf = (suffix or "").encode("utf-8", "surrogateescape")
+    return pre + data + suf, None
