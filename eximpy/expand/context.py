@@ -207,8 +207,14 @@ class ExpandContext:
             return getattr(self.config, "filename", None) or ""
         if name == "config_dir":
             f = getattr(self.config, "filename", None) or ""
-            d = os.path.dirname(os.path.abspath(f)) if f else ""
-            return d + "/" if d else ""
+            if not f:
+                return ""
+            if f.startswith("/"):
+                return os.path.dirname(f)
+            try:
+                return os.getcwd() + "/" + os.path.dirname(f)
+            except OSError:
+                return ""
         if name == "exim_path":
             return self.main_option("exim_path") or "/usr/sbin/exim4"
         if name in ("exim_version", "version_number"):

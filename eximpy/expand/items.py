@@ -252,6 +252,13 @@ def item_perl(ctx, a):
     return perl.call(ctx, a[0], a[1:])
 
 
+def item_python(ctx, a):
+    if ctx.expand_forbid & E.FORBID_PERL:
+        raise ExpansionError("Python calls are not permitted")
+    from eximpy.expand import python
+    return python.call(ctx, a[0], a[1:])
+
+
 def item_prvs(ctx, a):
     addr = a[0]
     key = a[1]
@@ -427,6 +434,7 @@ def item_imapfolder(ctx, a):
 SIMPLE = {
     "acl": item_acl, "authresults": item_authresults, "dlfunc": item_dlfunc,
     "hmac": item_hmac, "listquote": item_listquote, "perl": item_perl,
+    "python": item_python,
     "prvs": item_prvs, "readfile": item_readfile, "sg": item_sg,
     "srs_encode": item_srs_encode, "tr": item_tr, "imapfolder": item_imapfolder,
     "hash": item_hashlike("hash"), "nhash": item_hashlike("nhash"),
@@ -556,7 +564,7 @@ def readsocket(ctx, vals: list[str]) -> str:
                 try:
                     port = socket.getservbyname(port_s)
                 except OSError:
-                    raise SockFail(f'unknown port "{port_s}"')
+                    raise SockFail("")      # Exim gives no message here
             try:
                 infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except socket.gaierror:
@@ -604,6 +612,6 @@ def readsocket(ctx, vals: list[str]) -> str:
     except SockFail:
         raise
     text = from_bytes(b"".join(chunks))
-    if eol is not None:
+    if eol:
         text = text.replace("\n", eol)
     return Tainted(text)

@@ -34,7 +34,7 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 ITEMS = frozenset((
     "acl", "authresults", "certextract", "dlfunc", "env", "extract", "filter",
     "hash", "hmac", "if", "imapfolder", "length", "listextract", "listquote",
-    "lookup", "map", "nhash", "perl", "prvs", "prvscheck", "readfile",
+    "lookup", "map", "nhash", "perl", "prvs", "prvscheck", "python", "readfile",
     "readsocket", "reduce", "run", "sg", "sort", "srs_encode", "substr", "tr"))
 
 OPS_UNDERSCORE = frozenset((
@@ -374,11 +374,11 @@ class Parser:
     def _item(self, name: str, i: int) -> tuple[object, int]:
         from eximpy.expand import evaluate as E
         s, n = self.s, self.n
-        if name in ("acl", "authresults", "dlfunc", "hmac", "listquote", "perl",
+        if name in ("acl", "authresults", "dlfunc", "hmac", "listquote", "perl", "python",
                     "prvs", "readfile", "sg", "srs_encode", "tr", "imapfolder",
                     "hash", "nhash", "substr", "length"):
             nmax, nmin = {
-                "acl": (10, 1), "authresults": (1, 1), "dlfunc": (10, 2),
+                "acl": (10, 1), "authresults": (1, 1), "dlfunc": (10, 2), "python": (10, 1),
                 "hmac": (3, 3), "listquote": (2, 2), "perl": (9, 1), "prvs": (3, 2),
                 "readfile": (2, 1), "sg": (3, 3), "srs_encode": (3, 3), "tr": (3, 3),
                 "imapfolder": (3, 1), "hash": (3, 2), "nhash": (3, 2),

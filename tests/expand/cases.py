@@ -406,7 +406,30 @@ PERL = [
     "${perl}", "${perl{hello}",
 ]
 
+# Every variable whose value does not depend on the time, the pid or the
+# machine, as $name and in def:.
+_VOLATILE = {"pid", "tod_bsdinbox", "tod_epoch", "tod_epoch_l", "tod_full", "tod_log",
+             "tod_logfile", "tod_zone", "tod_zulu", "load_average", "log_inodes",
+             "log_space", "spool_inodes", "spool_space", "exim_path", "compile_date",
+             "initial_cwd", "inode"}
+
+
+def _variable_names() -> list[str]:
+    from eximpy.expand import variables as V
+    return sorted(n for n in V.KNOWN if n not in _VOLATILE) + [
+        "n0", "sn0", "auth1", "auth4", "regex1", "regex9", "acl_c0", "acl_m_x", "r_x",
+        "acl_c_long_name", "arc_state", "dmarc_status", "regex_cachesize",
+        "sender_helo_verified", "headerwrap"]
+
+
+VARIABLES = ([f"{n}=[${n}]" for n in _variable_names()]
+             + [f"${{if def:{n}{{d}}{{u}}}}" for n in _variable_names()
+                # def:reply_address crashes Exim 4.96 (NULL newsize)
+                if n != "reply_address"]
+             + [f"${{{n}}}" for n in _variable_names()[::7]])
+
 GROUPS: dict[str, list[str]] = {
+    "variables": VARIABLES,
     "operators": OPS_MATRIX,
     "conditions": CONDS_MATRIX,
     "conditions_misc": CONDS_MISC,
