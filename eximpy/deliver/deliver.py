@@ -107,7 +107,7 @@ def _log_address(addr: Address) -> str:
     """The address as a delivery line shows it: local part for a local
     transport, the pipe/file text, or the whole address."""
     if addr.pfr:
-        return addr.address
+        return getattr(addr, "delivered_path", None) or addr.address
     if addr.transport is not None and getattr(addr.transport.info, "local", True):
         return addr.local_part if not addr.prefix and not addr.suffix else \
             f"{addr.prefix or ''}{addr.local_part}{addr.suffix or ''}"

@@ -170,6 +170,9 @@ class RedirectRouter(Router):
         if result.status == "defer":
             addr.message = result.error or "forced defer"
             return R.DEFER
+        if result.status != "fail" and not result.blackhole and \
+                not result.addresses:
+            return R.DECLINE
         rc = _rf.get_errors_address(r, addr, rctx)
         if rc != R.OK:
             return rc

@@ -221,6 +221,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
     if data is None:
         return TransportResult(R.DEFER, err)
     uid, gid = _ugid(addr, inst)
+    if addr.pfr:
+        addr.delivered_path = path   # what the => line shows
     if is_dir or _popt(inst, "maildir_format"):
         return _maildir(inst, addr, tctx, path, data, uid, gid)
     return _mbox(inst, addr, path, data, uid, gid)
