@@ -156,10 +156,33 @@ def make_context(config: Any, stderr: Any = None) -> ExpandContext:
                     env[k] = v
         ctx.environ = env
 
+    ctx.acl_runner = _acl_runner(config, ctx)
+
     def log_panic(msg: str) -> None:
         _write(err, f"{_stamp()} {msg}\n")
     ctx.log_panic = log_panic
     return ctx
+
+
+def _acl_runner(config: Any, ctx: ExpandContext):
+    """${acl} and the acl condition in -be: run the named ACL with the ACL
+    engine (eximpy.acl.runner), sharing the context's ACL variables."""
+    if config is None:
+        return None
+    try:
+        from eximpy.acl.runner import AclEnv, MinimalAclRunner
+    except ImportError:
+        return None
+    runner = MinimalAclRunner(config)
+
+    def run_acl(name: str, args: list[str]) -> tuple[str, str | None]:
+        acls = getattr(config, "acls", None) or {}
+        if name not in acls:
+            return "ERROR", None
+        env = AclEnv(variables=ctx.variables, acl_c=ctx.acl_c, acl_m=ctx.acl_m)
+        r = runner.check("unknown", name, env)
+        return r.rc, r.user_message
+    return run_acl
 
 
 def load_message(ctx: ExpandContext, path: str) -> None:

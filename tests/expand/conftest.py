@@ -32,6 +32,26 @@ domainlist nested = +local_domains : other.test
 """
 
 
+ACL_SECTION = """
+begin acl
+a_accept:
+  accept message = hello $acl_arg1 ($acl_narg)
+a_deny:
+  deny message = go away
+a_defer:
+  defer message = later
+a_set:
+  accept set acl_c0 = set by acl
+         set acl_m_x = m var
+a_cond:
+  accept condition = ${if eq{$acl_arg1}{x}}
+         message = cond true
+  deny message = cond false
+a_empty:
+  accept
+"""
+
+
 def subst(text: str, dbm_dir: str | None = None) -> str:
     text = text.replace("@F@", str(FIX)).replace("@W@", str(WORK))
     if dbm_dir is not None:
@@ -59,6 +79,7 @@ def make_work() -> Path:
     for d in ("spool", "log", "exim", "py"):
         (WORK / d).mkdir(exist_ok=True)
     (WORK / "conf").write_text(subst(CONF))
+    (WORK / "conf_acl").write_text(subst(CONF + ACL_SECTION))
     from eximpy.lookups.cdb import write_cdb
     write_cdb(str(WORK / "c1.cdb"), [(b"k1", b"v1"), (b"k2", b"value two"),
                                      (b"*", b"star"), (b"k1", b"dup")])

@@ -57,8 +57,8 @@ def run_exim(group: str, lines: list[str], conf: str, message: str | None = None
 
 
 def compare(group: str, lines: list[str], message: str | None = None,
-            dbm: bool = False) -> None:
-    conf = str(WORK / "conf")
+            dbm: bool = False, conf_name: str = "conf") -> None:
+    conf = str(WORK / conf_name)
     want = run_exim(group, lines, conf, message, str(WORK / "exim") if dbm else None)
     got = run_eximpy(lines, conf, message, str(WORK / "py") if dbm else None)
     if want == got:
@@ -88,6 +88,22 @@ def test_message(work):
 
 def test_taint(work):
     compare("taint", cases.TAINT, message=str(FIX / "msg2"))
+
+
+ACL_CASES = [
+    "${acl{a_accept}{one}{two}}", "${acl{a_deny}}", "${acl{a_defer}}",
+    "${acl{a_set}}|$acl_c0|$acl_m_x", "${acl{a_cond}{x}}", "${acl{a_cond}{y}}",
+    "${if acl{{a_accept}}{y $value}{n $value}}", "${if acl{{a_deny}}{y $value}{n $value}}",
+    "${if acl{{a_defer}}{y}{n}}", "${acl{a_empty}}|", "${acl{nosuch}}",
+    "$acl_narg $acl_arg1", "${acl{a_accept}{1}{2}{3}{4}{5}{6}{7}{8}{9}}",
+    "${acl{a_accept}{1}{2}{3}{4}{5}{6}{7}{8}{9}{10}}", "${acl{a_accept}{${uc:x}}}",
+    "${if acl{{a_cond}{x}}{y $value}{n $value}}", "${if !acl{{a_cond}{x}}{y}{n}}",
+    "${if acl{a_accept}{y}{n}}", "${if acl{{a_accept}}",
+]
+
+
+def test_acl(work):
+    compare("acl", ACL_CASES, conf_name="conf_acl")
 
 
 def test_perl(work):
