@@ -276,6 +276,9 @@ class _Delivery:
         pending_tops = {id(_top(a)) for a in deferred}
         for a in done_ok:
             msg.non_recipients.add(a.unique)
+        for a in failed:
+            # A failed address is finished (its bounce is a later issue).
+            msg.non_recipients.add(a.unique)
         for t in tops:
             if id(t) not in pending_tops:
                 msg.non_recipients.add(t.address)

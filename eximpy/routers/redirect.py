@@ -221,6 +221,7 @@ class RedirectRouter(Router):
             child.start_router = start
             if pfr:
                 child.pfr = True
+                child.unique = f"{text}:{addr.address}"
                 child.router = r.instance
                 child.allow_pipe = not r.opt("forbid_pipe")
                 child.allow_file = not r.opt("forbid_file")

@@ -225,7 +225,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
         addr.delivered_path = path   # what the => line shows
     if is_dir or _popt(inst, "maildir_format"):
         return _maildir(inst, addr, tctx, path, data, uid, gid)
-    return _mbox(inst, addr, path, data, uid, gid)
+    host = tctx.rctx.main("primary_hostname") or socket.gethostname()
+    return _mbox(inst, addr, path, data, uid, gid, host)
 
 
 def _mkdirs(d: str, mode: int, uid: int | None, gid: int | None) -> None:
@@ -240,10 +241,9 @@ def _mkdirs(d: str, mode: int, uid: int | None, gid: int | None) -> None:
         os.chown(d, uid, gid if gid is not None else -1)
 
 
-def _dotlock(path: str, inst: Any) -> tuple[str | None, str | None]:
+def _dotlock(path: str, inst: Any, host: str) -> tuple[str | None, str | None, int]:
     """Take Exim's lock file "<path>.lock" (hitching post + link)."""
     lockname = path + ".lock"
-    host = socket.gethostname()
     retries = _popt(inst, "lock_retries") or 0
     interval = _popt(inst, "lock_interval") or 3
     timeout = _popt(inst, "lockfile_timeout") or 1800
@@ -256,11 +256,13 @@ def _dotlock(path: str, inst: Any) -> tuple[str | None, str | None]:
             try:
                 os.link(hitch, lockname)
                 os.unlink(hitch)
-                return lockname, None
+                return lockname, None, 0
             except FileExistsError:
                 os.unlink(hitch)
         except OSError as e:
-            return None, f"failed to create hitching post {hitch}: {os.strerror(e.errno or 0)}"
+            return None, (f"{os.strerror(e.errno or 0)}: creating lock file "
+                          f"hitching post {hitch} (euid={os.geteuid()} "
+                          f"egid={os.getegid()})"), e.errno or 0
         try:
             st = os.stat(lockname)
             if time.time() - st.st_mtime > timeout:
@@ -270,11 +272,11 @@ def _dotlock(path: str, inst: Any) -> tuple[str | None, str | None]:
             continue
         if attempt < retries:
             time.sleep(interval)
-    return None, "failed to lock mailbox " + path + " (lock file)"
+    return None, "failed to lock mailbox " + path + " (lock file)", 0
 
 
 def _mbox(inst: Any, addr: Any, path: str, data: bytes,
-          uid: int | None, gid: int | None) -> Any:
+          uid: int | None, gid: int | None, host: str = "") -> Any:
     from eximpy import routing as R
     from eximpy.transports._write import TransportResult
     d = os.path.dirname(path)
@@ -291,9 +293,9 @@ def _mbox(inst: Any, addr: Any, path: str, data: bytes,
                                _errno.ENOENT)
     lockname = None
     if _popt(inst, "use_lockfile"):
-        lockname, err = _dotlock(path, inst)
+        lockname, err, eno = _dotlock(path, inst, host)
         if lockname is None:
-            return TransportResult(R.DEFER, err)
+            return TransportResult(R.DEFER, err, eno)
     try:
         mode = _popt(inst, "mode") or 0o600
         try:

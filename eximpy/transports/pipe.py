@@ -231,9 +231,11 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
         temp = [int(x) for x in (p.get("temp_errors") or "").split(":")
                 if x.strip().isdigit()]
         cmdtext = " ".join(argv)
-        msg = (f"Child process of {name} transport returned {rc}"
-               + (f" ({os.strerror(rc)})" if False else "")
-               + f" from command: {argv[0]}")
+        note = {75: " (could mean temporary error)",
+                127: " (could mean unable to exec or command does not exist)",
+                }.get(rc, "")
+        msg = (f"Child process of {name} transport returned {rc}{note}"
+               f" from command: {argv[0]}")
         if rc in temp or p.get("temp_errors") == "*":
             return TransportResult(R.DEFER, msg, more_errno=rc)
         del cmdtext
