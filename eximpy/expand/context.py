@@ -19,7 +19,8 @@ DESCRIPTION
       environ     the environment ${env} sees (default: os.environ)
       acl_runner  callable(name, args) -> (rc_name, user_message) for ${acl}
                   and the acl condition; rc_name is "OK", "FAIL", "DEFER" ...
-      lookup_cache  eximpy.lookups.cache.SearchCache (per process)
+      lookup_cache  eximpy.lookups.cache.SearchCache; by default the one
+                  process-wide cache (eximpy.lookups.cache.tidyup() clears it)
 
     Per-expansion state Exim keeps in globals lives here too: $value
     (lookup_value), $item, $0..$9 (nstrings), $runrc, the $prvscheck_*
@@ -65,8 +66,8 @@ class ExpandContext:
         self.environ = environ if environ is not None else os.environ
         self.acl_runner = acl_runner
         if lookup_cache is None:
-            from eximpy.lookups.cache import SearchCache
-            lookup_cache = SearchCache()
+            from eximpy.lookups.cache import process_cache
+            lookup_cache = process_cache()
         self.lookup_cache = lookup_cache
         self.filter_running = filter_running
         self.filter_n = [0] * 10

@@ -90,7 +90,8 @@ class Var(Node):
 
 
 class CertRef(Node):
-    """``$tls_*cert`` directly under md5/sha1/sha256/base64."""
+    """``$tls_*cert`` directly under md5/sha1/sha256/base64: with no
+    certificate Exim hashes the variable's name (sic)."""
     __slots__ = ("name",)
 
     def __init__(self, name: str) -> None:
@@ -98,6 +99,23 @@ class CertRef(Node):
 
     def ev(self, ctx) -> str:
         return self.name
+
+
+class CertOpNode(Node):
+    """${md5:$cert} etc.: the certificate's fingerprint or DER in base64."""
+    __slots__ = ("op", "name", "plain")
+
+    def __init__(self, op: str, name: str, plain) -> None:
+        self.op, self.name, self.plain = op, name, plain
+
+    def ev(self, ctx) -> str:
+        cert = ctx.variables.get(self.name + "_object")
+        if cert is None:
+            return self.plain.ev(ctx)
+        from eximpy.expand import certs
+        if self.op == "base64":
+            return certs.der_b64(cert)
+        return certs.fingerprint(cert, self.op)
 
 
 class NumVar(Node):

@@ -290,7 +290,8 @@ class Parser:
         if op in ("md5", "sha1", "sha256", "base64") and self.ch(i + 1) == "$":
             j = s.find("}", i + 2)
             if j > 0 and s[i + 2:j] in CERT_VARS:
-                return E.OpNode(op, arg, E.CertRef(s[i + 2:j]), name), j + 1
+                plain = E.OpNode(op, arg, E.CertRef(s[i + 2:j]), name)
+                return E.CertOpNode(op, s[i + 2:j], plain), j + 1
         child, i = self.seq(i + 1, True)
         if op is None:
             raise self.err(f'unknown expansion operator "{name}"')

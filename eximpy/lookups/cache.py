@@ -84,3 +84,27 @@ class SearchCache:
                 except Exception:
                     pass
         self._open.clear()
+
+
+_PROCESS: dict[int, SearchCache] = {}   # cache: pid -> the process's SearchCache
+
+
+def process_cache() -> SearchCache:
+    """The lookup cache shared by every ExpandContext of this process (Exim
+    keeps one per process until search_tidyup())."""
+    import os
+    pid = os.getpid()
+    c = _PROCESS.get(pid)
+    if c is None:
+        _PROCESS.clear()           # a forked child starts with its own
+        c = _PROCESS[pid] = SearchCache()
+    return c
+
+
+def tidyup() -> None:
+    """Exim's search_tidyup(): close all files and forget cached results
+    (call between messages)."""
+    import os
+    c = _PROCESS.get(os.getpid())
+    if c is not None:
+        c.tidyup()
