@@ -229,20 +229,49 @@ def item_authresults(ctx, a):
     return g
 
 
+_DLOBJS: dict[str, object] = {}     # cache: file -> loaded library (Exim's dlobj tree)
+
+_DL_OK, _DL_DEFER, _DL_FAIL, _DL_ERROR, _DL_FAIL_FORCED = 0, 1, 2, 3, 4
+
+
 def item_dlfunc(ctx, a):
+    """${dlfunc{file}{function}{arg}...}: call
+    int function(uschar **yield, int argc, uschar *argv[]) in a shared
+    library (Exim's local_scan API return codes)."""
+    import ctypes
     if ctx.expand_forbid & E.FORBID_DLFUNC:
         raise ExpansionError("dynamically-loaded functions are not permitted")
-    import ctypes
+    path, fname, args = a[0], a[1], a[2:]
+    lib = _DLOBJS.get(path)
+    if lib is None:
+        try:
+            lib = ctypes.CDLL(path, mode=os.RTLD_LAZY)
+        except OSError as e:
+            msg = f'dlopen "{path}" failed: {e}'
+            _log(ctx, msg)
+            raise ExpansionError(msg)
+        _DLOBJS[path] = lib
     try:
-        lib = ctypes.CDLL(a[0])
-    except OSError as e:
-        raise ExpansionError(f'dlopen "{a[0]}" failed: {e}')
-    try:
-        getattr(lib, a[1])
+        fn = getattr(lib, fname)
     except AttributeError as e:
-        raise ExpansionError(f'dlsym "{a[1]}" in "{a[0]}" failed: {e}')
-    raise ExpansionError(f'dlfunc "{a[1]}" in "{a[0]}": calling C functions is not '
-                         f'supported by eximpy')
+        msg = f'dlsym "{fname}" in "{path}" failed: {e}'
+        _log(ctx, msg)
+        raise ExpansionError(msg)
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                   ctypes.POINTER(ctypes.c_char_p)]
+    argv = (ctypes.c_char_p * (len(args) + 1))(*[to_bytes(x) for x in args], None)
+    result = ctypes.c_char_p(None)
+    status = fn(ctypes.byref(result), len(args), argv)
+    text = from_bytes(result.value) if result.value is not None else None
+    if status != _DL_OK:
+        msg = text if text is not None else "(no message)"
+        if status == _DL_FAIL_FORCED:
+            raise ExpansionForcedFail(msg)
+        if status != _DL_FAIL:
+            _log(ctx, f"dlfunc{{{path}}}{{{fname}}} failed ({status}): {msg}")
+        raise ExpansionError(msg)
+    return text or ""
 
 
 def item_perl(ctx, a):

@@ -138,3 +138,27 @@ def test_stdin_front_door(work):
                     normalize=normalize)
     got = eximpy_run(["-C", conf, "-be"], stdin=text)
     assert normalize(got.out) == want.out
+
+
+DLFUNC_CASES = [
+    "${dlfunc{@W@/dyn.so}{joinargs}{a}{b}{c}}", "${dlfunc{@W@/dyn.so}{joinargs}}",
+    "${dlfunc{@W@/dyn.so}{rc}{0}}", "${dlfunc{@W@/dyn.so}{rc}{1}}",
+    "${dlfunc{@W@/dyn.so}{rc}{2}}", "${dlfunc{@W@/dyn.so}{rc}{3}}",
+    "${dlfunc{@W@/dyn.so}{rc}{4}}", "${dlfunc{@W@/dyn.so}{rc}{4}{x}}",
+    "${dlfunc{@W@/dyn.so}{rc}{5}}", "${dlfunc{@W@/dyn.so}{nosuch}}",
+    "${dlfunc{@W@/nonexist.so}{f}}",
+    "${if eq{a}{b}{${dlfunc{@W@/dyn.so}{rc}{4}}}{ok}}",
+    "${if eq{a}{a}{${dlfunc{@W@/dyn.so}{rc}{4}}}{ok}}",
+    "${uc:${dlfunc{@W@/dyn.so}{joinargs}{x}{${lc:Y}}}}",
+]
+
+
+def test_dlfunc(work):
+    """${dlfunc} with a real shared library built here (needs gcc)."""
+    import shutil
+    import subprocess
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    assert gcc, "a C compiler is needed to build the ${dlfunc} test library"
+    subprocess.run([gcc, "-shared", "-fPIC", "-o", str(WORK / "dyn.so"),
+                    str(FIX / "dyn.c")], check=True)
+    compare("dlfunc", DLFUNC_CASES)
