@@ -281,11 +281,13 @@ def match_check_list(ctx, list_text: str | None, kind: str, func, expand: bool =
                     return OK, None
                 return DEFER, None
             if rc == ERROR:
+                # A host whose name (or address) cannot be found: no match
+                # for the whole list, unless +ignore_unknown / +include_unknown.
                 if flags.ignore_unknown:
                     continue
                 if flags.include_unknown:
                     return yield_, None
-                continue
+                return FAIL, None
         else:
             # a file of items
             try:
@@ -309,7 +311,8 @@ def match_check_list(ctx, list_text: str | None, kind: str, func, expand: bool =
                     y = FAIL if y == OK else OK
                 rc = func(ctx, line, flags)
                 if rc == OK:
-                    return y, ctx._match_value
+                    v = ctx._match_value
+                    return y, (line if v is None else v)
                 if rc == DEFER:
                     if flags.ignore_defer:
                         continue
@@ -435,6 +438,12 @@ _NET_CACHE: dict[tuple[str, str], bool] = {}
 
 
 def _in_net_uncached(address: str, pattern: str) -> bool:
+    base, slash, mlen = pattern.partition("/")
+    if slash and mlen.isdigit():
+        # Exim does not check the mask length: too big means "all bits".
+        mx = 128 if ":" in base else 32
+        if int(mlen) > mx:
+            pattern = f"{base}/{mx}"
     try:
         a = ipaddress.ip_address(address.split("%")[0])
         net = ipaddress.ip_network(pattern.split("%")[0] if "/" not in pattern else
@@ -504,7 +513,8 @@ def _check_host(ctx, host_address: str, host_name: str, pattern: str, flags,
             return _host_name_needed(ctx, host_address, flags)
         return _lookup_item(ctx, _lc(host_name), pattern, semi, True, -1)
     if ip_only:
-        return FAIL
+        _error_msg(ctx, "cannot use a host name item in an IP-only list")
+        return ERROR
     name = host_name or _reverse_lookup(ctx, host_address)
     if name is None:
         return ERROR
@@ -519,9 +529,42 @@ def _host_name_needed(ctx, host_address, flags):
 
 
 def _reverse_lookup(ctx, address: str) -> str | None:
+    """The host's name for name items in host lists (Exim's
+    host_name_lookup()): ctx.host_name_lookup(address) when the caller
+    provides one, else $sender_host_name when it is for this address, else
+    a DNS PTR lookup whose names are confirmed by a forward lookup.  The
+    answer is remembered in the context.  None: no name (an "unknown"
+    host, see +include_unknown)."""
     fn = getattr(ctx, "host_name_lookup", None)
     if fn is not None:
         return fn(address)
+    known = ctx.__dict__.setdefault("_host_names", {})
+    if address in known:
+        return known[address]
+    name = None
+    if ctx.variables.get("sender_host_address") == address:
+        v = ctx.variables.get("sender_host_name")
+        name = (v() if callable(v) else v) or None
+    if name is None:
+        name = _dns_host_name(ctx, address)
+    known[address] = name
+    return name
+
+
+def _dns_host_name(ctx, address: str) -> str | None:
+    try:
+        from eximpy.lookups import dnsdb
+        st, ans = dnsdb.query(ctx, dnsdb._ptr_name(address), "PTR")
+    except Exception:
+        return None
+    if st != "OK":
+        return None
+    for rd in ans.rrset:
+        name = dnsdb._name(rd.target)
+        for t in ("A", "AAAA"):
+            st2, a = dnsdb.query(ctx, name, t)
+            if st2 == "OK" and any(r.address == address for r in a.rrset):
+                return name.lower()
     return None
 
 

@@ -119,3 +119,22 @@ def test_dnsdb_against_exim(work, dns_server, monkeypatch):
     bad = [f"  {c}\n    exim:   {a!r}\n    eximpy: {b!r}"
            for c, a, b in zip(CASES, w, g) if a != b]
     assert not bad and len(w) == len(g) == len(CASES), "\n".join(bad)
+
+
+def test_host_list_names_via_dns(dns_server, monkeypatch):
+    """Name items in host lists use reverse DNS with forward confirmation."""
+    from eximpy import match as M
+    from eximpy.expand import ExpandContext
+    from eximpy.lookups import dnsdb
+    monkeypatch.setenv("EXIMPY_RESOLV_CONF", str(dns_server))
+    monkeypatch.setattr(dnsdb, "_RESOLVERS", {})
+    ctx = ExpandContext()
+    assert M.match_host("192.0.2.10", "", "*.test.example", ctx)[0] == M.OK
+    assert M.match_host("192.0.2.10", "", "mail.test.example", ctx)[0] == M.OK
+    assert M.match_host("192.0.2.10", "", "^mail\\.", ctx)[0] == M.OK
+    assert M.match_host("192.0.2.10", "", "other.example", ctx)[0] == M.FAIL
+    # no PTR record: the host is "unknown"
+    assert M.match_host("192.0.2.99", "", "*.example : 192.0.2.99", ctx)[0] == M.FAIL
+    assert M.match_host("192.0.2.99", "", "+ignore_unknown : *.example : 192.0.2.99",
+                        ctx)[0] == M.OK
+    assert M.match_host("192.0.2.99", "", "+include_unknown : *.example", ctx)[0] == M.OK
