@@ -225,11 +225,25 @@ class ExpandContext:
         if name == "compile_date":
             return "27-May-2026 16:52:26"
         if name in ("exim_uid", "exim_gid"):
+            import grp
+            import pwd
+            user = self.main_option("exim_user")
+            group = self.main_option("exim_group")
             try:
-                import pwd
-                pw = pwd.getpwnam(self.main_option("exim_user") or "Debian-exim")
-                return str(pw.pw_uid if name == "exim_uid" else pw.pw_gid)
-            except (KeyError, ImportError):
+                if isinstance(user, int):
+                    uid = user
+                    pw = pwd.getpwuid(uid)
+                else:
+                    pw = pwd.getpwnam(user or "Debian-exim")
+                    uid = pw.pw_uid
+                if name == "exim_uid":
+                    return str(uid)
+                if isinstance(group, int):
+                    return str(group)
+                if isinstance(group, str) and group:
+                    return str(grp.getgrnam(group).gr_gid)
+                return str(pw.pw_gid)
+            except (KeyError, TypeError):
                 return "0"
         if name in ("caller_uid", "originator_uid"):
             return str(os.getuid())
