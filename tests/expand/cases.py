@@ -432,7 +432,7 @@ PERL = [
 _VOLATILE = {"pid", "tod_bsdinbox", "tod_epoch", "tod_epoch_l", "tod_full", "tod_log",
              "tod_logfile", "tod_zone", "tod_zulu", "load_average", "log_inodes",
              "log_space", "spool_inodes", "spool_space", "exim_path", "compile_date",
-             "initial_cwd", "inode"}
+             "initial_cwd", "inode", "exim_uid", "exim_gid"}
 
 
 def _variable_names() -> list[str]:
