@@ -144,6 +144,9 @@ class AppendfileTransport(Transport):
 # ---------------------------------------------------------------------------
 # Delivery
 
+ERRNO_LOCKFAILED = -9
+
+
 def _popt(inst: Any, name: str) -> Any:
     """A private option, with the framing defaults of appendfile_init."""
     p = inst.private
@@ -272,7 +275,7 @@ def _dotlock(path: str, inst: Any, host: str) -> tuple[str | None, str | None, i
             continue
         if attempt < retries:
             time.sleep(interval)
-    return None, "failed to lock mailbox " + path + " (lock file)", 0
+    return None, "failed to lock mailbox " + path + " (lock file)", ERRNO_LOCKFAILED
 
 
 def _mbox(inst: Any, addr: Any, path: str, data: bytes,
@@ -315,19 +318,23 @@ def _mbox(inst: Any, addr: Any, path: str, data: bytes,
                 return TransportResult(
                     R.DEFER, f"mailbox {path} has wrong uid "
                     f"({st.st_uid} != {uid})", -6)
-            if _popt(inst, "use_fcntl_lock"):
+            use_fcntl = bool(_popt(inst, "use_fcntl_lock"))
+            use_flock = bool(_popt(inst, "use_flock_lock"))
+            if use_fcntl or use_flock:
                 tries = (_popt(inst, "lock_retries") or 0) + 1
                 for k in range(tries):
                     try:
-                        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        if use_fcntl:
+                            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        if use_flock:
+                            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                         break
                     except OSError:
                         if k == tries - 1:
                             return TransportResult(
-                                R.DEFER, f"failed to lock mailbox {path} (fcntl)")
+                                R.DEFER, f"failed to lock mailbox {path} "
+                                "(fcntl/flock)", ERRNO_LOCKFAILED)
                         time.sleep(_popt(inst, "lock_interval") or 3)
-            if _popt(inst, "use_flock_lock"):
-                fcntl.flock(fd, fcntl.LOCK_EX)
             quota = _popt(inst, "quota")
             view = memoryview(data)
             while view:
