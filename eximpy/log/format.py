@@ -169,29 +169,30 @@ def timediff(secs: float, millisec: bool = False) -> str:
 # --- quoting ---------------------------------------------------------
 
 def printing(s: str, allow_tab: bool = False) -> str:
-    """Exim's string_printing(): escape non-printing characters (``\\n``,
-    ``\\t`` ... or octal) so a log line stays one line."""
-    out = []
-    for ch in s:
-        o = ord(ch)
-        if 0xDC80 <= o <= 0xDCFF:            # undecodable byte
-            out.append(f"\\{o - 0xDC00:03o}")
-        elif ch == "\\":
-            out.append("\\\\")
-        elif 32 <= o < 127 or o >= 160:
-            out.append(ch)
-        elif ch == "\t" and allow_tab:
-            out.append(ch)
+    """Exim's string_printing(): every byte outside printable ASCII is
+    escaped (``\\n``, ``\\r``, ``\\t`` or ``\\ooo``, so UTF-8 shows as
+    octal, as in Exim's logs), a backslash is doubled; a tab is kept
+    as it is when ``allow_tab`` (Exim does so for T= subjects)."""
+    out = bytearray()
+    for c in s.encode("utf-8", "surrogateescape"):
+        if c == 0x5C:
+            out += b"\\\\"
+        elif 32 <= c < 127 or (c == 9 and allow_tab):
+            out.append(c)
+        elif c == 10:
+            out += b"\\n"
+        elif c == 13:
+            out += b"\\r"
+        elif c == 9:
+            out += b"\\t"
         else:
-            esc = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
-                   "\f": "\\f", "\v": "\\v", "\x1b": "\\e"}.get(ch)
-            out.append(esc or f"\\{o:03o}")
-    return "".join(out)
+            out += b"\\%03o" % c
+    return out.decode("ascii")
 
 
-def quoted(s: str) -> str:
-    """``"text"`` with ``"`` escaped, as in T="..." and C="..."."""
-    return '"' + printing(s).replace('"', '\\"') + '"'
+def quoted(s: str, allow_tab: bool = False) -> str:
+    """``"text"`` with ``"`` escaped, as in T="...", C="..." and DN="..."."""
+    return '"' + printing(s, allow_tab).replace('"', '\\"') + '"'
 
 
 def host_text(name: str | None, helo: str | None, address: str | None,
@@ -284,7 +285,7 @@ def received(sel: LogSelector, sender: str, *, fakereject: bool = False,
         elif message_id_created and "msg_id_created" in sel:
             g.append(f" id*={message_id_header}")
     if subject is not None and "subject" in sel:
-        g.append(" T=" + quoted(subject.strip()))
+        g.append(" T=" + quoted(subject.strip(), allow_tab=True))
     if "received_sender" in sel:
         g.append(f" from <{sender}>")
     if recipients and "received_recipients" in sel:

@@ -320,7 +320,9 @@ def parse(data: bytes, name: str, read_headers: bool = True) -> SpoolMessage:
             msg.tainted.add(key)
         if quoter:
             msg.quoters[key] = quoter
-        if key in _STRING_FIELDS:
+        if key in ("tls_peerdn", "tls_sni"):
+            setattr(msg, key, _unprinting(value))
+        elif key in _STRING_FIELDS:
             setattr(msg, _STRING_FIELDS[key], value)
         elif key in _FLAG_FIELDS:
             setattr(msg, _FLAG_FIELDS[key], True)
@@ -409,25 +411,64 @@ def _oneline(v: str) -> str:
     return v.replace("\n", " ")
 
 
+_ESC_OUT = {0x5C: b"\\\\", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}
+_ESC_IN = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("b"): 0x08,
+           ord("f"): 0x0C, ord("v"): 0x0B, ord("e"): 0x1B, 0x5C: 0x5C}
+
+
 def _printing(v: str) -> str:
-    """Exim's string_printing(): escape non-printing characters."""
-    out = []
-    for ch in v:
-        o = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif 32 <= o < 127 or o > 255 and not 0xDC80 <= o <= 0xDCFF:
-            out.append(ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
+    """Exim's string_printing(): every byte outside printable ASCII becomes
+    an escape (``\\n`` ... or ``\\ooo``), a backslash is doubled."""
+    out = bytearray()
+    for c in _b(v):
+        if c in _ESC_OUT:
+            out += _ESC_OUT[c]
+        elif 32 <= c < 127:
+            out.append(c)
         else:
-            b = _b(ch)
-            out.append("".join(f"\\{x:03o}" for x in b))
-    return "".join(out)
+            out += b"\\%03o" % c
+    return _s(bytes(out))
+
+
+def _unprinting(v: str) -> str:
+    """Exim's string_unprinting(), the inverse of _printing (used for
+    -tls_peerdn and -tls_sni, which Exim writes escaped)."""
+    raw = _b(v)
+    if b"\\" not in raw:
+        return v
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c != 0x5C or i + 1 >= n:
+            out.append(c)
+            i += 1
+            continue
+        d = raw[i + 1]
+        if d in _ESC_IN:
+            out.append(_ESC_IN[d])
+            i += 2
+        elif 0x30 <= d <= 0x37:
+            j = i + 1
+            while j < n and j < i + 4 and 0x30 <= raw[j] <= 0x37:
+                j += 1
+            out.append(int(raw[i + 1:j], 8) & 0xFF)
+            i = j
+        elif d == ord("x"):
+            j = i + 2
+            while j < n and j < i + 4 and chr(raw[j]) in \
+                    "0123456789abcdefABCDEF":
+                j += 1
+            if j == i + 2:
+                out.append(d)
+                i += 2
+            else:
+                out.append(int(raw[i + 2:j], 16))
+                i = j
+        else:
+            out.append(d)
+            i += 2
+    return _s(bytes(out))
 
 
 def format(msg: SpoolMessage) -> bytes:  # noqa: A001 - Exim's word

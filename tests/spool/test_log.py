@@ -45,11 +45,17 @@ def test_every_documented_selector_is_accepted(tmp_path: Path) -> None:
     assert len(lf.DEFAULT_SELECTORS) == 18
 
 
+SUBJECTS = [b"the  \"subject\"", "caf\u00e9 \\ x\tTAB\x01".encode(),
+            b"folded\n  line"]
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
 @pytest.mark.parametrize("sel", ["", "+all", "+all -millisec -pid",
                                  "+subject +received_recipients -msg_id"])
-def test_received_line_matches_exim(tmp_path: Path, sel: str) -> None:
+def test_received_line_matches_exim(tmp_path: Path, sel: str,
+                                    subject: bytes) -> None:
     extra = f"log_selector = {sel}" if sel else ""
-    data = (b"From: a@example.test\nSubject: the  \"subject\"\n"
+    data = (b"From: a@example.test\nSubject: " + subject + b"\n"
             b"Message-ID: <abc@client>\n\nbody\n")
     args = ["-f", "alice@example.test", "bob@example.test",
             "carol@example.test"]

@@ -344,3 +344,53 @@ def test_split_spool_directory(tmp_path: Path) -> None:
     for mode in LIST_MODES:
         assert exim(conf, [mode]).stdout == eximpy(conf, [mode]).stdout
     assert exim(conf, ["-Mvh", mid]).stdout == eximpy(conf, ["-Mvh", mid]).stdout
+
+
+def test_tls_and_auth_message_from_real_exim(tmp_path: Path) -> None:
+    """Exim receives over STARTTLS (client certificate, SNI) with AUTH; eximpy
+    reads every field, rewrites the file byte for byte, lists it as Exim
+    does, and rebuilds the same <= log line from the spool data."""
+    from eximpy.log import format as lf
+    from eximpy.spool import header_file
+    from support import EXIM
+    from tls_client import make_cert, tls_session
+    cert, key = make_cert(tmp_path)
+    conf = make_scratch(tmp_path, f"tls_certificate = {cert}\n"
+                        f"tls_privatekey = {key}\ntls_advertise_hosts = *\n"
+                        f"tls_verify_certificates = {cert}\n"
+                        "tls_try_verify_hosts = *")
+    replies = tls_session(EXIM, conf, cert, key, [
+        "EHLO client.example.org", "AUTH PLAIN AHVzZXIxAHBhc3M=",
+        "MAIL FROM:<tls@client.example.org>", "RCPT TO:<carol@example.test>",
+        "DATA", "DATA:Subject: tls\r\n\r\nsecret\r\n.\r\n", "QUIT"],
+        ["-oMa", "192.0.2.10.45679", "-oMi", "192.0.2.1.25"])
+    assert any(r.startswith(b"250 OK id=") for r in replies), replies
+    mid = only_id(tmp_path)
+    raw = (tmp_path / "spool" / "input" / f"{mid}-H").read_bytes()
+    msg = header_file.parse(raw, f"{mid}-H")
+    assert header_file.format(msg) == raw
+    assert not msg.unknown_lines
+    assert msg.tls_cipher and msg.tls_cipher.startswith("TLS1.")
+    assert msg.tls_certificate_verified and msg.tls_ver
+    assert msg.tls_peerdn == "CN=mx.example.test,O=Example"
+    assert msg.tls_sni == "mx.example.test"
+    assert msg.tls_peercert and msg.tls_peercert.startswith("-----BEGIN")
+    assert msg.tls_ourcert and "tls_peercert" in msg.tainted
+    assert msg.received_protocol == "esmtpsa" and msg.auth_id == "user1"
+    for mode in LIST_MODES:
+        assert eximpy(conf, [mode]).stdout == exim(conf, [mode]).stdout
+    assert eximpy(conf, ["-Mvh", mid]).stdout == raw
+    # the <= line from what the spool says
+    want = [ln for ln in (tmp_path / "log" / "mainlog").read_text()
+            .splitlines() if " <= " in ln][0].split(f" {mid} ", 1)[1]
+    msg.body_size = len((tmp_path / "spool" / "input" / f"{mid}-D")
+                        .read_bytes()) - 19
+    got = lf.received(lf.LogSelector(), msg.sender, helo=msg.helo_name,
+                      host_address=msg.host_address, ident=msg.ident,
+                      protocol=msg.received_protocol,
+                      tls_cipher=msg.tls_cipher,
+                      tls_cert_verified="yes" if
+                      msg.tls_certificate_verified else "no",
+                      authenticator=msg.host_auth, auth_id=msg.auth_id,
+                      size=msg.message_size)
+    assert got == want
