@@ -184,8 +184,11 @@ def one_arg(ctx, name: str, sub: str) -> bool:
         t = ip_type(sub, allow_mask=False)[0]
         return t != 0 if name == "isip" else t == (4 if name == "isip4" else 6)
     if name == "pam":
-        # No PAM conversation in eximpy: behave as a PAM stack that refuses.
-        return False
+        from eximpy.expand import pam
+        rc, msg = pam.authenticate(sub)
+        if rc == "ERROR":
+            raise ExpansionError(msg or "PAM error")
+        return rc == "OK"
     if name == "ldapauth":
         if not sub.lstrip().lower().startswith(("ldap://", "ldaps://", "ldapi://")):
             raise ExpansionError("malformed parameter setting precedes LDAP URL")
