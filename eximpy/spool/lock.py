@@ -69,7 +69,11 @@ def open_locked(layout: SpoolLayout, mid: str) -> int | None:
 
 
 def is_locked(path: str, mid: str) -> bool:
-    """True if some process holds a write lock on the -D file."""
+    """True if some *other* process holds a write lock on the -D file.
+
+    For tools only: never call it in a process that holds the lock, since
+    closing the probe descriptor would release that process's lock.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
