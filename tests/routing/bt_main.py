@@ -21,6 +21,10 @@ def main(argv: list[str]) -> int:
     except ConfigError as e:
         sys.stderr.write(f"config error: {e}\n")
         return 1
+    if inv.mode == "brw":
+        from eximpy.rewrite import rewrite_test
+        return rewrite_test(config, (inv.args or [inv.mode_arg or ""])[0],
+                            sys.stdout)
     if inv.mode == "bt":
         return run_bt(config, inv, sys.stdout)
     if inv.mode in ("bv", "bvs"):

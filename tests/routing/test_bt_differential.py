@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -215,6 +216,27 @@ def test_shipped_configurations(users, case, path, mode, addrs):
     work = WORK / case
     work.mkdir(parents=True, exist_ok=True)
     args = ["-C", str(path), mode] + addrs
+    want = run_exim(case, args, work, work)
+    got = run_eximpy(args, work, work)
+    assert (got.rc, got.out, got.err) == (want.rc, want.out, want.err)
+
+
+REWRITE = ["joe@old.example", "a.b@x.example", "q@foo.sub.example", "unq",
+           "x@q.example", "aaaa@rr.example", "keep@x.example", "y@unq.example",
+           "z@ff.example", "Name <joe@old.example>", "bad address",
+           "x@y (comment)", "e@env.example", "t@tonly.example",
+           "h@hdr.example", "Who <w@whole.example>", "MiXeD@regex.example",
+           "alpha@lookup.example", "zeta@lookup.example", "<joe@old.example>",
+           "joe@OLD.example", "JOE@old.example"]
+
+
+@pytest.mark.parametrize("address", REWRITE)
+def test_brw(address):
+    """-brw for each address against real Exim (stderr log lines compared
+    without their timestamps)."""
+    case = "brw-" + re.sub(r"[^A-Za-z0-9@.]", "_", address)
+    work, cfg = _setup("brw", "rewrite.conf", {})
+    args = ["-C", str(cfg), "-brw", address]
     want = run_exim(case, args, work, work)
     got = run_eximpy(args, work, work)
     assert (got.rc, got.out, got.err) == (want.rc, want.out, want.err)
