@@ -238,6 +238,15 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "smuggle_bare_lf_client_crlf_dot": (
         RCPT_OK, d(ENV, DATA, b"Subject: t\n\nbody\n", b"\r\n.\r\n", MF, RT,
                    DATA, b"Subject: s\n\nx\n.\n", Q), []),
+    # Exim restarts its line state when it starts discarding after the size
+    # limit, so a "." line hidden mid-line ends the message early and what
+    # follows runs as commands (a smuggled transaction gets spooled).
+    "smuggle_via_size_limit": ("message_size_limit = 100\n" + RCPT_OK,
+                               d(ENV, DATA, b"S: x\r\n\r\n", b"y" * 95,
+                                 b".\r\n", b"MAIL FROM:<evil@x>\r\n"
+                                 b"RCPT TO:<victim@d>\r\nDATA\r\n"
+                                 b"Subject: smuggled\r\n\r\nhidden\r\n.\r\n"
+                                 b"rest of real\r\n.\r\n", Q), []),
     "pipelined_after_data": (RCPT_OK, d(ENV, DATA, MSG, MF, RT, DATA, MSG,
                                         b"NOOP\r\n", Q), []),
     # --- BDAT --------------------------------------------------------
@@ -306,6 +315,13 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
 # Cases where eximpy is deliberately stricter than Exim (DESIGN.md section
 # 7): eximpy's expected replies (normalised), in order.
 STRICTER: dict[str, list[str]] = {
+    "smuggle_via_size_limit": [
+        "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",
+        "250 OK", "250 Accepted",
+        '354 Enter message, ending with "." on a line by itself',
+        "552 Message size exceeds maximum permitted",
+        "500 unrecognized command", "500 unrecognized command",
+        "221 test.example closing connection"],
     # Exim 4.96 crashes (SIGSEGV) on "BDAT 0" that is not LAST.
     "bdat_zero_nonlast": [
         "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",

@@ -1,0 +1,178 @@
+"""Real clients against an eximpy SMTP session on a loopback socket.
+
+A listener forks one child per connection that runs
+eximpy.smtp.connection.serve_socket() (as the receiver role will), with a
+throw-away configuration whose spool is in a temp dir.  Python's smtplib
+talks to it; raw sockets check early talkers, timeouts and disconnects.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from eximpy.config import load_config
+from smtp.conftest import write_conf
+
+
+def _serve(cfg, lsock: socket.socket) -> None:
+    from eximpy.log.writer import LogWriter
+    from eximpy.smtp.connection import serve_socket
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    while True:
+        conn, peer = lsock.accept()
+        if os.fork() == 0:
+            lsock.close()
+            try:
+                serve_socket(conn, cfg, peer=peer[:2],
+                             local=conn.getsockname()[:2],
+                             log=LogWriter.from_config(cfg))
+            finally:
+                conn.close()
+                os._exit(0)
+        conn.close()
+
+
+@pytest.fixture
+def server(smtpdir: Path):
+    conf = write_conf(smtpdir, "acl_smtp_rcpt = accept\n"
+                      "smtp_receive_timeout = 2s\n"
+                      "message_size_limit = 100K")
+    cfg = load_config(str(conf))
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = lsock.getsockname()[1]
+    pid = os.fork()
+    if pid == 0:
+        # Own process group (torn down as a whole), and no hold on
+        # pytest's output pipes.
+        os.setpgid(0, 0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        try:
+            _serve(cfg, lsock)
+        finally:
+            os._exit(0)
+    lsock.close()
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+    yield smtpdir, port
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def _spooled(d: Path) -> list[str]:
+    inp = d / "spool" / "input"
+    if not inp.exists():
+        return []
+    return sorted(n[:-2] for n in os.listdir(inp) if n.endswith("-H"))
+
+
+def test_smtplib_sendmail(server):
+    d, port = server
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        code, text = c.ehlo("client.example")
+        assert code == 250 and b"PIPELINING" in text and b"SIZE 102400" in text
+        c.sendmail("a@b.example", ["c@d.example", "e@f.example"],
+                   b"Subject: hello\r\n\r\nbody\r\n.leading dot\r\n")
+        c.sendmail("", ["c@d.example"], b"Subject: bounce\r\n\r\nx\r\n")
+    ids = _spooled(d)
+    assert len(ids) == 2
+    h = (d / "spool" / "input" / f"{ids[0]}-H").read_text()
+    assert "-host_address [127.0.0.1]:" in h
+    assert "-received_protocol esmtp" in h
+    assert "e@f.example" in h
+    body = (d / "spool" / "input" / f"{ids[0]}-D").read_bytes()
+    assert body == f"{ids[0]}-D\nbody\n.leading dot\n".encode()
+    log = (d / "log" / "mainlog").read_text()
+    assert f"{ids[0]} <= a@b.example H=(client.example) [127.0.0.1]" in log
+
+
+def test_smtplib_size_refused(server):
+    d, port = server
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        with pytest.raises(smtplib.SMTPSenderRefused) as e:
+            c.sendmail("a@b.example", ["c@d.example"], b"x" * 200_000)
+        assert e.value.smtp_code == 552
+    assert _spooled(d) == []
+
+
+def _talk(port: int, data: bytes, wait: float = 0.3) -> bytes:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    out = b""
+    try:
+        if data:
+            s.sendall(data)
+        time.sleep(wait)
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        s.close()
+    return out
+
+
+def test_early_talker(server):
+    _d, port = server
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"EHLO x\r\n")          # before the banner
+    s.settimeout(5)
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    # Either the banner raced ahead of our bytes, or we were caught.
+    assert data.startswith(b"554 SMTP synchronization error") or \
+        data.startswith(b"220 ")
+
+
+def test_disconnect_mid_data_leaves_nothing(server):
+    d, port = server
+    out = _talk(port, b"", 0.1)
+    assert out.startswith(b"220 ")
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    s.recv(4096)
+    s.sendall(b"EHLO x\r\n")
+    s.recv(4096)
+    s.sendall(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+    time.sleep(0.2)
+    s.recv(4096)
+    s.sendall(b"Subject: x\r\n\r\npartial")
+    s.close()
+    time.sleep(0.5)
+    assert _spooled(d) == []
+
+
+def test_command_timeout(server):
+    _d, port = server
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    banner = s.recv(4096)
+    assert banner.startswith(b"220 ")
+    t0 = time.time()
+    data = s.recv(4096)
+    assert data == (b"421 test.example: SMTP command timeout - closing "
+                    b"connection\r\n")
+    assert 1.5 < time.time() - t0 < 6
+    s.close()
