@@ -1,9 +1,13 @@
 """PCRE2-compatible regular expressions on top of Python's re.
 
 DESCRIPTION
-    Exim uses PCRE2.  compile_pcre() translates the PCRE constructs that
-    Python's re spells differently ((?<name>...), \\z, \\Z, POSIX classes,
-    \\Q..\\E) and caches compiled patterns.  Errors become ExpansionError
+    Exim uses PCRE2 (without UTF).  compile_pcre() translates the PCRE
+    constructs that Python's re spells differently ((?<name>...), \\k<name>,
+    \\g{n}, \\z, \\Z, \\h, POSIX classes, \\Q..\\E, mid-pattern (?i) settings,
+    literal "{,n}") and caches compiled patterns; matching is ASCII-only for
+    \\w \\d \\s \\b and caseless matching, as in PCRE without UCP.  Not
+    translated (they give a regular expression error): \\K, \\p{..}, branch
+    reset (?|...), look-behind alternatives of different lengths.  Errors become ExpansionError
     with Exim's 'regular expression error in "<re>": <text> at offset <n>'
     wording (the <text> part follows PCRE2's wording for the common cases).
 
@@ -26,11 +30,17 @@ _POSIX = {
 _CACHE: dict[tuple[str, int], re.Pattern] = {}
 
 
+_INLINE_FLAGS = re.compile(r"\(\?([imsx]*)(?:-([imsx]*))?\)")
+
+
 def translate(p: str) -> str:
     out = []
     i = 0
     n = len(p)
     in_class = False
+    # open groups: for each, how many ")" to add when it closes (for inline
+    # flag settings turned into scoped groups)
+    extra: list[int] = [0]
     while i < n:
         c = p[i]
         if c == "\\" and i + 1 < n:
@@ -41,6 +51,19 @@ def translate(p: str) -> str:
                 out.append(re.escape(lit))
                 i = n if j < 0 else j + 2
                 continue
+            if not in_class and d == "k" and i + 2 < n and p[i + 2] in "<{'":
+                close = {"<": ">", "{": "}", "'": "'"}[p[i + 2]]
+                j = p.find(close, i + 3)
+                if j > 0:
+                    out.append(f"(?P={p[i + 3:j]})")
+                    i = j + 1
+                    continue
+            if not in_class and d == "g" and i + 2 < n and p[i + 2] == "{":
+                j = p.find("}", i + 3)
+                if j > 0 and p[i + 3:j].isdigit():
+                    out.append("\\" + p[i + 3:j])
+                    i = j + 1
+                    continue
             if not in_class and d == "z":
                 out.append(r"\Z")
             elif not in_class and d == "Z":
@@ -81,12 +104,40 @@ def translate(p: str) -> str:
             continue
         if c == "(" and p.startswith("(?<", i) and i + 3 < n and p[i + 3] not in "=!":
             out.append("(?P<")
+            extra.append(0)
             i += 3
             continue
-        if c == "$" and False:
-            pass
+        if c == "(":
+            m = _INLINE_FLAGS.match(p, i)
+            if m and (m.group(1) or m.group(2)):
+                if i == 0 and not m.group(2):
+                    out.append(m.group(0))
+                else:
+                    # PCRE applies a mid-pattern (?i) to the rest of the
+                    # group; Python wants a scoped (?i:...) group.
+                    on, off = m.group(1), m.group(2) or ""
+                    out.append(f"(?{on}-{off}:" if off else f"(?{on}:")
+                    extra[-1] += 1
+                i = m.end()
+                continue
+            extra.append(0)
+            out.append(c)
+            i += 1
+            continue
+        if c == "{" and p.startswith("{,", i):
+            # PCRE2 10.42 reads "{,n}" as literal text, Python as {0,n}
+            out.append("\\{")
+            i += 1
+            continue
+        if c == ")":
+            k = extra.pop() if len(extra) > 1 else 0
+            out.append(")" * k)
+            out.append(c)
+            i += 1
+            continue
         out.append(c)
         i += 1
+    out.append(")" * extra[0])
     return "".join(out)
 
 
@@ -107,8 +158,10 @@ def compile_pcre(pattern: str, caseless: bool = False) -> re.Pattern:
     if r is not None:
         return r
     try:
-        flags = re.IGNORECASE if caseless else 0
-        r = re.compile(translate(pattern), flags | re.DOTALL * 0)
+        # PCRE without UTF/UCP: \w, \d, \s, \b and caseless matching are
+        # ASCII-only, as Python's ASCII flag makes them.
+        flags = re.ASCII | (re.IGNORECASE if caseless else 0)
+        r = re.compile(translate(pattern), flags)
     except re.error as e:
         msg = e.msg
         off = len(pattern) if e.pos is None else e.pos

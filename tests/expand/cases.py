@@ -453,7 +453,47 @@ VARIABLES = ([f"{n}=[${n}]" for n in _variable_names()]
                 if n != "reply_address"]
              + [f"${{{n}}}" for n in _variable_names()[::7]])
 
+# PCRE features through the regex translation (eximpy/expand/regex.py).
+REGEX = [
+    '${if match{abc}{\\N^(?<x>a)b\\N}{$1}{n}}',
+    '${if match{a1b2}{\\N[[:digit:]]\\N}{$0}{n}}',
+    '${if match{a1b2}{\\N[[:alpha:]]+\\N}{$0}{n}}',
+    '${if match{a.b}{\\N\\Qa.b\\E\\N}{y}{n}}',
+    '${if match{axb}{\\N\\Qa.b\\E\\N}{y}{n}}',
+    '${if match{abc\\n}{\\Nc$\\N}{y}{n}}',
+    '${if match{abc\\n}{\\Nc\\z\\N}{y}{n}}',
+    '${if match{abc\\n}{\\Nc\\Z\\N}{y}{n}}',
+    '${if match{foobar}{\\N(?<=foo)bar\\N}{$0}{n}}',
+    '${if match{aaa}{\\Na++\\N}{$0}{n}}',
+    '${if match{aaa}{\\N(?>a+)\\N}{$0}{n}}',
+    '${if match{ABC}{\\N(?i)abc\\N}{y}{n}}',
+    '${if match{abc}{\\Na(?i)BC\\N}{y}{n}}',
+    '${if match{x y}{\\N\\h\\N}{y}{n}}',
+    '${if match{a\\tb}{\\N\\s\\N}{y}{n}}',
+    '${if match{\\xe9}{\\N\\w\\N}{y}{n}}',
+    '${if match{abc}{\\N(a)|(x)\\N}{[$1][$2]}{n}}',
+    '${if match{abc}{\\N(x)?(a)\\N}{[$1][$2]}{n}}',
+    '${sg{abc}{\\N(?<n>b)\\N}{[$1]}}',
+    '${sg{aaa}{\\Na*\\N}{-}}',
+    '${sg{abc}{\\N\\b\\N}{|}}',
+    '${sg{héllo}{\\N[^a-z]\\N}{_}}',
+    '${if match{abc}{\\N\\d{2,}\\N}{y}{n}}',
+    '${if match{a{b}{\\Na\\{\\N}{y}{n}}',
+    '${if match{ab}{\\N(?#comment)ab\\N}{y}{n}}',
+    '${if match{ab}{\\N(?x) a b \\N}{y}{n}}',
+    '${if match{AB}{\\N(?-i)AB\\N}{y}{n}}',
+    '${if match{abab}{\\N(ab)\\1\\N}{y}{n}}',
+    '${if match{abab}{\\N(?<p>ab)\\k<p>\\N}{y}{n}}',
+    '${if match{abc}{\\N\\Aabc\\N}{y}{n}}',
+    '${if match{abc}{\\N(?=b)\\N}{y}{n}}',
+    '${if match{aaaa}{\\Na{,2}\\N}{$0}{n}}',
+    '${if match{ab}{\\N[\\w-]+\\N}{$0}{n}}',
+    '${if match{a]b}{\\N[]a]+\\N}{$0}{n}}',
+    '${if match{a^b}{\\N[\\^]\\N}{$0}{n}}',
+]
+
 GROUPS: dict[str, list[str]] = {
+    "regex": REGEX,
     "variables": VARIABLES,
     "operators": OPS_MATRIX,
     "conditions": CONDS_MATRIX,
