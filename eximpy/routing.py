@@ -204,6 +204,18 @@ class RoutingContext:
         ctx.search_error_message = ""
         return ctx
 
+    def rewrite(self, address: str, is_recipient: bool) -> str:
+        """Apply the global rewrite rules to an envelope address."""
+        rules = getattr(self.config, "rewrite_rules", None)
+        if not rules:
+            return address
+        from eximpy.expand import ExpandContext
+        from eximpy.rewrite import rewrite_address
+        return rewrite_address(
+            address, "T" if is_recipient else "F", list(rules),
+            lambda v: ExpandContext(config=self.config, variables=v),
+            self.qualify_recipient(), lambda m: self.log(m))
+
     def expand(self, text: str, addr: Address | None, **extra: Any) -> str:
         """Expand text for addr; raises ExpansionError/ExpansionForcedFail."""
         from eximpy.expand import expand_string

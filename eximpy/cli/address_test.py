@@ -138,6 +138,10 @@ def verify_address(address: str, rctx: R.RoutingContext, out: TextIO,
     """
     allok = True
     yield_ = R.OK
+    new = rctx.rewrite(address, is_recipient)
+    if new != address:
+        out.write(f"Address rewritten as: {new}\n")
+        address = new
     vaddr = Address(address)
     if unique is not None:
         vaddr.unique = unique

@@ -215,6 +215,8 @@ class RedirectRouter(Router):
                         text = addr.address
                         break
                     p = p.parent
+            if not pfr and r.opt("rewrite"):
+                text = rctx.rewrite(text, True)
             child = addr.make_child(text)
             child.unique = unique
             child.prop.extra_headers = list(addr.prop.extra_headers)

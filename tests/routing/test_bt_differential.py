@@ -116,7 +116,12 @@ QUERYPROGRAM = ["acc@qp.example", "acch@qp.example", "dec@qp.example",
                 "fail@qp.example", "defer@qp.example", "redir@qp.example",
                 "exit@qp.example", "other@qp.example", "tainted@qp.example"]
 
+RW_ROUTING = ["x@old.example", "list", "y@sender.example", "X@OLD.EXAMPLE"]
+
 CASES = [
+    ("rewrite-bt", "rewrite_routing.conf", "-bt", RW_ROUTING, [], {}),
+    ("rewrite-bv", "rewrite_routing.conf", "-bv", RW_ROUTING, [], {}),
+    ("rewrite-bvs", "rewrite_routing.conf", "-bvs", RW_ROUTING, [], {}),
     ("queryprogram-bt", "queryprogram.conf", "-bt", QUERYPROGRAM, [], {}),
     ("queryprogram-bv", "queryprogram.conf", "-bv", QUERYPROGRAM, [], {}),
     # (case name, config, mode, addresses, extra args, files to place in cwd)
