@@ -88,6 +88,8 @@ class LocalOptions:
     trusted: bool = True
     now: float | None = None               # fixed clock for tests
     log: LogWriter | None = None
+    bounce_parent: str | None = None       # R= on the <= line of a bounce
+    local_error: bool = False              # -localerror (Exim's own message)
 
 
 @dataclass
@@ -308,6 +310,7 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
     msg.allow_unqualified_recipient = True
     msg.allow_unqualified_sender = True
     msg.deliver_firsttime = True
+    msg.local_error_message = opt.local_error
 
     if sender is not None and opt.trusted:
         s = extract_address(sender) if sender not in ("", "<>") else ""
@@ -414,7 +417,8 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
             subject=subj.value if subj else None,
             receive_time=(time.time() - start) if opt.now is None else 0.0,
             body_8bitmime=0)
-        line = logfmt.received(sel, msg.sender, recipients=rcpts, **fields)
+        line = logfmt.received(sel, msg.sender, recipients=rcpts,
+                               bounce_parent=opt.bounce_parent, **fields)
         opt.log.main(line, mid)
         if g("message_logs") is not False:
             # The message log gets the line without "from <>" and "for ...".

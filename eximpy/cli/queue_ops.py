@@ -486,16 +486,82 @@ def _apply(ctx: _Ctx, mode: str, msg: SpoolMessage, args: list[str],
             deliver_message = None
         if deliver_message is not None:
             return 0 if deliver_message(ctx.config, mid, give_up=True) else 1
-        sel = log.selector
-        for r in msg.undelivered():
-            log.main(logfmt.failed(sel, r.address,
-                                   "delivery cancelled by administrator",
-                                   sender=msg.sender), mid)
-            msg.non_recipients.add(r.address)
+        _give_up_bounce(ctx, msg)
         header_file.remove_files(ctx.layout, mid)
-        log.main(logfmt.completed(sel), mid)
+        log.main(logfmt.completed(log.selector), mid)
         return 0
     raise ValueError(mode)
+
+
+# Exim seeds nothing before its first random() call in a fresh process, so
+# the first MIME boundary suffix is glibc's first random() value.
+_FIRST_RANDOM = 1804289383
+
+
+def _give_up_bounce(ctx: _Ctx, msg: SpoolMessage) -> str | None:
+    """-Mg without a delivery subsystem: send the sender the bounce Exim
+    sends ("Mail delivery failed: returning message to sender", a
+    multipart/report with the returned message), spooled from the exim
+    user as Exim does.  Returns the bounce's id (None for a bounce of a
+    bounce, which Exim does not send either)."""
+    import io as _io
+    from eximpy.receive import LocalOptions, receive_local
+    from eximpy.spool.layout import config_get
+    if not msg.sender:
+        return None
+    failed = [r.address for r in msg.undelivered()]
+    cfg = ctx.config
+    primary = config_get(cfg, "primary_hostname") or os.uname().nodename
+    qdom = config_get(cfg, "qualify_domain") or primary
+    now = time.time()
+    boundary = f"{int(now)}-eximdsn-{_FIRST_RANDOM}"
+    xfr = ",\n  ".join(reversed(failed))
+    dpath = ctx.layout.find(msg.id, "-D")
+    body = data_file.read_file(dpath)[lock.data_start_offset(msg.id):] \
+        if dpath else b""
+    returned = (f"Return-path: <{msg.sender}>\n" +
+                "".join(h.text for h in msg.headers if h.type != HTYPE_OLD)
+                + "\n").encode("utf-8", "surrogateescape") + body
+    text = (f"X-Failed-Recipients: {xfr}\n"
+            "Auto-Submitted: auto-replied\n"
+            f"From: Mail Delivery System <Mailer-Daemon@{qdom}>\n"
+            f"To: {msg.sender}\n"
+            f"References: <E{msg.id}@{primary}>\n"
+            "Content-Type: multipart/report; report-type=delivery-status; "
+            f"boundary={boundary}\n"
+            "MIME-Version: 1.0\n"
+            "Subject: Mail delivery failed: returning message to sender\n"
+            "\n"
+            f"--{boundary}\n"
+            "Content-type: text/plain; charset=us-ascii\n\n"
+            "This message was created automatically by mail delivery "
+            "software.\n\n"
+            "A message that you sent could not be delivered to one or more "
+            "of its\nrecipients. This is a permanent error. The following "
+            "address(es) failed:\n\n" +
+            "".join(f"  {a}\n" for a in reversed(failed)) + "\n"
+            f"--{boundary}\n"
+            "Content-type: message/delivery-status\n\n"
+            f"Reporting-MTA: dns; {primary}\n\n" +
+            "".join(f"Action: failed\nFinal-Recipient: rfc822;{a}\n"
+                    "Status: 5.0.0\n\n" for a in failed) +
+            f"--{boundary}\n"
+            "Content-type: message/rfc822\n\n").encode(
+                "utf-8", "surrogateescape") + returned + \
+        f"\n--{boundary}--\n".encode()
+    uid, gid = ctx.layout.uid, ctx.layout.gid
+    login = None
+    if uid is not None:
+        try:
+            login = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            login = str(uid)
+    res = receive_local(cfg, "", [msg.sender], _io.BytesIO(text),
+                        LocalOptions(dot_ends=False, login=login,
+                                     uid=uid, gid=gid, gecos="",
+                                     log=ctx.log, bounce_parent=msg.id,
+                                     local_error=True))
+    return res.id
 
 
 def run_message_action(config: Any, mode: str, args: list[str],

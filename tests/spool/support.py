@@ -177,9 +177,10 @@ def normalize(text: str, ids: dict[str, str] | None = None) -> str:
     seen: dict[str, str] = {}
 
     def label(m: "re.Match[str]") -> str:
-        return seen.setdefault(m.group(0), f"ID{len(seen) + 1}")
-    text = re.sub(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b",
-                  label, text)
+        return m.group(1) + seen.setdefault(m.group(2), f"ID{len(seen) + 1}")
+    # ids, also as Message-Id local parts (E<id>)
+    text = re.sub(r"(?<![0-9A-Za-z])(E?)([0-9A-Za-z]{6}-[0-9A-Za-z]{6}-"
+                  r"[0-9A-Za-z]{2})(?![0-9A-Za-z])", label, text)
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})?", "TIME", text)
     text = re.sub(r"\b1[0-9]{9}\b", "EPOCH", text)
     text = re.sub(r"\.\d{6}\b", ".USEC", text)

@@ -394,3 +394,59 @@ def test_tls_and_auth_message_from_real_exim(tmp_path: Path) -> None:
                       authenticator=msg.host_auth, auth_id=msg.auth_id,
                       size=msg.message_size)
     assert got == want
+
+
+def test_give_up_sends_exims_bounce(tmp_path: Path) -> None:
+    """-Mg: Exim logs "cancelled by", spools a bounce from the exim user
+    (R=<parent>) and completes the message; the bounce delivered into a
+    mailbox by Exim equals the bounce eximpy spools (ids, times
+    normalized)."""
+    def setup(base: Path) -> tuple[Path, str]:
+        conf = make_scratch(base)
+        t = conf.read_text().replace("file = /dev/null",
+                                     f"file = {base}/mail")
+        t = t.replace("begin routers\n", "begin routers\nr0:\n  driver = "
+                      "accept\n  local_parts = alice\n  transport = "
+                      "local_file\n").replace(
+            "local_user:\n  driver = accept\n",
+            "local_user:\n  driver = accept\n  local_parts = nomatch\n")
+        conf.write_text(t)
+        (base / "mail").touch()
+        os.chown(base / "mail", *(lambda s: (s.st_uid, s.st_gid))(
+            os.stat(base / "spool")))
+        assert exim(conf, ["-odq", "-f", "alice@example.test",
+                           "bob@example.test", "carol@remote.test"],
+                    b"From: alice@example.test\nSubject: cancel me\n\n"
+                    b"body\n").returncode == 0
+        return conf, only_id(base)
+    ea, pa = tmp_path / "e", tmp_path / "p"
+    ce, mide = setup(ea)
+    cp, midp = setup(pa)
+    assert exim(ce, ["-Mg", mide]).returncode == 0
+    r = eximpy(cp, ["-Mg", midp])
+    assert (r.returncode, r.stdout) == (0, b"")
+
+    def parent_lines(base: Path, mid: str) -> list[str]:
+        return [normalize(ln, {mid: "PARENT"}) for ln in
+                (base / "log" / "mainlog").read_text().splitlines()
+                if mid in ln and "=>" not in ln]
+    assert parent_lines(pa, midp) == parent_lines(ea, mide)
+    import re
+    mbox = (ea / "mail").read_text()
+    assert mbox.startswith("From MAILER-DAEMON ")
+    want = mbox.split("\n", 1)[1]
+    bid = only_id(pa)
+    h = header_file_read(pa, bid)
+    body = (pa / "spool" / "input" / f"{bid}-D").read_text()
+    got = "".join(x.text for x in h.headers if x.type != "*") + "\n" + \
+        body.split("\n", 1)[1] + "\n"
+
+    def norm(t: str) -> str:
+        t = re.sub(r"\d{10}-eximdsn", "B-eximdsn", t)
+        return normalize(t)
+    assert norm(got) == norm(want)
+
+
+def header_file_read(base: Path, mid: str):  # type: ignore[no-untyped-def]
+    from eximpy.spool import header_file
+    return header_file.read(str(base / "spool" / "input" / f"{mid}-H"))
