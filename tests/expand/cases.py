@@ -492,7 +492,42 @@ REGEX = [
     '${if match{a^b}{\\N[\\^]\\N}{$0}{n}}',
 ]
 
+# $value, $item and $0..$9 through nested items (save/restore rules).
+SEMANTICS = [
+    '${if match{abc}{(b)}{${if match{xyz}{(y)}{$1}}-$1}}',
+    '${if match{abc}{(b)}{${lookup{alice}lsearch{@F@/ls1}{$1}}}}',
+    '${if match{abc}{(b)}{$1${sg{q}{q}{r}}$1}}',
+    '${lookup{alice}lsearch{@F@/ls1}{${lookup{bob}lsearch{@F@/ls1}{$value}}/$value}}',
+    '${lookup{alice}lsearch{@F@/ls1}{${lookup{nokey}lsearch{@F@/ls1}{x}{[$value]}}}}',
+    '${lookup{nokey}lsearch{@F@/ls1}{y}{[$value]}}',
+    '${extract{a}{a=1}{${extract{b}{b=2}{$value}}$value}}',
+    '${if eq{a}{a}{$value}}|${lookup{alice}lsearch{@F@/ls1}}|$value',
+    '${map{a:b}{${if eq{$item}{a}{${map{x:y}{$item}}}{$item}}}}',
+    '${map{a:b}{$item${filter{1:2}{eq{$item}{1}}}}}',
+    '${reduce{a:b:c}{}{${if eq{$value}{}{$item}{$value,$item}}}}',
+    '${if forany{a:b}{match{$item}{(b)}}{$1}{n}}',
+    '${if inlist{b}{a:b}{$value}}|$value',
+    '${sg{a-b-c}{(\\\\w)-}{${uc:$1}}}',
+    '${sg{aXbXc}{X}{${if eq{$0}{X}{-}{?}}}}',
+    '${sort{b:a:c}{<}{$item}}|$item|',
+    '${listextract{2}{a:b}{$value ${listextract{1}{x:y}}}}',
+    '${tr{${uc:abc}}{ABC}{xyz}}',
+    '${length_2:${substr_1:abcdef}}',
+    '${if def:value{y}{n}}${lookup{alice}lsearch{@F@/ls1}{${if def:value{y}{n}}}}',
+    '${run{/bin/echo a}{${run{/bin/echo b}{$value}}$value}}',
+    '${lookup{a.b.wild.test}partial-lsearch{@F@/ls1}{${if match{zz}{(z)}{$1}}$1$2}}',
+    '${if match{abc}{(b)}{${lookup{x.wild.test}partial-lsearch{@F@/ls1}{$1/$2}}|$1}}',
+    '${if and{{match{ab}{(a)}}{match{cd}{(d)}}}{$1}}',
+    '${if or{{match{ab}{(x)}}{match{cd}{(d)}}}{$1}}',
+    '${if !match{ab}{(a)}{y}{n$1}}',
+    '${if match{ab}{(a)}{${if match{cd}{(x)}{}{$1}}}}',
+    '${env{NOSUCH}{y}{[$value]}}',
+    '${if match{ab}{(?<n>a)(b)}{$1$2$3}}',
+    '$1${if match{ab}{(a)}{}}$1',
+]
+
 GROUPS: dict[str, list[str]] = {
+    "semantics": SEMANTICS,
     "regex": REGEX,
     "variables": VARIABLES,
     "operators": OPS_MATRIX,
