@@ -133,15 +133,20 @@ def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
     if host and host.count(".") == 4:            # -oMa 1.2.3.4.port
         host, _, p = host.rpartition(".")
         port = int(p) if p.isdigit() else 0
+    iface = getattr(inv, "interface_address", None) if trusted else None
+    iport = 0
+    if iface and iface.count(".") == 4:
+        iface, _, p = iface.rpartition(".")
+        iport = int(p) if p.isdigit() else 0
     session = Session(
         config, sink=SpoolSink(config, log),
         host_address=host, host_port=port,
         host_name=getattr(inv, "host_name", None) if trusted else None,
-        interface_address=getattr(inv, "interface_address", None)
-        if trusted else None,
+        interface_address=iface, interface_port=iport,
         ident=(getattr(inv, "ident", None) if trusted and
                getattr(inv, "ident", None) else login),
-        trusted=trusted, login=login, uid=uid, gid=gid, log=log)
+        trusted=trusted, login=login, uid=uid, gid=gid, log=log,
+        host_tainted=host is not None)
     return _run(session, stdin, stdout, config)
 
 

@@ -49,22 +49,20 @@ def _s(b: bytes) -> str:
 
 
 def _rcvhost(msg: ReceivedMessage) -> str:
-    """Exim's $sender_rcvhost."""
+    """Exim's $sender_rcvhost: "name\n\t([ip] helo=h ident=u)" or
+    "[ip] (helo=h ident=u)"."""
     if msg.host_address is None:
         return ""
-    if msg.host_name:
-        s = msg.host_name + f" ([{msg.host_address}]"
-        if msg.helo_name and msg.helo_name.lower() != msg.host_name.lower():
-            s += f" helo={msg.helo_name}"
-        if msg.ident:
-            s += f" ident={msg.ident}"
-        return s + ")"
-    s = f"[{msg.host_address}]"
     extra = []
-    if msg.helo_name:
+    if msg.helo_name and (msg.host_name is None or
+                          msg.helo_name.lower() != msg.host_name.lower()):
         extra.append(f"helo={msg.helo_name}")
     if msg.ident:
         extra.append(f"ident={msg.ident}")
+    if msg.host_name:
+        return f"{msg.host_name}\n\t(" + " ".join(
+            [f"[{msg.host_address}]"] + extra) + ")"
+    s = f"[{msg.host_address}]"
     if extra:
         s += " (" + " ".join(extra) + ")"
     return s
@@ -129,6 +127,12 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.helo_name = msg.helo_name
     if msg.helo_name is not None:
         sm.tainted.add("helo_name")
+    if msg.host_tainted:
+        for name, val in (("host_address", msg.host_address),
+                          ("host_name", msg.host_name),
+                          ("interface_address", msg.interface_address)):
+            if val is not None:
+                sm.tainted.add(name)
     sm.host_address = msg.host_address
     sm.host_port = msg.host_port
     sm.host_name = msg.host_name

@@ -133,6 +133,7 @@ class ReceivedMessage:
     originator_uid: int
     originator_gid: int
     pipelining: str | None
+    host_tainted: bool = False
     authenticated_id: str | None = None
     authenticator: str | None = None
 
@@ -239,6 +240,7 @@ class Session:
                  options: SessionOptions | None = None,
                  clock: Callable[[], float] = time.time,
                  expander: Callable[[str, dict[str, Any]], str] | None = None,
+                 host_tainted: bool = False,
                  ) -> None:
         self.config = config
         self.opt = options or SessionOptions(config)
@@ -258,6 +260,9 @@ class Session:
         self.clock = clock
         self._expander = expander
         self.local = host_address is None
+        # Host data from the command line (-oMa ...) is tainted; data from
+        # the socket is not.
+        self.host_tainted = host_tainted
         self._host_cache: dict[str, str] = {}
         self.active_hostname = self.opt.primary_hostname
         self.closed = False
@@ -1641,7 +1646,7 @@ class Session:
             added_headers=list(self.acl_added_headers),
             originator_login=self.login, originator_uid=self.uid,
             originator_gid=self.gid,
-            pipelining=None,
+            pipelining=None, host_tainted=self.host_tainted,
             authenticated_id=self.authenticated_id,
             authenticator=self.authenticated)
         if self.sink is None:

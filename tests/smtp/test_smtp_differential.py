@@ -298,6 +298,18 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "bdat_bad_sizes": (RCPT_OK + "\n" + LOOSE,
                        d(ENV, b"BDAT -1\r\nBDAT 0x10\r\nBDAT +5\r\n"
                          b"BDAT 4294967310 LAST\r\n", Q), []),
+    # --- -bs with -oMa: a remote-looking session ----------------------
+    "oma_remote_named": (RCPT_OK, d(b"EHLO x.example\r\n", MF, RT,
+                                    b"RCPT TO:<e@f>\r\n", DATA, MSG, Q),
+                         ["-bs", "-odq", "-oMa", "192.0.2.1.1234", "-oMs",
+                          "host.example", "-oMi", "10.0.0.1"]),
+    "oma_remote_unnamed": (RCPT_OK + "\n" + LOOSE,
+                           d(b"EHLO x.example\r\n", b"MAIL FROM:<a>\r\n", MF,
+                             RT, b"RCPT TO:<bob>\r\n", DATA, MSG, Q),
+                           ["-bs", "-odq", "-oMa", "192.0.2.1"]),
+    "oma_remote_no_fixups": (RCPT_OK, d(H, MF, RT, DATA, b"X: y\r\n\r\nb\r\n"
+                                        b".\r\n", Q),
+                             ["-bs", "-odq", "-oMa", "192.0.2.9"]),
     # --- -bh ---------------------------------------------------------
     "bh_basic": (RCPT_OK, d(ENV, DATA, MSG, Q), ["-bh", "192.0.2.1"]),
     "bh_unqualified": (RCPT_OK + "\n" + LOOSE,
@@ -500,3 +512,20 @@ def test_smtp_dialogue(case: str, smtpdir: Path) -> None:
     assert norm_replies(ours) == norm_replies(exim.out)
     assert ehlo_keywords(ours) == ehlo_keywords(exim.out)
     assert our_spool == exim_spool
+
+
+@pytest.mark.parametrize("case", ["basic_ehlo", "smuggle_lf_dot_lf",
+                                  "bh_basic", "oma_remote_named"])
+def test_front_door(case: str, smtpdir: Path) -> None:
+    """The same dialogues through `python -m eximpy` (the real CLI)."""
+    from oracle import eximpy_run
+    extra, data, args = CASES[case]
+    args = args or ["-bs", "-odq"]
+    conf = write_conf(smtpdir, extra)
+    _clear(smtpdir)
+    res = eximpy_run(["-C", str(conf)] + args, stdin=data)
+    assert res.rc == 0, res.err
+    golden = (GOLDEN / "smtp" / case).read_text()
+    exim_out = golden.split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
+    assert norm_replies(res.out) == norm_replies(exim_out)
+    assert spool_snapshot(smtpdir / "spool") == _golden_spool(case, None)
