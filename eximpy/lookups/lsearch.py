@@ -78,8 +78,8 @@ def entry_data(lines: list[str], line: str, j: int, next_i: int) -> str:
     k = next_i
     while k < len(lines):
         nl = lines[k]
-        if not nl or nl[0] not in " \t":
-            break
+        if not nl or nl[0] not in " \t" or not nl.strip(_WS):
+            break      # a line of only white space ends the entry too
         t = nl.lstrip(" \t")
         k += 1
         parts.append(" " + t)

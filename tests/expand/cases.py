@@ -282,6 +282,22 @@ SYNTAX = [
 ]
 
 LOOKUPS = [
+    '[${lookup{k1}lsearch{@F@/ls3}}]',
+    '[${lookup{k2}lsearch{@F@/ls3}}]',
+    '[${lookup{k3}lsearch{@F@/ls3}}]',
+    '[${lookup{k4}lsearch{@F@/ls3}}]',
+    '[${lookup{k 5}lsearch{@F@/ls3}}]',
+    '[${lookup{k6}lsearch{@F@/ls3}}]',
+    '[${lookup{k7}lsearch{@F@/ls3}}]',
+    '[${lookup{k8}lsearch{@F@/ls3}}]',
+    '[${lookup{k9}lsearch{@F@/ls3}}]',
+    '[${lookup{k10}lsearch{@F@/ls3}}]',
+    '[${lookup{*.dom}lsearch{@F@/ls3}}]',
+    '[${lookup{x.dom}lsearch{@F@/ls3}{y}{n}}]',
+    '[${lookup{x.dom}partial-lsearch{@F@/ls3}}]',
+    '[${lookup{k11}lsearch{@F@/ls3}}]',
+    '[${lookup{x.dom}wildlsearch{@F@/ls3}}]',
+    '[${lookup{K4}nwildlsearch{@F@/ls3}}]',
     "${lookup{alice}lsearch{@F@/ls1}}", "${lookup{bob}lsearch{@F@/ls1}}",
     "${lookup{quoted key}lsearch{@F@/ls1}}", "${lookup{esc\"k}lsearch{@F@/ls1}}",
     "${lookup{casekey}lsearch{@F@/ls1}}", "[${lookup{empty}lsearch{@F@/ls1}}]",
