@@ -58,6 +58,10 @@ from eximpy.spool.message import (
 
 VERSION = "4.96"
 _HEADER_RE = re.compile(rb"[!-9;-~]+[ \t]*:")
+# Exim's default uucp_from_pattern.
+_UUCP_FROM_RE = re.compile(
+    r"^From\s+(\S+)\s+(?:[a-zA-Z]{3},?\s+)?(?:[a-zA-Z]{3}\s+\d?\d|"
+    r"\d?\d\s+[a-zA-Z]{3}\s+\d\d(?:\d\d)?)\s+\d\d?:\d\d?")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
            "Oct", "Nov", "Dec")
@@ -130,15 +134,18 @@ def tod_full(t: float) -> str:
 
 
 def read_message(stream: BinaryIO, dot_ends: bool) -> bytes:
-    """The message bytes: CRLF -> LF, stop at a lone ``.`` line if
-    ``dot_ends``, and end with a newline."""
+    """The message bytes: CRLF and a bare CR each become LF (as Exim does
+    for non-SMTP input), a lone ``.`` line ends the message if
+    ``dot_ends``, and the result ends with a newline."""
     out = bytearray()
-    for line in iter(stream.readline, b""):
-        if line.endswith(b"\r\n"):
-            line = line[:-2] + b"\n"
-        if dot_ends and line in (b".\n", b"."):
-            break
-        out += line
+    for raw in iter(stream.readline, b""):
+        for line in raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n") \
+                .splitlines(keepends=True):
+            if dot_ends and line in (b".\n", b"."):
+                if out and not out.endswith(b"\n"):
+                    out += b"\n"
+                return bytes(out)
+            out += line
     if out and not out.endswith(b"\n"):
         out += b"\n"
     return bytes(out)
@@ -312,17 +319,28 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
     msg.deliver_firsttime = True
     msg.local_error_message = opt.local_error
 
+    data = read_message(input_stream, opt.dot_ends)
+    # A leading mbox "From " line (uucp_from_pattern) is removed; for a
+    # trusted caller without -f its address becomes the sender.
+    from_line_sender = None
+    first = data.split(b"\n", 1)[0]
+    fm = _UUCP_FROM_RE.match(_s(first)) if first.startswith(b"From ") \
+        else None
+    rest = data[len(first) + 1:] if fm else data
     if sender is not None and opt.trusted:
         s = extract_address(sender) if sender not in ("", "<>") else ""
         msg.sender = qualify(s, qualify_domain)
+    elif fm is not None and opt.trusted:
+        from_line_sender = fm.group(1)
+        msg.sender = qualify(from_line_sender, qualify_domain)
+        msg.auth_id = login
     else:
         msg.sender = f"{login}@{qualify_domain}"
         msg.sender_local = True
         msg.auth_id = login
         msg.auth_sender = msg.sender
 
-    data = read_message(input_stream, opt.dot_ends)
-    raw_headers, body = split_message(data)
+    raw_headers, body = split_message(rest)
     headers = [Header.make(_s(h)) for h in raw_headers]
 
     lines = data.split(b"\n")

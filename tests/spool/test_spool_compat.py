@@ -48,6 +48,15 @@ CASES = {
     "empty-headers": (["-f", "s@x"], ["Foo <bob@example.test>"],
                       b"\n\nb\n\n", {}),
     "binary-zero": (["-f", "s@x"], ["bob"], b"Subject: zero\n\nb\0c\n", {}),
+    "mbox-from-line": ([], ["bob"], b"From someone@else.example Wed Nov 25 "
+                       b"11:00:00 2026\nSubject: mbox\n\nbody\n", {}),
+    "mbox-from-line-f": (["-f", "x@y"], ["bob"], b"From someone@else.example "
+                         b"Wed Nov 25 11:00:00 2026\nSubject: m\n\nbody\n",
+                         {}),
+    "long-line": ([], ["bob"], b"From: a@b\nSubject: big\n\n" + b"x" * 100
+                  + b"\n", {}),
+    "crlf-and-cr": (["-f", "s@x"], ["bob"],
+                    b"Subject: crlf\r\n\r\nline\r\nbare\rcr\n", {}),
 }
 
 
