@@ -12,6 +12,12 @@ TEST_PKGS="exim4-daemon-heavy exim4-doc-info swaks"
 pkgs=$BUILD_PKGS
 [ "$what" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"
 
+# The roles of a root-started daemon run as this user (exim_user's default).
+if [ "$(id -u)" = 0 ] && ! getent passwd eximpy >/dev/null; then
+  useradd --system --home-dir /nonexistent --no-create-home \
+    --shell /usr/sbin/nologin --user-group eximpy
+fi
+
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -114,6 +114,20 @@ def run_smtp_stdio(inv: Invocation) -> int:
     return smtp_modes.run_bh(config, inv, sys.stdin, sys.stdout)
 
 
+def run_daemon(inv: Invocation) -> int:
+    """-bd / -bdf (with or without -q<time>), or -q<time> alone: the daemon."""
+    from eximpy.proc.launcher import run_daemon as launch
+    return launch(inv, _load(inv))
+
+
+def run_queue_runs(inv: Invocation) -> int:
+    """-q<time>: a queue-running daemon; -q / -qf: one queue run now."""
+    if inv.queue_interval:
+        return run_daemon(inv)
+    from eximpy.proc.queuerun import queue_run_once
+    return queue_run_once(_load(inv), force=inv.deliver_force)
+
+
 def _not_yet(inv: Invocation) -> int:
     sys.stderr.write(_NOT_YET.format("-" + inv.mode) + "\n")
     return 2
@@ -131,6 +145,8 @@ _MODES: dict[str, Callable[[Invocation], int]] = {
     "bs": run_smtp_stdio,
     "bh": run_smtp_stdio,
     "receive": run_receive,
+    "bd": run_daemon,
+    "q": run_queue_runs,
     **{m: run_queue for m in _QUEUE_MODES},
 }
 

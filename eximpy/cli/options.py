@@ -208,6 +208,8 @@ def _parse_b(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
     elif mode == "bdf":
         inv.daemon_foreground = True
         mode = "bd"
+    if mode == "bd" and inv.mode == "q":
+        inv.queue_run = None       # "-q30m -bd": a daemon with queue runs
     elif mode == "bvs":
         inv.mode_arg = "sender"
         mode = "bv"
@@ -232,7 +234,8 @@ def _parse_q(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
         raise UsageError(_UNKNOWN.format("-" + opt))
     from eximpy.config.options import readtime
     qq, qi, ff, ql, group, interval = m.groups()
-    inv.mode = "q"
+    if inv.mode != "bd":           # "-bd -q30m" stays a daemon
+        inv.mode = "q"
     inv.queue_run = qq + qi + ff + ql + (group or "")
     if interval:
         t = readtime(interval)

@@ -1,0 +1,95 @@
+"""The delivery FIFO: how new message ids reach the delivery role.
+
+SUMMARY
+    path(config)            <spool_directory>/eximpy-deliver.fifo
+    create(config, uid, gid) make it (mode 0600, owned by the exim user)
+    notify(path, ids)       write ids, one per line, without blocking
+    Reader                  the delivery role's end: ids as they arrive
+
+DESCRIPTION
+    A receiver (or the queue runner) writes "<message id>\\n" lines; the
+    delivery role reads them.  Writes are non-blocking: when no delivery
+    role is listening or the pipe is full, the id is simply not announced
+    and the next queue run finds the message in the spool, so nothing is
+    lost.  Each line is far below PIPE_BUF, so lines from many writers
+    never interleave.
+
+SECURITY
+    The reader accepts only strings that are valid message ids; anything
+    else is dropped.
+
+SEE ALSO
+    DESIGN.md section 2 (Postfix's qmgr is woken the same way).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from typing import Any
+
+_ID = re.compile(rb"^[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}$")
+FIFO_NAME = "eximpy-deliver.fifo"
+
+
+def path(config: Any) -> str:
+    return os.path.join(config.main.get("spool_directory"), FIFO_NAME)
+
+
+def create(config: Any, uid: int, gid: int) -> str:
+    p = path(config)
+    try:
+        st = os.lstat(p)
+        if not stat.S_ISFIFO(st.st_mode):
+            os.unlink(p)
+            raise FileNotFoundError
+    except FileNotFoundError:
+        os.mkfifo(p, 0o600)
+    if os.geteuid() == 0:
+        os.chown(p, uid, gid)
+    return p
+
+
+def notify(fifo_path: str, ids: list[str]) -> bool:
+    """Announce ids; False when nobody listens or the pipe is full."""
+    try:
+        fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        os.write(fd, "".join(f"{i}\n" for i in ids).encode())
+        return True
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EPIPE):
+            return False
+        raise
+    finally:
+        os.close(fd)
+
+
+class Reader:
+    """The delivery role's end of the FIFO."""
+
+    def __init__(self, fifo_path: str) -> None:
+        self.fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK)
+        # Our own writer keeps the pipe open, so that a receiver closing
+        # its end never makes us read EOF in a loop.
+        self._keep = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK)
+        self._buf = b""
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read_ids(self) -> list[str]:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return []
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        return [ln.decode() for ln in lines if _ID.match(ln)]
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self._keep)

@@ -1,0 +1,260 @@
+"""The daemon as root: roles, privilege, supervision, reload, stop.
+
+The daemon is started for real (`eximpy -bdf -q` on a loopback port), mail
+is sent to it with smtplib, and the tests read /proc/PID/status of every
+process kind, as DESIGN.md section 2 asks.
+"""
+from __future__ import annotations
+
+import mailbox
+import os
+import pwd
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from eximpy.privilege import status
+from oracle import ROOT
+
+CAP_SETUID_SETGID = (1 << 6) | (1 << 7)
+
+CONF = """\
+primary_hostname = test.example
+qualify_domain = test.example
+spool_directory = {dir}/spool
+log_file_path = {dir}/log/%slog
+daemon_smtp_ports = {port}
+local_interfaces = 127.0.0.1
+acl_smtp_rcpt = accept
+begin routers
+local:
+  driver = accept
+  local_parts = dsearch;{dir}/mail
+  transport = maildir
+begin transports
+maildir:
+  driver = appendfile
+  directory = {dir}/mail/${{local_part_data}}/
+  user = eximpy
+  maildir_format
+  create_directory
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ps() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, command line) of every process."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+            st = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(st.rsplit(")", 1)[1].split()[1])
+        out[int(d)] = (ppid, cmd.replace(b"\0", b" ").decode(errors="replace")
+                       .strip())
+    return out
+
+
+def _wait_for(pred, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Daemon:
+    def __init__(self, conf_text: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="eximpy-daemon-"))
+        self.dir.chmod(0o755)
+        self.port = _free_port()
+        self.conf = self.dir / "eximpy.conf"
+        self.conf.write_text(conf_text.format(dir=self.dir, port=self.port))
+        exim = pwd.getpwnam("eximpy")
+        (self.dir / "mail" / "alice").mkdir(parents=True)
+        os.chown(self.dir / "mail" / "alice", exim.pw_uid, exim.pw_gid)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "eximpy", "-C", str(self.conf), "-bdf",
+             "-q1s"], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        _wait_for(lambda: len(self.roles()) == 3, what="three roles")
+        _wait_for(self._accepts, what="the listener")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 1) as s:
+                return s.recv(100).startswith(b"220")
+        except OSError:
+            return False
+
+    def roles(self) -> dict[str, int]:
+        ps = _ps()
+        out = {}
+        for pid, (ppid, cmd) in ps.items():
+            if ppid == self.proc.pid and cmd.startswith("eximpy: "):
+                out[cmd[len("eximpy: "):]] = pid
+        return out
+
+    def log(self, name: str) -> str:
+        p = self.dir / "log" / f"{name}log"
+        return p.read_text() if p.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon():
+    assert os.geteuid() == 0, "these tests start the daemon as root"
+    pwd.getpwnam("eximpy")  # made by tools/setup_system.sh (make test)
+    d = Daemon(CONF)
+    yield d
+    d.stop()
+
+
+def test_roles_hold_exactly_their_privilege(daemon: Daemon) -> None:
+    exim = pwd.getpwnam("eximpy")
+    roles = daemon.roles()
+    assert set(roles) == {"receiver", "delivery", "queue runner"}
+    launcher = status(daemon.proc.pid)
+    assert launcher.uid == (0, 0, 0)
+    for name in ("receiver", "queue runner"):
+        st = status(roles[name])
+        assert st.uid == (exim.pw_uid,) * 3, name
+        assert st.gid == (exim.pw_gid,) * 3, name
+        assert st.groups == (exim.pw_gid,), name
+        assert (st.cap_effective, st.cap_permitted, st.cap_bounding) == \
+            (0, 0, 0), name
+        assert st.no_new_privs, name
+    st = status(roles["delivery"])
+    assert st.uid == (exim.pw_uid,) * 3
+    assert st.cap_effective == st.cap_permitted == CAP_SETUID_SETGID
+    assert st.cap_bounding == CAP_SETUID_SETGID
+    assert st.no_new_privs
+
+
+def test_session_child_is_unprivileged(daemon: Daemon) -> None:
+    exim = pwd.getpwnam("eximpy")
+    with socket.create_connection(("127.0.0.1", daemon.port), 5) as s:
+        assert s.recv(200).startswith(b"220")
+        local_port = s.getsockname()[1]
+        title = f"handling incoming connection from [127.0.0.1]:{local_port}"
+        child = _wait_for(lambda: [p for p, (pp, cmd) in _ps().items()
+                                   if cmd.endswith(title)],
+                          what="the session child")[0]
+        st = status(child)
+        assert st.uid == (exim.pw_uid,) * 3
+        assert (st.cap_effective, st.cap_permitted) == (0, 0)
+        assert st.no_new_privs
+        assert _ps()[child][0] == daemon.roles()["receiver"]
+
+
+def test_mail_is_received_and_delivered(daemon: Daemon) -> None:
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as c:
+        c.sendmail("sender@test.example", ["alice@test.example"],
+                   b"Subject: hello\r\n\r\nbody text\r\n")
+    maildir = daemon.dir / "mail" / "alice"
+    _wait_for(lambda: (maildir / "new").exists() and
+              list((maildir / "new").iterdir()), what="delivery")
+    [msg] = list(mailbox.Maildir(str(maildir), create=False))
+    assert msg["Subject"] == "hello"
+    assert msg.get_payload().strip() == "body text"
+    main = daemon.log("main")
+    assert "<= sender@test.example" in main
+    # accept routers log local deliveries by local part (log_as_local).
+    assert "=> alice <alice@test.example> R=local T=maildir" in main
+    assert "Completed" in main
+
+
+def test_killed_role_is_restarted(daemon: Daemon) -> None:
+    for name in ("receiver", "delivery", "queue runner"):
+        old = daemon.roles()[name]
+        os.kill(old, signal.SIGKILL)
+        new = _wait_for(lambda: daemon.roles().get(name) not in (None, old)
+                        and daemon.roles()[name], what=f"{name} restart")
+        assert new != old
+        assert f"{name} process {old} ended (killed by SIGKILL)" in \
+            daemon.log("panic")
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as c:
+        assert c.noop()[0] == 250
+
+
+def test_sighup_reload_good_and_bad(daemon: Daemon) -> None:
+    old = daemon.roles()
+    os.kill(daemon.proc.pid, signal.SIGHUP)
+    _wait_for(lambda: set(daemon.roles().values()).isdisjoint(old.values())
+              and len(daemon.roles()) == 3, what="roles restarted by HUP")
+    assert "SIGHUP received: re-reading configuration" in daemon.log("main")
+    running = daemon.roles()
+    daemon.conf.write_text("no_such_option = 1\n" + daemon.conf.read_text())
+    os.kill(daemon.proc.pid, signal.SIGHUP)
+    _wait_for(lambda: "configuration not reloaded" in daemon.log("panic"),
+              what="the paniclog line")
+    assert 'main option "no_such_option" unknown' in daemon.log("panic")
+    assert daemon.roles() == running
+    assert daemon.proc.poll() is None
+
+
+def test_sigterm_stops_everything(daemon: Daemon) -> None:
+    pids = list(daemon.roles().values())
+    pidfile = daemon.dir / "spool" / "exim-daemon.pid"
+    assert int(pidfile.read_text()) == daemon.proc.pid
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(20) == 0
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or \
+            "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert not pidfile.exists()
+
+
+def test_unprivileged_process_cannot_regain_root() -> None:
+    """What a compromised session child could try, after the same drop."""
+    from eximpy.privilege import drop_permanently
+    exim = pwd.getpwnam("eximpy")
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            drop_permanently(exim.pw_uid, exim.pw_gid)
+            try:
+                os.setuid(0)
+                code = 10
+            except PermissionError:
+                pass
+            try:
+                open("/etc/shadow").close()
+                code = 11
+            except PermissionError:
+                pass
+        except BaseException:
+            code = 12
+        os._exit(code)
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 0
