@@ -268,6 +268,14 @@ class _Delivery:
                                      transport=tname))
         finally:
             jnl.close()
+        to_bounce = [a for a in failed if not a.prop.ignore_error]
+        if to_bounce and msg.sender:
+            from eximpy.deliver.bounce import send_bounce
+            try:
+                send_bounce(self.config, msg, body, to_bounce)
+            except Exception as e:  # noqa: BLE001 - reception failures
+                self.log.main(f"Process failed ({e}) when writing error "
+                              f"message to {msg.sender}", self.mid)
         self.outcome.delivered = [a.address for a in done_ok]
         self.outcome.failed = [a.address for a in failed]
         self.outcome.deferred = [a.address for a in deferred]

@@ -158,3 +158,42 @@ def test_delivered_mail_not_lost_or_doubled(attempts):
     ex, py, mid = attempts
     assert (py / "mail" / "ok").read_text().count("\nSubject: failures\n") == 1
     assert (ex / "mail" / "ok").read_text().count("\nSubject: failures\n") == 1
+
+
+def _bounce(root: Path, parent: str) -> tuple[list[str], bytes]:
+    import email
+    for f in (root / "spool" / "input").iterdir():
+        if not f.name.endswith("-H"):
+            continue
+        head = f.read_text(errors="replace")
+        if "\n<>\n" not in head or f.name.startswith(parent):
+            continue
+        data = (root / "spool" / "input" / (f.name[:-2] + "-D")).read_bytes()
+        body = data.split(b"\n", 1)[1]
+        return head, body
+    raise AssertionError(f"no bounce in {root}")
+
+
+def test_bounce_matches_exim(attempts):
+    """The bounce (RFC 3464 multipart/report) has Exim's headers and text."""
+    import email
+    ex, py, mid = attempts
+    hx, bx = _bounce(ex, mid)
+    hp, bp = _bounce(py, mid)
+
+    def norm(b: bytes) -> bytes:
+        b = re.sub(rb"\d+-eximdsn-\d+", b"BOUNDARY", b)
+        return b.replace(str(py).encode(), b"@ROOT@").replace(str(ex).encode(), b"@ROOT@")
+    assert norm(bp) == norm(bx)
+
+    def hdrs(h: str) -> list[str]:
+        lines = h.split("\n\n", 1)[1] if "\n\n" in h else h
+        names = re.findall(r"(?m)^\d{3}[A-Z* ] ([A-Za-z-]+):", h)
+        return names
+    assert hdrs(hp) == hdrs(hx)
+    m = email.message_from_bytes(b"Content-Type: " + re.search(
+        rb"Content-Type: (multipart/report[^\n]*)", hp.encode()).group(1)
+        + b"\n\n" + bp)
+    assert m.get_content_type() == "multipart/report"
+    parts = [p.get_content_type() for p in m.get_payload()]
+    assert parts == ["text/plain", "message/delivery-status", "message/rfc822"]
