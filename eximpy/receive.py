@@ -122,6 +122,19 @@ def localhost_number(value: Any) -> int | None:
     return n
 
 
+def size_value(value: Any) -> int:
+    """An Exim size (``200``, ``50M``, ``10K``) as bytes; 0 when unset."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+)\s*([KkMmGg]?)\s*", str(value))
+    if not m:
+        return 0
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 ** 2,
+                              "g": 1024 ** 3}[m.group(2).lower()]
+
+
 def tod_full(t: float) -> str:
     """Exim's tod_full: ``Wed, 05 Nov 2026 13:36:57 +0000`` (local time)."""
     lt = time.localtime(t)
@@ -340,6 +353,9 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
         msg.auth_id = login
         msg.auth_sender = msg.sender
 
+    limit = size_value(g("message_size_limit"))
+    too_big = limit > 0 and len(data) > limit
+
     raw_headers, body = split_message(rest)
     headers = [Header.make(_s(h)) for h in raw_headers]
 
@@ -400,6 +416,18 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
         added.append(Header.make(f"From: {fr}\n"))
     if "date" not in names:
         added.append(Header.make(f"Date: {tod_full(start)}\n"))
+    if too_big:
+        # Exim stops reading one byte past the limit; the rejectlog gets
+        # the envelope and the headers as fixed up so far (no Received:).
+        if opt.log is not None:
+            block = logfmt.reject_log_block(
+                msg.sender, rcpts, [(h.type, h.text) for h in headers + added
+                                    if h.type != HTYPE_OLD])
+            opt.log.reject(f"rejected from <{msg.sender}> U={login}: "
+                           f"message too big: read={limit + 1} max={limit}",
+                           mid, block)
+        raise ReceiveError(f"message rejected: message too big "
+                           f"(max={limit})", 1)
     msg.headers = [Header(HTYPE_RECEIVED, rtext)] + headers + added
 
     layout = SpoolLayout.from_config(config)

@@ -459,3 +459,16 @@ def test_give_up_sends_exims_bounce(tmp_path: Path) -> None:
 def header_file_read(base: Path, mid: str):  # type: ignore[no-untyped-def]
     from eximpy.spool import header_file
     return header_file.read(str(base / "spool" / "input" / f"{mid}-H"))
+
+
+def test_message_size_limit_like_exim(tmp_path: Path) -> None:
+    data = b"Subject: big\n\n" + b"y" * 300 + b"\n"
+    out = {}
+    for name, prog in (("e", exim), ("p", eximpy)):
+        conf = make_scratch(tmp_path / name, "message_size_limit = 200")
+        r = prog(conf, ["-odq", "-oep", "-f", "s@x", "bob"], data)
+        log = normalize((tmp_path / name / "log" / "mainlog").read_text())
+        rej = normalize((tmp_path / name / "log" / "rejectlog").read_text())
+        out[name] = (r.returncode, r.stderr, log, rej,
+                     spool_files(tmp_path / name))
+    assert out["p"] == out["e"]
