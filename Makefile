@@ -20,9 +20,20 @@ setup: $(VENV)/.installed
 setup-test: setup
 	@tools/setup_system.sh test
 
+# Deliveries run as you (or, started as root, as the eximpy user).
+RUN_USER := $(shell [ "$$(id -u)" = 0 ] && echo eximpy || id -un)
+RUN_ARGS := -C $(CONF) -DEXIMPY_VAR=$(CURDIR)/var -DEXIMPY_USER=$(RUN_USER)
+
 run: setup
-	@mkdir -p var
-	@$(VENV)/bin/eximpy -C $(CONF) -DEXIMPY_VAR=$(CURDIR)/var -bV
+	@mkdir -p var/mail/$(RUN_USER) var/mail/postmaster
+	@if [ "$$(id -u)" = 0 ]; then chown -R eximpy:eximpy var; fi
+	@$(VENV)/bin/eximpy $(RUN_ARGS) -bV | head -n 8
+	@echo
+	@echo "eximpy is listening on 127.0.0.1:2525 (Ctrl-C stops it). Send it a mail:"
+	@echo "    swaks --server 127.0.0.1:2525 --to $(RUN_USER)@localhost"
+	@echo "It lands in $(CURDIR)/var/mail/$(RUN_USER)/new/; the logs are in $(CURDIR)/var/log/."
+	@echo "Queue: $(VENV)/bin/eximpy $(RUN_ARGS) -bp"
+	@exec $(VENV)/bin/eximpy $(RUN_ARGS) -bdf -q1m
 
 test: setup-test
 	@$(VENV)/bin/pytest
