@@ -298,6 +298,20 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "bdat_bad_sizes": (RCPT_OK + "\n" + LOOSE,
                        d(ENV, b"BDAT -1\r\nBDAT 0x10\r\nBDAT +5\r\n"
                          b"BDAT 4294967310 LAST\r\n", Q), []),
+    "dsn_options": ("dsn_advertise_hosts = *\n" + RCPT_OK + "\n" + LOOSE,
+                    d(E, b"MAIL FROM:<a@b> RET=HDRS ENVID=xyz123\r\n",
+                      b"RCPT TO:<c@d> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;c@d"
+                      b"\r\n", b"RCPT TO:<e@f> NOTIFY=NEVER\r\n",
+                      b"RCPT TO:<g@h> NOTIFY=BOGUS\r\n",
+                      b"RCPT TO:<i@j> ORCPT=a ORCPT=b\r\n", DATA, MSG,
+                      b"MAIL FROM:<a@b> RET=NONE\r\n",
+                      b"MAIL FROM:<a@b> RET=FULL RET=FULL\r\n", Q), []),
+    "smtputf8": (RCPT_OK, d(E, b"MAIL FROM:<a@b> SMTPUTF8\r\n",
+                            b"RCPT TO:<c@d>\r\n", DATA, MSG, H,
+                            b"MAIL FROM:<a@b> SMTPUTF8\r\n", Q), []),
+    "body_8bitmime": (RCPT_OK, d(E, b"MAIL FROM:<a@b> BODY=8BITMIME\r\n",
+                                 RT, DATA, b"S: \xc3\xa9\r\n\r\n\xff\r\n"
+                                 b".\r\n", Q), []),
     # --- -bs with -oMa: a remote-looking session ----------------------
     "oma_remote_named": (RCPT_OK, d(b"EHLO x.example\r\n", MF, RT,
                                     b"RCPT TO:<e@f>\r\n", DATA, MSG, Q),
@@ -453,12 +467,15 @@ def spool_snapshot(spool: Path) -> str:
 
 def _golden_spool(case: str, snapshot: str | None) -> str:
     path = GOLDEN / "smtp" / f"{case}.spool"
+
+    def read() -> str:
+        return path.read_bytes().decode("utf-8", "surrogateescape")
     if snapshot is None:
-        return path.read_text()
+        return read()
     if not path.exists() or os.environ.get("EXIMPY_REGEN_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(snapshot)
-    elif path.read_text() != snapshot:
+        path.write_bytes(snapshot.encode("utf-8", "surrogateescape"))
+    elif read() != snapshot:
         raise AssertionError(f"real Exim's spool differs from golden {path}"
                              "\n" + snapshot)
     return snapshot
