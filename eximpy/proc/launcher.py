@@ -225,6 +225,7 @@ class Launcher:
                 if role.proc is None and now >= role.restart_at:
                     self._spawn(role)
             time.sleep(0.2)
+        sd_notify("STOPPING=1")
         self._stop_roles()
         return 0
 
@@ -242,6 +243,7 @@ class Launcher:
             self.panic("SIGHUP received: configuration not reloaded, keeping "
                        "the running one: " + e.exim_text().replace("\n", " "))
             return
+        sd_notify("RELOADING=1")
         self.config = new
         self._logwriter().main(f"SIGHUP received: re-reading configuration "
                                f"{new.filename}")
@@ -249,6 +251,7 @@ class Launcher:
         for role in self.roles:
             role.backoff = 1.0
         self.spawn_all()
+        sd_notify("READY=1")
 
     def _stop_roles(self, grace: float = 10.0) -> None:
         for role in self.roles:
@@ -264,6 +267,21 @@ class Launcher:
                 role.proc.kill()
                 role.proc.wait()
             role.proc = None
+
+
+def sd_notify(state: str) -> bool:
+    """Tell systemd (Type=notify) about our state, when it asked to know."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(state.encode(), addr)
+        return True
+    except OSError:
+        return False
 
 
 def _describe(code: int | None) -> str:
@@ -303,6 +321,7 @@ def run_daemon(inv: Any, config: Any) -> int:
         + (f", listening on {addrs}" if addrs else "")
         + (f", -q{inv.queue_interval}s" if inv.queue_interval else ""))
     launcher.spawn_all()
+    sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=accepting mail")
     try:
         return launcher.supervise()
     finally:
