@@ -472,3 +472,21 @@ def test_message_size_limit_like_exim(tmp_path: Path) -> None:
         out[name] = (r.returncode, r.stderr, log, rej,
                      spool_files(tmp_path / name))
     assert out["p"] == out["e"]
+
+
+@pytest.mark.parametrize("text", [
+    "Received: by $primary_hostname (custom) for ${lc:$received_for} "
+    "from <$sender_address> ident $sender_ident",
+    "X-Stamp: ${if def:sender_ident{local $sender_ident}{remote}} "
+    "id=$message_exim_id"])
+def test_received_header_text_is_expanded(tmp_path: Path, text: str) -> None:
+    data = b"Subject: custom\n\nbody\n"
+    got = {}
+    for name, prog in (("e", exim), ("p", eximpy)):
+        conf = make_scratch(tmp_path / name, f"received_header_text = {text}")
+        r = prog(conf, ["-odq", "-f", "alice@example.test", "BOB@example.test"],
+                 data)
+        assert r.returncode == 0, r.stderr
+        mid = only_id(tmp_path / name)
+        got[name] = _spool_texts(tmp_path / name, mid)
+    assert got["p"] == got["e"]
