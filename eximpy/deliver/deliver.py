@@ -344,3 +344,31 @@ class _Delivery:
 def deliver_message(config: Any, message_id: str, forced: bool = False) -> DeliveryOutcome:
     """Deliver (or try to deliver) one spooled message; see module docstring."""
     return _Delivery(config, message_id, forced).run()
+
+
+def deliver_many(config: Any, ids: list[str], parallel: int = 1,
+                 forced: bool = False) -> int:
+    """Deliver many messages from this (already warm) process: with
+    ``parallel`` > 1, forked children (no exec) take every n-th id.
+    Returns the number of messages whose delivery completed."""
+    if parallel <= 1 or len(ids) < 2:
+        return sum(deliver_message(config, m, forced).completed for m in ids)
+    import gc
+    gc.freeze()
+    pids = []
+    for k in range(parallel):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                for m in ids[k::parallel]:
+                    deliver_message(config, m, forced)
+            except BaseException:  # noqa: BLE001 - a child must not return
+                code = 1
+            os._exit(code)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    from eximpy.spool.layout import SpoolLayout
+    layout = SpoolLayout.from_config(config)
+    return sum(1 for m in ids if layout.find(m, "-H") is None)
