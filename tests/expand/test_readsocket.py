@@ -76,3 +76,60 @@ CASES = [
 
 def test_readsocket(servers):
     compare("readsocket", CASES)
+
+
+@pytest.fixture(scope="module")
+def tls_server(work):
+    """A TLS echo server on 127.0.0.1:47532 with a throw-away certificate."""
+    import datetime
+    import ssl
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cf, kf = WORK / "tls.crt", WORK / "tls.key"
+    cf.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kf.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(str(cf), str(kf))
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("127.0.0.1", 47532))
+    t.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = t.accept()
+            except OSError:
+                return
+            try:
+                s = sctx.wrap_socket(c, server_side=True)
+                _handle(s)
+            except OSError:
+                c.close()
+    threading.Thread(target=serve, daemon=True).start()
+    yield
+    t.close()
+
+
+def test_readsocket_tls(tls_server, servers):
+    """tls=yes (not compared with Exim: Exim 4.96 crashes (SIGSEGV) on a TLS
+    readsocket in -be mode)."""
+    from eximpy.expand import ExpandContext, expand_string
+    ctx = ExpandContext()
+    assert expand_string("${readsocket{inet:127.0.0.1:47532}{secure\\n}{5s:tls=yes}}",
+                         ctx) == "ECHO:SECURE\nline2\n"
+    assert expand_string("${readsocket{inet:localhost:47532}{x\\n}{5s:tls=yes}{|}}",
+                         ctx) == "ECHO:X|line2|"
+    assert expand_string("${readsocket{inet:127.0.0.1:47531}{plain\\n}{2s:tls=yes}{}"
+                         "{no tls there}}", ctx) == "no tls there"
