@@ -80,6 +80,7 @@ def make_work() -> Path:
         (WORK / d).mkdir(exist_ok=True)
     (WORK / "conf").write_text(subst(CONF))
     (WORK / "conf_acl").write_text(subst(CONF + ACL_SECTION))
+    (WORK / "conf_latin1").write_text(subst(CONF + "headers_charset = ISO-8859-1\n"))
     from eximpy.lookups.cdb import write_cdb
     write_cdb(str(WORK / "c1.cdb"), [(b"k1", b"v1"), (b"k2", b"value two"),
                                      (b"*", b"star"), (b"k1", b"dup")])

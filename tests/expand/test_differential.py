@@ -162,3 +162,11 @@ def test_dlfunc(work):
     subprocess.run([gcc, "-shared", "-fPIC", "-o", str(WORK / "dyn.so"),
                     str(FIX / "dyn.c")], check=True)
     compare("dlfunc", DLFUNC_CASES)
+
+
+def test_headers_charset(work):
+    """headers_charset = ISO-8859-1: $h_ converts, $bh_ does not."""
+    compare("charset", ["$h_subject:", "$bh_subject:", "$h_x-bad:", "$h_x-unk:",
+                        "${rfc2047:caf\\xe9}", "${rfc2047d:=?utf-8?q?caf=C3=A9?=}",
+                        "${imapfolder{caf\\xe9}}", "$rh_subject:"],
+            message=str(FIX / "msg3"), conf_name="conf_latin1")
