@@ -31,11 +31,11 @@ DESCRIPTION
     codes of each -M action.  Actions that change a message lock its -D
     file first, rewrite -H durably and log "<what> by <user>" lines.
 
-    Delivery after submission (-odi/-odb) and the bounce of -Mg belong to
-    the delivery subsystem; until eximpy.deliver provides
-    deliver_message(config, id, give_up=...), submissions stay queued
-    (as with -odq) and -Mg logs "cancelled by" and fails the addresses
-    without sending a bounce.
+    After a submission, -odi delivers at once and -odb (the default)
+    in a detached child, through eximpy.deliver.deliver.deliver_message;
+    -odq / -odqs / queue_only leave the message queued.  -Mg logs
+    "cancelled by", spools Exim's bounce to the sender from the exim user
+    (the same multipart/report Exim sends) and completes the message.
 
 SEE ALSO
     spec 5 ("The Exim command line": -bp, -M...), 57 (spool format).
@@ -695,11 +695,44 @@ def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
         return e.exit_status
     mode = inv.delivery_mode
     from eximpy.spool.layout import config_get
-    if mode not in ("q", "qs") and not config_get(config, "queue_only"):
-        try:
-            from eximpy.deliver import deliver_message  # type: ignore
-        except ImportError:
-            deliver_message = None
-        if deliver_message is not None:
-            deliver_message(config, res.id)
+    if mode in ("q", "qs") or config_get(config, "queue_only"):
+        return 0
+    _deliver_after_submission(config, res.id, log,
+                              background=mode not in ("i", "f"))
     return 0
+
+
+def _deliver_after_submission(config: Any, mid: str, log: LogWriter,
+                              background: bool) -> None:
+    """-odi: deliver now; -odb (the default): deliver in a detached child,
+    as Exim does.  A message whose delivery cannot start stays queued."""
+    try:
+        from eximpy.deliver.deliver import deliver_message
+    except ImportError:
+        return
+    if background:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            return
+        code = 0
+        try:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            deliver_message(config, mid)
+        except BaseException as e:   # the child must never return
+            code = 1
+            try:
+                log.panic(f"delivery of {mid} after submission failed: "
+                          f"{e!r}")
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+    try:
+        deliver_message(config, mid)
+    except Exception as e:
+        log.panic(f"delivery of {mid} after submission failed: {e!r}")
