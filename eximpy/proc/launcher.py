@@ -39,7 +39,7 @@ from typing import Any
 
 from eximpy.errors import ConfigError
 from eximpy.proc import fifo
-from eximpy.proc.skeleton import exim_ids, set_title
+from eximpy.proc.skeleton import exim_ids, install_activity_reporter, set_title
 
 MAX_BACKOFF = 60.0
 
@@ -206,6 +206,7 @@ class Launcher:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
+        install_activity_reporter(self.config)
         while not self.stopping:
             if self.reload:
                 self.reload = False
@@ -313,6 +314,7 @@ def run_daemon(inv: Any, config: Any) -> int:
         launcher.panic(f"failed to write pid file {pidpath}: {e.strerror}")
         pidpath = ""
     set_title("eximpy: launcher")
+    install_activity_reporter(config)
     mode = "daemon" if inv.mode == "bd" else "queue runner"
     addrs = ", ".join(f"[{s.getsockname()[0]}]:{s.getsockname()[1]}"
                       for s in launcher.sockets)

@@ -75,6 +75,12 @@ def _report_activity(path: str) -> None:
         pass
 
 
+def install_activity_reporter(config: Any) -> None:
+    """Answer SIGUSR1 (exiwhat) by appending our activity to the log."""
+    plog = process_log_path(config)
+    signal.signal(signal.SIGUSR1, lambda *_: _report_activity(plog))
+
+
 @dataclass
 class RoleContext:
     """A role's start-up data."""
@@ -108,8 +114,7 @@ def become_role(ctx: RoleContext, keep: tuple[str, ...] = ()) -> None:
     uid, gid = exim_ids(ctx.config)
     privilege.drop_permanently(uid, gid, keep=keep)
     set_title(f"eximpy: {ctx.name}")
-    plog = process_log_path(ctx.config)
-    signal.signal(signal.SIGUSR1, lambda *_: _report_activity(plog))
+    install_activity_reporter(ctx.config)
 
     def stop(*_: Any) -> None:
         ctx.stopping = True

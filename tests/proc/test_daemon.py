@@ -234,6 +234,26 @@ def test_sigterm_stops_everything(daemon: Daemon) -> None:
     assert not pidfile.exists()
 
 
+def test_exiwhat_lists_every_process(daemon: Daemon) -> None:
+    with socket.create_connection(("127.0.0.1", daemon.port), 5) as s:
+        assert s.recv(200).startswith(b"220")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        p = subprocess.run([sys.executable, "-m", "spool_tools.exiwhat", "-C",
+                            str(daemon.conf)], capture_output=True, text=True,
+                           env=env, timeout=30)
+    assert p.returncode == 0, p.stderr
+    lines = {int(ln.split()[0]): ln.split(None, 1)[1]
+             for ln in p.stdout.splitlines() if ln.strip()}
+    roles = daemon.roles()
+    assert lines[daemon.proc.pid] == "eximpy: launcher"
+    for name, pid in roles.items():
+        assert lines[pid] == f"eximpy: {name}"
+    sessions = [t for t in lines.values()
+                if t.startswith("eximpy: receiver: handling incoming "
+                                "connection from [127.0.0.1]:")]
+    assert len(sessions) == 1
+
+
 def test_unprivileged_process_cannot_regain_root() -> None:
     """What a compromised session child could try, after the same drop."""
     from eximpy.privilege import drop_permanently
