@@ -52,7 +52,10 @@ def run_exim(case: str, args: list[str], cwd: Path, work: Path,
 
 def run_eximpy(args: list[str], cwd: Path, work: Path,
                stdin: str | None = None) -> Result:
-    r = _run([sys.executable, str(BT_MAIN)] + args, cwd, stdin)
+    # -bt/-bv/-bvs go through the real command line; -brw is not wired
+    # into eximpy.cli.modes yet, so it uses the helper entry point.
+    entry = [str(BT_MAIN)] if "-brw" in args else ["-m", "eximpy"]
+    r = _run([sys.executable] + entry + args, cwd, stdin)
     norm = _normalizer(work)
     return Result(r.rc, norm(r.out), norm(r.err))
 
