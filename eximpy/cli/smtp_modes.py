@@ -119,6 +119,8 @@ def _run(session: Session, stdin: Any, stdout: Any,
             send(session.eof())
             break
         send(session.feed(chunk))
+        if session.tls_requested:
+            send(session.tls_failed("SSL_accept: not a socket"))
     return 0
 
 

@@ -84,7 +84,9 @@ def _received(config: Any, msg: ReceivedMessage, mid: str, primary: str,
         "sender_host_name": msg.host_name or "",
         "primary_hostname": primary,
         "received_protocol": msg.received_protocol,
-        "tls_in_ver": "", "tls_in_cipher_std": "", "tls_in_cipher": "",
+        "tls_in_ver": msg.tls.ver if msg.tls else "",
+        "tls_in_cipher_std": msg.tls.cipher_std if msg.tls else "",
+        "tls_in_cipher": msg.tls.cipher if msg.tls else "",
         "version_number": VERSION,
         "sender_address": msg.sender,
         "message_exim_id": mid, "message_id": mid,
@@ -140,6 +142,10 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.interface_port = msg.interface_port
     sm.ident = msg.ident
     sm.received_protocol = msg.received_protocol
+    if msg.tls is not None:
+        sm.tls_cipher = msg.tls.cipher
+        sm.tls_ver = msg.tls.ver
+        sm.tls_certificate_verified = msg.tls.certificate_verified
     sm.body_linecount = msg.body_linecount
     sm.body_zerocount = msg.body_zerocount
     sm.max_received_linelength = msg.max_received_linelength
@@ -254,6 +260,9 @@ class SpoolSink:
             interface_address=msg.interface_address,
             interface_port=msg.interface_port, ident=msg.ident,
             protocol=msg.received_protocol,
+            tls_cipher=msg.tls.cipher if msg.tls else None,
+            tls_cert_verified=("yes" if msg.tls.certificate_verified
+                               else "no") if msg.tls else None,
             chunking=msg.chunking, size=sm.message_size,
             body_8bitmime=msg.body_8bitmime,
             receive_time=time.time() - msg.received_time,

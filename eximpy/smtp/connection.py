@@ -79,13 +79,24 @@ def serve_stream(read_fd: int, write: Callable[[bytes], None],
         out = session.feed(data)
         if out:
             write(out)
+        if session.tls_requested:
+            # A pipe or file cannot carry a TLS handshake (Exim -bs fails
+            # the same way after "220 TLS go ahead").
+            out = session.tls_failed("SSL_accept: not a socket")
+            if out:
+                write(out)
 
 
 def serve_socket(sock: socket.socket, config: Any, *,
                  peer: tuple[str, int], local: tuple[str, int],
                  acl: Any = None, sink: Any = None, log: Any = None,
-                 timeout: float | None = None) -> Session:
-    """Run one inbound SMTP session on a connected socket."""
+                 timeout: float | None = None,
+                 tls_context: Any = "auto") -> Session:
+    """Run one inbound SMTP session on a connected socket.
+
+    ``tls_context`` is an ssl.SSLContext for STARTTLS, None for no TLS, or
+    "auto" to build one from the configuration (eximpy.smtp.tls).
+    """
     from eximpy.smtp.accept import SpoolSink
     if sink is None:
         sink = SpoolSink(config, log)
@@ -94,11 +105,51 @@ def serve_socket(sock: socket.socket, config: Any, *,
                       interface_port=local[1], is_socket=True, log=log)
     if timeout is None:
         timeout = receive_timeout(config)
+    if tls_context == "auto":
+        from eximpy.smtp.tls import server_context
+        tls_context = server_context(config, session._expand)
+    session.tls_unavailable = tls_context is None
+    conn: Any = sock
 
-    def write(data: bytes) -> None:
+    def write(data: bytes) -> bool:
         try:
-            sock.sendall(data)
+            conn.sendall(data)
+            return True
         except OSError:
             session.closed = True
-    serve_stream(sock.fileno(), write, session, timeout, check_early=True)
+            return False
+
+    early = b""
+    r, _, _ = select.select([sock], [], [], 0)
+    if r:
+        try:
+            early = sock.recv(65536)
+        except OSError:
+            early = b""
+    write(session.start(early))
+    conn.settimeout(timeout)
+    while not session.closed:
+        try:
+            data = conn.recv(65536)
+        except socket.timeout:
+            write(session.timeout())
+            break
+        except OSError:
+            data = b""
+        if not data:
+            write(session.eof())
+            break
+        out = session.feed(data)
+        if out and not write(out):
+            break
+        if session.tls_requested:
+            try:
+                conn = tls_context.wrap_socket(conn, server_side=True)
+            except (OSError, ValueError) as exc:
+                session.tls_failed(f"SSL_accept: {exc}")
+                break
+            from eximpy.smtp.tls import TlsInfo
+            out = session.tls_started(TlsInfo.from_ssl(conn))
+            if out:
+                write(out)
     return session

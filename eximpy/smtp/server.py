@@ -134,6 +134,7 @@ class ReceivedMessage:
     originator_gid: int
     pipelining: str | None
     host_tainted: bool = False
+    tls: Any = None
     authenticated_id: str | None = None
     authenticator: str | None = None
 
@@ -283,6 +284,12 @@ class Session:
         self.pipelining_used = False
         self.chunking_offered = False
         self.authenticated: str | None = None
+        # TLS: the driver sets tls_unavailable when it cannot offer a
+        # handshake; after "220 TLS go ahead" tls_requested stays True
+        # until it calls tls_started() or tls_failed().
+        self.tls: Any = None                  # eximpy.smtp.tls.TlsInfo
+        self.tls_requested = False
+        self.tls_unavailable = False
         self.authenticated_id: str | None = None
         self.synprot_error_count = 0
         self.unknown_command_count = 0
@@ -412,6 +419,31 @@ class Session:
             self._notquit_exit("command-timeout", 421,
                                f"{self.active_hostname}: SMTP command "
                                "timeout - closing connection")
+        self.closed = True
+        return self._flush()
+
+    def tls_started(self, info: Any) -> bytes:
+        """The TLS handshake after STARTTLS succeeded: forget the EHLO
+        state (RFC 3207) and carry on."""
+        self.tls = info
+        self.tls_requested = False
+        self.helo_seen = self.esmtp = False
+        self.auth_advertised = self.pipelining_advertised = False
+        self.is_mail_cmd[EHLO] = True
+        self.is_mail_cmd[AUTH] = True
+        self.helo_name = None
+        self.authenticated = self.authenticated_id = None
+        self.sync_cmd_limit = _NON_SYNC_NON_PIPELINING
+        prot = PROTOCOLS_LOCAL if self.local else PROTOCOLS
+        self.received_protocol = prot[1]
+        self._run()
+        return self._flush()
+
+    def tls_failed(self, reason: str) -> bytes:
+        """The handshake failed: Exim logs it and the connection ends."""
+        self._log_main(f"TLS error on connection from "
+                       f"{self._host_and_ident() or self.login} ({reason})")
+        self.tls_requested = False
         self.closed = True
         return self._flush()
 
@@ -708,7 +740,7 @@ class Session:
     # ------------------------------------------------------------------
     # the main loop
     def _run(self) -> None:
-        while not self.closed:
+        while not self.closed and not self.tls_requested:
             if self._mode == "data":
                 assert self._reader is not None
                 pos = self._reader.feed(self._in, 0)
@@ -884,9 +916,15 @@ class Session:
                     self._reset_message()
                     self._toomany = False
                     self.is_mail_cmd[STARTTLS] = False
-                    # TLS is not available in this session (no ssl layer
-                    # attached): Exim's DEFER answer.
-                    self._printf("454 TLS currently unavailable")
+                    # Anything pipelined after STARTTLS is thrown away, never
+                    # run inside the TLS session (the STARTTLS injection
+                    # attack; Exim wipes its buffer the same way).
+                    self._in.clear()
+                    if self.tls_unavailable or self.tls is not None:
+                        self._printf("454 TLS currently unavailable")
+                    else:
+                        self._printf("220 TLS go ahead")
+                        self.tls_requested = True
         elif cmd == QUIT:
             self._quit()
             done = 2
@@ -898,7 +936,8 @@ class Session:
         elif cmd == HELP:
             self._had(HELP)
             buf = " AUTH"
-            if self._host_in(self.opt.tls_advertise_hosts) != FAIL:
+            if self.tls is None and self.opt.tls_advertise_hosts and \
+                    self._host_in(self.opt.tls_advertise_hosts) != FAIL:
                 buf += " STARTTLS"
             buf += " HELO EHLO MAIL RCPT DATA BDAT NOOP QUIT RSET HELP"
             if self.opt.acl["etrn"]:
@@ -1060,8 +1099,8 @@ class Session:
                 lines.append("CHUNKING")
                 self.chunking_offered = True
                 self.chunking_state = CHUNKING_OFFERED
-            if self._host_in(self.opt.tls_advertise_hosts) != FAIL and \
-                    self.opt.tls_advertise_hosts:
+            if self.tls is None and self.opt.tls_advertise_hosts and \
+                    self._host_in(self.opt.tls_advertise_hosts) != FAIL:
                 lines.append("STARTTLS")
                 self.tls_advertised = True
             if self.opt.prdr_enable:
@@ -1079,8 +1118,9 @@ class Session:
         self._out.append("".join(out).encode("utf-8", "surrogateescape"))
         self.helo_seen = True
         prot = PROTOCOLS_LOCAL if self.local else PROTOCOLS
-        self.received_protocol = prot[(2 + (2 if self.authenticated else 0))
-                                      if self.esmtp else 0]
+        self.received_protocol = prot[
+            ((2 + (2 if self.authenticated else 0)) if self.esmtp else 0)
+            + (1 if self.tls is not None else 0)]
         self._reset_message()
         self._toomany = False
         return 0
@@ -1646,7 +1686,7 @@ class Session:
             added_headers=list(self.acl_added_headers),
             originator_login=self.login, originator_uid=self.uid,
             originator_gid=self.gid,
-            pipelining=None, host_tainted=self.host_tainted,
+            pipelining=None, host_tainted=self.host_tainted, tls=self.tls,
             authenticated_id=self.authenticated_id,
             authenticator=self.authenticated)
         if self.sink is None:

@@ -176,3 +176,43 @@ def test_command_timeout(server):
                     b"connection\r\n")
     assert 1.5 < time.time() - t0 < 6
     s.close()
+
+
+def test_starttls_smtplib(server):
+    import ssl
+    d, port = server
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.example")
+        assert c.has_extn("starttls")
+        code, _ = c.starttls(context=ctx)
+        assert code == 220
+        code, text = c.ehlo("client.example")
+        assert code == 250 and b"STARTTLS" not in text
+        c.sendmail("a@b.example", ["c@d.example"],
+                   b"Subject: secret\r\n\r\nover TLS\r\n")
+    ids = _spooled(d)
+    assert len(ids) == 1
+    h = (d / "spool" / "input" / f"{ids[0]}-H").read_text()
+    assert "-received_protocol esmtps" in h
+    assert "-tls_cipher TLS1.3:" in h and "-tls_ver TLS1.3" in h
+    # two spaces: Exim's default received_header_text gives them too
+    assert "with esmtps  (TLS1.3) tls TLS_" in h
+    log = (d / "log" / "mainlog").read_text()
+    assert " P=esmtps X=TLS1.3:" in log and " CV=no " in log
+
+
+def test_starttls_pipelined_is_sync_error(server):
+    """STARTTLS must end a pipelined group: more input is a sync error."""
+    _d, port = server
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    s.recv(4096)
+    s.sendall(b"EHLO x\r\n")
+    time.sleep(0.2)
+    s.recv(4096)
+    s.sendall(b"STARTTLS\r\nMAIL FROM:<injected@x>\r\n")
+    assert s.recv(4096) == b"554 SMTP synchronization error\r\n"
+    s.close()

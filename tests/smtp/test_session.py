@@ -225,3 +225,21 @@ def test_message_code():
 
 def test_printable():
     assert printable(b"a\x1b[1m\r\n\xff") == "a\\x1b[1m\\r\\n\\xff"
+
+
+def test_starttls_discards_pipelined_cleartext(tmpconf):
+    """Commands sent in clear text after STARTTLS are never run inside the
+    TLS session (the STARTTLS command injection attack)."""
+    cfg = _config(tmpconf, "acl_smtp_rcpt = accept")
+    s = Session(cfg, sink=FakeSink())
+    s.start()
+    s.feed(b"EHLO x\r\n")
+    out = s.feed(b"STARTTLS\r\nMAIL FROM:<injected@x>\r\n")
+    assert out == b"220 TLS go ahead\r\n"
+    assert s.tls_requested
+    from eximpy.smtp.tls import TlsInfo
+    s.tls_started(TlsInfo("TLS1.3:X:256", "TLS1.3", "X", 256))
+    out = s.feed(b"EHLO x\r\nRCPT TO:<c@d>\r\n")
+    assert b"STARTTLS" not in out
+    assert out.endswith(b"503 sender not yet given\r\n")
+    assert s.received_protocol == "local-esmtps"

@@ -312,6 +312,10 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "body_8bitmime": (RCPT_OK, d(E, b"MAIL FROM:<a@b> BODY=8BITMIME\r\n",
                                  RT, DATA, b"S: \xc3\xa9\r\n\r\n\xff\r\n"
                                  b".\r\n", Q), []),
+    # Exim says "220 TLS go ahead", then the handshake fails on the pipe.
+    "starttls_on_pipe": (RCPT_OK, d(E, b"STARTTLS\r\nNOOP\r\n", Q), []),
+    "starttls_after_helo": (RCPT_OK + "\n" + LOOSE,
+                            d(H, b"STARTTLS\r\n", Q), []),
     # --- -bs with -oMa: a remote-looking session ----------------------
     "oma_remote_named": (RCPT_OK, d(b"EHLO x.example\r\n", MF, RT,
                                     b"RCPT TO:<e@f>\r\n", DATA, MSG, Q),
