@@ -29,14 +29,14 @@ __all__ = ["expand_string", "expand_check_condition", "ExpandContext", "Tainted"
 
 def expand_string(text: str, ctx: ExpandContext) -> str:
     """Expand ``text``; raises ExpansionError or ExpansionForcedFail."""
+    if "$" not in text and "\\" not in text:
+        return text          # as Exim: no expansion, so no taint check either
     if type(text) is Tainted:
         msg = f"attempt to expand tainted string '{text}'"
         fn = getattr(ctx, "log_panic", None)
         if fn is not None:
             fn(msg)
         raise ExpansionError(msg)
-    if "$" not in text and "\\" not in text:
-        return text
     from eximpy.expand.parser import parse_cached
     ctx.search_find_defer = False
     try:

@@ -1021,6 +1021,14 @@ def op_idna(ctx, sub, arg, name):
 def op_expand(ctx, sub, arg, name):
     from eximpy.expand import expand_string
     from eximpy.errors import ExpansionForcedFail
+    if is_tainted(sub):
+        # ${expand:} always expands, so the taint check applies even to a
+        # string without '$' (Exim calls expand_string_internal()).
+        msg = f"attempt to expand tainted string '{sub}'"
+        fn = getattr(ctx, "log_panic", None)
+        if fn is not None:
+            fn(msg)
+        raise ExpansionError(f'internal expansion of "{sub}" failed: {msg}')
     try:
         return expand_string(sub, ctx)
     except ExpansionForcedFail as e:

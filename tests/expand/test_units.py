@@ -24,6 +24,7 @@ def test_taint_propagation():
     assert not is_tainted(expand_string("$domain ${uc:$domain}", ctx))
     with pytest.raises(ExpansionError, match="attempt to expand tainted string"):
         expand_string(Tainted("$domain"), ctx)
+    assert expand_string(Tainted("plain"), ctx) == "plain"
 
 
 def test_lookup_results_untainted(tmp_path):
