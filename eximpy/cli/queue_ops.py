@@ -54,7 +54,7 @@ from eximpy.log.writer import LogWriter
 from eximpy.message.ids import is_message_id
 from eximpy.spool import data_file, header_file, lock, msglog
 from eximpy.spool.header_file import SpoolFormatError
-from eximpy.spool.layout import SpoolLayout
+from eximpy.spool.layout import SpoolLayout, open_regular
 from eximpy.spool.message import HTYPE_OLD, Recipient, SpoolMessage
 
 LIST_MODES = ("bp", "bpa", "bpc", "bpr", "bpra", "bpru", "bpu")
@@ -118,7 +118,7 @@ def load_for_listing(layout: SpoolLayout, mid: str, directory: str | None
         return _Loaded(mid, None, "    *** spool read error: "
                        f"{os.strerror(errno.ENOENT)} ***", True, 0)
     try:
-        fd = os.open(hpath, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = open_regular(hpath)
         with os.fdopen(fd, "rb") as f:
             data = f.read()
     except OSError as e:

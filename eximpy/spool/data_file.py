@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from eximpy.spool.layout import SPOOL_MODE, SpoolLayout
+from eximpy.spool.layout import SPOOL_MODE, SpoolLayout, open_regular
 from eximpy.spool.lock import data_start_offset, lock_fd
 
 
@@ -88,7 +88,7 @@ def read_body(fd: int, mid: str) -> bytes:
 
 
 def read_file(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = open_regular(path)
     with os.fdopen(fd, "rb") as f:
         return f.read()
 

@@ -40,7 +40,8 @@ import os
 import re
 
 from eximpy.errors import EximpyError
-from eximpy.spool.layout import SPOOL_MODE, SpoolLayout, fsync_dir
+from eximpy.spool.layout import SPOOL_MODE, SpoolLayout, fsync_dir, \
+    open_regular
 from eximpy.spool.message import (
     Header, NonRecipients, Recipient, SpoolMessage, _Node, blen)
 from eximpy.message.ids import ANY_ID_RE
@@ -390,8 +391,7 @@ def parse(data: bytes, name: str, read_headers: bool = True) -> SpoolMessage:
 
 def read(path: str, read_headers: bool = True) -> SpoolMessage:
     """Read a -H file (OSError if it cannot be opened)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-                 | os.O_CLOEXEC)
+    fd = open_regular(path)
     with os.fdopen(fd, "rb") as f:
         data = f.read()
     return parse(data, os.path.basename(path), read_headers)

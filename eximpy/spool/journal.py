@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 
-from eximpy.spool.layout import SPOOL_MODE, SpoolLayout
+from eximpy.spool.layout import SPOOL_MODE, SpoolLayout, open_regular
 
 
 class Journal:
@@ -52,7 +52,7 @@ def read(layout: SpoolLayout, mid: str) -> list[str]:
     path = layout.find(mid, "-J")
     if path is None:
         return []
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = open_regular(path)
     with os.fdopen(fd, "rb") as f:
         data = f.read()
     lines = data.split(b"\n")

@@ -254,6 +254,24 @@ class SpoolLayout:
         return uniq
 
 
+def open_regular(path: str) -> int:
+    """Open a spool file for reading: never through a symlink, never
+    blocking on a FIFO or device planted in the spool (OSError EINVAL
+    for anything that is not a regular file)."""
+    import errno
+    import stat
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                 | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def fsync_dir(path: str) -> None:
     """fsync a directory (after a rename or create), ignoring EINVAL as
     Exim does for file systems that cannot sync directories."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 from eximpy.log.format import timestamp
-from eximpy.spool.layout import SPOOL_MODE, SpoolLayout
+from eximpy.spool.layout import SPOOL_MODE, SpoolLayout, open_regular
 
 
 def append(layout: SpoolLayout, mid: str, text: str,
@@ -44,6 +44,6 @@ def read(layout: SpoolLayout, mid: str) -> bytes | None:
     path = layout.find_msglog(mid)
     if path is None:
         return None
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = open_regular(path)
     with os.fdopen(fd, "rb") as f:
         return f.read()

@@ -120,3 +120,17 @@ def test_file_failure_falls_back_to_syslog(tmp_path: Path,
     assert not w.panic("cannot do it")
     assert w.failed and "cannot write" in (w.last_error or "")
     assert any(p == syslog.LOG_CRIT and "cannot do it" in m for p, m in sent)
+
+
+def test_fifo_or_symlink_in_spool_does_not_hang_listing(tmp_path: Path) -> None:
+    import io
+    from eximpy.cli.queue_ops import run_queue_listing
+    lay = SpoolLayout(str(tmp_path))
+    lay.ensure_dirs()
+    os.mkfifo(lay.file(MID, "-H"))
+    other = "1xWBAj-0002pL-1G"
+    (tmp_path / "elsewhere").write_text("x")
+    os.symlink(tmp_path / "elsewhere", lay.file(other, "-H"))
+    out = io.StringIO()
+    run_queue_listing(None, "bp", [], out, layout=lay)
+    assert out.getvalue().count("*** spool read error") == 2
