@@ -99,7 +99,7 @@ def test_exipick(queue: Path, args: list[str]) -> None:
 
 EQ = [["-c", "-f", "alice"], ["-c", "-r", "carol"], ["-c", "-z"],
       ["-c", "-x"], ["-i", "-f", "sender"], ["-i", "-a", "-r", "bob"],
-      ["-c", "-s", "K"], ["-i", "-o", "0"], ["-i", "-o", "1"], ["-i", "-y", "100000"]]
+      ["-c", "-s", "K"], ["-i", "-o", "0"], ["-i", "-o", "86400"], ["-i", "-y", "100000"]]
 
 
 @pytest.mark.parametrize("args", EQ, ids=lambda a: " ".join(a))
