@@ -10,6 +10,11 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import io
+import os
+import time
+from typing import Any
+
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import TRANSPORTS
@@ -46,4 +51,172 @@ OPTIONS = OptionTable((
                      init_defaults={"retry_use_local_part": True},
                      local=True)
 class AutoreplyTransport(Transport):
-    """`driver = autoreply`."""
+    """`driver = autoreply`.
+
+    deliver(addr, tctx) builds a reply from the expanded from, reply_to,
+    to, cc, bcc, subject, headers, text and file options (adding
+    Auto-Submitted: auto-replied and In-Reply-To/References from the
+    original's Message-ID), skips addresses in never_mail, keeps the
+    `once` database in LMDB (key: recipient, value: time; once_repeat
+    allows a repeat after that time), appends to the `log` file, and
+    submits the reply as a new message with sender <> (recipients taken
+    from its To/Cc/Bcc, as Exim's `-t`).  once_file_size (a fixed-size
+    once file) and return_message are not implemented yet.
+    """
+
+    def deliver(self, addr: Any, tctx: Any) -> Any:
+        return _deliver(self.instance, addr, tctx)
+
+
+def _once_seen(path: str, key: str, repeat: int | None, now: int) -> bool:
+    """True if ``key`` is in the once database and still blocks a reply."""
+    import lmdb
+    env = lmdb.open(path, subdir=False, lock=True, map_size=1 << 24)
+    try:
+        with env.begin() as txn:
+            v = txn.get(key.encode())
+        if v is None:
+            return False
+        if not repeat:
+            return True
+        return now - int(v.decode()) < repeat
+    finally:
+        env.close()
+
+
+def _once_record(path: str, key: str, now: int) -> None:
+    import lmdb
+    env = lmdb.open(path, subdir=False, lock=True, map_size=1 << 24)
+    try:
+        with env.begin(write=True) as txn:
+            txn.put(key.encode(), str(now).encode())
+    finally:
+        env.close()
+
+
+def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
+    from eximpy import routing as R
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.transports._write import TransportResult
+    p = inst.private
+    vals: dict[str, str | None] = {}
+    for name in ("from", "reply_to", "to", "cc", "bcc", "subject", "headers",
+                 "text", "file", "log", "once", "once_repeat", "never_mail"):
+        text = p.get(name)
+        if text is None:
+            vals[name] = None
+            continue
+        try:
+            vals[name] = tctx.expand(text, addr)
+        except ExpansionForcedFail:
+            vals[name] = None
+        except ExpansionError as e:
+            return TransportResult(R.DEFER, f"Expansion of \"{text}\" failed "
+                                   f"in {inst.name} transport: {e}")
+    to = vals["to"] or ""
+    if not (to or vals["cc"] or vals["bcc"]):
+        return TransportResult(R.OK)
+    if vals["never_mail"]:
+        from eximpy import match as M
+        ctx = tctx.rctx.expand_context(addr)
+        keep = []
+        for item in [x.strip() for x in to.split(",") if x.strip()]:
+            rc, _v = M.match_address_list(ctx, item, vals["never_mail"])
+            if rc != M.OK:
+                keep.append(item)
+        to = ", ".join(keep)
+        if not to and not vals["cc"] and not vals["bcc"]:
+            return TransportResult(R.OK)
+    now = int(time.time())
+    once = vals["once"]
+    repeat = None
+    if vals["once_repeat"]:
+        from eximpy.config.options import readtime
+        repeat = readtime(vals["once_repeat"])
+    if once:
+        if not once.startswith("/"):
+            return TransportResult(R.DEFER, f"once file name \"{once}\" is "
+                                   "not absolute")
+        try:
+            if _once_seen(once, to, repeat, now):
+                if vals["log"]:
+                    try:
+                        with open(vals["log"], "a") as f:
+                            f.write(time.strftime("%Y-%m-%d %H:%M:%S")
+                                    + f"\n  previously sent to {to}\n")
+                    except OSError:
+                        pass
+                return TransportResult(R.OK)
+        except Exception as e:  # noqa: BLE001 - lmdb errors
+            return TransportResult(R.DEFER, f"Failed to open {once} file: {e}")
+    h = []
+    if vals["from"]:
+        h.append(f"From: {vals['from']}")
+    if vals["reply_to"]:
+        h.append(f"Reply-To: {vals['reply_to']}")
+    if to:
+        h.append(f"To: {to}")
+    if vals["cc"]:
+        h.append(f"Cc: {vals['cc']}")
+    if vals["bcc"]:
+        h.append(f"Bcc: {vals['bcc']}")
+    if vals["subject"]:
+        h.append(f"Subject: {vals['subject']}")
+    mid = tctx.msg.header("message-id")
+    if mid is not None:
+        v = mid.text.split(":", 1)[1].strip()
+        h.append(f"In-Reply-To: {v}")
+        h.append(f"References: {v}")
+    h.append("Auto-Submitted: auto-replied")
+    if vals["headers"]:
+        h.append(vals["headers"].rstrip("\n"))
+    body = vals["text"] or ""
+    if body and not body.endswith("\n"):
+        body += "\n"
+    if vals["file"]:
+        try:
+            with open(vals["file"], encoding="utf-8", errors="surrogateescape") as f:
+                content = f.read()
+            if p.get("file_expand"):
+                content = tctx.expand(content, addr)
+            body += content
+        except OSError as e:
+            if not p.get("file_optional"):
+                return TransportResult(R.DEFER, f"Failed to open file "
+                                       f"{vals['file']} when sending message "
+                                       f"from {inst.name} transport: "
+                                       f"{os.strerror(e.errno or 0)}")
+    data = ("\n".join(h) + "\n\n" + body).encode("utf-8", "surrogateescape")
+    from eximpy.receive import LocalOptions, ReceiveError, receive_local
+    import pwd
+    uid = inst.get("user") if isinstance(inst.get("user"), int) else addr.uid
+    login = gid = None
+    if uid is not None:
+        try:
+            pw = pwd.getpwuid(uid)
+            login, gid = pw.pw_name, pw.pw_gid
+        except KeyError:
+            pass
+    try:
+        receive_local(tctx.config, "", [], io.BytesIO(data),
+                      LocalOptions(extract_recipients=True, dot_ends=False,
+                                   local_error=True, login=login, uid=uid,
+                                   gid=gid, gecos="",
+                                   bounce_parent=tctx.msg.id))
+    except ReceiveError as e:
+        return TransportResult(R.DEFER, f"autoreply: {e.message}")
+    if once:
+        _once_record(once, to, now)
+    if vals["log"]:
+        # Exim's log: the time, then each header indented (no body).
+        lines = [time.strftime("%Y-%m-%d %H:%M:%S")]
+        for hd in h:
+            if hd.startswith(("In-Reply-To:", "References:", "Auto-Submitted:")):
+                continue
+            lines.append("  " + hd)
+        try:
+            with open(vals["log"], "a") as f:
+                f.write("\n".join(lines) + "\n")
+        except OSError:
+            pass
+    return TransportResult(R.OK)
