@@ -259,11 +259,13 @@ def _received_header(config: Any, msg: SpoolMessage, primary: str,
     text = None
     from eximpy.spool.layout import config_get
     template = config_get(config, "received_header_text")
+    expander: Any = None
     try:
-        from eximpy.expand import ExpandContext, expand_string  # type: ignore
+        from eximpy.expand import ExpandContext, expand_string
+        expander = expand_string
     except ImportError:
-        expand_string = None
-    if template and expand_string is not None:
+        pass
+    if template and expander is not None:
         variables = {
             "sender_address": msg.sender, "sender_ident": msg.ident or "",
             "received_protocol": msg.received_protocol or "",
@@ -276,8 +278,8 @@ def _received_header(config: Any, msg: SpoolMessage, primary: str,
             "tls_in_cipher_std": "",
         }
         try:
-            text = expand_string(template, ExpandContext(config=config,
-                                                         variables=variables))
+            text = expander(template, ExpandContext(config=config,
+                                                    variables=variables))
         except Exception:       # not usable yet: fall back (see report)
             text = None
     if text is None:
@@ -456,7 +458,7 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
             msgid_val = v[1:-1] if v.startswith("<") and v.endswith(">") \
                 else v
         subj = msg.header("subject")
-        fields = dict(
+        fields: dict[str, Any] = dict(
             ident=msg.ident, protocol=msg.received_protocol,
             size=size, message_id_header=msgid_val,
             message_id_created="message-id" not in names,

@@ -320,7 +320,7 @@ def text_report(s: Stats, top: int = 50, hist: int = 1) -> str:
     return "".join(o)
 
 
-def _svg_bars(title: str, values: list[float], unit: str) -> str:
+def _svg_bars(title: str, values: list[int], unit: str) -> str:
     w, h, pad = 24 * 22 + 60, 180, 40
     top = max(values) if any(values) else 1
     bars = []

@@ -25,7 +25,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from eximpy.message.ids import base62_decode
 from spool_tools._common import load_config_quiet, run_main
@@ -160,7 +160,7 @@ def main(argv: list[str], out: TextIO | None = None) -> int:
             return 1
         mid = m.group(3)
         birth = base62_decode(mid[:6])
-        rec = {"age": m.group(1), "size": m.group(2), "from": m.group(4),
+        rec: dict[str, Any] = {"age": m.group(1), "size": m.group(2), "from": m.group(4),
                "birth": birth, "ages": now - birth,
                "frozen": line.endswith("*** frozen ***"), "rcpt": []}
         i += 1
@@ -169,7 +169,7 @@ def main(argv: list[str], out: TextIO | None = None) -> int:
             i += 1
             if not rm:
                 break
-            rec["rcpt"].append(rm.group(1))
+            rec["rcpt"].append(rm.group(1))  # list[str]
         msgs[mid] = rec
     chosen = []
     for mid, r in msgs.items():

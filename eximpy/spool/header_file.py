@@ -298,11 +298,11 @@ def parse(data: bytes, name: str, read_headers: bool = True) -> SpoolMessage:
             count = int(am.group(3))
             if count > MAX_ACL_VALUE:
                 raise r.fail("ACL variable too long")
-            value = r.take(count + 1)
-            if b"\0" in value:
+            aval = r.take(count + 1)
+            if b"\0" in aval:
                 raise r.fail("binary zero in ACL variable")
             vname = _s(am.group(1) + am.group(2))
-            msg.acl_vars[vname] = _s(value[:count])
+            msg.acl_vars[vname] = _s(aval[:count])
             if tainted:
                 msg.tainted.add("acl_" + vname)
             continue
@@ -311,9 +311,9 @@ def parse(data: bytes, name: str, read_headers: bool = True) -> SpoolMessage:
             idx, count = int(om.group(1)), int(om.group(2))
             if idx >= 20 or count > 16384:
                 raise r.fail("bad -acl line")
-            value = r.take(count + 1)
+            aval = r.take(count + 1)
             vname = f"c{idx}" if idx < 10 else f"m{idx - 10}"
-            msg.acl_vars[vname] = _s(value[:count])
+            msg.acl_vars[vname] = _s(aval[:count])
             continue
         text = _s(var)
         key, _, value = text.partition(" ")
@@ -381,11 +381,11 @@ def parse(data: bytes, name: str, read_headers: bool = True) -> SpoolMessage:
         if htype != "*":
             r.hsize += n
         r.pos = hm.end()
-        text = r.take(n)
-        if b"\0" in text:
+        htext = r.take(n)
+        if b"\0" in htext:
             raise r.fail("binary zero in header")
         if read_headers:
-            msg.headers.append(Header(htype, _s(text)))
+            msg.headers.append(Header(htype, _s(htext)))
     return msg
 
 

@@ -85,6 +85,6 @@ def is_locked(path: str, mid: str) -> bool:
                           data_start_offset(mid), 0)
         res = fcntl.fcntl(fd, fcntl.F_GETLK, req + b"\0" * 4)
         ltype = struct.unpack("hhqqi", res[:struct.calcsize("hhqqi")])[0]
-        return ltype != fcntl.F_UNLCK
+        return bool(ltype != fcntl.F_UNLCK)
     finally:
         os.close(fd)
