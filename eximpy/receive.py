@@ -255,16 +255,22 @@ def default_received_text(msg: SpoolMessage, primary_hostname: str,
 
 
 def _received_header(config: Any, msg: SpoolMessage, primary: str,
-                     received_for: str | None, now: float) -> str:
-    text = None
+                     received_for: str | None, now: float) -> str | None:
+    """The Received: header text (with its ``;\\n\\t<date>``), or None
+    when the expansion of received_header_text was forced to fail (Exim
+    then adds no Received: header).  An expansion error is Exim's panic:
+    ReceiveError.  If eximpy.expand cannot be used at all (not importable),
+    Exim's default text is built directly."""
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
     from eximpy.spool.layout import config_get
+    text = None
     template = config_get(config, "received_header_text")
     expander: Any = None
     try:
         from eximpy.expand import ExpandContext, expand_string
         expander = expand_string
-    except ImportError:
-        pass
+    except Exception:           # the expander is not usable in this tree
+        expander = None
     if template and expander is not None:
         variables = {
             "sender_address": msg.sender, "sender_ident": msg.ident or "",
@@ -280,8 +286,14 @@ def _received_header(config: Any, msg: SpoolMessage, primary: str,
         try:
             text = expander(template, ExpandContext(config=config,
                                                     variables=variables))
-        except Exception:       # not usable yet: fall back (see report)
-            text = None
+        except ExpansionForcedFail:
+            return None
+        except ExpansionError as e:
+            raise ReceiveError(f"Expansion of \"{template}\" "
+                               f"(received_header_text) failed: {e}", 1) \
+                from None
+        except (ImportError, SyntaxError):
+            text = None         # expander modules incomplete: fall back
     if text is None:
         text = default_received_text(msg, primary, received_for)
     if not text.endswith("\n"):
@@ -430,7 +442,8 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
                            mid, block)
         raise ReceiveError(f"message rejected: message too big "
                            f"(max={limit})", 1)
-    msg.headers = [Header(HTYPE_RECEIVED, rtext)] + headers + added
+    msg.headers = ([Header(HTYPE_RECEIVED, rtext)] if rtext is not None
+                   else []) + headers + added
 
     layout = SpoolLayout.from_config(config)
     layout.ensure_dirs(mid)
