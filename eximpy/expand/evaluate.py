@@ -25,7 +25,11 @@ _SPACE = " \t\n\r\f\v"
 # ---------------------------------------------------------------- basics
 
 class Node:
-    __slots__ = ()
+    """A piece of an expansion.  ``errmsg`` is the first error that Exim
+    would report while *skipping* this piece (unknown variable or operator,
+    malformed yes/no tail ...): an unused branch still fails with it."""
+    __slots__ = ("errmsg",)
+    _kids: tuple[str, ...] = ()
 
     def ev(self, ctx) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -43,6 +47,7 @@ class Text(Node):
 
 class Seq(Node):
     __slots__ = ("parts",)
+    _kids = ("parts",)
 
     def __init__(self, parts: list) -> None:
         self.parts = parts
@@ -69,9 +74,63 @@ class ErrorNode(Node):
 
     def __init__(self, msg: str) -> None:
         self.msg = msg
+        self.errmsg = msg
 
     def ev(self, ctx) -> str:
         raise ExpansionError(self.msg)
+
+
+class ErrorAfter(Node):
+    """An unknown operator: Exim expands its argument first, then fails."""
+    __slots__ = ("child", "msg")
+    _kids = ("child",)
+
+    def __init__(self, child, msg: str) -> None:
+        self.child, self.msg = child, msg
+
+    def ev(self, ctx) -> str:
+        self.child.ev(ctx)
+        raise ExpansionError(self.msg)
+
+
+class ErrorCond:
+    """A condition that cannot be evaluated (unknown variable after def:)."""
+    __slots__ = ("neg", "msg", "errmsg")
+    _kids = ()
+
+    def __init__(self, msg: str) -> None:
+        self.neg = False
+        self.msg = msg
+        self.errmsg = msg
+
+    def test(self, ctx) -> bool:
+        raise ExpansionError(self.msg)
+
+
+def annotate(node) -> str | None:
+    """Set ``errmsg`` on every node of a tree (first error in text order)."""
+    if node is None:
+        return None
+    if isinstance(node, list):
+        for x in node:
+            m = annotate(x)
+            if m:
+                # keep going so every node gets annotated
+                for y in node:
+                    annotate(y)
+                return m
+        return None
+    first = None
+    for k in type(node)._kids:
+        m = annotate(getattr(node, k))
+        if m and first is None:
+            first = m
+    own = getattr(node, "errmsg", None) if isinstance(node, (ErrorNode, YesNoError,
+                                                            ErrorCond)) else None
+    if type(node) is ErrorAfter:
+        first = first or node.msg
+    node.errmsg = own or first
+    return node.errmsg
 
 
 class Var(Node):
@@ -104,6 +163,7 @@ class CertRef(Node):
 class CertOpNode(Node):
     """${md5:$cert} etc.: the certificate's fingerprint or DER in base64."""
     __slots__ = ("op", "name", "plain")
+    _kids = ("plain",)
 
     def __init__(self, op: str, name: str, plain) -> None:
         self.op, self.name, self.plain = op, name, plain
@@ -244,7 +304,8 @@ def expanded_string_integer(s: str, isplus: bool) -> int:
 
 class YesNo:
     """The {yes}{no} / fail tail of if, lookup, extract, run ..."""
-    __slots__ = ("kind", "yes", "no", "fail", "has")
+    __slots__ = ("kind", "yes", "no", "fail", "has", "errmsg")
+    _kids = ("yes", "no")
 
     def __init__(self, kind, yes, no, fail, has) -> None:
         self.kind, self.yes, self.no, self.fail, self.has = kind, yes, no, fail, has
@@ -259,7 +320,11 @@ class YesNo:
         if ok:
             r = self.yes.ev(ctx)
             ctx.lookup_value = save_lookup
+            if self.no is not None and self.no.errmsg:
+                raise ExpansionError(self.no.errmsg)     # found while skipping
             return r
+        if self.yes.errmsg:
+            raise ExpansionError(self.yes.errmsg)
         ctx.lookup_value = save_lookup
         if self.no is not None:
             return self.no.ev(ctx)
@@ -270,10 +335,12 @@ class YesNo:
 
 class YesNoError:
     """A malformed yes/no tail: the item does its work, then this fails."""
-    __slots__ = ("msg",)
+    __slots__ = ("msg", "errmsg")
+    _kids = ()
 
     def __init__(self, msg: str) -> None:
         self.msg = msg
+        self.errmsg = msg
 
     def apply(self, ctx, ok: bool, save_lookup) -> str:
         raise ExpansionError(self.msg)
@@ -283,6 +350,7 @@ class YesNoError:
 
 class IfNode(Node):
     __slots__ = ("cond", "yn")
+    _kids = ("cond", "yn")
 
     def __init__(self, cond, yn) -> None:
         self.cond, self.yn = cond, yn
@@ -300,6 +368,7 @@ class IfNode(Node):
 
 class LookupNode(Node):
     __slots__ = ("key", "spec", "tname", "arg", "yn")
+    _kids = ("key", "arg", "yn")
 
     def __init__(self, key, spec, tname, arg, yn) -> None:
         self.key, self.spec, self.tname, self.arg, self.yn = key, spec, tname, arg, yn
@@ -322,6 +391,7 @@ class LookupNode(Node):
 
 class EnvNode(Node):
     __slots__ = ("key", "yn")
+    _kids = ("key", "yn")
 
     def __init__(self, key, yn) -> None:
         self.key, self.yn = key, yn
@@ -457,6 +527,7 @@ def json_items(s: str):
 
 class ExtractNode(Node):
     __slots__ = ("fmt", "args", "fail", "tails")
+    _kids = ("args",)
 
     def __init__(self, fmt, args, fail) -> None:
         self.fmt, self.args, self.fail = fmt, args, fail
@@ -501,7 +572,11 @@ class ExtractNode(Node):
             if ok:
                 r = rest[0].ev(ctx)
                 ctx.lookup_value = save_v
+                if len(rest) > 1 and rest[1].errmsg:
+                    raise ExpansionError(rest[1].errmsg)
                 return r
+            if rest[0].errmsg:
+                raise ExpansionError(rest[0].errmsg)
             ctx.lookup_value = save_v
             if len(rest) > 1:
                 return rest[1].ev(ctx)
@@ -570,6 +645,7 @@ class ExtractNode(Node):
 
 class ListExtractNode(Node):
     __slots__ = ("num", "lst", "yn")
+    _kids = ("num", "lst", "yn")
 
     def __init__(self, num, lst, yn) -> None:
         self.num, self.lst, self.yn = num, lst, yn
@@ -600,6 +676,7 @@ class ListExtractNode(Node):
 
 class CertExtractNode(Node):
     __slots__ = ("field", "var", "yn")
+    _kids = ("field", "var", "yn")
 
     def __init__(self, field, var, yn) -> None:
         self.field, self.var, self.yn = field, var, yn
@@ -626,6 +703,7 @@ class CertExtractNode(Node):
 class ListOpNode(Node):
     """${filter}, ${map}, ${reduce}."""
     __slots__ = ("kind", "lst", "init", "expr")
+    _kids = ("lst", "init", "expr")
 
     def __init__(self, kind, lst, init, expr) -> None:
         self.kind, self.lst, self.init, self.expr = kind, lst, init, expr
@@ -637,6 +715,9 @@ class ListOpNode(Node):
         save_v = ctx.lookup_value
         if self.init is not None:
             ctx.lookup_value = self.init.ev(ctx)
+        if self.expr.errmsg:
+            ctx.lookup_value = save_v
+            raise ExpansionError(f'{self.expr.errmsg} inside "{self.kind}" item')
         sep = list_separator(lst)[0] if lst else ":"
         out: list[str] = []
         tainted = is_tainted(lst)
@@ -685,10 +766,11 @@ class ListOpNode(Node):
 
 
 class SortNode(Node):
-    __slots__ = ("lst", "cmp", "xtext")
+    __slots__ = ("lst", "cmp", "xtext", "xnode")
+    _kids = ("lst", "cmp", "xnode")
 
-    def __init__(self, lst, cmp, xtext) -> None:
-        self.lst, self.cmp, self.xtext = lst, cmp, xtext
+    def __init__(self, lst, cmp, xtext, xnode=None) -> None:
+        self.lst, self.cmp, self.xtext, self.xnode = lst, cmp, xtext, xnode
 
     def ev(self, ctx) -> str:
         from eximpy.expand.lists import iter_list, list_separator, append_list_item
@@ -705,6 +787,8 @@ class SortNode(Node):
         if name not in ("<", "<=", ">", ">=", "ge", "gei", "gt", "gti", "le", "lei",
                         "lt", "lti"):
             raise ExpansionError("comparator not handled for sort")
+        if self.xnode is not None and self.xnode.errmsg:
+            raise ExpansionError(self.xnode.errmsg)
         xnode = parse_cached(self.xtext)
         sep = list_separator(lst)[0] if lst else ":"
         save_item = ctx.iterate_item
@@ -745,6 +829,7 @@ def _sorts_before(op: str, a: str, b: str) -> bool:
 
 class RunNode(Node):
     __slots__ = ("late", "raw", "node", "yn")
+    _kids = ("node", "yn")
 
     def __init__(self, late, raw, node, yn) -> None:
         self.late, self.raw, self.node, self.yn = late, raw, node, yn
@@ -767,6 +852,7 @@ class RunNode(Node):
 
 class ReadSocketNode(Node):
     __slots__ = ("args", "failnode")
+    _kids = ("args", "failnode")
 
     def __init__(self, args, failnode) -> None:
         self.args, self.failnode = args, failnode
@@ -777,7 +863,10 @@ class ReadSocketNode(Node):
             raise ExpansionError("socket insertions are not permitted")
         vals = [a.ev(ctx) for a in self.args]
         try:
-            return items.readsocket(ctx, vals)
+            r = items.readsocket(ctx, vals)
+            if self.failnode is not None and self.failnode.errmsg:
+                raise ExpansionError(self.failnode.errmsg)
+            return r
         except items.SockFail as e:
             if self.failnode is None:
                 raise ExpansionError(str(e))
@@ -786,6 +875,7 @@ class ReadSocketNode(Node):
 
 class PrvsCheckNode(Node):
     __slots__ = ("args",)
+    _kids = ("args",)
 
     def __init__(self, args) -> None:
         self.args = args
@@ -798,6 +888,7 @@ class PrvsCheckNode(Node):
 class SimpleItem(Node):
     """Items whose arguments are all expanded first (read_subs)."""
     __slots__ = ("name", "args", "fn")
+    _kids = ("args",)
 
     def __init__(self, name, args, fn) -> None:
         self.name, self.args, self.fn = name, args, fn
@@ -814,6 +905,7 @@ def make_item(name: str, args: list, parser) -> Node:
 
 class OpNode(Node):
     __slots__ = ("op", "arg", "child", "name", "fn")
+    _kids = ("child",)
 
     def __init__(self, op, arg, child, name) -> None:
         from eximpy.expand.operators import OPERATORS
@@ -837,7 +929,8 @@ FORBID_DLFUNC = 0x40
 
 
 class Cond:
-    __slots__ = ("neg",)
+    __slots__ = ("neg", "errmsg")
+    _kids: tuple[str, ...] = ()
 
     def test(self, ctx) -> bool:  # pragma: no cover
         raise NotImplementedError
@@ -884,6 +977,7 @@ class FlagCond(Cond):
 
 class OneArgCond(Cond):
     __slots__ = ("name", "arg")
+    _kids = ("arg",)
 
     def __init__(self, neg, name, arg) -> None:
         self.neg, self.name, self.arg = neg, name, arg
@@ -896,6 +990,7 @@ class OneArgCond(Cond):
 
 class SubsCond(Cond):
     __slots__ = ("name", "args")
+    _kids = ("args",)
 
     def __init__(self, neg, name, args) -> None:
         self.neg, self.name, self.args = neg, name, args
@@ -908,6 +1003,7 @@ class SubsCond(Cond):
 
 class AndOr(Cond):
     __slots__ = ("name", "subs")
+    _kids = ("subs",)
 
     def __init__(self, neg, name, subs) -> None:
         self.neg, self.name, self.subs = neg, name, subs
@@ -915,24 +1011,26 @@ class AndOr(Cond):
     def test(self, ctx) -> bool:
         is_and = self.name == "and"
         res = is_and
-        for c in self.subs:
+        for k, c in enumerate(self.subs):
             try:
                 t = c.test(ctx)
             except ExpansionForcedFail as e:
                 raise ExpansionForcedFail(f'{e} inside "{self.name}{{...}}" condition')
             except ExpansionError as e:
                 raise ExpansionError(f'{e} inside "{self.name}{{...}}" condition')
-            if is_and and not t:
-                res = False
-                break
-            if not is_and and t:
-                res = True
+            if (is_and and not t) or (not is_and and t):
+                res = t
+                for rest in self.subs[k + 1:]:     # scanned while skipping
+                    if rest.errmsg:
+                        raise ExpansionError(
+                            f'{rest.errmsg} inside "{self.name}{{...}}" condition')
                 break
         return res != self.neg
 
 
 class ForCond(Cond):
     __slots__ = ("name", "lst", "sub")
+    _kids = ("lst", "sub")
 
     def __init__(self, neg, name, lst, sub) -> None:
         self.neg, self.name, self.lst, self.sub = neg, name, lst, sub
@@ -940,6 +1038,8 @@ class ForCond(Cond):
     def test(self, ctx) -> bool:
         from eximpy.expand.lists import iter_list
         lst = self.lst.ev(ctx)
+        if self.sub.errmsg:
+            raise ExpansionError(f'{self.sub.errmsg} inside "{self.name}" condition')
         is_any = self.name.startswith("forany")
         is_json = "json" in self.name
         is_jsons = self.name.endswith("jsons")
@@ -978,6 +1078,7 @@ class ForCond(Cond):
 
 class BoolCond(Cond):
     __slots__ = ("name", "arg")
+    _kids = ("arg",)
 
     def __init__(self, neg, name, arg) -> None:
         self.neg, self.name, self.arg = neg, name, arg
@@ -1007,6 +1108,7 @@ class BoolCond(Cond):
 
 class InboundSrs(Cond):
     __slots__ = ("args",)
+    _kids = ("args",)
 
     def __init__(self, neg, args) -> None:
         self.neg, self.args = neg, args
@@ -1019,6 +1121,7 @@ class InboundSrs(Cond):
 
 class TwoArgCond(Cond):
     __slots__ = ("name", "a", "b", "fn")
+    _kids = ("a", "b")
 
     def __init__(self, neg, name, a, b) -> None:
         from eximpy.expand import conditions as C

@@ -244,7 +244,8 @@ class Parser:
                     self.malformed_header = True
                 return E.Header(hname, name[0]), i
             if not V.is_known(name):
-                raise self.err(f'unknown variable name "{name}"' + V.unknown_suffix(name))
+                return E.ErrorNode(f'unknown variable name "{name}"'
+                                   + V.unknown_suffix(name)), i
             return E.Var(name), i
         if c in _DIGIT:
             j = i
@@ -271,7 +272,8 @@ class Parser:
             return self.operator(name, i)
         if i < n and s[i] == "}":
             if not V.is_known(name):
-                raise self.err(f'unknown variable in "${{{name}}}"' + V.unknown_suffix(name))
+                return E.ErrorNode(f'unknown variable in "${{{name}}}"'
+                                   + V.unknown_suffix(name)), i + 1
             return E.Var(name), i + 1
         raise self.err(f'"${{{name}" is not a known operator (or a }} is missing in a '
                        f'variable reference)')
@@ -294,7 +296,7 @@ class Parser:
                 return E.CertOpNode(op, s[i + 2:j], plain), j + 1
         child, i = self.seq(i + 1, True)
         if op is None:
-            raise self.err(f'unknown expansion operator "{name}"')
+            return E.ErrorAfter(child, f'unknown expansion operator "{name}"'), i + 1
         return E.OpNode(op, arg, child, name), i + 1
 
     def subs(self, i: int, nmax: int, nmin: int, check_end: bool,
@@ -475,12 +477,12 @@ class Parser:
             if self.ch(i) != "{":
                 raise _Curly("missing '{' for extractor arg of sort")
             start = i + 1
-            _x, i = self.seq(i + 1, True)
+            xnode, i = self.seq(i + 1, True)
             xtext = s[start:i]
             i += 1
             if self.ch(i) != "}":
                 raise self.err('missing } at end of "sort"')
-            return E.SortNode(lst, cmp, xtext), i + 1
+            return E.SortNode(lst, cmp, xtext, xnode), i + 1
         if name == "run":
             late = True
             while self.ch(i) == ",":
@@ -624,7 +626,7 @@ class Parser:
             if not V.is_known(vname):
                 msg = (f'unknown variable "{vname}" after "def:"' if vname
                        else 'variable name omitted after "def:"')
-                raise self.err(msg + V.unknown_suffix(vname))
+                return E.ErrorCond(msg + V.unknown_suffix(vname)), i
             return E.DefVar(neg, vname), i
         if name in ("first_delivery", "queue_running"):
             return E.FlagCond(neg, name), i
@@ -722,15 +724,18 @@ def parse(text: str):
     top: list = []
     try:
         node, _ = p.seq(0, False, True, top)
+        E.annotate(node)
         return node
     except _Deferred as d:
-        return E.make_seq(list(top) + [d.node])
+        node = E.make_seq(list(top) + [d.node])
     except _Fail as e:
         # Keep what parsed before the failing piece, so evaluation raises any
         # earlier runtime error first, as Exim's sequential expansion would.
-        return E.make_seq(list(top) + [E.ErrorNode(str(e))])
+        node = E.make_seq(list(top) + [E.ErrorNode(str(e))])
     except ExpansionError as e:
-        return E.make_seq(list(top) + [E.ErrorNode(str(e))])
+        node = E.make_seq(list(top) + [E.ErrorNode(str(e))])
+    E.annotate(node)
+    return node
     except RecursionError:
         return E.ErrorNode("expansion nested too deeply")
 

@@ -23,6 +23,7 @@ import os
 import select
 import socket
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from eximpy.proc import fifo
@@ -30,12 +31,20 @@ from eximpy.proc.skeleton import RoleContext, fork_child
 
 
 class NotifyingSink:
-    """Wraps the spool sink: after a message is stored, wake delivery."""
+    """Wraps the spool sink: after a message is stored, wake delivery.
 
-    def __init__(self, inner: Any, fifo_path: str, deliver_now: bool) -> None:
+    Messages are only queued (not announced) when ``deliver_now`` is false
+    (queue_only, smtp_accept_queue, queue_only_load) or after
+    smtp_accept_queue_per_connection messages on this connection.
+    """
+
+    def __init__(self, inner: Any, fifo_path: str, deliver_now: bool,
+                 per_connection: int = 0) -> None:
         self.inner = inner
         self.fifo_path = fifo_path
         self.deliver_now = deliver_now
+        self.per_connection = per_connection
+        self.count = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -44,14 +53,85 @@ class NotifyingSink:
         result = self.inner.store(msg)
         mid = result[2] if isinstance(result, tuple) and len(result) > 2 \
             else None
-        if mid and self.deliver_now:
-            fifo.notify(self.fifo_path, [mid])
+        if mid:
+            self.count += 1
+            over = self.per_connection and self.count > self.per_connection
+            if self.deliver_now and not over:
+                fifo.notify(self.fifo_path, [mid])
         return result
 
 
+@dataclass
+class Admission:
+    """The receiver's connection limits (spec: smtp_accept_* options)."""
+
+    config: Any
+
+    def _fixed(self, name: str) -> float | None:
+        v = self.config.main.get(name)
+        return None if v is None or v < 0 else v / 1000.0
+
+    def _in_reserve(self, ip: str) -> bool:
+        hosts = self.config.main.get("smtp_reserve_hosts")
+        if not hosts:
+            return False
+        from eximpy.expand import ExpandContext
+        from eximpy.match import OK, match_host
+        ctx = ExpandContext(self.config, {"sender_host_address": ip})
+        return match_host(ip, "", hosts, ctx)[0] == OK
+
+    def _max_per_host(self, ip: str) -> int:
+        text = self.config.main.get("smtp_accept_max_per_host")
+        if not text:
+            return 0
+        from eximpy.expand import ExpandContext, expand_string
+        try:
+            value = expand_string(
+                text, ExpandContext(self.config, {"sender_host_address": ip}))
+            return int(value.strip() or 0)
+        except Exception:
+            return 0
+
+    def refusal(self, ip: str, peers: list[str]) -> tuple[bytes, str] | None:
+        """(SMTP reply, log reason) when a connection must be refused."""
+        main = self.config.main
+        n = len(peers)
+        accept_max = int(main.get("smtp_accept_max") or 0)
+        generic = (b"421 Too many concurrent SMTP connections; please try "
+                   b"again later.\r\n", "too many connections")
+        if accept_max and n >= accept_max:
+            return generic
+        reserve = int(main.get("smtp_accept_reserve") or 0)
+        if accept_max and reserve and n >= accept_max - reserve and \
+                not self._in_reserve(ip):
+            return generic
+        load_reserve = self._fixed("smtp_load_reserve")
+        if load_reserve is not None and os.getloadavg()[0] > load_reserve \
+                and not self._in_reserve(ip):
+            return (b"421 Too much load; please try again later.\r\n",
+                    f"load average = {os.getloadavg()[0]:.2f}")
+        per_host = self._max_per_host(ip)
+        if per_host and peers.count(ip) >= per_host:
+            return (b"421 Too many concurrent SMTP connections from this IP "
+                    b"address; please try again later.\r\n",
+                    "too many connections from that IP address")
+        return None
+
+    def deliver_now(self, n_connections: int) -> bool:
+        """False when messages of a new connection should only be queued."""
+        main = self.config.main
+        if main.get("queue_only"):
+            return False
+        accept_queue = int(main.get("smtp_accept_queue") or 0)
+        if accept_queue and n_connections >= accept_queue:
+            return False
+        load = self._fixed("queue_only_load")
+        return not (load is not None and os.getloadavg()[0] > load)
+
+
 def _serve_connection(ctx: RoleContext, conn: socket.socket,
-                      peer: tuple[str, int], listeners: list[socket.socket]
-                      ) -> int:
+                      peer: tuple[str, int], listeners: list[socket.socket],
+                      deliver_now: bool) -> int:
     from eximpy.log.writer import LogWriter
     from eximpy.smtp.accept import SpoolSink
     from eximpy.smtp.connection import serve_socket
@@ -60,8 +140,10 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
     config = ctx.config
     log = LogWriter.from_config(config)
     try:
+        per_conn = int(config.main.get("smtp_accept_queue_per_connection")
+                       or 0)
         sink = NotifyingSink(SpoolSink(config, log), fifo.path(config),
-                             not config.main.get("queue_only"))
+                             deliver_now, per_conn)
         local = conn.getsockname()[:2]
         serve_socket(conn, config, peer=peer, local=local, sink=sink,
                      log=log)
@@ -84,8 +166,8 @@ def run_receiver(ctx: RoleContext) -> int:
     listeners = [socket.socket(fileno=fd) for fd in ctx.fds]
     for s in listeners:
         s.setblocking(False)
-    accept_max = int(ctx.config.main.get("smtp_accept_max") or 0)
-    children: set[int] = set()
+    admission = Admission(ctx.config)
+    children: dict[int, str] = {}          # pid -> client IP address
     while not ctx.stopping:
         _reap(children)
         try:
@@ -103,14 +185,18 @@ def run_receiver(ctx: RoleContext) -> int:
                 raise
             conn.setblocking(True)
             peer = (peer[0], peer[1])
-            if accept_max and len(children) >= accept_max:
-                _refuse(conn, ctx.config)
+            _reap(children)
+            refused = admission.refusal(peer[0], list(children.values()))
+            if refused is not None:
+                _refuse(conn, ctx, peer, *refused)
                 continue
+            deliver_now = admission.deliver_now(len(children))
             pid = fork_child(
-                lambda c=conn, p=peer: _serve_connection(ctx, c, p, listeners),
+                lambda c=conn, p=peer, d=deliver_now:
+                    _serve_connection(ctx, c, p, listeners, d),
                 f"eximpy: receiver: handling incoming connection from "
                 f"[{peer[0]}]:{peer[1]}")
-            children.add(pid)
+            children[pid] = peer[0]
             conn.close()
     for s in listeners:
         s.close()
@@ -118,17 +204,23 @@ def run_receiver(ctx: RoleContext) -> int:
     return 0
 
 
-def _refuse(conn: socket.socket, config: Any) -> None:
-    """Over smtp_accept_max: Exim's 421, then close."""
+def _refuse(conn: socket.socket, ctx: RoleContext, peer: tuple[str, int],
+            reply: bytes, reason: str) -> None:
+    """Refuse a connection with a 421 and log it (connection_reject)."""
     try:
-        conn.sendall(b"421 Too many concurrent SMTP connections; please try "
-                     b"again later.\r\n")
+        conn.sendall(reply)
     except OSError:
         pass
     conn.close()
+    try:
+        from eximpy.log.writer import LogWriter
+        LogWriter.from_config(ctx.config).main(
+            f"Connection from [{peer[0]}] refused: {reason}")
+    except Exception:
+        pass
 
 
-def _reap(children: set[int]) -> None:
+def _reap(children: dict[int, str]) -> None:
     while children:
         try:
             pid, _status = os.waitpid(-1, os.WNOHANG)
@@ -137,4 +229,4 @@ def _reap(children: set[int]) -> None:
             return
         if pid == 0:
             return
-        children.discard(pid)
+        children.pop(pid, None)

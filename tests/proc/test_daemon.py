@@ -234,6 +234,50 @@ def test_sigterm_stops_everything(daemon: Daemon) -> None:
     assert not pidfile.exists()
 
 
+def _banner(port: int, src: str = "127.0.0.1") -> tuple[socket.socket, bytes]:
+    s = socket.socket()
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    s.settimeout(5)
+    return s, s.recv(200)
+
+
+def test_connection_limits() -> None:
+    """smtp_accept_max, smtp_accept_max_per_host, smtp_accept_reserve."""
+    d = Daemon("smtp_accept_max = 3\nsmtp_accept_reserve = 1\n"
+               "smtp_reserve_hosts = 127.0.0.3\n"
+               "smtp_accept_max_per_host = ${{if eq{{$sender_host_address}}"
+               "{{127.0.0.1}}{{1}}{{5}}}}\n" + CONF)
+    try:
+        # The start-up probe's session child must be gone before counting.
+        time.sleep(0.5)
+        a, banner = _banner(d.port, "127.0.0.1")
+        assert banner.startswith(b"220")
+        b, banner = _banner(d.port, "127.0.0.1")
+        assert banner.startswith(b"421 Too many concurrent SMTP connections "
+                                 b"from this IP address")
+        c, banner = _banner(d.port, "127.0.0.2")
+        assert banner.startswith(b"220")
+        # 2 of 3 slots used; the last one is reserved for 127.0.0.3.
+        e, banner = _banner(d.port, "127.0.0.4")
+        assert banner == (b"421 Too many concurrent SMTP connections; please "
+                          b"try again later.\r\n")
+        f, banner = _banner(d.port, "127.0.0.3")
+        assert banner.startswith(b"220")
+        g, banner = _banner(d.port, "127.0.0.3")
+        assert banner.startswith(b"421 Too many concurrent SMTP connections;")
+        for sock in (a, b, c, e, f, g):
+            sock.close()
+        main = _wait_for(lambda: "refused: too many connections" in
+                         d.log("main") and d.log("main"), what="log lines")
+        assert "Connection from [127.0.0.1] refused: too many connections " \
+               "from that IP address" in main
+        assert "Connection from [127.0.0.4] refused: too many connections\n" \
+            in main
+    finally:
+        d.stop()
+
+
 def test_exiwhat_lists_every_process(daemon: Daemon) -> None:
     with socket.create_connection(("127.0.0.1", daemon.port), 5) as s:
         assert s.recv(200).startswith(b"220")
