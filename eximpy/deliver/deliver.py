@@ -240,11 +240,13 @@ class _Delivery:
                     # -J first: a crash after this must not deliver again.
                     jnl.record(addr.unique)
                     done_ok.append(addr)
+                    shadow = self._shadow(addr, tctx)
                     self.main(F.delivered(self.sel, _log_address(addr),
                                           flag="=>", original=_original(addr) or
                                           (addr.address if not addr.pfr and
                                            _log_address(addr) != addr.address else None),
-                                          router=rname, transport=tname))
+                                          router=rname, transport=tname,
+                                          shadow=shadow))
                 elif res.status == R.FAIL:
                     failed.append(addr)
                     addr.message = res.message
@@ -300,6 +302,28 @@ class _Delivery:
             header_file.write(self.layout, msg, split)
             journal.remove(self.layout, self.mid)
 
+    def _shadow(self, addr: Address, tctx: Any) -> str | None:
+        """Run the transport's shadow_transport after a success; its name
+        for the ST= field, or None."""
+        name = addr.transport.get("shadow_transport")
+        if not name:
+            return None
+        cond = addr.transport.get("shadow_condition")
+        if cond:
+            from eximpy.expand import expand_check_condition
+            if not expand_check_condition(cond, tctx.rctx.expand_context(addr)):
+                return None
+        sh = self.config.transport(name)
+        if sh is None:
+            return None
+        main_tp = addr.transport
+        addr.transport = sh
+        try:
+            res = self._run_transport(addr, tctx)
+        finally:
+            addr.transport = main_tp
+        return name if res.status == R.OK else None
+
     def _run_transport(self, addr: Address, tctx: Any) -> Any:
         from eximpy.transports._write import TransportResult
         tp = addr.transport
@@ -318,6 +342,27 @@ class _Delivery:
         if driver is None or not hasattr(driver, "deliver"):
             return TransportResult(R.DEFER, f"{tp.name} transport is not implemented")
         rctx = tctx.rctx
+        limit = tp.get("message_size_limit")
+        if limit:
+            try:
+                from eximpy.expand import expand_string_integer
+                n = expand_string_integer(limit, rctx.expand_context(addr))
+            except Exception as e:  # noqa: BLE001 - expansion errors
+                return TransportResult(R.DEFER, f"failed to expand "
+                                       f"message_size_limit for {tp.name} "
+                                       f"transport: {e}")
+            size = tctx.msg.header_size + len(tctx.body) + 1
+            if n and size > n:
+                return TransportResult(R.FAIL, f"message is too big "
+                                       f"(transport limit = {n})")
+        rp = tp.get("return_path")
+        if rp:
+            try:
+                addr.return_path = rctx.expand(rp, addr)
+            except Exception as e:  # noqa: BLE001 - expansion errors
+                return TransportResult(R.DEFER, f"Failed to expand return "
+                                       f"path \"{rp}\" in {tp.name} "
+                                       f"transport: {e}")
         saved = dict(rctx.variables)
         rctx.variables["transport_name"] = tp.name
         if addr.pfr and addr.address.startswith("|"):

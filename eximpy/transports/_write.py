@@ -151,11 +151,15 @@ def message_bytes(inst: Any, addr: Any, tctx: TransportContext, *,
         if err:
             return None, err
         parts.extend(lines)
-        if not headers_only:
-            parts.append("\n")
+        parts.append("\n")
     head = "".join(parts).encode("utf-8", "surrogateescape")
     body = b"" if headers_only else tctx.body
     data = head + body
+    tf = _opt(inst, "transport_filter")
+    if tf:
+        data, err = _filter(inst, addr, tctx, tf, data)
+        if data is None:
+            return None, err
     if check_string and escape_string is not None:
         cs = check_string.encode("utf-8", "surrogateescape")
         es = escape_string.encode("utf-8", "surrogateescape")
@@ -165,3 +169,28 @@ def message_bytes(inst: Any, addr: Any, tctx: TransportContext, *,
     pre = (prefix or "").encode("utf-8", "surrogateescape")
     suf = (suffix or "").encode("utf-8", "surrogateescape")
     return pre + data + suf, None
+
+
+def _filter(inst: Any, addr: Any, tctx: TransportContext, cmd: str,
+            data: bytes) -> tuple[bytes | None, str | None]:
+    """Run the message through transport_filter (argument vector, no shell)."""
+    import os
+    import subprocess
+    from eximpy.transports._command import CommandError, set_up_command
+    try:
+        argv = set_up_command(cmd, lambda a: tctx.expand(a, addr),
+                              f"{inst.name} transport")
+    except CommandError as e:
+        return None, str(e)
+    timeout = _opt(inst, "transport_filter_timeout") or None
+    try:
+        p = subprocess.run(argv, input=data, capture_output=True,
+                           timeout=timeout, env={"PATH": "/bin:/usr/bin"})
+    except subprocess.TimeoutExpired:
+        return None, "transport filter process timed out"
+    except OSError as e:
+        return None, (f"Failed to create transport filter process: "
+                      f"{os.strerror(e.errno or 0)}")
+    if p.returncode != 0:
+        return None, (f"transport filter process failed ({p.returncode})")
+    return p.stdout, None

@@ -145,6 +145,7 @@ class AppendfileTransport(Transport):
 # Delivery
 
 ERRNO_LOCKFAILED = -9
+ERRNO_EXIMQUOTA = -22
 
 
 def _popt(inst: Any, name: str) -> Any:
@@ -205,7 +206,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
     if not path.startswith("/"):
         return TransportResult(R.FAIL, f"appendfile: file or directory name "
                                f'"{path}" is not absolute')
-    return_path = addr.prop.errors_address or tctx.msg.sender
+    return_path = getattr(addr, "return_path", None) or \
+        addr.prop.errors_address or tctx.msg.sender
     extra = {"return_path": return_path}
     prefix = _popt(inst, "message_prefix")
     suffix = _popt(inst, "message_suffix")
@@ -229,7 +231,16 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
     if is_dir or _popt(inst, "maildir_format"):
         return _maildir(inst, addr, tctx, path, data, uid, gid)
     host = tctx.rctx.main("primary_hostname") or socket.gethostname()
-    return _mbox(inst, addr, path, data, uid, gid, host)
+    quota = _popt(inst, "quota")
+    qlimit = None
+    if quota:
+        try:
+            from eximpy.expand import expand_string_integer
+            qlimit = expand_string_integer(quota, tctx.rctx.expand_context(addr))
+        except Exception as e:  # noqa: BLE001 - expansion errors
+            return TransportResult(R.DEFER, f"Expansion of \"{quota}\" (quota "
+                                   f"setting for {name} transport) failed: {e}")
+    return _mbox(inst, addr, path, data, uid, gid, host, qlimit)
 
 
 def _mkdirs(d: str, mode: int, uid: int | None, gid: int | None) -> None:
@@ -279,7 +290,8 @@ def _dotlock(path: str, inst: Any, host: str) -> tuple[str | None, str | None, i
 
 
 def _mbox(inst: Any, addr: Any, path: str, data: bytes,
-          uid: int | None, gid: int | None, host: str = "") -> Any:
+          uid: int | None, gid: int | None, host: str = "",
+          quota: int | None = None) -> Any:
     from eximpy import routing as R
     from eximpy.transports._write import TransportResult
     d = os.path.dirname(path)
@@ -335,13 +347,15 @@ def _mbox(inst: Any, addr: Any, path: str, data: bytes,
                                 R.DEFER, f"failed to lock mailbox {path} "
                                 "(fcntl/flock)", ERRNO_LOCKFAILED)
                         time.sleep(_popt(inst, "lock_interval") or 3)
-            quota = _popt(inst, "quota")
+            if quota and st.st_size + len(data) > quota:
+                return TransportResult(
+                    R.DEFER, "mailbox is full (MTA-imposed quota exceeded "
+                    f"while writing to {path})", ERRNO_EXIMQUOTA)
             view = memoryview(data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
             os.fsync(fd)
-            del quota
         finally:
             os.close(fd)
     finally:

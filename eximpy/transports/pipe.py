@@ -134,7 +134,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
             else:
                 return TransportResult(R.DEFER, f'"{argv[0]}" command not found for '
                                        f"{name} transport")
-    return_path = addr.prop.errors_address or tctx.msg.sender
+    return_path = getattr(addr, "return_path", None) or \
+        addr.prop.errors_address or tctx.msg.sender
     env = {"LOCAL_PART": addr.local_part, "LOGNAME": addr.local_part,
            "USER": addr.local_part, "DOMAIN": addr.domain,
            "HOME": addr.home_dir or "", "MESSAGE_ID": tctx.msg.id,
