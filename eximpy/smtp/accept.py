@@ -156,7 +156,13 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.dsn_envid = msg.dsn_envid
     sm.dsn_ret = msg.dsn_ret
     sm.auth_id = msg.authenticated_id
+    if msg.authenticated_id is not None:
+        sm.tainted.add("auth_id")
+    sm.auth_sender = msg.authenticated_sender
+    if msg.authenticated_sender is not None:
+        sm.tainted.add("auth_sender")
     sm.host_auth = msg.authenticator
+    sm.host_auth_pubname = msg.auth_pubname
     sm.acl_vars = {k[4:]: v for k, v in msg.acl_m.items()}
     sm.acl_vars.update({k[4:]: v for k, v in msg.acl_c.items()})
     sm.recipients = [Recipient(a, orcpt=o, dsn_flags=f)
@@ -263,6 +269,8 @@ class SpoolSink:
             tls_cipher=msg.tls.cipher if msg.tls else None,
             tls_cert_verified=("yes" if msg.tls.certificate_verified
                                else "no") if msg.tls else None,
+            authenticator=msg.authenticator, auth_id=msg.authenticated_id,
+            auth_sender=msg.authenticated_sender,
             chunking=msg.chunking, size=sm.message_size,
             body_8bitmime=msg.body_8bitmime,
             receive_time=time.time() - msg.received_time,

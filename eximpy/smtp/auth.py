@@ -73,8 +73,10 @@ def _split_prompts(text: str) -> list[str]:
     items: list[str] = []
     cur: list[str] = []
     i = 0
+    ended_at_sep = False
     while i < len(text):
         c = text[i]
+        ended_at_sep = False
         if c == ":":
             if i + 1 < len(text) and text[i + 1] == ":":
                 cur.append(":")
@@ -82,10 +84,12 @@ def _split_prompts(text: str) -> list[str]:
                 continue
             items.append("".join(cur).strip())
             cur = []
+            ended_at_sep = True
         else:
             cur.append(c)
         i += 1
-    items.append("".join(cur).strip())
+    if text and not ended_at_sep:
+        items.append("".join(cur).strip())
     return items
 
 
@@ -166,8 +170,7 @@ def plaintext_exchange(mech: AuthMech, initial: str,
                 return BAD64
             _split_items(clear, items)
     number = 1
-    for prompt in (_split_prompts(prompts) if prompts != "" or
-                   mech.opt("server_prompts") is not None else []):
+    for prompt in _split_prompts(prompts):
         if len(items) >= EXPAND_MAXN:
             break
         if number <= len(items):

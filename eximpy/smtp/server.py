@@ -137,6 +137,8 @@ class ReceivedMessage:
     tls: Any = None
     authenticated_id: str | None = None
     authenticator: str | None = None
+    auth_pubname: str | None = None
+    authenticated_sender: str | None = None
 
 
 class MessageSink(Protocol):
@@ -212,6 +214,8 @@ class SessionOptions:
             "notquit", "vrfy", "expn", "etrn", "starttls", "auth", "mime",
             "mailauth")}
         self.tls_certificate = get("tls_certificate")
+        from eximpy.smtp.auth import server_authenticators
+        self.auths = server_authenticators(config)
 
 
 def _size_value(text: Any) -> int:
@@ -291,6 +295,11 @@ class Session:
         self.tls_requested = False
         self.tls_unavailable = False
         self.authenticated_id: str | None = None
+        self.auth_pubname: str | None = None
+        self.authenticated_sender: str | None = None
+        self._advertised: set[str] = set()
+        self._auth_gen: Any = None
+        self._auth_mech: Any = None
         self.synprot_error_count = 0
         self.unknown_command_count = 0
         self.nonmail_command_count = 0
@@ -720,6 +729,7 @@ class Session:
         self.smtputf8 = False
         self.recipients_discarded = False
         self._no_multiline = False
+        self.authenticated_sender = None
 
     def _message_start(self) -> None:
         """The start of Exim's smtp_setup_msg() for each new message."""
@@ -753,6 +763,17 @@ class Session:
             if self._mode == "bdat":
                 if not self._bdat_data():
                     return
+                continue
+            if self._mode == "auth":
+                nl = self._in.find(b"\n")
+                if nl < 0:
+                    return
+                line = bytes(self._in[:nl])
+                del self._in[:nl + 1]
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                self._mode = "command"
+                self._auth_step(line.decode("utf-8", "surrogateescape"))
                 continue
             if self._mode == "discard_line":
                 nl = self._in.find(b"\n")
@@ -874,11 +895,7 @@ class Session:
                     "protocol", 503, None,
                     "not permitted in mail transaction")
             else:
-                mech = data.split(None, 1)[0] if data else ""
-                done = self._synprot_error(
-                    "protocol", 504, None,
-                    f"{printable(mech)} authentication mechanism not "
-                    "supported")
+                done = self._auth(data)
         elif cmd in (HELO, EHLO):
             done = self._helo(cmd, data)
         elif cmd == MAIL:
@@ -991,6 +1008,84 @@ class Session:
         self._last_was_rcpt = was_rcpt
         self._done(done)
 
+    # --- AUTH ---------------------------------------------------------
+    def _auth_expand(self, text: str, items: list[str]) -> str:
+        from eximpy.expand import ExpandContext, expand_string
+        ctx = ExpandContext(config=self.config, variables=self._variables(),
+                            acl_c=self.acl_c, acl_m=self.acl_m,
+                            auth_vars=items[:4])
+        ctx.nstrings = [""] + list(items)
+        return expand_string(text, ctx)
+
+    def _auth(self, data: str) -> int:
+        if self.opt.acl["auth"]:
+            r = self._acl("auth", self.opt.acl["auth"])
+            if r.rc != OK:
+                return self._handle_acl_fail("auth", r)
+        parts = data.split(None, 1)
+        name = parts[0] if parts else ""
+        for c in name:
+            if not (c.isascii() and (c.isalnum() or c in "-_")):
+                return self._synprot_error(
+                    "syntax", 501, None,
+                    "invalid character in authentication mechanism name")
+        initial = parts[1].strip() if len(parts) > 1 else ""
+        mech = None
+        for m in self.opt.auths:
+            if m.public_name.lower() == name.lower() and \
+                    m.name in self._advertised:
+                mech = m
+                break
+        if mech is None:
+            return self._synprot_error(
+                "protocol", 504, None,
+                f"{printable(name)} authentication mechanism not supported")
+        self._auth_mech = mech
+        self._auth_gen = mech.exchange(initial, self._auth_expand)
+        self._auth_next(None)
+        return 0
+
+    def _auth_next(self, line: str | None) -> None:
+        import base64
+        try:
+            prompt = next(self._auth_gen) if line is None else \
+                self._auth_gen.send(line)
+        except StopIteration as stop:
+            self._auth_finish(stop.value)
+            return
+        self._printf("334 " + base64.b64encode(prompt).decode("ascii"))
+        self._mode = "auth"
+
+    def _auth_step(self, line: str) -> None:
+        self._auth_next(line)
+
+    def _auth_finish(self, rc: str) -> None:
+        from eximpy.smtp.auth import OK as AOK, DEFER as ADEFER, result_reply
+        mech = self._auth_mech
+        self._auth_gen = None
+        items = getattr(mech, "last_items", [])
+        set_id = None
+        set_id_text = mech.opt("server_set_id")
+        if set_id_text is not None:
+            try:
+                set_id = printable(self._auth_expand(set_id_text, items))
+            except Exception:
+                set_id = None
+                if rc == AOK:
+                    rc = ADEFER
+        reply, logtext = result_reply(rc, set_id)
+        if rc == AOK:
+            self.authenticated = mech.name
+            self.authenticated_id = set_id
+            self.auth_pubname = mech.public_name
+            prot = PROTOCOLS_LOCAL if self.local else PROTOCOLS
+            self.received_protocol = prot[4 + (1 if self.tls else 0)]
+        self._printf(reply)
+        if rc != AOK:
+            self._log_reject(f"{mech.name} authenticator failed for "
+                             f"{self._host_and_ident() or self.login}: "
+                             f"{logtext}")
+
     # --- individual commands ------------------------------------------
     def _check_helo(self, s: str) -> bool:
         self.helo_name = None
@@ -1093,7 +1188,26 @@ class Session:
                 if self.host_address is not None and self._host_in(
                         self.opt.pipelining_connect_advertise_hosts) == OK:
                     lines.append("PIPECONNECT")
-            # AUTH: no server authenticators are implemented yet.
+            self._advertised = set()
+            if self.opt.auths and not self.authenticated and self._host_in(
+                    self.opt.auth_advertise_hosts) == OK:
+                names = []
+                for m in self.opt.auths:
+                    cond = m.opt("server_advertise_condition")
+                    if cond is not None:
+                        from eximpy.expand import expand_check_condition
+                        from eximpy.expand import ExpandContext
+                        ctx = ExpandContext(config=self.config,
+                                            variables=self._variables(),
+                                            acl_c=self.acl_c,
+                                            acl_m=self.acl_m)
+                        if not expand_check_condition(cond, ctx):
+                            continue
+                    names.append(m.public_name)
+                    self._advertised.add(m.name)
+                if names:
+                    lines.append("AUTH " + " ".join(names))
+                    self.auth_advertised = True
             if self._host_in(self.opt.chunking_advertise_hosts) != FAIL and \
                     self.opt.chunking_advertise_hosts:
                 lines.append("CHUNKING")
@@ -1234,7 +1348,25 @@ class Session:
                                 "ENVID can be specified once only"), True
                         self.dsn_envid = value
                 elif uname == "AUTH":
-                    pass                         # not authenticated: ignored
+                    if value != "<>":
+                        from eximpy.smtp.auth import xtext_decode
+                        dec = xtext_decode(value)
+                        if dec is None:
+                            return self._synprot_error(
+                                "syntax", 501, None,
+                                "invalid data for AUTH"), True
+                        if self.opt.acl["mailauth"]:
+                            r = self._acl("mailauth", self.opt.acl["mailauth"])
+                            ok = r.rc == OK
+                        else:
+                            ok = self.authenticated is not None
+                        if ok:
+                            self.authenticated_sender = dec
+                        else:
+                            self._log_main(
+                                f"ignoring AUTH={value} from "
+                                f"{self._host_and_ident(True)} "
+                                "(client not authenticated)")
                 elif uname == "SMTPUTF8":
                     if not self.smtputf8_advertised:
                         return self._synprot_error(
@@ -1688,7 +1820,9 @@ class Session:
             originator_gid=self.gid,
             pipelining=None, host_tainted=self.host_tainted, tls=self.tls,
             authenticated_id=self.authenticated_id,
-            authenticator=self.authenticated)
+            authenticator=self.authenticated,
+            auth_pubname=self.auth_pubname,
+            authenticated_sender=self.authenticated_sender)
         if self.sink is None:
             self._printf("451 Temporary local problem - please try later")
             return

@@ -22,10 +22,16 @@ begin transports
 
 
 def write_conf(d: Path, extra: str = "") -> Path:
+    """``extra`` goes into the main section; a part of it starting with
+    "begin authenticators" goes after the transports."""
     (d / "spool").mkdir(parents=True, exist_ok=True)
     (d / "log").mkdir(parents=True, exist_ok=True)
     conf = d / "conf"
-    conf.write_text(BASE_CONF.format(dir=d, extra=extra))
+    auths = ""
+    if "begin authenticators" in extra:
+        extra, auths = extra.split("begin authenticators", 1)
+        auths = "begin authenticators" + auths
+    conf.write_text(BASE_CONF.format(dir=d, extra=extra) + auths)
     return conf
 
 

@@ -40,9 +40,10 @@ def _serve(cfg, lsock: socket.socket) -> None:
 
 @pytest.fixture
 def server(smtpdir: Path):
+    from smtp.test_smtp_differential import AUTHS
     conf = write_conf(smtpdir, "acl_smtp_rcpt = accept\n"
                       "smtp_receive_timeout = 2s\n"
-                      "message_size_limit = 100K")
+                      "message_size_limit = 100K" + AUTHS)
     cfg = load_config(str(conf))
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -216,3 +217,29 @@ def test_starttls_pipelined_is_sync_error(server):
     s.sendall(b"STARTTLS\r\nMAIL FROM:<injected@x>\r\n")
     assert s.recv(4096) == b"554 SMTP synchronization error\r\n"
     s.close()
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_smtplib_auth(server, mech):
+    d, port = server
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.ehlo("client.example")
+        assert mech in c.esmtp_features["auth"].split()
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            _login(c, mech, "user", "wrong")
+        assert e.value.smtp_code == 535
+        code, _ = _login(c, mech, "user", "pass")
+        assert code == 235
+        c.sendmail("a@b.example", ["c@d.example"], b"Subject: a\r\n\r\nx\r\n")
+    log = (d / "log" / "mainlog").read_text()
+    name = {"PLAIN": "plain", "LOGIN": "login", "CRAM-MD5": "cram"}[mech]
+    assert f"P=esmtpa A={name}:user" in log
+    assert f"{name} authenticator failed for (client.example) [127.0.0.1]" \
+        in (d / "log" / "rejectlog").read_text()
+
+
+def _login(c: smtplib.SMTP, mech: str, user: str, password: str):
+    c.user, c.password = user, password
+    fn = {"PLAIN": c.auth_plain, "LOGIN": c.auth_login,
+          "CRAM-MD5": c.auth_cram_md5}[mech]
+    return c.auth(mech, fn, initial_response_ok=(mech == "PLAIN"))

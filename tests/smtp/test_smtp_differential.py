@@ -34,6 +34,35 @@ LOOSE = "smtp_max_synprot_errors = 100\nsmtp_max_unknown_commands = 100"
 RCPT_OK = "acl_smtp_rcpt = accept"
 
 
+AUTHS = """
+begin authenticators
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = ${if and {{eq{$auth2}{user}}{eq{$auth3}{pass}}}}
+  server_set_id = $auth2
+login:
+  driver = plaintext
+  public_name = LOGIN
+  server_prompts = Username:: : Password::
+  server_condition = ${if and {{eq{$auth1}{user}}{eq{$auth2}{pass}}}}
+  server_set_id = $auth1
+cram:
+  driver = cram_md5
+  public_name = CRAM-MD5
+  server_secret = ${if eq{$auth1}{user}{pass}fail}
+  server_set_id = $auth1
+hidden:
+  driver = plaintext
+  public_name = HIDDEN
+  server_condition = yes
+  server_advertise_condition = no
+"""
+_P = b"AHVzZXIAcGFzcw=="          # \0user\0pass
+_PBAD = b"AHVzZXIAYmFk"            # \0user\0bad
+
+
 def d(*parts: bytes) -> bytes:
     return b"".join(parts)
 
@@ -312,6 +341,23 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "body_8bitmime": (RCPT_OK, d(E, b"MAIL FROM:<a@b> BODY=8BITMIME\r\n",
                                  RT, DATA, b"S: \xc3\xa9\r\n\r\n\xff\r\n"
                                  b".\r\n", Q), []),
+    # --- AUTH --------------------------------------------------------
+    "auth_plain": (RCPT_OK + "\n" + LOOSE + AUTHS,
+                   d(E, b"AUTH PLAIN " + _PBAD + b"\r\n", b"AUTH PLAIN\r\n",
+                     _P + b"\r\n", b"AUTH PLAIN " + _P + b"\r\n", E, MF, RT,
+                     DATA, MSG, Q), []),
+    "auth_login_and_mail_auth": (
+        RCPT_OK + "\n" + LOOSE + AUTHS,
+        d(E, b"AUTH LOGIN\r\ndXNlcg==\r\ncGFzcw==\r\n",
+          b"MAIL FROM:<a@b> AUTH=x+2By@z\r\n", RT, DATA, MSG, Q), []),
+    "auth_errors": (RCPT_OK + "\n" + LOOSE + AUTHS,
+                    d(E, b"AUTH FOO\r\nAUTH P@IN\r\nAUTH PLAIN !!!\r\n"
+                      b"AUTH LOGIN\r\n*\r\nAUTH HIDDEN\r\n"
+                      b"AUTH CRAM-MD5 abc\r\nAUTH PLAIN =\r\n", MF,
+                      b"AUTH PLAIN\r\n", b"MAIL FROM:<a@b> AUTH=<>\r\n",
+                      b"RSET\r\nMAIL FROM:<a@b> AUTH=a+zz\r\n", Q), []),
+    "auth_not_after_helo": (RCPT_OK + "\n" + LOOSE + AUTHS,
+                            d(H, b"AUTH PLAIN " + _P + b"\r\n", Q), []),
     # Exim says "220 TLS go ahead", then the handshake fails on the pipe.
     "starttls_on_pipe": (RCPT_OK, d(E, b"STARTTLS\r\nNOOP\r\n", Q), []),
     "starttls_after_helo": (RCPT_OK + "\n" + LOOSE,
