@@ -10,6 +10,10 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import re
+import socket
+from typing import Any
+
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import ROUTERS
@@ -35,4 +39,100 @@ OPTIONS = OptionTable((
 @ROUTERS.register("iplookup", OPTIONS,
                   init_defaults={"retry_use_local_part": default_retry_use_local_part})
 class IplookupRouter(Router):
-    """`driver = iplookup`."""
+    """`driver = iplookup`: send the address to a host over UDP or TCP and
+    reroute to the address it answers (spec chapter 19; Debian's Exim is
+    built without it, so it has no differential test).  The new address is
+    a child that continues at the next router (or redirect_router)."""
+
+    def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
+        from eximpy import routing as R
+        from eximpy.address import split_address
+        from eximpy.errors import ExpansionError, ExpansionForcedFail
+        from eximpy.expand.lists import iter_list
+        r = self.rt  # type: ignore[attr-defined]
+        qtext = r.opt("query")
+        default_query = qtext is None
+        try:
+            query = (rctx.expand(qtext, addr) if qtext is not None else
+                     f"{addr.local_part}@{addr.domain} {addr.local_part}@{addr.domain}")
+        except ExpansionForcedFail:
+            return R.DECLINE
+        except ExpansionError as e:
+            addr.message = f"{r.name} router: failed to expand {qtext}: {e}"
+            return R.DEFER
+        port = r.opt("port")
+        if isinstance(port, str):
+            try:
+                port = int(rctx.expand(port, addr))
+            except (ExpansionError, ExpansionForcedFail, ValueError):
+                addr.message = f"{r.name} router: bad port"
+                return R.DEFER
+        proto = (r.opt("protocol") or "udp").lower()
+        timeout = r.opt("timeout") or 5
+        try:
+            hosts = rctx.expand(r.opt("hosts") or "", addr)
+        except (ExpansionError, ExpansionForcedFail) as e:
+            addr.message = f"{r.name} router: failed to expand hosts: {e}"
+            return R.DEFER
+        reply = None
+        for host in iter_list(hosts):
+            try:
+                infos = socket.getaddrinfo(host, port, 0,
+                                           socket.SOCK_DGRAM if proto == "udp"
+                                           else socket.SOCK_STREAM)
+            except OSError:
+                continue
+            for fam, typ, prt, _c, sa in infos:
+                try:
+                    with socket.socket(fam, typ, prt) as so:
+                        so.settimeout(timeout)
+                        so.connect(sa)
+                        so.sendall(query.encode())
+                        data = so.recv(4096)
+                    reply = data.decode("utf-8", "replace")
+                    break
+                except OSError:
+                    continue
+            if reply is not None:
+                break
+        if reply is None:
+            if r.opt("optional"):
+                return R.PASS
+            addr.message = f"{r.name} router: no response from any host"
+            return R.DEFER
+        reply = reply.rstrip("\r\n")
+        nstrings = [reply]
+        pattern = r.opt("response_pattern")
+        if pattern:
+            m = re.search(pattern, reply)
+            if not m:
+                return R.DECLINE
+            nstrings = [reply] + [g or "" for g in m.groups()]
+        elif default_query:
+            parts = reply.split(None, 1)
+            if len(parts) < 2 or parts[1].strip() != f"{addr.local_part}@{addr.domain}":
+                return R.DECLINE
+        reroute = r.opt("reroute")
+        if reroute:
+            ctx = rctx.expand_context(addr)
+            ctx.nstrings = nstrings
+            from eximpy.expand import expand_string
+            try:
+                new = expand_string(reroute, ctx)
+            except ExpansionForcedFail:
+                return R.DECLINE
+            except ExpansionError as e:
+                addr.message = f"{r.name} router: failed to expand {reroute}: {e}"
+                return R.DEFER
+        else:
+            new = reply.split(None, 1)[0] if reply.split() else ""
+        if "@" not in new:
+            addr.message = f"{r.name} router: bad reroute address {new}"
+            return R.DEFER
+        child = addr.make_child(new)
+        split_address(child)
+        rr = r.opt("redirect_router")
+        target = rctx.router_by_name(rr) if rr else None
+        child.start_router = target.index if target is not None else r.index + 1
+        rctx.addr_new.insert(0, child)
+        return R.OK
