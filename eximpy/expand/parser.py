@@ -160,6 +160,15 @@ class Parser:
         self.s = s
         self.n = len(s)
         self.malformed_header = False
+        # Errors kept in place (unknown variable/operator): Exim meets them
+        # while reading, so they beat a syntax error found further on.
+        self.inplace: list[str] = []
+        self.mark = 0
+
+    def inplace_error(self, msg: str):
+        from eximpy.expand import evaluate as E
+        self.inplace.append(msg)
+        return E.ErrorNode(msg)
 
     # -- helpers --
     def err(self, msg: str) -> _Fail:
@@ -222,6 +231,8 @@ class Parser:
                 i = j
                 continue
             flush()
+            if top is not None:
+                self.mark = len(self.inplace)
             node, i = self.dollar(i + 1)
             if node is not None:
                 parts.append(node)
@@ -244,8 +255,8 @@ class Parser:
                     self.malformed_header = True
                 return E.Header(hname, name[0]), i
             if not V.is_known(name):
-                return E.ErrorNode(f'unknown variable name "{name}"'
-                                   + V.unknown_suffix(name)), i
+                return self.inplace_error(f'unknown variable name "{name}"'
+                                          + V.unknown_suffix(name)), i
             return E.Var(name), i
         if c in _DIGIT:
             j = i
@@ -272,8 +283,8 @@ class Parser:
             return self.operator(name, i)
         if i < n and s[i] == "}":
             if not V.is_known(name):
-                return E.ErrorNode(f'unknown variable in "${{{name}}}"'
-                                   + V.unknown_suffix(name)), i + 1
+                return self.inplace_error(f'unknown variable in "${{{name}}}"'
+                                          + V.unknown_suffix(name)), i + 1
             return E.Var(name), i + 1
         raise self.err(f'"${{{name}" is not a known operator (or a }} is missing in a '
                        f'variable reference)')
@@ -296,7 +307,9 @@ class Parser:
                 return E.CertOpNode(op, s[i + 2:j], plain), j + 1
         child, i = self.seq(i + 1, True)
         if op is None:
-            return E.ErrorAfter(child, f'unknown expansion operator "{name}"'), i + 1
+            msg = f'unknown expansion operator "{name}"'
+            self.inplace.append(msg)
+            return E.ErrorAfter(child, msg), i + 1
         return E.OpNode(op, arg, child, name), i + 1
 
     def subs(self, i: int, nmax: int, nmin: int, check_end: bool,
@@ -626,6 +639,7 @@ class Parser:
             if not V.is_known(vname):
                 msg = (f'unknown variable "{vname}" after "def:"' if vname
                        else 'variable name omitted after "def:"')
+                self.inplace.append(msg + V.unknown_suffix(vname))
                 return E.ErrorCond(msg + V.unknown_suffix(vname)), i
             return E.DefVar(neg, vname), i
         if name in ("first_delivery", "queue_running"):
@@ -731,13 +745,14 @@ def parse(text: str):
     except _Fail as e:
         # Keep what parsed before the failing piece, so evaluation raises any
         # earlier runtime error first, as Exim's sequential expansion would.
-        node = E.make_seq(list(top) + [E.ErrorNode(str(e))])
+        early = p.inplace[p.mark:]
+        node = E.make_seq(list(top) + [E.ErrorNode(early[0] if early else str(e))])
     except ExpansionError as e:
         node = E.make_seq(list(top) + [E.ErrorNode(str(e))])
-    E.annotate(node)
-    return node
     except RecursionError:
         return E.ErrorNode("expansion nested too deeply")
+    E.annotate(node)
+    return node
 
 
 _CACHE: dict[str, object] = {}

@@ -542,7 +542,45 @@ SEMANTICS = [
     '$1${if match{ab}{(a)}{}}$1',
 ]
 
+# Which error comes first: errors Exim finds while skipping unused branches
+# versus errors of the work done before them.
+ORDERING = [
+    '${if eq{a}{b}{$foo}{x}}',
+    '${if eq{a}{a}{x}{$foo}}',
+    '${uc:${if eq{a}{b}{x}fail}${nosuch}}',
+    '${if eq{${lookup{x}lsearch{/nonexist}}}{}{$nosuch}}',
+    '${foo:${lookup{x}lsearch{/nonexist}}}',
+    '${if or{{eq{a}{a}}{def:nosuch}}{y}{n}}',
+    '${if and{{eq{a}{b}}{def:nosuch}}{y}{n}}',
+    '${if and{{def:nosuch}{eq{a}{b}}}{y}{n}}',
+    '${map{a}{$nosuch}}',
+    '${map{}{$nosuch}}',
+    '${filter{}{def:nosuch}}',
+    '${reduce{}{}{${foo:x}}}',
+    '${sort{}{<}{$nosuch}}',
+    '${if forall{}{def:nosuch}{y}{n}}',
+    '${if forany{a}{eq{$item}{a}}{y}{$nosuch}}',
+    '${lookup{alice}lsearch{@F@/ls1}{ok}{${foo:x}}}',
+    '${lookup{nobody}lsearch{@F@/ls1}{${foo:x}}{no}}',
+    '${extract{a}{a=1}{ok}{$nosuch}}',
+    '${extract{a}{b=1}{$nosuch}{no}}',
+    '${readsocket{/nonexist}{x}{1s}{}{$nosuch}}',
+    '${if eq{a}{a}{$nosuch}{x}}',
+    '${nosuch:$foo}',
+    '${uc:$foo${nosuch:x}}',
+    '${if eq{a}{b}{${if eq{c}{c}{$x1}}}{ok}}',
+    '${if eq{a}{b}{${lookup{a}nosuchtype{x}}}{ok}}',
+    '${if eq{a}{b}{${uc:}{ok}}',
+    '${env{HOME}{ok}{$nosuch}}',
+    '${listextract{1}{a}{ok}{$nosuch}}',
+    '${run{/bin/true}{ok}{$nosuch}}',
+    '${if def:nosuch{y}{n}}',
+    '${if !def:nosuch{y}{n}}',
+    '${if eq{a}{b}{${if def:nosuch{y}{n}}}{ok}}',
+]
+
 GROUPS: dict[str, list[str]] = {
+    "ordering": ORDERING,
     "semantics": SEMANTICS,
     "regex": REGEX,
     "variables": VARIABLES,
