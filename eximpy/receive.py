@@ -72,11 +72,14 @@ class ReceiveError(Exception):
     it went to the mainlog already."""
 
     def __init__(self, message: str, exit_status: int = 1,
-                 logged: bool = False) -> None:
+                 logged: bool = False, panic: bool = False,
+                 mid: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.exit_status = exit_status
         self.logged = logged
+        self.panic = panic      # Exim's LOG_PANIC_DIE: main+panic+stderr
+        self.mid = mid
 
 
 @dataclass
@@ -256,10 +259,9 @@ def default_received_text(msg: SpoolMessage, primary_hostname: str,
 
 def _received_header(config: Any, msg: SpoolMessage, primary: str,
                      received_for: str | None, now: float) -> str | None:
-    """The Received: header text (with its ``;\\n\\t<date>``), or None
-    when the expansion of received_header_text was forced to fail (Exim
-    then adds no Received: header).  An expansion error is Exim's panic:
-    ReceiveError.  If eximpy.expand cannot be used at all (not importable),
+    """The Received: header text (with its ``;\\n\\t<date>``).  A failed
+    or forced-to-fail expansion of received_header_text is Exim's panic:
+    ReceiveError(panic=True).  If eximpy.expand cannot be used at all (not importable),
     Exim's default text is built directly."""
     from eximpy.errors import ExpansionError, ExpansionForcedFail
     from eximpy.spool.layout import config_get
@@ -286,12 +288,12 @@ def _received_header(config: Any, msg: SpoolMessage, primary: str,
         try:
             text = expander(template, ExpandContext(config=config,
                                                     variables=variables))
-        except ExpansionForcedFail:
-            return None
-        except ExpansionError as e:
+        except (ExpansionForcedFail, ExpansionError) as e:
+            # Exim 4.96 panics for both (the manual's "forced failure adds
+            # no header" is not what the code does).
             raise ReceiveError(f"Expansion of \"{template}\" "
-                               f"(received_header_text) failed: {e}", 1) \
-                from None
+                               f"(received_header_text) failed: {e}", 1,
+                               panic=True, mid=msg.id) from None
         except (ImportError, SyntaxError):
             text = None         # expander modules incomplete: fall back
     if text is None:

@@ -690,7 +690,10 @@ def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
     try:
         res = receive_local(config, inv.sender, list(inv.args), stdin, opts)
     except ReceiveError as e:
-        if not e.logged:
+        if e.panic:
+            log.panic(e.message, e.mid)
+            sys.stderr.write(log.line(e.message, e.mid))
+        elif not e.logged:
             sys.stderr.write(f"exim: {e.message}\n")
         return e.exit_status
     mode = inv.delivery_mode

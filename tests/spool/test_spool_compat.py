@@ -490,3 +490,18 @@ def test_received_header_text_is_expanded(tmp_path: Path, text: str) -> None:
         mid = only_id(tmp_path / name)
         got[name] = _spool_texts(tmp_path / name, mid)
     assert got["p"] == got["e"]
+
+
+@pytest.mark.parametrize("text", ["${if eq{1}{2}{x}fail}", "${foo:bar}"])
+def test_received_header_text_failure_panics_like_exim(tmp_path: Path,
+                                                        text: str) -> None:
+    got = {}
+    for name, prog in (("e", exim), ("p", eximpy)):
+        conf = make_scratch(tmp_path / name, f"received_header_text = {text}")
+        r = prog(conf, ["-odq", "-f", "a@example.test", "bob"],
+                 b"Subject: x\n\nb\n")
+        logs = tuple(normalize((tmp_path / name / "log" / f).read_text())
+                     for f in ("mainlog", "paniclog"))
+        got[name] = (r.returncode, normalize(r.stderr.decode()), logs,
+                     spool_files(tmp_path / name))
+    assert got["p"] == got["e"]
