@@ -1918,9 +1918,11 @@ class Session:
 
     def _lost_connection(self) -> None:
         """EOF while waiting for a command (or in the middle of data)."""
-        if self._mode in ("data", "bdat") and self._reader is not None:
+        if (self._mode in ("data", "bdat") and self._reader is not None) \
+                or self._bdat_reader is not None:
             self._log_main(f"{self._connection_info()} lost while reading "
                            "message data")
+            self._bdat_reader = None
             self._notquit_exit("connection-lost", 421,
                                "Lost incoming connection")
             self._reader = None

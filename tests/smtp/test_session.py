@@ -243,3 +243,39 @@ def test_starttls_discards_pipelined_cleartext(tmpconf):
     assert b"STARTTLS" not in out
     assert out.endswith(b"503 sender not yet given\r\n")
     assert s.received_protocol == "local-esmtps"
+
+
+_TOKENS = [b"EHLO x\r\n", b"HELO y\r\n", b"MAIL FROM:<a@b>\r\n",
+           b"RCPT TO:<c@d>\r\n", b"DATA\r\n", b"BDAT 5\r\n", b"BDAT 3 LAST\r\n",
+           b"BDAT 0 LAST\r\n", b"BDAT 0\r\n", b"RSET\r\n", b"NOOP\r\n",
+           b"QUIT\r\n", b"STARTTLS\r\n", b"AUTH PLAIN\r\n", b"VRFY a\r\n",
+           b".\r\n", b"\r\n", b"\n", b"\r", b".", b"\0", b"Subject: x\r\n",
+           b"MAIL FROM:<a@b> SIZE=99999999999\r\n", b"\xff\xfe", b"x" * 70]
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.one_of(st.sampled_from(_TOKENS),
+                                st.binary(max_size=20)), max_size=60),
+       socket_like=st.booleans())
+def test_session_never_crashes(tmpconf, parts, socket_like):
+    """Junk in any order gives replies, never an exception; every reply
+    line is CRLF-terminated and starts with a 3-digit code."""
+    cfg = _config(tmpconf, "acl_smtp_rcpt = accept\nmessage_size_limit = 2K"
+                  "\nsmtp_max_unknown_commands = 50\n"
+                  "smtp_max_synprot_errors = 50")
+    kw = {"host_address": "192.0.2.1", "is_socket": True} if socket_like \
+        else {}
+    s = Session(cfg, sink=FakeSink(), **kw)
+    out = s.start()
+    for p in parts:
+        if s.closed:
+            break
+        out += s.feed(p)
+        if s.tls_requested:
+            out += s.tls_failed("test")
+    if not s.closed:
+        out += s.eof()
+    assert s.closed
+    assert out.endswith(b"\r\n")
+    for line in out.split(b"\r\n")[:-1]:
+        assert line[:3].isdigit() and line[3:4] in (b" ", b"-"), line
