@@ -126,6 +126,34 @@ def test_delivery_line_builders_reproduce_real_lines() -> None:
          'C="250 OK id=1Wi0if-0008Kc-Et"')
 
 
+def test_delivery_lines_under_all_selectors() -> None:
+    # Real lines from Exim 4.96 with log_selector = +all (this host).
+    sel = lf.LogSelector.parse("+all")
+    assert lf.delivered(sel, "bob", original="bob@example.test",
+                        sender="alice@example.test",
+                        return_path="alice@example.test",
+                        router="local_user", transport="local_file", size=0,
+                        queue_time=0.0145, deliver_time=0.0021) == \
+        ("=> bob <bob@example.test> F=<alice@example.test> "
+         "P=<alice@example.test> R=local_user T=local_file S=0 "
+         "QT=0.014s DT=0.002s")
+    assert lf.completed(sel, 0.0161) == "Completed QT=0.016s"
+    assert lf.queue_run_start(8138, "-qf") == \
+        "Start queue run: pid=8138 -qf"
+    assert lf.received(sel, "s2@client.example.org", helo="client.example.org",
+                       host_address="192.0.2.10", host_port=45679,
+                       interface_address="192.0.2.1", interface_port=25,
+                       ident="root", protocol="esmtpa", pipelining=".-",
+                       authenticator="plain", auth_id="user1", chunking=True,
+                       size=267, body_8bitmime=8, receive_time=0.0012,
+                       subject="chunk",
+                       recipients=["carol@example.test"]) == \
+        ("<= s2@client.example.org H=(client.example.org) [192.0.2.10]:45679"
+         " I=[192.0.2.1]:25 U=root P=esmtpa L.- A=plain:user1 K S=267 M8S=8"
+         ' RT=0.001s T="chunk" from <s2@client.example.org> for '
+         "carol@example.test")
+
+
 def test_times_and_parsing() -> None:
     assert lf.printtime(0) == "0s"
     assert lf.printtime(3725) == "1h2m5s"
