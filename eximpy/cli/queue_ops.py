@@ -16,7 +16,9 @@ SUMMARY
         -Mvh -Mvb -Mvl -Mvc -Mrm -Mf -Mt -Mg -Mar -Mmd -Mmad -Mes.
     message_variables(config, id) -> dict[str, str]
         What -Mset makes available to -be ($message_exim_id,
-        $sender_address, $recipients, $h_*, $message_body ...).
+        $sender_address, $recipients, $message_body ...).
+    message_for_expansion(config, id) -> (variables, [(type, text)], body)
+        The same plus the headers and body, for ``-be -Mset ID``.
     list_line(...), format_size(n), format_age(secs)
         The -bp pieces, shared with spool_tools (mailq, exipick).
 
@@ -643,12 +645,20 @@ def message_variables(config: Any, mid: str) -> dict[str, str]:
     return v
 
 
-def _headers_for(msg: SpoolMessage) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for h in msg.headers:
-        if h.type != HTYPE_OLD:
-            out.setdefault(h.name.lower(), h.value)
-    return out
+def message_for_expansion(config: Any, mid: str
+                          ) -> tuple[dict[str, str], list[tuple[str, str]],
+                                     bytes]:
+    """What ``-be -Mset ID`` needs: (variables as message_variables(),
+    headers as (type letter, full text) in spool order without deleted
+    ``*`` ones, body bytes).  Raises OSError / SpoolFormatError."""
+    variables = message_variables(config, mid)
+    lay = SpoolLayout.from_config(config)
+    msg = header_file.read(lay.find(mid, "-H") or "")
+    dpath = lay.find(mid, "-D")
+    body = data_file.read_file(dpath)[lock.data_start_offset(mid):] \
+        if dpath else b""
+    headers = [(h.type, h.text) for h in msg.headers if h.type != HTYPE_OLD]
+    return variables, headers, body
 
 
 def run(config: Any, inv: Any, out: TextIO) -> int:
