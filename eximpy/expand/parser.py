@@ -547,13 +547,33 @@ class Parser:
             j += 1
         tname = s[i:j]
         i = self.skip_ws(j)
-        spec = findtype_partial(tname)     # raises ExpansionError with Exim's text
-        if not spec.lookup.query_style:
-            if key is None:
-                raise self.err(f'missing {{key}} for single-key "{tname}" lookup')
-        elif key is not None:
-            raise self.err(f'a single key was given for lookup type "{tname}", which is '
-                           f'not a single-key lookup type')
+        msg = None
+        try:
+            spec = findtype_partial(tname)
+        except ExpansionError as e:
+            spec = None
+            msg = str(e)
+        if spec is not None:
+            if not spec.lookup.query_style:
+                if key is None:
+                    msg = f'missing {{key}} for single-key "{tname}" lookup'
+            elif key is not None:
+                msg = (f'a single key was given for lookup type "{tname}", which is '
+                       f'not a single-key lookup type')
+        if msg is not None:
+            # Exim stops here (after expanding the key); keep reading so the
+            # error sits in its place and is also met in unused branches.
+            self.inplace.append(msg)
+            node = E.ErrorAfter(key if key is not None else E.Text(""), msg)
+            if self.ch(i) == "{":
+                _arg, i = self.seq(i + 1, True)
+                i += 1
+                i = self.skip_ws(i)
+                try:
+                    _yn, i = self.yesno(i, "lookup")
+                except _YesNoFail:
+                    i = self.n
+            return node, i
         if self.ch(i) != "{":
             raise _Curly("missing '{' for lookup file-or-query arg")
         arg, i = self.seq(i + 1, True)
