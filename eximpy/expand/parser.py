@@ -6,12 +6,16 @@ DESCRIPTION
     so repeating an expansion costs one dictionary lookup plus a walk.
 
     Exim expands while it reads, with a "skipping" flag for branches whose
-    value is not needed; while skipping it still checks syntax, variable
-    names, operator, item, condition and lookup-type names.  All those checks
-    are made here, at parse time, so an unused branch never needs walking.
-    An error found while parsing is kept in the tree as an ErrorNode placed
-    after the top-level pieces that parsed correctly, so that (as in Exim)
-    any error that an earlier piece raises when evaluated is reported first.
+    value is not needed; while skipping it still checks syntax, variable,
+    operator, item, condition and lookup-type names.  Here the syntax is
+    checked once, at parse time.  Errors Exim would meet while reading a
+    well-formed piece (unknown variable or operator, def: of an unknown
+    name, unknown lookup type, a malformed yes/no tail) stay in the tree at
+    their place; every node knows the first such error in it (``errmsg``,
+    see evaluate.annotate), and an unused branch raises it where Exim would
+    have skipped over it.  A real syntax error becomes an ErrorNode after
+    the top-level pieces that parsed, so (as in Exim) an error that an
+    earlier piece raises when evaluated is reported first.
 
     The error texts are Exim 4.96's, word for word.
 
