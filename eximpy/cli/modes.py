@@ -91,7 +91,11 @@ def run_receive(inv: Invocation) -> int:
         sys.stderr.write(USAGE)
         return 1
     from eximpy.cli import queue_ops
+    from eximpy.proc import submission
     config = _load(inv)
+    if not submission.can_write_spool(config):
+        # An ordinary user: the running daemon receives it for us.
+        return submission.submit(config, inv, sys.stdin.buffer)
     return queue_ops.run_local_submission(config, inv, sys.stdin.buffer)
 
 

@@ -139,6 +139,9 @@ def prepare_directories(config: Any, uid: int, gid: int) -> None:
         os.makedirs(d, 0o750, exist_ok=True)
         if os.geteuid() == 0:
             os.chown(d, uid, gid)
+    # Others may pass through (not list) the spool directory, to reach the
+    # local submission socket; input/, msglog/ and db/ stay closed.
+    os.chmod(spool, 0o751)
 
 
 def pid_file(config: Any, inv: Any) -> str:
@@ -183,6 +186,10 @@ class Launcher:
             backlog = int(self.config.main.get("smtp_connect_backlog") or 20)
             self.sockets = bind_all(
                 listen_addresses(self.config, self.inv.daemon_ports), backlog)
+            from eximpy.proc import submission
+            self.sockets.append(submission.bind(self.config))
+            if os.geteuid() == 0:
+                os.chown(submission.socket_path(self.config), uid, gid)
             self.roles.append(Role("receiver", [s.fileno()
                                                 for s in self.sockets]))
         self.roles.append(Role("delivery"))
@@ -317,7 +324,7 @@ def run_daemon(inv: Any, config: Any) -> int:
     install_activity_reporter(config)
     mode = "daemon" if inv.mode == "bd" else "queue runner"
     addrs = ", ".join(f"[{s.getsockname()[0]}]:{s.getsockname()[1]}"
-                      for s in launcher.sockets)
+                      for s in launcher.sockets if s.family != socket.AF_UNIX)
     launcher._logwriter().main(
         f"eximpy {mode} started: pid={os.getpid()}"
         + (f", listening on {addrs}" if addrs else "")

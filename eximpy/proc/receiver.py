@@ -129,6 +129,20 @@ class Admission:
         return not (load is not None and os.getloadavg()[0] > load)
 
 
+def _serve_submission(ctx: RoleContext, conn: socket.socket,
+                      listeners: list[socket.socket]) -> int:
+    """A local user's `sendmail` (eximpy.proc.submission)."""
+    from eximpy.proc import submission
+    for s in listeners:
+        s.close()
+    path = fifo.path(ctx.config)
+    try:
+        return submission.serve(ctx.config, conn,
+                                lambda mid: fifo.notify(path, [mid]))
+    finally:
+        conn.close()
+
+
 def _serve_connection(ctx: RoleContext, conn: socket.socket,
                       peer: tuple[str, int], listeners: list[socket.socket],
                       deliver_now: bool) -> int:
@@ -168,8 +182,9 @@ def run_receiver(ctx: RoleContext) -> int:
         s.setblocking(False)
     admission = Admission(ctx.config)
     children: dict[int, str] = {}          # pid -> client IP address
+    submissions: set[int] = set()          # local submission children
     while not ctx.stopping:
-        _reap(children)
+        _reap(children, submissions)
         try:
             ready, _, _ = select.select(listeners, [], [], 1.0)
         except InterruptedError:
@@ -184,8 +199,15 @@ def run_receiver(ctx: RoleContext) -> int:
                     continue
                 raise
             conn.setblocking(True)
+            if lsock.family == socket.AF_UNIX:
+                pid = fork_child(lambda c=conn: _serve_submission(ctx, c,
+                                                                  listeners),
+                                 "eximpy: receiver: local submission")
+                submissions.add(pid)
+                conn.close()
+                continue
             peer = (peer[0], peer[1])
-            _reap(children)
+            _reap(children, submissions)
             refused = admission.refusal(peer[0], list(children.values()))
             if refused is not None:
                 _refuse(conn, ctx, peer, *refused)
@@ -200,7 +222,7 @@ def run_receiver(ctx: RoleContext) -> int:
             conn.close()
     for s in listeners:
         s.close()
-    _reap(children)
+    _reap(children, submissions)
     return 0
 
 
@@ -220,13 +242,15 @@ def _refuse(conn: socket.socket, ctx: RoleContext, peer: tuple[str, int],
         pass
 
 
-def _reap(children: dict[int, str]) -> None:
-    while children:
+def _reap(children: dict[int, str], others: set[int]) -> None:
+    while children or others:
         try:
             pid, _status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             children.clear()
+            others.clear()
             return
         if pid == 0:
             return
         children.pop(pid, None)
+        others.discard(pid)

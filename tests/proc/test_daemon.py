@@ -298,6 +298,52 @@ def test_exiwhat_lists_every_process(daemon: Daemon) -> None:
     assert len(sessions) == 1
 
 
+def _ordinary_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam("eximpytest")
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", "eximpytest"], check=True)
+        return pwd.getpwnam("eximpytest")
+
+
+def test_ordinary_user_sendmail_goes_through_the_daemon(daemon: Daemon) -> None:
+    """`sendmail` by a user who cannot write the spool: the submission
+    socket, SO_PEERCRED, U= in the log, and delivery."""
+    import io
+
+    from eximpy.cli.options import parse_args
+    from eximpy.config import load_config
+    from eximpy.privilege import drop_permanently
+    from eximpy.proc import submission
+    user = _ordinary_user()
+    config = load_config(str(daemon.conf))
+    inv = parse_args(["sendmail", "-i", "alice@test.example"])
+    body = io.BytesIO(b"Subject: from a user\n\nhello from a user\n")
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            drop_permanently(user.pw_uid, user.pw_gid)
+            assert not submission.can_write_spool(config)
+            code = submission.submit(config, inv, body)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 0
+    maildir = daemon.dir / "mail" / "alice"
+    _wait_for(lambda: (maildir / "new").exists() and
+              list((maildir / "new").iterdir()), what="delivery")
+    [msg] = list(mailbox.Maildir(str(maildir), create=False))
+    assert msg["Subject"] == "from a user"
+    assert "eximpytest@test.example" in msg["From"]
+    main = daemon.log("main")
+    assert "<= eximpytest@test.example U=eximpytest P=local" in main
+
+
 def test_unprivileged_process_cannot_regain_root() -> None:
     """What a compromised session child could try, after the same drop."""
     from eximpy.privilege import drop_permanently
