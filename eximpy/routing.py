@@ -642,6 +642,8 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
                 return FAIL
             if yield_ not in (PASS, DECLINE):
                 break
+            addr.host_list = []
+            addr.transport = None
             if yield_ == PASS:
                 pr = r.opt("pass_router")
                 if pr:

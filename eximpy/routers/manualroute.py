@@ -41,6 +41,23 @@ OPTIONS = OptionTable((
 class ManualrouteRouter(Router):
     """`driver = manualroute`."""
 
+    @staticmethod
+    def check_options(instance: Any) -> None:
+        """Exim's manualroute_router_init() checks."""
+        from eximpy.errors import ConfigError
+        what = f"{instance.name} router"
+        p = instance.private
+        for opt, ok in (("host_all_ignored", ("defer", "decline", "fail", "pass")),
+                        ("host_find_failed", ("defer", "decline", "fail",
+                                              "freeze", "ignore", "pass"))):
+            v = p.get(opt)
+            if v is not None and v not in ok:
+                raise ConfigError(f"unrecognized setting for {opt} option",
+                                  for_what=what)
+        if (p.get("route_list") is None) == (not p.get("route_data")):
+            raise ConfigError("route_list or route_data (but not both) must "
+                              "be specified", for_what=what)
+
     def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
         from eximpy import match as M
         from eximpy import routing as R
@@ -125,7 +142,13 @@ class ManualrouteRouter(Router):
         if not ok:
             return R.DEFER
         addr.transport = tp
-        addr.host_list = _rf.build_hostlist(hostlist, randomize)
+        if tp is not None and _rf.transport_is_local(tp) and hostlist:
+            # A local transport gets the whole list as one "host"
+            # ($host), unsplit and not looked up, as Exim does.
+            from eximpy.address import Host
+            addr.host_list = [Host(name=hostlist)]
+        else:
+            addr.host_list = _rf.build_hostlist(hostlist, randomize)
         if not addr.host_list:
             if tp is None or not _rf.transport_is_local(tp):
                 addr.message = (f"no host list in {r.name} router")
@@ -139,11 +162,13 @@ class ManualrouteRouter(Router):
             return rc
         if not addr.host_list:
             hai = r.opt("host_all_ignored") or "defer"
+            hff = r.opt("host_find_failed") or "freeze"
             if hai == "decline":
                 return R.DECLINE
             if hai == "pass":
                 return R.PASS
-            addr.message = "all hosts for this address were ignored"
+            addr.message = (f"lookup failed for all hosts in {r.name} router: "
+                            f"host_find_failed={hff} host_all_ignored={hai}")
             return R.FAIL if hai == "fail" else R.DEFER
         if tp is None:
             addr.message = f"{r.name} router did not set a transport"

@@ -368,7 +368,7 @@ def parse_forward_list(s: str, incoming_domain: str, qualify_domain: str, *,
             i = nexti
             continue
         special = None
-        for word in (":defer:", ":unknown:", ":fail:"):
+        for word in (":defer:", ":fail:"):
             if item.startswith(word):
                 special = word
                 break

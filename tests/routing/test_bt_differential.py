@@ -56,6 +56,11 @@ caps: UPPER@EXAMPLE.ORG
     "inc/list": "inc1@example.org\n# comment\ninc2@other.example\n",
     "home/fwd/.forward": "fwd1@example.org, |/bin/true\n",
     "exists": "",
+    "routes": "*.wild.example 10.9.9.1\nexact.example 10.9.9.2:10.9.9.3\n",
+    "rdaliases": ("fbfile: /tmp/f, x@example.org\nfbpipe: |/bin/true\n"
+                  "inc1: :include:@WORK@/inc/list\ninc2: :include:@WORK@/inc/list\n"
+                  "unknown: :unknown: who\nqd: unq1, unq2@x.example\n"
+                  "nohelp: :include:/etc/hostname\n"),
     "qp.sh": """#!/bin/sh
 case "$1" in
   acc) echo "ACCEPT data=\\"hello world\\"";;
@@ -116,9 +121,20 @@ QUERYPROGRAM = ["acc@qp.example", "acch@qp.example", "dec@qp.example",
                 "fail@qp.example", "defer@qp.example", "redir@qp.example",
                 "exit@qp.example", "other@qp.example", "tainted@qp.example"]
 
+MORE = ["a@ign.example", "a@allign.example", "a@allign2.example",
+        "a@hff-ignore.example", "a@hff-decline.example", "a@hff-fail.example",
+        "a@hff-pass.example", "a@data.example", "a@nodata.example",
+        "a@emptydata.example", "a@lmtp.example", "a@x.wild.example",
+        "a@wild.example", "a@exact.example", "a@none.example",
+        "a@self-send.example", "a@self-fail.example", "a@self-pass.example",
+        "a@self-reroute.example", "fbfile@example.org", "fbpipe@example.org",
+        "inc1@example.org", "inc2@example.org", "unknown@example.org",
+        "qd@example.org", "nohelp@example.org", "inc3@example.org"]
 RW_ROUTING = ["x@old.example", "list", "y@sender.example", "X@OLD.EXAMPLE"]
 
 CASES = [
+    ("more-bt", "more.conf", "-bt", MORE, [], {}),
+    ("more-bv", "more.conf", "-bv", MORE, [], {}),
     ("rewrite-bt", "rewrite_routing.conf", "-bt", RW_ROUTING, [], {}),
     ("rewrite-bv", "rewrite_routing.conf", "-bv", RW_ROUTING, [], {}),
     ("rewrite-bvs", "rewrite_routing.conf", "-bvs", RW_ROUTING, [], {}),
