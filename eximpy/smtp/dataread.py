@@ -126,6 +126,8 @@ class DataReader:
         """Consume bytes from ``buf[pos:]``; return the new position."""
         if self.done:
             return pos
+        if isinstance(buf, memoryview):
+            buf = bytes(buf)
         self._buf, self._pos, self._end = buf, pos, len(buf)
         if self._in_headers:
             assert self._hgen is not None
@@ -336,6 +338,28 @@ class DataReader:
             if back:
                 ch = back.pop()
             elif pos < end:
+                if state == _S_LF:
+                    # Fast path: a whole ordinary "text CRLF" line (no
+                    # leading dot, no CR, LF or NUL inside) is stored as
+                    # "text LF" with the same counting as the slow path.
+                    j = buf.find(b"\r\n", pos)
+                    if j >= 0:
+                        n = j - pos
+                        if buf[pos] != _DOT and (not writing or
+                                                 size + n + 1 <= limit):
+                            line = buf[pos:j]
+                            if b"\r" not in line and b"\n" not in line and \
+                                    b"\0" not in line:
+                                if writing:
+                                    body += line
+                                    body.append(_LF)
+                                size += n + 1
+                                r.body_linecount += 1
+                                if n > maxlen:
+                                    maxlen = n
+                                linelength = 0
+                                pos = j + 2
+                                continue
                 if state == _S_MID:
                     # Fast path: a run of ordinary characters mid-line.
                     j = pos
