@@ -357,6 +357,13 @@ class Session:
             self.closed = True
             return self._flush()
         if not self.local:
+            if self._host_in(self.opt.get("host_reject_connection")) == OK:
+                self._log_reject(f"refused connection from "
+                                 f"{self._host_and_ident()} "
+                                 "(host_reject_connection)")
+                self._printf("554 SMTP service not available")
+                self.closed = True
+                return self._flush()
             self.helo_required = self._host_in(
                 self.opt.hosts_require_helo) == OK
             self.helo_accept_junk = self._host_in(

@@ -377,6 +377,15 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "oma_remote_no_fixups": (RCPT_OK, d(H, MF, RT, DATA, b"X: y\r\n\r\nb\r\n"
                                         b".\r\n", Q),
                              ["-bs", "-odq", "-oMa", "192.0.2.9"]),
+    "host_reject_connection": ("host_reject_connection = 192.0.2.0/24\n"
+                               + RCPT_OK, d(E, Q),
+                               ["-bs", "-oMa", "192.0.2.7"]),
+    "nonmail_hosts_exempt": ("smtp_accept_max_nonmail_hosts = !192.0.2.7\n"
+                             + RCPT_OK, d(E, b"NOOP\r\n" * 12, Q),
+                             ["-bs", "-oMa", "192.0.2.7"]),
+    "helo_accept_junk": ("helo_accept_junk_hosts = *\n" + RCPT_OK,
+                         d(b"HELO a_b!c\r\nEHLO\r\n", Q),
+                         ["-bs", "-oMa", "192.0.2.7"]),
     # --- -bh ---------------------------------------------------------
     "bh_basic": (RCPT_OK, d(ENV, DATA, MSG, Q), ["-bh", "192.0.2.1"]),
     "bh_unqualified": (RCPT_OK + "\n" + LOOSE,
