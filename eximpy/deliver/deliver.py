@@ -271,6 +271,25 @@ class _Delivery:
         finally:
             jnl.close()
         to_bounce = [a for a in failed if not a.prop.ignore_error]
+        freeze_reason = None
+        if to_bounce and not msg.sender:
+            # A failed bounce (sender <>): Exim freezes it rather than
+            # bouncing the bounce, unless ignore_bounce_errors_after has
+            # passed, when the failure is just discarded.
+            limit = self.config.main.get("ignore_bounce_errors_after")
+            age = time.time() - msg.received_time
+            if (limit is not None and age > limit) or \
+                    not getattr(msg, "local_error_message", False):
+                for a in to_bounce:
+                    self.main(f"{a.address}: error ignored")
+            else:
+                freeze_reason = "delivery error message"
+                for a in to_bounce:
+                    failed.remove(a)
+                    deferred.append(a)
+        if any(getattr(a, "special_action", 0) == 1 for a in deferred) and \
+                freeze_reason is None:
+            freeze_reason = ""
         if to_bounce and msg.sender:
             from eximpy.deliver.bounce import send_bounce
             try:
@@ -292,6 +311,11 @@ class _Delivery:
         for t in tops:
             if id(t) not in pending_tops:
                 msg.non_recipients.add(t.address)
+        if freeze_reason is not None and pending_tops:
+            from eximpy.log.format import frozen_text
+            msg.frozen = True
+            msg.frozen_at = int(time.time())
+            self.main(frozen_text(freeze_reason or None))
         if not pending_tops:
             header_file.remove_files(self.layout, self.mid)
             self.main(F.completed(self.sel, time.time() - msg.received_time))

@@ -140,3 +140,24 @@ def test_mailbox(runs, box):
         b = p.read_bytes()
         return re.sub(rb"(?m)^(From \S+) .*$", rb"\1 DATE", b)
     assert strip(py / "mail" / box) == strip(ex / "mail" / box)
+
+
+def test_failed_bounce_is_frozen(runs):
+    """The bounce of the failure is itself undeliverable: like Exim, eximpy
+    freezes it ("Frozen (delivery error message)") instead of bouncing it."""
+    ex, py, mid = runs
+    cpy = py / "exim.conf"
+
+    def bounce_id(root: Path) -> str:
+        return next(f.name[:-2] for f in (root / "spool" / "input").glob("*-H")
+                    if f.name[:-2] != mid)
+    bpy = bounce_id(py)
+    subprocess.run([sys.executable, str(DELIVER_MAIN), "-C", str(cpy), "-M", bpy],
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def lines(root: Path, bid: str) -> list[str]:
+        return [re.sub(r"^\S+ \S+ \S+ ", "", ln)
+                for ln in (root / "log" / "mainlog").read_text().splitlines()
+                if ln[20:36] == bid and " <= " not in ln]
+    assert lines(py, bpy) == lines(ex, bounce_id(ex))
+    assert "-frozen " in (py / "spool" / "input" / f"{bpy}-H").read_text()
