@@ -143,6 +143,37 @@ class MinimalAclRunner:
             return ERROR
         return rc if rc in (OK, FAIL, DEFER) else ERROR
 
+    def _list_condition(self, name: str, arg: str, env: AclEnv
+                        ) -> str | None:
+        """domains / local_parts / senders / recipients / sender_domains
+        through eximpy.match; None when the value is not available at
+        this ACL (Exim then refuses the configuration)."""
+        from eximpy import match as M
+        from eximpy.expand import ExpandContext
+        v = env.variables
+        ctx = ExpandContext(config=self.config, variables=v,
+                            acl_c=env.acl_c, acl_m=env.acl_m)
+        if name == "domains":
+            if "domain" not in v:
+                return None
+            rc, _val = M.match_domain(v["domain"], arg, ctx)
+        elif name == "local_parts":
+            if "local_part" not in v:
+                return None
+            rc, _val = M.match_local_part(v["local_part"], arg, ctx)
+        elif name == "recipients":
+            if "local_part" not in v:
+                return None
+            addr = v["local_part"] + ("@" + v["domain"] if v.get("domain")
+                                      else "")
+            rc, _val = M.match_address(addr, arg, ctx)
+        elif name == "senders":
+            rc, _val = M.match_address(v.get("sender_address", ""), arg, ctx)
+        else:
+            rc, _val = M.match_domain(v.get("sender_address_domain", ""),
+                                      arg, ctx)
+        return rc if rc in (OK, FAIL, DEFER) else ERROR
+
     # --- evaluation ----------------------------------------------------
     def check(self, where: str, acl: str | None, env: AclEnv) -> AclResult:
         if acl is None:
@@ -208,6 +239,13 @@ class MinimalAclRunner:
                     continue
                 if name == "hosts":
                     rc = self._hosts(arg, env)
+                elif name in ("domains", "local_parts", "senders",
+                              "recipients", "sender_domains"):
+                    rc = self._list_condition(name, arg, env)
+                    if rc is None:
+                        result.log_message = (f'ACL condition "{name}" is '
+                                              "not valid here")
+                        return ERROR
                 elif name == "condition":
                     from eximpy.expand import expand_check_condition, ExpandContext
                     ctx = ExpandContext(config=self.config,

@@ -396,6 +396,22 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                      "  accept hosts = 192.0.2.0/24\n"
                      "  deny message = not from $sender_host_address\n",
                      d(ENV, Q), ["-bh", "198.51.100.7"]),
+    "bh_relay_acl": ("domainlist local_domains = test.example : d.example\n"
+                     "acl_smtp_rcpt = acl_rcpt\nacl_smtp_mail = acl_mail\n"
+                     "begin acl\nacl_mail:\n"
+                     "  deny senders = *@spam.example\n"
+                     "       message = go away\n"
+                     "  accept\n"
+                     "acl_rcpt:\n"
+                     "  deny local_parts = ^[./] : ^.*[@%!/|]\n"
+                     "       message = restricted characters in address\n"
+                     "  accept domains = +local_domains\n"
+                     "  accept hosts = 192.0.2.0/24\n"
+                     "  deny message = relay not permitted\n",
+                     d(E, b"MAIL FROM:<x@spam.example>\r\n", MF,
+                       b"RCPT TO:<u@d.example>\r\nRCPT TO:<u@TEST.example>\r\n"
+                       b"RCPT TO:<a/b@d.example>\r\nRCPT TO:<u@other.example>"
+                       b"\r\n", DATA, MSG, Q), ["-bh", "198.51.100.1"]),
     "bh_helo_lowercase": (RCPT_OK, d(b"EHLO MiXeD.Example\r\n", MF, RT, Q),
                           ["-bh", "192.0.2.1"]),
 }
