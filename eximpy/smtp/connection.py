@@ -91,11 +91,14 @@ def serve_socket(sock: socket.socket, config: Any, *,
                  peer: tuple[str, int], local: tuple[str, int],
                  acl: Any = None, sink: Any = None, log: Any = None,
                  timeout: float | None = None,
-                 tls_context: Any = "auto") -> Session:
+                 tls_context: Any = "auto",
+                 tls_on_connect: bool = False) -> Session:
     """Run one inbound SMTP session on a connected socket.
 
     ``tls_context`` is an ssl.SSLContext for STARTTLS, None for no TLS, or
     "auto" to build one from the configuration (eximpy.smtp.tls).
+    ``tls_on_connect`` starts TLS before the banner (tls_on_connect_ports;
+    the caller knows which port the connection came in on).
     """
     from eximpy.smtp.accept import SpoolSink
     if sink is None:
@@ -120,12 +123,25 @@ def serve_socket(sock: socket.socket, config: Any, *,
             return False
 
     early = b""
-    r, _, _ = select.select([sock], [], [], 0)
-    if r:
+    if tls_on_connect:
+        # tls_on_connect_ports (465): the handshake comes before the banner.
+        if tls_context is None:
+            return session
+        conn.settimeout(timeout)
         try:
-            early = sock.recv(65536)
-        except OSError:
-            early = b""
+            conn = tls_context.wrap_socket(conn, server_side=True)
+        except (OSError, ValueError) as exc:
+            session.tls_failed(f"SSL_accept: {exc}")
+            return session
+        from eximpy.smtp.tls import TlsInfo
+        session.tls_started(TlsInfo.from_ssl(conn))
+    else:
+        r, _, _ = select.select([sock], [], [], 0)
+        if r:
+            try:
+                early = sock.recv(65536)
+            except OSError:
+                early = b""
     write(session.start(early))
     conn.settimeout(timeout)
     while not session.closed:

@@ -20,7 +20,7 @@ from eximpy.config import load_config
 from smtp.conftest import write_conf
 
 
-def _serve(cfg, lsock: socket.socket) -> None:
+def _serve(cfg, lsock: socket.socket, tls_on_connect: bool = False) -> None:
     from eximpy.log.writer import LogWriter
     from eximpy.smtp.connection import serve_socket
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -31,15 +31,25 @@ def _serve(cfg, lsock: socket.socket) -> None:
             try:
                 serve_socket(conn, cfg, peer=peer[:2],
                              local=conn.getsockname()[:2],
-                             log=LogWriter.from_config(cfg))
+                             log=LogWriter.from_config(cfg),
+                             tls_on_connect=tls_on_connect)
             finally:
                 conn.close()
                 os._exit(0)
         conn.close()
 
 
+@pytest.fixture(params=[False])
+def server(smtpdir: Path, request):
+    yield from _server(smtpdir, request.param)
+
+
 @pytest.fixture
-def server(smtpdir: Path):
+def tls_server(smtpdir: Path):
+    yield from _server(smtpdir, True)
+
+
+def _server(smtpdir: Path, tls_on_connect: bool):
     from smtp.test_smtp_differential import AUTHS
     conf = write_conf(smtpdir, "acl_smtp_rcpt = accept\n"
                       "smtp_receive_timeout = 2s\n"
@@ -59,7 +69,7 @@ def server(smtpdir: Path):
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         try:
-            _serve(cfg, lsock)
+            _serve(cfg, lsock, tls_on_connect)
         finally:
             os._exit(0)
     lsock.close()
@@ -243,3 +253,18 @@ def _login(c: smtplib.SMTP, mech: str, user: str, password: str):
     fn = {"PLAIN": c.auth_plain, "LOGIN": c.auth_login,
           "CRAM-MD5": c.auth_cram_md5}[mech]
     return c.auth(mech, fn, initial_response_ok=(mech == "PLAIN"))
+
+
+def test_tls_on_connect(tls_server):
+    import ssl
+    d, port = tls_server
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP_SSL("127.0.0.1", port, timeout=10, context=ctx) as c:
+        code, text = c.ehlo("client.example")
+        assert code == 250 and b"STARTTLS" not in text
+        c.sendmail("a@b.example", ["c@d.example"], b"Subject: s\r\n\r\nx\r\n")
+    ids = _spooled(d)
+    h = (d / "spool" / "input" / f"{ids[0]}-H").read_text()
+    assert "-received_protocol esmtps" in h and "-tls_ver TLS1." in h
