@@ -125,6 +125,47 @@ def localhost_number(value: Any) -> int | None:
     return n
 
 
+def _matches_any(address: str, patterns: str) -> bool:
+    """untrusted_set_sender: ``*`` or a colon list of simple patterns
+    (``*@domain``, ``^regex``, exact address).  Lookups in the list are
+    not supported here."""
+    for pat in (p.strip() for p in patterns.split(":")):
+        if not pat:
+            continue
+        if pat == "*" or pat.lower() == address.lower():
+            return True
+        if pat.startswith("^") and re.search(pat, address):
+            return True
+        if pat.startswith("*") and address.lower().endswith(pat[1:].lower()):
+            return True
+    return False
+
+
+def _untrusted_sender_header(msg: SpoolMessage, headers: list[Header],
+                             added: list[Header], login: str, domain: str,
+                             opt: "LocalOptions", gecos: str | None,
+                             retain: bool) -> None:
+    """spec 48.16: for an untrusted local caller, an existing Sender: is
+    removed (unless local_sender_retain) and, when From: is not the
+    caller's login@qualify_domain, a Sender: with that address is added
+    (and becomes the envelope sender)."""
+    own = f"{login}@{domain}"
+    if not retain:
+        for h in headers:
+            if h.type == "S":
+                h.type = HTYPE_OLD
+    froms = [h for h in headers + added if h.type == "F"]
+    addrs = [a for _, a in email.utils.getaddresses(
+        [h.value.replace("\n", " ") for h in froms])]
+    if len(addrs) == 1 and addrs[0].lower() == own.lower():
+        return
+    name = opt.sender_name if opt.sender_name is not None else gecos
+    text = f"Sender: {name} <{own}>\n" if name else f"Sender: {own}\n"
+    added.append(Header("S", text))
+    if msg.sender:
+        msg.sender = own
+
+
 def size_value(value: Any) -> int:
     """An Exim size (``200``, ``50M``, ``10K``) as bytes; 0 when unset."""
     if value is None or value == "":
@@ -356,9 +397,19 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
     fm = _UUCP_FROM_RE.match(_s(first)) if first.startswith(b"From ") \
         else None
     rest = data[len(first) + 1:] if fm else data
-    if sender is not None and opt.trusted:
+    untrusted_ok = False
+    if sender is not None and not opt.trusted:
+        # Untrusted callers may only ask for <>, unless untrusted_set_sender
+        # allows the address (then -sender_set_untrusted is recorded).
+        pats = str(g("untrusted_set_sender") or "")
+        cand = extract_address(sender) if sender not in ("", "<>") else ""
+        untrusted_ok = cand == "" or _matches_any(
+            qualify(cand, qualify_domain), pats)
+    if sender is not None and (opt.trusted or untrusted_ok):
         s = extract_address(sender) if sender not in ("", "<>") else ""
         msg.sender = qualify(s, qualify_domain)
+        if not opt.trusted and s:
+            msg.sender_set_untrusted = True
     elif fm is not None and opt.trusted:
         from_line_sender = fm.group(1)
         msg.sender = qualify(from_line_sender, qualify_domain)
@@ -430,6 +481,10 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
         else:
             fr = msg.sender
         added.append(Header.make(f"From: {fr}\n"))
+    if not opt.trusted and g("local_from_check", True) is not False:
+        _untrusted_sender_header(msg, headers, added, login,
+                                 qualify_domain, opt, gecos,
+                                 bool(g("local_sender_retain")))
     if "date" not in names:
         added.append(Header.make(f"Date: {tod_full(start)}\n"))
     if too_big:

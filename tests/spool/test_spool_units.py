@@ -134,3 +134,28 @@ def test_fifo_or_symlink_in_spool_does_not_hang_listing(tmp_path: Path) -> None:
     out = io.StringIO()
     run_queue_listing(None, "bp", [], out, layout=lay)
     assert out.getvalue().count("*** spool read error") == 2
+
+
+def test_untrusted_caller_sender_rules(tmp_path: Path) -> None:
+    """spec 48.16 and -f for untrusted callers (Exim cannot be run as an
+    untrusted user with -C here, so this is checked against the spec)."""
+    import io
+    from support import config_for, make_scratch
+    from eximpy.receive import LocalOptions, receive_local
+    make_scratch(tmp_path)
+    cfg = config_for(tmp_path)
+    opts = dict(trusted=False, login="joe", uid=1234, gid=1234, gecos="Joe")
+    r = receive_local(cfg, "forged@example.test", ["bob@example.test"],
+                      io.BytesIO(b"From: Someone <other@example.test>\n"
+                                 b"Sender: fake@x\nSubject: s\n\nb\n"),
+                      LocalOptions(**opts))
+    m = r.message
+    assert m.sender == "joe@example.test" and not m.sender_set_untrusted
+    texts = [(h.type, h.text) for h in m.headers]
+    assert ("*", "Sender: fake@x\n") in texts
+    assert ("S", "Sender: Joe <joe@example.test>\n") in texts
+    r = receive_local(cfg, "<>", ["bob@example.test"],
+                      io.BytesIO(b"From: joe@example.test\n\nb\n"),
+                      LocalOptions(**opts))
+    assert r.message.sender == ""
+    assert not any(h.type == "S" for h in r.message.headers)
