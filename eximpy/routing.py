@@ -703,3 +703,36 @@ def make_address(text: str) -> Address:
     a = Address(text)
     split_address(a)
     return a
+
+
+class VerifyResult:
+    """What verify() found: ``status`` OK, FAIL or DEFER; ``message`` (for
+    logs), ``user_message`` (for SMTP replies), ``address_data`` and the
+    final Address."""
+
+    def __init__(self, status: str, addr: Address | None) -> None:
+        self.status = status
+        self.address = addr
+        self.message = addr.message if addr is not None else None
+        self.user_message = (addr.user_message or addr.message) \
+            if addr is not None else None
+        self.address_data = addr.prop.address_data if addr is not None else None
+
+
+def verify(config: Any, address: str, *, is_recipient: bool = True,
+           sender_address: str = "", variables: dict[str, Any] | None = None,
+           headers: list | None = None,
+           log: Callable[..., None] | None = None) -> VerifyResult:
+    """Verify one (qualified) address as an ACL's verify=recipient/sender
+    does: route it in verify mode, following a single redirection child;
+    no output.  Callouts are not done here."""
+    import io
+    from eximpy.cli.address_test import verify_address
+    rctx = RoutingContext(config, V_RECIPIENT if is_recipient else V_SENDER,
+                          sender_address=sender_address, variables=variables,
+                          headers=headers, log=log)
+    rctx.duplicates = set()
+    rctx.last_address = None
+    status = verify_address(address, rctx, io.StringIO(), False, is_recipient,
+                            address_test_mode=False)
+    return VerifyResult(status, rctx.last_address)

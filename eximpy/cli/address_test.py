@@ -176,6 +176,7 @@ def verify_address(address: str, rctx: R.RoutingContext, out: TextIO,
             rctx.sender_address = ""
         rc = R.route_address(addr, rctx)
         rctx.sender_address = save_sender
+        rctx.last_address = addr
         if rc == R.FAIL:
             allok = False
             out.write(f"{addr.address if full_info else address} "
