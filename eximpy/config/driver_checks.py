@@ -8,8 +8,10 @@ SUMMARY
 
 DESCRIPTION
     These are configuration-time facts about drivers (which options must or
-    must not be set together), kept apart from the drivers' run-time code so
-    that `eximpy -bP` and `-bV` refuse exactly the files Exim refuses.
+    must not be set together), so that `eximpy -bP` and `-bV` refuse exactly
+    the files Exim refuses.  A driver module may also check its own options
+    (its class's check_options(), run first, as manualroute does); the
+    checks that Exim makes for all routers at once live here.
 
 SEE ALSO
     spec chapters 15-22 (routers), 24-30 (transports); Exim route.c
@@ -43,12 +45,6 @@ def _redirect(d: "DriverInstance") -> None:
         raise _for(d, 'only one of "file" or "data" must be specified')
 
 
-def _manualroute(d: "DriverInstance") -> None:
-    if (d.get("route_list") is None) == (d.get("route_data") is None):
-        raise _for(d, "route_list or route_data (but not both) must be "
-                      "specified")
-
-
 def _iplookup(d: "DriverInstance") -> None:
     if not d.get("port"):
         raise _for(d, "a port must be specified")
@@ -77,7 +73,6 @@ def _lmtp(d: "DriverInstance") -> None:
 
 _INSTANCE_CHECKS: dict[tuple[str, str], Callable[["DriverInstance"], None]] = {
     ("router", "redirect"): _redirect,
-    ("router", "manualroute"): _manualroute,
     ("router", "iplookup"): _iplookup,
     ("router", "queryprogram"): _queryprogram,
     ("transport", "appendfile"): _appendfile,

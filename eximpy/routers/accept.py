@@ -32,14 +32,6 @@ OPTIONS = OptionTable((
 class AcceptRouter(Router):
     """`driver = accept`."""
 
-    @staticmethod
-    def check_options(instance: Any) -> None:
-        """Exim's accept_router_init(): a transport must be given."""
-        from eximpy.errors import ConfigError
-        if instance.generic.get("transport") is None:
-            raise ConfigError("a transport is required for this router",
-                              for_what=f"{instance.name} router")
-
     def route(self, addr: Any, rctx: Any, pw: Any = None) -> str:
         from eximpy import routing as R
         from eximpy.routers import _rf
