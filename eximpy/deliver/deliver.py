@@ -126,9 +126,15 @@ class _Delivery:
         self.sel = self.log.selector
         self.outcome = DeliveryOutcome(mid)
 
-    def main(self, text: str) -> None:
+    def main(self, text: str, msglog: str | None = None) -> None:
+        """A mainlog line; the message log gets ``msglog`` (default: the
+        same text without a leading "=> ", "** " or "== " flag, as Exim
+        writes it there)."""
         self.log.main(text, self.mid)
-        self._msglog(text)
+        if msglog is None:
+            msglog = text[3:] if text[:3] in ("** ", "== ") else text
+        if msglog:
+            self._msglog(msglog)
 
     def _msglog(self, text: str) -> None:
         path = self.layout.find_msglog(self.mid)
@@ -241,12 +247,16 @@ class _Delivery:
                     jnl.record(addr.unique)
                     done_ok.append(addr)
                     shadow = self._shadow(addr, tctx)
+                    orig = _original(addr)
                     self.main(F.delivered(self.sel, _log_address(addr),
-                                          flag="=>", original=_original(addr) or
+                                          flag="=>", original=orig or
                                           (addr.address if not addr.pfr and
                                            _log_address(addr) != addr.address else None),
                                           router=rname, transport=tname,
-                                          shadow=shadow))
+                                          shadow=shadow),
+                              msglog=f"{addr.address}"
+                              + (f" <{orig}>" if orig else "")
+                              + f": {tname} transport succeeded")
                 elif res.status == R.FAIL:
                     failed.append(addr)
                     addr.message = res.message
@@ -303,6 +313,9 @@ class _Delivery:
         # Which top-level recipients are finished: none of their
         # descendants deferred.
         pending_tops = {id(_top(a)) for a in deferred}
+        for t in tops:
+            if t.child_count and id(t) not in pending_tops:
+                self._msglog(f"{t.address}: children all complete")
         for a in done_ok:
             msg.non_recipients.add(a.unique)
         for a in failed:
