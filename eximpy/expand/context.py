@@ -36,6 +36,15 @@ from collections.abc import Callable
 from typing import Any
 
 from eximpy.expand import variables as V
+from eximpy.expand.taint import Tainted
+
+# Computed variables whose value cannot change during a context's life
+# (they come from the configuration or the installation).
+_STATIC_COMPUTED = frozenset((
+    "primary_hostname", "qualify_domain", "qualify_recipient", "spool_directory",
+    "config_file", "config_dir", "exim_path", "exim_version", "version_number",
+    "compile_number", "compile_date", "exim_uid", "exim_gid", "bounce_return_size_limit",
+    "return_size_limit"))
 
 
 class ExpandContext:
@@ -92,6 +101,7 @@ class ExpandContext:
         self.search_error_message = ""
         self._match_value: str | None = None
         self.log_panic: Callable[[str], None] | None = None
+        self._cfgcache: dict[str, str] = {}
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -126,7 +136,16 @@ class ExpandContext:
         """The value of $name, or None if it is unknown (an error)."""
         v = self.variables.get(name)
         if v is not None:
-            return v() if callable(v) else v
+            return v if v.__class__ is str or v.__class__ is Tainted or not callable(v) \
+                else v()
+        if name in _STATIC_COMPUTED:
+            c = self._cfgcache.get(name)
+            if c is None:
+                c = self._cfgcache[name] = self._computed(name)
+            return c
+        return self._get_var_slow(name)
+
+    def _get_var_slow(self, name: str) -> str | None:
         if name.startswith("acl_") and len(name) > 4 and name[4] in "cm" and not (
                 len(name) > 5 and name[5].isalpha()):
             store = self.acl_c if name[4] == "c" else self.acl_m

@@ -46,18 +46,19 @@ class Text(Node):
 
 
 class Seq(Node):
-    __slots__ = ("parts",)
+    __slots__ = ("parts", "fast")
     _kids = ("parts",)
 
     def __init__(self, parts: list) -> None:
         self.parts = parts
+        # literal text is kept as a plain str: no call needed to evaluate it
+        self.fast = [p.s if type(p) is Text else p for p in parts]
 
     def ev(self, ctx) -> str:
-        out = [p.ev(ctx) for p in self.parts]
+        out = [p if p.__class__ is str else p.ev(ctx) for p in self.fast]
         s = "".join(out)
-        for p in out:
-            if type(p) is Tainted:
-                return Tainted(s)
+        if Tainted in map(type, out):
+            return Tainted(s)
         return s
 
 

@@ -25,7 +25,10 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import re
+
 from eximpy.errors import ExpansionError, ExpansionForcedFail
+from eximpy.expand import evaluate as E
 from eximpy.expand import variables as V
 from eximpy.expand.taint import Tainted
 
@@ -89,12 +92,12 @@ class _Deferred(Exception):
         self.node = node
 
 
+_NAME_RES = {"_": re.compile(r"[A-Za-z0-9_]*"), "_-": re.compile(r"[A-Za-z0-9_-]*")}
+
+
 def read_name(s: str, i: int, extras: str) -> tuple[str, int]:
-    n = len(s)
-    j = i
-    while j < n and (s[j] in _ALNUM or s[j] in extras):
-        j += 1
-    return s[i:j], j
+    m = _NAME_RES[extras].match(s, i)
+    return m.group(0), m.end()
 
 
 def interpret_escape(s: str, i: int) -> tuple[str, int]:
@@ -170,7 +173,6 @@ class Parser:
         self.mark = 0
 
     def inplace_error(self, msg: str):
-        from eximpy.expand import evaluate as E
         self.inplace.append(msg)
         return E.ErrorNode(msg)
 
@@ -198,7 +200,6 @@ class Parser:
             top: list | None = None) -> tuple[object, int]:
         """Parse text up to end (or an unmatched '}' when brace_ends).
         Returns (node, index of the terminating '}' or end)."""
-        from eximpy.expand import evaluate as E
         s, n = self.s, self.n
         parts: list = top if top is not None else []
         buf: list[str] = []
@@ -248,7 +249,6 @@ class Parser:
         return E.make_seq(parts), i
 
     def dollar(self, i: int) -> tuple[object, int]:
-        from eximpy.expand import evaluate as E
         s, n = self.s, self.n
         c = s[i] if i < n else ""
         if c in _ALPHA:
@@ -294,7 +294,6 @@ class Parser:
                        f'variable reference)')
 
     def operator(self, name: str, i: int) -> tuple[object, int]:
-        from eximpy.expand import evaluate as E
         arg = None
         if name in OPS_UNDERSCORE:
             op = name
@@ -341,7 +340,6 @@ class Parser:
 
     def yesno(self, i: int, kind: str) -> tuple[object, int]:
         """Exim's process_yesno() syntax."""
-        from eximpy.expand import evaluate as E
         s, n = self.s, self.n
         i = self.skip_ws(i)
         if i < n and s[i] == "}":
@@ -384,7 +382,6 @@ class Parser:
     def tail(self, i: int, kind: str, make):
         """Parse a yes/no tail; on a malformed tail, defer the error until
         the item has done its work (see _YesNoFail)."""
-        from eximpy.expand import evaluate as E
         try:
             yn, i = self.yesno(i, kind)
             return make(yn), i
@@ -392,7 +389,6 @@ class Parser:
             raise _Deferred(make(E.YesNoError(self.curly_msg(str(e)))))
 
     def _item(self, name: str, i: int) -> tuple[object, int]:
-        from eximpy.expand import evaluate as E
         s, n = self.s, self.n
         if name in ("acl", "authresults", "dlfunc", "hmac", "listquote", "perl", "python",
                     "prvs", "readfile", "sg", "srs_encode", "tr", "imapfolder",
@@ -535,7 +531,6 @@ class Parser:
         raise self.err(f'"${{{name}" is not a known operator')
 
     def lookup(self, i: int) -> tuple[object, int]:
-        from eximpy.expand import evaluate as E
         from eximpy.lookups import findtype_partial
         s, n = self.s, self.n
         i = self.skip_ws(i)
@@ -586,7 +581,6 @@ class Parser:
         return self.tail(i, "lookup", lambda yn: E.LookupNode(key, spec, tname, arg, yn))
 
     def extract(self, i: int) -> tuple[object, int]:
-        from eximpy.expand import evaluate as E
         s = self.s
         i = self.skip_ws(i)
         fmt = "basic"
@@ -625,7 +619,6 @@ class Parser:
     # -- conditions --
     def condition(self, i: int) -> tuple[object, int]:
         """Parse a condition; returns (node, index after it)."""
-        from eximpy.expand import evaluate as E
         s, n = self.s, self.n
         neg = False
         while True:
@@ -757,7 +750,6 @@ class Parser:
 
 def parse(text: str):
     """Parse an expansion string into a node (not cached; see parse_cached)."""
-    from eximpy.expand import evaluate as E
     p = Parser(text)
     top: list = []
     try:

@@ -14,7 +14,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "expand" / "fixtures"
-WORK = ROOT / "tests" / "_work" / "expand"
+# One work directory per test process, so that concurrent runs (several
+# workers share this machine) never trip over each other's files.
+WORK = ROOT / "tests" / "_work" / f"expand-{os.getpid()}"
+# Ports of the test servers (test_readsocket.py), chosen at run time.
+PORTS: dict[str, int] = {}
 
 CONF = """\
 primary_hostname = mx.example.test
@@ -54,6 +58,8 @@ a_empty:
 
 def subst(text: str, dbm_dir: str | None = None) -> str:
     text = text.replace("@F@", str(FIX)).replace("@W@", str(WORK))
+    for k, v in PORTS.items():
+        text = text.replace(k, str(v))
     if dbm_dir is not None:
         text = text.replace("@D@", dbm_dir)
     return text
@@ -113,5 +119,6 @@ def make_work() -> Path:
 
 
 @pytest.fixture(scope="session")
-def work() -> Path:
-    return make_work()
+def work():
+    yield make_work()
+    shutil.rmtree(WORK, ignore_errors=True)

@@ -1,5 +1,5 @@
 """dnsdb and @mx_* against a real DNS server (Debian's dnsmasq) on
-127.0.0.77:53, compared with real Exim.  Exim's resolver reads only
+127.0.0.77:53 (or the next free 127.0.0.x), compared with real Exim.  Exim's resolver reads only
 /etc/resolv.conf, so it runs in a private mount namespace (unshare -m)
 where a resolv.conf naming the test server is bind-mounted; eximpy is
 pointed at the same file with EXIMPY_RESOLV_CONF.  Needs root and the
@@ -20,7 +20,7 @@ from tests.expand.test_differential import stdin_text, results, run_eximpy
 
 pytestmark = [pytest.mark.root, pytest.mark.network]
 
-ADDR = "127.0.0.77"
+ADDRS = [f"127.0.0.{n}" for n in range(77, 97)]   # first free one is used
 TLSA = "0301" "01" + "ab" * 32
 
 RECORDS = [
@@ -78,13 +78,17 @@ def dns_server():
     WORK.mkdir(parents=True, exist_ok=True)
     pidfile = WORK / "dnsmasq.pid"
     resolv = WORK / "resolv.conf"
-    resolv.write_text(f"nameserver {ADDR}\n")
-    p = subprocess.Popen([exe, "--keep-in-foreground", "--no-resolv", "--no-hosts",
-                          f"--listen-address={ADDR}", "--bind-interfaces", "--port=53",
-                          "--local=/example/", f"--pid-file={pidfile}",
-                          "--log-facility=/dev/null"] + RECORDS)
-    time.sleep(0.5)
+    for addr in ADDRS:            # another test run may hold one address
+        p = subprocess.Popen([exe, "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                              f"--listen-address={addr}", "--bind-interfaces", "--port=53",
+                              "--local=/example/", f"--pid-file={pidfile}",
+                              "--log-facility=/dev/null"] + RECORDS,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        if p.poll() is None:
+            break
     assert p.poll() is None, "dnsmasq did not start"
+    resolv.write_text(f"nameserver {addr}\n")
     yield resolv
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=10)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.expand.conftest import WORK
+from tests.expand.conftest import WORK, PORTS
 from tests.expand.test_differential import compare
 
 
@@ -51,7 +51,8 @@ def servers(work):
     u.listen(8)
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t.bind(("127.0.0.1", 47531))
+    t.bind(("127.0.0.1", 0))
+    PORTS["@P@"] = t.getsockname()[1]
     t.listen(8)
     for s in (u, t):
         threading.Thread(target=_serve, args=(s,), daemon=True).start()
@@ -64,8 +65,8 @@ CASES = [
     "${readsocket{@W@/sock}{hello\\n}}", "${readsocket{@W@/sock}{hello\\n}{5s}{|}}",
     "${readsocket{@W@/sock}{hello\\n}{5s}{}}", "${readsocket{@W@/sock}{}}",
     "${readsocket{@W@/sock}{hi}}", "${readsocket{@W@/sock}{hi\\n}{5s:shutdown=no}}",
-    "${readsocket{inet:127.0.0.1:47531}{tcp\\n}}", "${readsocket{inet:localhost:47531}{x\\n}{2s}}",
-    "${readsocket{inet:127.0.0.1:47531}{sleep\\n}{1s}{}{timed out}}",
+    "${readsocket{inet:127.0.0.1:@P@}{tcp\\n}}", "${readsocket{inet:localhost:@P@}{x\\n}{2s}}",
+    "${readsocket{inet:127.0.0.1:@P@}{sleep\\n}{1s}{}{timed out}}",
     "${readsocket{@W@/sock}{sleep\\n}{1s}}", "${readsocket{@W@/nosock}{x}{1s}{}{fallback $value}}",
     "${readsocket{inet:127.0.0.1:1}{x}{1s}{}{refused}}",
     "${readsocket{inet:127.0.0.1:xyzzy}{x}}", "${readsocket{@W@/sock}{a\\n}{x}}",
@@ -80,7 +81,7 @@ def test_readsocket(servers):
 
 @pytest.fixture(scope="module")
 def tls_server(work):
-    """A TLS echo server on 127.0.0.1:47532 with a throw-away certificate."""
+    """A TLS echo server on 127.0.0.1:@Q@ with a throw-away certificate."""
     import datetime
     import ssl
     from cryptography import x509
@@ -103,7 +104,8 @@ def tls_server(work):
     sctx.load_cert_chain(str(cf), str(kf))
     t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t.bind(("127.0.0.1", 47532))
+    t.bind(("127.0.0.1", 0))
+    PORTS["@Q@"] = t.getsockname()[1]
     t.listen(8)
 
     def serve():
@@ -125,11 +127,16 @@ def tls_server(work):
 def test_readsocket_tls(tls_server, servers):
     """tls=yes (not compared with Exim: Exim 4.96 crashes (SIGSEGV) on a TLS
     readsocket in -be mode)."""
-    from eximpy.expand import ExpandContext, expand_string
+    from eximpy.expand import ExpandContext
+    from eximpy.expand import expand_string as _x
+    from tests.expand.conftest import subst
+
+    def expand_string(text, ctx):
+        return _x(subst(text), ctx)
     ctx = ExpandContext()
-    assert expand_string("${readsocket{inet:127.0.0.1:47532}{secure\\n}{5s:tls=yes}}",
+    assert expand_string("${readsocket{inet:127.0.0.1:@Q@}{secure\\n}{5s:tls=yes}}",
                          ctx) == "ECHO:SECURE\nline2\n"
-    assert expand_string("${readsocket{inet:localhost:47532}{x\\n}{5s:tls=yes}{|}}",
+    assert expand_string("${readsocket{inet:localhost:@Q@}{x\\n}{5s:tls=yes}{|}}",
                          ctx) == "ECHO:X|line2|"
-    assert expand_string("${readsocket{inet:127.0.0.1:47531}{plain\\n}{2s:tls=yes}{}"
+    assert expand_string("${readsocket{inet:127.0.0.1:@P@}{plain\\n}{2s:tls=yes}{}"
                          "{no tls there}}", ctx) == "no tls there"
