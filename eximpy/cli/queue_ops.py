@@ -429,6 +429,8 @@ def _apply(ctx: _Ctx, mode: str, msg: SpoolMessage, args: list[str],
         ctx.say(f"Message {mid} is no longer frozen")
         return 0
     if mode == "Mmd":
+        # As Exim: each address is logged as it is done; an error stops
+        # before the -H file is rewritten ("message not updated").
         for a in args:
             bad = _bad_address(a)
             if bad is None and a not in [r.address for r in msg.recipients]:
@@ -437,11 +439,9 @@ def _apply(ctx: _Ctx, mode: str, msg: SpoolMessage, args: list[str],
                 ctx.say(f"Message {mid} - error while marking as delivered:")
                 ctx.say(f"  {bad}")
                 return 1
-        for a in args:
             msg.non_recipients.add(a)
-        save()
-        for a in args:
             log.main(f"address <{a}> marked delivered by {user}", mid)
+        save()
         ctx.say(f"Message {mid} has been modified")
         return 0
     if mode == "Mmad":
@@ -461,11 +461,9 @@ def _apply(ctx: _Ctx, mode: str, msg: SpoolMessage, args: list[str],
                 ctx.say(f"Message {mid} - error while adding recipient:")
                 ctx.say(f"  {bad}")
                 return 1
-        for a in args:
             msg.recipients.append(Recipient(a))
-        save()
-        for a in args:
             log.main(f"recipient <{a}> added by {user}", mid)
+        save()
         ctx.say(f"Message {mid} has been modified")
         return 0
     if mode == "Mes":

@@ -205,6 +205,9 @@ def _copy_tree(a: Path, b: Path) -> None:
     ["-Mrm", "1xWDFA-000299-2J"], ["-Mvh", "1xWDFA-000299-2J"],
     ["-Mvl", "1xWDFA-000299-2J"], ["-Mf", "1xWDFA-000299-2J"],
     ["-Mmad", "1xWDFA-000299-2J"],
+    ["-Mes", 0, "<>"], ["-Mar", 0, "good@example.test", "bad"],
+    ["-Mmd", 0, "dave@example.test", "nobody@x"], ["-Mt", 0],
+    ["-Mar", 0, "UPPER@Example.TEST"], ["-Mf", 1, "ID0"], ["-Mrm", 2, "1xWDFA-000299-2J", "ID0"],
     ["locked", "-Mf", 0], ["locked", "-Mrm", 0], ["locked", "-Mmad", 0],
     ["locked", "-Mar", 0, "x@example.test"], ["locked", "-Mvc", 0],
     ["locked", "-Mvh", 0],
@@ -226,6 +229,7 @@ def test_actions_do_what_exim_does(tmp_path: Path, action: list) -> None:
     ids = sorted(n[:-2] for n in spool_files(a) if n.endswith("-H"))
     opt, which, *rest = action
     mid = ids[which] if isinstance(which, int) else which
+    rest = [ids[int(r[2:])] if r.startswith("ID") else r for r in rest]
     held = []
     if locked:
         for base in (a, b):
