@@ -48,6 +48,24 @@ def _s(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
+_RESENT_TYPED = ("bcc", "cc", "from", "message-id", "sender", "to")
+
+
+def _htype(name: str) -> str:
+    """The -H type letter, counting Resent- forms as Exim does
+    (header_checkname with is_resent)."""
+    low = name.strip().lower()
+    if low.startswith("resent-") and low[7:] in _RESENT_TYPED:
+        return header_type_for(low[7:])
+    return header_type_for(low)
+
+
+def _header(text: str) -> Header:
+    if not text.endswith("\n"):
+        text += "\n"
+    return Header(_htype(text.split(":", 1)[0]), text)
+
+
 def _rcvhost(msg: ReceivedMessage) -> str:
     """Exim's $sender_rcvhost: "name\n\t([ip] helo=h ident=u)" or
     "[ip] (helo=h ident=u)"."""
@@ -167,23 +185,44 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.acl_vars.update({k[4:]: v for k, v in msg.acl_c.items()})
     sm.recipients = [Recipient(a, orcpt=o, dsn_flags=f)
                      for a, o, f in msg.recipients]
-    headers = [Header(header_type_for(_s(h).split(":", 1)[0].strip()), _s(h))
-               for h in msg.headers]
+    headers = [_header(_s(h)) for h in msg.headers]
+    # Return-Path:, Envelope-To: and Delivery-Date: are added at delivery;
+    # copies arriving with the message are dropped (the *_remove options).
+    for opt, hname in (("return_path_remove", "return-path"),
+                       ("envelope_to_remove", "envelope-to"),
+                       ("delivery_date_remove", "delivery-date")):
+        if get(opt, True) is not False:
+            for h in headers:
+                if h.name.lower() == hname:
+                    h.type = HTYPE_OLD
     received = _received(config, msg, mid, primary, now)
-    added = [Header.make(h) for h in msg.added_headers]
+    added = [_header(h) for h in msg.added_headers]
+    body_headers = headers + added
+    resent = any(h.name.lower().startswith("resent-") for h in headers)
+    prefix = "Resent-" if resent else ""
     names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
-    fixups: list[Header] = []
+
+    def add(text: str) -> None:
+        """Append, or with Resent- headers put it before the first one
+        (Exim's header_add_at_position)."""
+        h = _header(text)
+        if resent:
+            for i, old in enumerate(body_headers):
+                if old.name.lower().startswith("resent-"):
+                    body_headers.insert(i, h)
+                    return
+        body_headers.append(h)
     if msg.local:
-        if "message-id" not in names and "resent-message-id" not in names:
+        if f"{prefix}message-id".lower() not in names:
             dom = get("message_id_header_domain") or primary
             text = get("message_id_header_text")
             local = f"E{mid}" + (f"-{text}" if text else "")
-            fixups.append(Header.make(f"Message-Id: <{local}@{dom}>\n"))
-        if "from" not in names and msg.sender:
-            fixups.append(Header.make(f"From: {msg.sender}\n"))
-        if "date" not in names:
-            fixups.append(Header.make(f"Date: {_tod_full(now)}\n"))
-    sm.headers = [received] + headers + added + fixups
+            add(f"{prefix}Message-Id: <{local}@{dom}>\n")
+        if f"{prefix}from".lower() not in names and msg.sender:
+            add(f"{prefix}From: {msg.sender}\n")
+        if f"{prefix}date".lower() not in names:
+            add(f"{prefix}Date: {_tod_full(now)}\n")
+    sm.headers = [received] + body_headers
     return sm
 
 

@@ -276,6 +276,17 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                                  b"RCPT TO:<victim@d>\r\nDATA\r\n"
                                  b"Subject: smuggled\r\n\r\nhidden\r\n.\r\n"
                                  b"rest of real\r\n.\r\n", Q), []),
+    "resent_headers": (RCPT_OK, d(ENV, DATA, b"Resent-From: r@x\r\n"
+                                  b"Subject: resent\r\n\r\nb\r\n.\r\n", Q),
+                       []),
+    "return_path_removed": (RCPT_OK, d(ENV, DATA, b"Return-Path: <x@y>\r\n"
+                                       b"Envelope-To: z@w\r\nDelivery-Date: "
+                                       b"today\r\nS: x\r\n\r\nb\r\n.\r\n",
+                                       Q), []),
+    "existing_ids": (RCPT_OK, d(ENV, DATA, b"message-id: <a@b>\r\nDATE: x\r\n"
+                                b"from: me@x\r\n\r\nb\r\n.\r\n", Q), []),
+    "dot_other_chars": (RCPT_OK, d(ENV, DATA, b"S: x\r\n\r\na\r\n.\0\r\n"
+                                   b". \r\n.\t\r\n.\r\r\n.\r\n", Q), []),
     "pipelined_after_data": (RCPT_OK, d(ENV, DATA, MSG, MF, RT, DATA, MSG,
                                         b"NOOP\r\n", Q), []),
     # --- BDAT --------------------------------------------------------
