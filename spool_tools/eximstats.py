@@ -413,6 +413,9 @@ def main(argv: list[str], out: TextIO | None = None,
             hist = int(args.pop(0))
         elif a in ("-nt", "-ne", "-nr", "-nvr", "--nosort", "-q"):
             pass
+        elif a in ("--version", "-version"):
+            out.write("eximstats: eximpy\nbuild: 4.96\n")
+            return 0
         elif a in ("--help", "-help"):
             out.write(__doc__ or "")
             return 0
