@@ -1,0 +1,276 @@
+"""The `verify =` ACL condition: Exim's acl_verify().
+
+SUMMARY
+    acl_verify(call, arg, msgs) -> OK | FAIL | DEFER | ERROR
+    Callout (protocol)   .callout(address, is_recipient, options, call)
+                             -> (rc, message)
+
+DESCRIPTION
+    recipient           routes the RCPT address through the router chain in
+                        verify mode (eximpy.routing, V_RECIPIENT); failure
+                        messages are the router's ("Unrouteable address").
+    sender[=addr]       the same for the envelope sender (cached per
+                        message: "using cached sender verify result"); the
+                        failing address is reported in
+                        result.sender_verify_failed for the session, which
+                        writes Exim's "Verification failed for <...>" lines.
+    helo                the HELO/EHLO name resolves to the client address
+                        (or is its address literal).
+    reverse_host_lookup the client address has a name whose forward lookup
+                        gives the address back.
+    header_syntax, header_sender, not_blind, header_names_ascii
+                        checks on the message's header lines (DATA ACLs).
+    certificate         the client presented a verified certificate.
+    csa                 not implemented (ERROR, fails closed).
+
+    Callouts (/callout=...): the options are parsed as Exim does; the SMTP
+    dialogue itself is delegated to ``engine.callout`` (an object with a
+    ``callout`` method, see above), which eximpy's remote-delivery code
+    will provide.  Without one, a callout counts as "could not complete"
+    (DEFER, or OK with defer_ok), never as a success.
+
+SEE ALSO
+    spec 44.45-44.50 "Address verification", "Callout verification";
+    Exim acl.c acl_verify(), verify.c.
+"""
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from eximpy.acl.runner import DEFER, ERROR, FAIL, OK
+
+_START = ">" * 35
+_END = "----------- end verify ------------"
+
+
+def _route(call: Any, address: str, recipient: bool) -> tuple[str, Any]:
+    from eximpy import routing as R
+    v = dict(call.ctx.variables)
+    rctx = R.RoutingContext(call.engine.config,
+                            verify=R.V_RECIPIENT if recipient else R.V_SENDER,
+                            sender_address=call.var("sender_address"),
+                            variables=v,
+                            headers=getattr(call.env, "headers", None))
+    rctx.acl_c = call.env.acl_c
+    rctx.acl_m = call.env.acl_m
+    addr = R.make_address(address)
+    call.trace(_START)
+    call.trace(f"routing {address}")
+    try:
+        rc = R.route_address(addr, rctx)
+    except Exception as e:                     # a broken router config
+        addr.message = str(e)
+        rc = DEFER
+    rname = getattr(addr.router, "name", None) if addr.router else None
+    if rc == "OK" and rname:
+        call.trace(f"calling {rname} router")
+        call.trace(f"routed by {rname} router")
+    elif rc == "FAIL" and not rname and addr.message == "Unrouteable address":
+        call.trace("no more routers")
+    call.trace(_END)
+    return rc, addr
+
+
+def _parse_options(arg: str) -> tuple[str, list[str]]:
+    parts = arg.split("/")
+    return parts[0].strip(), [p.strip() for p in parts[1:]]
+
+
+def _callout_opts(opts: list[str], msgs: Any) -> dict[str, Any] | None:
+    """Parse "callout[=...]" options; None on a syntax error."""
+    out: dict[str, Any] = {}
+    for o in opts:
+        if o.startswith("callout"):
+            out["callout"] = True
+            rest = o[7:]
+            if rest.startswith("="):
+                for item in rest[1:].split(","):
+                    item = item.strip()
+                    if not item:
+                        continue
+                    k, eq, val = item.partition("=")
+                    k = k.strip()
+                    if k in ("defer_ok", "no_cache", "random", "use_sender",
+                             "use_postmaster", "fullpostmaster", "hold",
+                             "pipeline"):
+                        out[k] = True
+                    elif k in ("postmaster", "mailfrom", "maxwait",
+                               "connect", "ratelimit"):
+                        out[k] = val
+                    elif eq == "" and k[:1].isdigit():
+                        out["timeout"] = k
+                    else:
+                        msgs.log = f'unknown option "{k}" in ACL verify condition'
+                        return None
+        elif o in ("defer_ok", "no_details", "success_on_redirect", "quota"):
+            out[o] = True
+        elif o.startswith("quota"):
+            out["quota"] = o
+        elif o:
+            msgs.log = f'unknown option "{o}" in ACL verify condition'
+            return None
+    return out
+
+
+def _do_callout(call: Any, address: str, recipient: bool,
+                opts: dict[str, Any], msgs: Any) -> str:
+    impl = getattr(call.engine, "callout", None)
+    if impl is None:
+        msgs.log = (f"Could not complete {'recipient' if recipient else 'sender'}"
+                    " verify callout: no SMTP client for callouts")
+        rc = DEFER
+    else:
+        rc, text = impl.callout(address, recipient, opts, call)
+        if rc != OK and text:
+            msgs.log = text
+            msgs.user = text
+    if rc == DEFER and opts.get("defer_ok"):
+        return OK
+    return rc
+
+
+def acl_verify(call: Any, arg: str, msgs: Any) -> str:
+    from eximpy.acl.engine import WHERE_NAMES
+    what, opts = _parse_options(arg)
+    where = call.where
+    wname = WHERE_NAMES.get(where, where)
+    low = what.lower()
+    if low == "certificate":
+        if opts:
+            msgs.log = "unexpected '/' found in \"certificate\" (this verify item has no options)"
+            return ERROR
+        if call.var("tls_in_certificate_verified") in ("1", "yes", "true"):
+            return OK
+        msgs.user = "no verified certificate"
+        return FAIL
+    if low == "helo":
+        if opts:
+            msgs.log = "unexpected '/' found in \"helo\" (this verify item has no options)"
+            return ERROR
+        return _verify_helo(call)
+    if low == "reverse_host_lookup":
+        if not call.var("sender_host_address"):
+            return OK
+        name = _forward_confirmed_name(call)
+        if name is None:
+            msgs.log = ("host lookup failed for reverse lookup check"
+                        + (" (defer)" if False else ""))
+            return FAIL
+        call.ctx.variables["sender_host_name"] = name
+        return OK
+    if low == "csa":
+        msgs.log = 'verify = csa is not supported by eximpy'
+        return ERROR
+    if low in ("header_syntax", "header_sender", "not_blind",
+               "header_names_ascii"):
+        if where not in ("data", "notsmtp", "prdr", "mime", "dkim"):
+            msgs.log = (f"cannot check header contents in ACL for {wname}")
+            return ERROR
+        from eximpy.acl import headers as H
+        return H.verify_headers(call, low, opts, msgs)
+    if low == "recipient":
+        if where not in ("rcpt", "vrfy"):
+            msgs.log = ('cannot verify recipient in ACL for '
+                        f"{wname}")
+            return ERROR
+        copts = _callout_opts(opts, msgs)
+        if copts is None:
+            return ERROR
+        a = call.addr
+        if a is None:
+            return FAIL
+        cache = call.engine.msg["recipient_verify"]
+        key = a.address
+        if key in cache and not copts.get("callout"):
+            rc, m, um = cache[key]
+        else:
+            rc, addr = _route(call, a.address, True)
+            m = addr.message
+            um = addr.user_message or addr.message
+            if rc == "OK":
+                rc = OK
+                call.ctx.variables["address_data"] = \
+                    getattr(addr.prop, "address_data", "") or ""
+                if copts.get("callout"):
+                    rc = _do_callout(call, a.address, True, copts, msgs)
+                    return rc
+            elif rc in ("FAIL", "DISCARD"):
+                rc = FAIL
+            else:
+                rc = DEFER
+        if rc != OK:
+            msgs.log = m
+            msgs.user = um
+        return rc
+    if low.startswith("sender"):
+        if where in ("connect", "helo", "auth", "mailauth", "etrn", "expn",
+                     "starttls", "vrfy", "quit") and "=" not in what:
+            msgs.log = f"cannot verify sender in ACL for {wname}"
+            return ERROR
+        copts = _callout_opts(opts, msgs)
+        if copts is None:
+            return ERROR
+        if "=" in what:
+            sender = what.split("=", 1)[1].strip()
+        else:
+            sender = call.var("sender_address")
+        if sender == "":
+            return OK
+        cached = call.engine.msg.get("sender_verify")
+        if cached is not None and cached[3] == sender and \
+                not copts.get("callout"):
+            call.trace("using cached sender verify result")
+            rc, m, um = cached[0], cached[1], cached[2]
+        else:
+            rrc, addr = _route(call, sender, False)
+            m = addr.message
+            um = addr.user_message or addr.message
+            rc = OK if rrc == "OK" else FAIL if rrc in ("FAIL", "DISCARD") \
+                else DEFER
+            if rc == OK and copts.get("callout"):
+                rc = _do_callout(call, sender, False, copts, msgs)
+            call.engine.msg["sender_verify"] = (rc, m, um, sender)
+        if rc == OK:
+            return OK
+        svf = call.result.__dict__
+        if not call.engine.msg.get("sverify_told"):
+            svf["sender_verify_failed"] = (sender, m, um, rc)
+        if rc == FAIL:
+            msgs.user = msgs.log = "Sender verify failed"
+        else:
+            msgs.user = msgs.log = "Could not complete sender verify"
+        return rc
+    msgs.log = f'unknown verify condition "{what}"'
+    return ERROR
+
+
+def _forward_confirmed_name(call: Any) -> str | None:
+    from eximpy import match as M
+    addr = call.var("sender_host_address")
+    try:
+        return M._dns_host_name(call.ctx, addr)
+    except Exception:
+        return None
+
+
+def _verify_helo(call: Any) -> str:
+    helo = call.var("sender_helo_name")
+    addr = call.var("sender_host_address")
+    if not addr:
+        return OK
+    if not helo:
+        return FAIL
+    if helo.startswith("[") and helo.endswith("]"):
+        lit = helo[1:-1]
+        if lit.lower().startswith("ipv6:"):
+            lit = lit[5:]
+        return OK if lit == addr else FAIL
+    name = call.var("sender_host_name")
+    if name and name.lower() == helo.lower():
+        return OK
+    try:
+        infos = socket.getaddrinfo(helo, None)
+    except OSError:
+        return FAIL
+    return OK if any(i[4][0] == addr for i in infos) else FAIL

@@ -1,0 +1,108 @@
+"""-bh IP: an SMTP test session with Exim's ACL debug trace on stderr.
+
+SUMMARY
+    run_bh(config, inv, stdin, stdout, stderr=sys.stderr) -> int
+    BhLog(stream)            log writer that prints "LOG: text" lines
+
+DESCRIPTION
+    A replacement for eximpy.cli.smtp_modes.run_bh that gives the session
+    the full ACL engine (eximpy.acl.engine) with a trace callback: every
+    ACL decision is written to stderr as ">>> " lines, exactly as
+    `exim -bh` writes its acl debug output, and every log line the session
+    or an ACL writes appears as "LOG: ..." on the same stream (Exim writes
+    no log files in -bh mode).  The banner and the SMTP replies go to
+    stdout.  Nothing is spooled.
+
+    The main-program dispatcher can point -bh (and -bhc: callouts are
+    treated the same until eximpy has an SMTP client) at run_bh here.
+
+SEE ALSO
+    spec 5 (-bh, -bhc); eximpy.cli.smtp_modes; eximpy.acl.engine.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+class BhLog:
+    """Log writer for -bh: every line goes to the debug stream."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failed = False
+        self.last_error = None
+
+    def _w(self, text: str) -> bool:
+        self.stream.write(f"LOG: {text}\n")
+        self.stream.flush()
+        return True
+
+    def main(self, text: str, mid: str | None = None) -> bool:
+        return self._w(f"{mid} {text}" if mid else text)
+
+    def reject(self, text: str, mid: str | None = None,
+               block: Any = None) -> bool:
+        return self._w(f"{mid} {text}" if mid else text)
+
+    def panic(self, text: str, mid: str | None = None) -> bool:
+        return self._w(f"{mid} {text}" if mid else text)
+
+    def write(self, text: str, main: bool = False, reject: bool = False,
+              panic: bool = False) -> bool:
+        return self._w(text)
+
+
+def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
+           stdout: Any = sys.stdout, stderr: Any = sys.stderr) -> int:
+    """-bh IP with the ACL engine and its trace."""
+    from eximpy.acl.engine import make_runner
+    from eximpy.cli import smtp_modes as S
+    from eximpy.smtp.accept import TestSink
+    from eximpy.smtp.server import Session
+
+    host = inv.mode_arg or ""
+    port = 0
+    if host.count(".") == 4 or (":" in host and host.count(".") == 1 and
+                                host.rsplit(".", 1)[1].isdigit()):
+        host, _, p = host.rpartition(".")
+        port = int(p) if p.isdigit() else 0
+    err = getattr(stderr, "buffer", None)
+    text_err = stderr
+
+    def trace(line: str) -> None:
+        for ln in line.split("\n"):
+            text_err.write(f">>> {ln}\n")
+        text_err.flush()
+    log = BhLog(text_err)
+    out = S._binary(stdout)
+    out.write(f"\n**** SMTP testing session as if from host {host}\n"
+              "**** but without any ident (RFC 1413) callback.\n"
+              "**** This is not for real!\n\n".encode())
+    out.flush()
+    login, uid, gid = S._caller()
+    runner = make_runner(config, log=log, trace=trace, host_checking=True)
+    session = Session(config, acl=runner, sink=TestSink(config),
+                      host_address=host, host_port=port, host_checking=True,
+                      trusted=True, login=login, uid=uid, gid=gid, log=log)
+    del err
+    return S._run(session, stdin, stdout, config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eximpy.cli.host_check -C conf -bh IP``: the same command
+    line as the main program, for tests until -bh is pointed here."""
+    from eximpy.cli.modes import _load
+    from eximpy.cli.options import parse_args
+    from eximpy.errors import ConfigError
+    inv = parse_args(["exim"] + list(sys.argv[1:] if argv is None else argv))
+    try:
+        config = _load(inv)
+    except ConfigError as e:
+        from eximpy.cli.main import _config_error
+        return _config_error(e)
+    return run_bh(config, inv, sys.stdin, sys.stdout, sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
