@@ -509,3 +509,24 @@ def test_received_header_text_failure_panics_like_exim(tmp_path: Path,
         got[name] = (r.returncode, normalize(r.stderr.decode()), logs,
                      spool_files(tmp_path / name))
     assert got["p"] == got["e"]
+
+
+def test_nonrecipient_tree_shape_matches_exim(tmp_path: Path) -> None:
+    """Marking many addresses delivered in a scrambled order exercises the
+    AVL rotations; the -H tree lines must be the ones Exim writes."""
+    rcpts = [f"{c}@example.test" for c in "abcdefghij"]
+    order = ["e@example.test", "a@example.test", "i@example.test",
+             "d@example.test", "b@example.test", "j@example.test",
+             "c@example.test", "h@example.test"]
+    files = {}
+    for name, prog in (("e", exim), ("p", eximpy)):
+        conf = make_scratch(tmp_path / name)
+        assert exim(conf, ["-odq", "-f", "s@example.test"] + rcpts,
+                    b"Subject: t\n\nb\n").returncode == 0
+        mid = only_id(tmp_path / name)
+        for a in order:
+            assert prog(conf, ["-Mmd", mid, a]).returncode == 0
+        h = (tmp_path / name / "spool" / "input" / f"{mid}-H").read_text()
+        files[name] = [ln for ln in h.splitlines() if ln[:3] in
+                       ("YY ", "YN ", "NY ", "NN ")]
+    assert files["p"] == files["e"] and len(files["e"]) == len(order)
