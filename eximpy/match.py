@@ -194,6 +194,41 @@ class _Flags:
         self.ignore_defer = self.include_defer = False
 
 
+_HOST_FLAGS = frozenset(("ignore_unknown", "include_unknown", "ignore_defer",
+                         "include_defer"))
+_COMPILED: dict[tuple[str, str], tuple] = {}   # cache: (list text, kind) -> entries
+
+
+def _compiled(text: str, kind: str) -> tuple:
+    """A list split into (tag, polarity, text) entries: tag is "caseful",
+    "flag" (+ignore_unknown ...), or "item" ("!" negations counted into the
+    polarity: OK for a positive item, FAIL for a negated one)."""
+    key = (text, kind)
+    r = _COMPILED.get(key) if type(text) is str else None
+    if r is not None:
+        return r
+    out = []
+    for item in iter_list(text):
+        if kind in (MCL_ADDRESS, MCL_LOCALPART) and item == "+caseful":
+            out.append(("caseful", OK, item))
+            continue
+        if kind == MCL_HOST and item.startswith("+") and item[1:] in _HOST_FLAGS:
+            out.append(("flag", OK, item[1:]))
+            continue
+        y = OK
+        ss = item
+        while ss.startswith("!"):
+            ss = ss[1:].lstrip(" \t\n\r")
+            y = FAIL if y == OK else OK
+        out.append(("item", y, ss))
+    r = tuple(out)
+    if type(text) is str:
+        if len(_COMPILED) > 4096:
+            _COMPILED.clear()
+        _COMPILED[key] = r
+    return r
+
+
 def match_check_list(ctx, list_text: str | None, kind: str, func, expand: bool = True,
                      caseless: bool = True, _depth: int = 0):
     """Exim's match_check_list(): (rc, value).  ``func(ctx, item, flags)``
@@ -214,29 +249,21 @@ def match_check_list(ctx, list_text: str | None, kind: str, func, expand: bool =
             return DEFER, None
     flags = _Flags(caseless)
     yield_ = OK
-    for item in iter_list(text):
-        yield_ = OK
-        if kind in (MCL_ADDRESS, MCL_LOCALPART) and item == "+caseful":
+    for tag, yield_, ss in _compiled(text, kind):
+        if tag == "caseful":
             flags.caseless = False
             continue
-        if kind == MCL_HOST and item.startswith("+"):
-            flag = item[1:]
-            if flag in ("ignore_unknown", "include_unknown", "ignore_defer",
-                        "include_defer"):
-                setattr(flags, flag, True)
-                if flag == "ignore_unknown":
-                    flags.include_unknown = False
-                elif flag == "include_unknown":
-                    flags.ignore_unknown = False
-                elif flag == "ignore_defer":
-                    flags.include_defer = False
-                else:
-                    flags.ignore_defer = False
-                continue
-        ss = item
-        while ss.startswith("!"):
-            ss = ss[1:].lstrip(" \t\n\r")
-            yield_ = FAIL if yield_ == OK else OK
+        if tag == "flag":
+            setattr(flags, ss, True)
+            if ss == "ignore_unknown":
+                flags.include_unknown = False
+            elif ss == "include_unknown":
+                flags.ignore_unknown = False
+            elif ss == "ignore_defer":
+                flags.include_defer = False
+            else:
+                flags.ignore_defer = False
+            continue
         if not ss.startswith("/"):
             if ss.startswith("+"):
                 nl = ctx.named_list(kind if kind != MCL_STRING else "domain", ss[1:])
