@@ -41,6 +41,7 @@ begin acl
 acl_rcpt:
   accept set acl_m_checked = rcpt ok for $local_part
          set acl_c_helo = $sender_helo_name
+         set acl_m_nl = first\\nsecond line\\n
 acl_data:
   accept
 begin routers

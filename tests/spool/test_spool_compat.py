@@ -179,7 +179,8 @@ def test_eximpy_reads_every_exim_header_field(tmp_path: Path) -> None:
     assert (smtp.interface_address, smtp.interface_port) == ("192.0.2.1", 25)
     assert smtp.host_auth == "plain" and smtp.auth_id == "user1"
     assert smtp.acl_vars == {"c_helo": "client.example.org",
-                             "m_checked": "rcpt ok for odd person"}
+                             "m_checked": "rcpt ok for odd person",
+                             "m_nl": "first\nsecond line\n"}
     assert smtp.dsn_envid == "abc123" and smtp.dsn_ret == 2
     r0 = smtp.recipients[0]
     assert (r0.orcpt, r0.dsn_flags) == ("rfc822;carol@example.test", 0x14)
