@@ -116,7 +116,8 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
     return data
 
 
-def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any]) -> str | None:
+def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
+                log: Any = None) -> str | None:
     """Spool a bounce to the message's sender; None when there is nobody to
     tell (the sender is <>: Exim would freeze a double bounce)."""
     if not failed or not msg.sender:
@@ -132,6 +133,6 @@ def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any]) -> str | 
         login, uid, gid = None, None, None
     data = bounce_text(config, msg, body, failed)
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
-                        login=login, uid=uid, gid=gid, gecos="")
+                        login=login, uid=uid, gid=gid, gecos="", log=log)
     res = receive_local(config, "", [msg.sender], io.BytesIO(data), opts)
     return res.id

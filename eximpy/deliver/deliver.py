@@ -182,6 +182,7 @@ class _Delivery:
             headers=_header_pairs(msg),
             log=lambda m, panic=False, main=True: self.log.main(m, self.mid))
         tctx = TransportContext(self.config, msg, body, rctx)
+        tctx.log = self.log
         tops: list[Address] = []
         for rc in msg.recipients:
             if rc.address in msg.non_recipients:
@@ -280,6 +281,16 @@ class _Delivery:
                                      transport=tname))
         finally:
             jnl.close()
+        # An address with no retry rule at all times out at once (Exim:
+        # "retry timeout exceeded"); the deferred chain is walked from its
+        # most recent end, as Exim does.
+        for a in reversed(list(deferred)):
+            if not self._has_retry_rule(a):
+                deferred.remove(a)
+                failed.append(a)
+                a.message = "retry timeout exceeded"
+                self.main(F.failed(self.sel, a.address, a.message,
+                                   original=_original(a)))
         to_bounce = [a for a in failed if not a.prop.ignore_error]
         freeze_reason = None
         if to_bounce and not msg.sender:
@@ -303,7 +314,7 @@ class _Delivery:
         if to_bounce and msg.sender:
             from eximpy.deliver.bounce import send_bounce
             try:
-                send_bounce(self.config, msg, body, to_bounce)
+                send_bounce(self.config, msg, body, to_bounce, log=self.log)
             except Exception as e:  # noqa: BLE001 - reception failures
                 self.log.main(f"Process failed ({e}) when writing error "
                               f"message to {msg.sender}", self.mid)
@@ -338,6 +349,30 @@ class _Delivery:
             msg.deliver_firsttime = False
             header_file.write(self.layout, msg, split)
             journal.remove(self.layout, self.mid)
+
+    def _has_retry_rule(self, addr: Address) -> bool:
+        """Whether some retry rule's pattern matches the address."""
+        rules = getattr(self.config, "retry_rules", None) or []
+        if not rules:
+            return False
+        from eximpy import match as M
+        from eximpy.expand import ExpandContext
+        ctx = ExpandContext(config=self.config)
+        target = addr.address if not addr.pfr else (
+            _top(addr).address)
+        for rule in rules:
+            pat = rule.pattern
+            if pat == "*":
+                return True
+            subject = target if "@" in pat or pat.startswith("^") else \
+                target.rpartition("@")[2]
+            if "@" in pat or pat.startswith("^"):
+                rc, _v = M.match_address_list(ctx, subject, pat)
+            else:
+                rc, _v = M.match_isinlist(ctx, subject, pat, M.MCL_DOMAIN)
+            if rc == M.OK:
+                return True
+        return False
 
     def _shadow(self, addr: Address, tctx: Any) -> str | None:
         """Run the transport's shadow_transport after a success; its name

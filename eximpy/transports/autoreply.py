@@ -202,7 +202,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                       LocalOptions(extract_recipients=True, dot_ends=False,
                                    local_error=True, login=login, uid=uid,
                                    gid=gid, gecos="",
-                                   bounce_parent=tctx.msg.id))
+                                   bounce_parent=tctx.msg.id,
+                                   log=getattr(tctx, "log", None)))
     except ReceiveError as e:
         return TransportResult(R.DEFER, f"autoreply: {e.message}")
     if once:
