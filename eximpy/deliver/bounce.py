@@ -59,7 +59,7 @@ def _describe(addr: Any) -> list[str]:
 
 
 def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
-                now: float | None = None) -> bytes:
+                now: float | None = None, to: str | None = None) -> bytes:
     """The bounce message (headers and body) as it is handed to receive."""
     main = config.main
     primary = main.get("primary_hostname") or os.uname().nodename
@@ -77,7 +77,7 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
         f"X-Failed-Recipients: {', '.join(tops)}",
         "Auto-Submitted: auto-replied",
         f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
-        f"To: {msg.sender}",
+        f"To: {to or msg.sender}",
         f"References: <E{msg.id}@{primary}>",
         "Content-Type: multipart/report; report-type=delivery-status; "
         f"boundary={boundary}",
@@ -117,10 +117,11 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
 
 
 def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
-                log: Any = None) -> str | None:
+                log: Any = None, to: str | None = None) -> str | None:
     """Spool a bounce to the message's sender; None when there is nobody to
     tell (the sender is <>: Exim would freeze a double bounce)."""
-    if not failed or not msg.sender:
+    to = to or msg.sender
+    if not failed or not to:
         return None
     import pwd
     from eximpy.receive import LocalOptions, receive_local
@@ -131,8 +132,8 @@ def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
         login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
     except KeyError:
         login, uid, gid = None, None, None
-    data = bounce_text(config, msg, body, failed)
+    data = bounce_text(config, msg, body, failed, to=to)
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
                         login=login, uid=uid, gid=gid, gecos="", log=log)
-    res = receive_local(config, "", [msg.sender], io.BytesIO(data), opts)
+    res = receive_local(config, "", [to], io.BytesIO(data), opts)
     return res.id

@@ -312,12 +312,18 @@ class _Delivery:
                 freeze_reason is None:
             freeze_reason = ""
         if to_bounce and msg.sender:
+            # One bounce per errors address (errors_to of a router, else
+            # the envelope sender), as Exim sends them.
             from eximpy.deliver.bounce import send_bounce
-            try:
-                send_bounce(self.config, msg, body, to_bounce, log=self.log)
-            except Exception as e:  # noqa: BLE001 - reception failures
-                self.log.main(f"Process failed ({e}) when writing error "
-                              f"message to {msg.sender}", self.mid)
+            groups: dict[str, list[Address]] = {}
+            for a in to_bounce:
+                groups.setdefault(a.prop.errors_address or msg.sender, []).append(a)
+            for to, addrs in groups.items():
+                try:
+                    send_bounce(self.config, msg, body, addrs, log=self.log, to=to)
+                except Exception as e:  # noqa: BLE001 - reception failures
+                    self.log.main(f"Process failed ({e}) when writing error "
+                                  f"message to {to}", self.mid)
         self.outcome.delivered = [a.address for a in done_ok]
         self.outcome.failed = [a.address for a in failed]
         self.outcome.deferred = [a.address for a in deferred]
