@@ -212,15 +212,26 @@ def run_queue_listing(config: Any, mode: str, ids: Iterable[str],
     """-bp and friends.  ``ids`` restricts the listing (empty: all)."""
     layout = layout or SpoolLayout.from_config(config)
     now = time.time() if now is None else now
-    want = [i for i in ids]
-    entries = _ids_in_order(layout, mode)
-    if want:
-        wanted = set(want)
-        entries = [e for e in entries if e[0] in wanted]
+    want = list(ids)
     if mode == "bpc":
-        out.write(f"{len(entries)}\n")
+        # Exim counts the whole queue even when ids are given.
+        out.write(f"{len(_ids_in_order(layout, mode))}\n")
         return 0
-    for mid, d in entries:
+    if want:
+        # Ids on the command line: in the order given, each looked up.
+        for mid in want:
+            d = None
+            if is_message_id(mid):
+                found = layout.find(mid, "-H")
+                d = os.path.dirname(found) if found else None
+            if d is None:
+                out.write(f"      {mid}\n    *** spool read error: "
+                          f"{os.strerror(errno.ENOENT)} ***\n\n")
+                continue
+            out.write(list_entry(load_for_listing(layout, mid, d), mode,
+                                 now))
+        return 0
+    for mid, d in _ids_in_order(layout, mode):
         out.write(list_entry(load_for_listing(layout, mid, d), mode, now))
     return 0
 

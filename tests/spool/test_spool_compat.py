@@ -531,3 +531,15 @@ def test_nonrecipient_tree_shape_matches_exim(tmp_path: Path) -> None:
         files[name] = [ln for ln in h.splitlines() if ln[:3] in
                        ("YY ", "YN ", "NY ", "NN ")]
     assert files["p"] == files["e"] and len(files["e"]) == len(order)
+
+
+def test_listing_given_ids(tmp_path: Path) -> None:
+    conf = make_scratch(tmp_path)
+    for _ in range(3):
+        assert exim(conf, ["-odq", "-f", "a@example.test", "bob"],
+                    b"Subject: x\n\nb\n").returncode == 0
+    ids = sorted(n[:-2] for n in spool_files(tmp_path) if n.endswith("-H"))
+    for args in (["-bp", ids[2], ids[0]], ["-bpc", ids[1]],
+                 ["-bpu", "1xWDFA-000299-2J", ids[1]], ["-bpa", ids[1]]):
+        e, p = exim(conf, args), eximpy(conf, args)
+        assert (p.returncode, p.stdout) == (e.returncode, e.stdout), args
