@@ -195,6 +195,25 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
             for h in headers:
                 if h.name.lower() == hname:
                     h.type = HTYPE_OLD
+    # Unqualified addresses in address headers are qualified where the
+    # sender may send them (local submissions, *_unqualified_hosts):
+    # the old line is kept as "*", the new one follows it.
+    qdom = get("qualify_domain") or primary
+    qrcpt = get("qualify_recipient") or qdom
+    if msg.allow_unqualified_sender or msg.allow_unqualified_recipient:
+        from eximpy.smtp.address import qualify_header
+        out: list[Header] = []
+        for h in headers:
+            out.append(h)
+            if h.type in ("S", "F", "R", "T", "C", "B"):
+                new = qualify_header(h.text, h.type in ("S", "F", "R"),
+                                     qdom, qrcpt,
+                                     msg.allow_unqualified_sender,
+                                     msg.allow_unqualified_recipient)
+                if new is not None:
+                    out.append(Header(h.type, new))
+                    h.type = HTYPE_OLD
+        headers = out
     received = _received(config, msg, mid, primary, now)
     added = [_header(h) for h in msg.added_headers]
     body_headers = headers + added
@@ -202,26 +221,25 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     prefix = "Resent-" if resent else ""
     names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
 
-    def add(text: str) -> None:
-        """Append, or with Resent- headers put it before the first one
-        (Exim's header_add_at_position)."""
+    def add(text: str, top: bool = False) -> None:
+        """Append; with Resent- headers, Resent-Message-Id: and Resent-Date:
+        go to the top instead, just after Received: (Exim's
+        header_add_at_position with no name); Resent-From: is appended."""
         h = _header(text)
-        if resent:
-            for i, old in enumerate(body_headers):
-                if old.name.lower().startswith("resent-"):
-                    body_headers.insert(i, h)
-                    return
-        body_headers.append(h)
+        if resent and top:
+            body_headers.insert(0, h)
+        else:
+            body_headers.append(h)
     if msg.local:
         if f"{prefix}message-id".lower() not in names:
             dom = get("message_id_header_domain") or primary
             text = get("message_id_header_text")
             local = f"E{mid}" + (f"-{text}" if text else "")
-            add(f"{prefix}Message-Id: <{local}@{dom}>\n")
+            add(f"{prefix}Message-Id: <{local}@{dom}>\n", top=True)
         if f"{prefix}from".lower() not in names and msg.sender:
             add(f"{prefix}From: {msg.sender}\n")
         if f"{prefix}date".lower() not in names:
-            add(f"{prefix}Date: {_tod_full(now)}\n")
+            add(f"{prefix}Date: {_tod_full(now)}\n", top=True)
     sm.headers = [received] + body_headers
     return sm
 

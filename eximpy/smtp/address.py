@@ -215,29 +215,72 @@ class _P:
         return f"{lp}@{dom}", len(lp) + 1
 
 
+class GroupState:
+    """Exim's parse_allow_group / parse_found_group flags, kept across the
+    addresses of one header line ("name: a, b;" group syntax)."""
+
+    def __init__(self) -> None:
+        self.allow = True
+        self.found = False
+
+
 def extract_address(mailbox: str, allow_null: bool,
                     opts: ParseOptions = _DEFAULT) -> tuple[str, int]:
     """Exim's parse_extract_address(); raises AddressError."""
+    r, dom, _s, _e = extract_address_span(mailbox, allow_null, opts)
+    return r, dom
+
+
+def extract_address_span(mailbox: str, allow_null: bool,
+                         opts: ParseOptions = _DEFAULT,
+                         group: GroupState | None = None
+                         ) -> tuple[str, int, int, int]:
+    """As extract_address(), also giving the start and end offsets of the
+    address proper inside ``mailbox`` (used to rewrite it in place)."""
+    try:
+        return _extract(mailbox, allow_null, opts, group)
+    except AddressError:
+        if group is not None and group.found:
+            # An error at a group's closing ";" ends the group.
+            pass
+        raise
+
+
+def _extract(mailbox: str, allow_null: bool, opts: ParseOptions,
+             group: GroupState | None) -> tuple[str, int, int, int]:
     p = _P(mailbox, opts)
     s = p.s
-    p.skip_comment()
-    start = p.i
-    t, err = p.read_local_part(True)
-    if err:
-        raise AddressError(err)
-    domain = 0
-    result: str
-    endptr: int
-    if s[p.i] != "@" and s[p.i] != "<":
-        if s[p.i] in ("\0", ";"):
-            if not t:
-                raise AddressError("empty address")
-            result, endptr = t, p.last_comment
-            return _finish(p, mailbox, result, domain, start, endptr)
-        while s[p.i] != "<":
-            _t, err = p.read_local_part(False)
-            if err:
-                raise AddressError(f'{err} (expected word or "<")')
+    while True:                                   # RESTART after a group
+        p.skip_comment()
+        start = p.i
+        t, err = p.read_local_part(True)
+        if err:
+            _group_fail(p, group)
+            raise AddressError(err)
+        domain = 0
+        result: str
+        endptr: int
+        if s[p.i] != "@" and s[p.i] != "<":
+            if s[p.i] in ("\0", ";"):
+                if not t:
+                    _group_fail(p, group)
+                    raise AddressError("empty address")
+                result, endptr = t, p.last_comment
+                return _finish(p, mailbox, result, domain, start, endptr,
+                               group)
+            allow_group = group is not None and group.allow
+            while s[p.i] != "<" and not (allow_group and s[p.i] == ":"):
+                _t, err = p.read_local_part(False)
+                if err:
+                    _group_fail(p, group)
+                    raise AddressError(f'{err} (expected word or "<")')
+            if s[p.i] == ":":
+                assert group is not None
+                group.found = True
+                group.allow = False
+                p.i += 1
+                continue
+        break
     if s[p.i] == "<":
         p.i += 1
         brackets = 1
@@ -286,19 +329,127 @@ def extract_address(mailbox: str, allow_null: bool,
         result = f"{t}@{dom}"
         domain = len(t) + 1
         endptr = p.last_comment
-    return _finish(p, mailbox, result, domain, start, endptr)
+    return _finish(p, mailbox, result, domain, start, endptr, group)
+
+
+def _group_fail(p: _P, group: GroupState | None) -> None:
+    if group is not None and group.found and p.s[p.i] == ";":
+        group.found = False
+        group.allow = True
 
 
 def _finish(p: _P, mailbox: str, result: str, domain: int, start: int,
-            endptr: int) -> tuple[str, int]:
+            endptr: int, group: GroupState | None = None
+            ) -> tuple[str, int, int, int]:
     s = p.s
     if s[p.i] != "\0":
-        rest = s[p.i:p.i + 32].split("\0", 1)[0]
-        raise AddressError(f"malformed address: {rest} may not follow "
-                           f"{mailbox[:p.i]}")
+        if group is not None and group.found and s[p.i] == ";":
+            group.found = False
+            group.allow = True
+        else:
+            rest = s[p.i:p.i + 32].split("\0", 1)[0]
+            raise AddressError(f"malformed address: {rest} may not follow "
+                               f"{mailbox[:p.i]}")
     while endptr > 0 and s[endptr - 1] in " \t\n\r\f\v":
         endptr -= 1
     if endptr - start > ADDRESS_MAXLENGTH:
         raise AddressError(
             f"address is ridiculously long: {result[:64]}...")
-    return result, domain
+    return result, domain, start, endptr
+
+
+def find_address_end(s: str, i: int = 0, nl_ends: bool = False) -> int:
+    """Exim's parse_find_address_end(): index of the comma (or end) that
+    ends the address starting at ``i``."""
+    n = len(s)
+    source_routing = i < n and s[i] == "@"
+    no_term = 1 if source_routing else 0
+    while i < n and (s[i] != "," or no_term > 0) and \
+            (s[i] != "\n" or not nl_ends):
+        c = s[i]
+        if c == "\\" and i + 1 < n:
+            i += 2
+        elif c == '"':
+            i += 1
+            while i < n and (s[i] != "\n" or not nl_ends):
+                if s[i] == "\\" and i + 1 < n:
+                    i += 1
+                elif s[i] == '"':
+                    i += 1
+                    break
+                i += 1
+        elif c == "(":
+            level = 1
+            i += 1
+            while i < n and (s[i] != "\n" or not nl_ends):
+                if s[i] == "\\" and i + 1 < n:
+                    i += 1
+                elif s[i] == "(":
+                    level += 1
+                elif s[i] == ")":
+                    level -= 1
+                    if level <= 0:
+                        i += 1
+                        break
+                i += 1
+        else:
+            if c == "<":
+                source_routing = i + 1 < n and s[i + 1] == "@"
+                no_term = 2 if source_routing else 1
+            elif c == ">":
+                no_term -= 1
+            elif source_routing and c == ":":
+                no_term -= 1
+            i += 1
+    return i
+
+
+def qualify_header(text: str, is_sender: bool, sender_domain: str,
+                   recipient_domain: str, allow_sender: bool,
+                   allow_recipient: bool,
+                   opts: ParseOptions = _DEFAULT) -> str | None:
+    """Exim's rewrite_one_header() for qualification only (no rewrite
+    rules): unqualified addresses in an address header (From, Sender,
+    Reply-To with ``is_sender``; To, Cc, Bcc otherwise) get the qualify
+    domain, in place; a line that grew past 40 characters is folded after
+    the rewritten address.  Returns the new header text (name included,
+    final newline kept), or None when nothing changed."""
+    colon = text.find(":")
+    if colon < 0:
+        return None
+    allowed = allow_sender if is_sender else allow_recipient
+    domain_q = sender_domain if is_sender else recipient_domain
+    cur = text
+    changed_any = False
+    lastnewline = 0
+    pos = colon + 1
+    while pos < len(cur) and cur[pos] in " \t\n\r\f\v":
+        pos += 1
+    group = GroupState()
+    while pos < len(cur):
+        ss = find_address_end(cur, pos)
+        sprev = pos
+        try:
+            addr, dom, start, end = extract_address_span(
+                cur[pos:ss], False, opts, group)
+        except AddressError:
+            addr = None
+        pos = ss + (1 if ss < len(cur) else 0)
+        while pos < len(cur) and cur[pos] in " \t\n\r\f\v":
+            pos += 1
+        if addr is None or dom or not allowed:
+            continue
+        new = f"{addr}@{domain_q}"
+        oldlen = end - start
+        head = cur[:sprev + start] + new + cur[sprev + end:pos]
+        if len(new) > oldlen and len(head) - lastnewline > 40:
+            p = pos - 1
+            while p >= 0 and cur[p] in " \t":
+                p -= 1
+            if p < 0 or cur[p] != "\n":
+                lastnewline = len(head)
+                head += "\n\t"
+        cur = head + cur[pos:]
+        pos = len(head)
+        changed_any = True
+    return cur if changed_any else None

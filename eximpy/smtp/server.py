@@ -139,6 +139,8 @@ class ReceivedMessage:
     authenticator: str | None = None
     auth_pubname: str | None = None
     authenticated_sender: str | None = None
+    allow_unqualified_sender: bool = False
+    allow_unqualified_recipient: bool = False
 
 
 class MessageSink(Protocol):
@@ -1829,7 +1831,9 @@ class Session:
             authenticated_id=self.authenticated_id,
             authenticator=self.authenticated,
             auth_pubname=self.auth_pubname,
-            authenticated_sender=self.authenticated_sender)
+            authenticated_sender=self.authenticated_sender,
+            allow_unqualified_sender=self.allow_unqualified_sender,
+            allow_unqualified_recipient=self.allow_unqualified_recipient)
         if self.sink is None:
             self._printf("451 Temporary local problem - please try later")
             return

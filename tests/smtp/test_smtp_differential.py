@@ -279,12 +279,27 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "resent_headers": (RCPT_OK, d(ENV, DATA, b"Resent-From: r@x\r\n"
                                   b"Subject: resent\r\n\r\nb\r\n.\r\n", Q),
                        []),
+    "header_qualification": (RCPT_OK, d(ENV, DATA,
+                                        b"To: bob, Carol <carol>, dave@x (Dave)"
+                                        b"\r\nTo: averyveryverylonglocalpart"
+                                        b"numberone, anotherverylonglocalpart,"
+                                        b" third\r\nCc: \"q r\" <qr>,\r\n  e\r\n"
+                                        b"Reply-To: rr\r\nSender: ss\r\n"
+                                        b"Bcc: bb\r\nFrom: ff (comment)\r\n"
+                                        b"To: grp: a, b@c;, d\r\n"
+                                        b"To: undisclosed-recipients:;\r\n"
+                                        b"Resent-To: rt\r\n\r\nb\r\n.\r\n",
+                                        Q), []),
+    "header_qualification_remote": (RCPT_OK, d(ENV, DATA, b"To: bob\r\n"
+                                               b"From: ff\r\n\r\nb\r\n.\r\n",
+                                               Q),
+                                    ["-bs", "-oMa", "192.0.2.1"]),
     "return_path_removed": (RCPT_OK, d(ENV, DATA, b"Return-Path: <x@y>\r\n"
                                        b"Envelope-To: z@w\r\nDelivery-Date: "
                                        b"today\r\nS: x\r\n\r\nb\r\n.\r\n",
                                        Q), []),
     "existing_ids": (RCPT_OK, d(ENV, DATA, b"message-id: <a@b>\r\nDATE: x\r\n"
-                                b"from: me@x\r\n\r\nb\r\n.\r\n", Q), []),
+                                b"from: me\r\n\r\nb\r\n.\r\n", Q), []),
     "dot_other_chars": (RCPT_OK, d(ENV, DATA, b"S: x\r\n\r\na\r\n.\0\r\n"
                                    b". \r\n.\t\r\n.\r\r\n.\r\n", Q), []),
     "pipelined_after_data": (RCPT_OK, d(ENV, DATA, MSG, MF, RT, DATA, MSG,
