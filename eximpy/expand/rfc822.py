@@ -139,6 +139,8 @@ def extract_address(text: str, allow_group: bool = False) -> tuple[str, int] | N
             return None
         if s[gt + 1:].strip(_SPACE):
             return None
+        if not _phrase_ok(s[:lt]):
+            return None
         inner = s[lt + 1:gt].strip(_SPACE)
         if inner.startswith("@"):
             k = inner.find(":")
@@ -154,7 +156,31 @@ def extract_address(text: str, allow_group: bool = False) -> tuple[str, int] | N
         addr = _tokens_ok(s)
     if addr is None or addr.startswith("@") or addr.endswith("@") or addr.endswith("."):
         return None
-    return addr, _domain_start(addr)
+    d = _domain_start(addr)
+    if d > 0:
+        dom = addr[d:]
+        if not dom.startswith("[") and (".." in dom or dom.startswith(".")):
+            return None
+    return addr, d
+
+
+def _phrase_ok(phrase: str) -> bool:
+    """The display name before <...>: words and quoted strings only."""
+    inq = False
+    k = 0
+    while k < len(phrase):
+        c = phrase[k]
+        if inq:
+            if c == "\\":
+                k += 1
+            elif c == '"':
+                inq = False
+        elif c == '"':
+            inq = True
+        elif c in ",;:[]@<>":
+            return False
+        k += 1
+    return not inq
 
 
 def _find_unquoted(s: str, ch: str) -> int:
