@@ -9,7 +9,7 @@ SUMMARY
     delivered(...)           "=> / -> / *> / >>" lines
     failed(...)              "** addr ...: reason"
     deferred(...)            "== addr ... defer (errno): reason"
-    completed(...), frozen_text(), queue_run_start/end(...)
+    completed(...), frozen_text(), queue_run_start/end(...), arguments()
     rejected(...)            "H=... rejected RCPT <a>: msg" and friends
     reject_log_block(...)    the Envelope-from/-to + headers block
     parse_line(line) -> LogLine   (for exigrep/eximstats)
@@ -438,6 +438,18 @@ def completed(sel: LogSelector, queue_time: float | None = None) -> str:
 
 def frozen_text(reason: str | None = None) -> str:
     return "Frozen" + (f" ({reason})" if reason else "")
+
+
+def arguments(cwd: str, argv: Sequence[str]) -> str:
+    """The +arguments line: ``cwd=DIR N args: a b "c d"`` (an argument
+    with white space is quoted, a tab in it kept, as Exim does)."""
+    parts = []
+    for a in argv:
+        if any(c in a for c in " \t\n"):
+            parts.append(quoted(a, allow_tab=True))
+        else:
+            parts.append(printing(a))
+    return f"cwd={cwd} {len(argv)} args: " + " ".join(parts)
 
 
 def queue_run_start(pid: int, args: str = "") -> str:

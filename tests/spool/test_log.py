@@ -154,6 +154,15 @@ def test_delivery_lines_under_all_selectors() -> None:
          "carol@example.test")
 
 
+def test_arguments_line() -> None:
+    # Real line from Exim 4.96 with +arguments (this host).
+    assert lf.arguments("/work/main", [
+        "/usr/sbin/exim", "-C", "/tmp/h5/conf", "-odq", "-F", "Bob Smith",
+        "-f", "a@example.test", "bob", "it's", "tab\there"]) == \
+        ('cwd=/work/main 11 args: /usr/sbin/exim -C /tmp/h5/conf -odq -F '
+         '"Bob Smith" -f a@example.test bob it\'s "tab\there"')
+
+
 def test_times_and_parsing() -> None:
     assert lf.printtime(0) == "0s"
     assert lf.printtime(3725) == "1h2m5s"
