@@ -28,7 +28,7 @@ class Node:
     """A piece of an expansion.  ``errmsg`` is the first error that Exim
     would report while *skipping* this piece (unknown variable or operator,
     malformed yes/no tail ...): an unused branch still fails with it."""
-    __slots__ = ("errmsg",)
+    __slots__ = ("errmsg", "skipfx")
     _kids: tuple[str, ...] = ()
 
     def ev(self, ctx) -> str:  # pragma: no cover - abstract
@@ -96,7 +96,7 @@ class ErrorAfter(Node):
 
 class ErrorCond:
     """A condition that cannot be evaluated (unknown variable after def:)."""
-    __slots__ = ("neg", "msg", "errmsg")
+    __slots__ = ("neg", "msg", "errmsg", "skipfx")
     _kids = ()
 
     def __init__(self, msg: str) -> None:
@@ -109,29 +109,49 @@ class ErrorCond:
 
 
 def annotate(node) -> str | None:
-    """Set ``errmsg`` on every node of a tree (first error in text order)."""
+    """Set ``errmsg`` on every node of a tree (the first error Exim would
+    meet while skipping it, in text order) and ``skipfx`` (skipping it has
+    a side effect: a skipped ${run} sets $runrc to 0)."""
     if node is None:
         return None
     if isinstance(node, list):
+        first = None
         for x in node:
             m = annotate(x)
-            if m:
-                # keep going so every node gets annotated
-                for y in node:
-                    annotate(y)
-                return m
-        return None
+            if m and first is None:
+                first = m
+        return first
     first = None
+    fx = type(node) is RunNode
     for k in type(node)._kids:
-        m = annotate(getattr(node, k))
+        child = getattr(node, k)
+        m = annotate(child)
         if m and first is None:
             first = m
+        if child is not None:
+            if isinstance(child, list):
+                fx = fx or any(getattr(c, "skipfx", False) for c in child)
+            else:
+                fx = fx or getattr(child, "skipfx", False)
     own = getattr(node, "errmsg", None) if isinstance(node, (ErrorNode, YesNoError,
                                                             ErrorCond)) else None
     if type(node) is ErrorAfter:
         first = first or node.msg
+    if type(node) is ExtractNode and node.skiperr:
+        first = first or node.skiperr
     node.errmsg = own or first
+    node.skipfx = fx
     return node.errmsg
+
+
+def skip(node, ctx) -> None:
+    """``node`` is read but not used (Exim's skipping mode)."""
+    if node is None:
+        return
+    if node.skipfx:
+        ctx.runrc = 0
+    if node.errmsg:
+        raise ExpansionError(node.errmsg)
 
 
 class Var(Node):
@@ -305,7 +325,7 @@ def expanded_string_integer(s: str, isplus: bool) -> int:
 
 class YesNo:
     """The {yes}{no} / fail tail of if, lookup, extract, run ..."""
-    __slots__ = ("kind", "yes", "no", "fail", "has", "errmsg")
+    __slots__ = ("kind", "yes", "no", "fail", "has", "errmsg", "skipfx")
     _kids = ("yes", "no")
 
     def __init__(self, kind, yes, no, fail, has) -> None:
@@ -321,11 +341,9 @@ class YesNo:
         if ok:
             r = self.yes.ev(ctx)
             ctx.lookup_value = save_lookup
-            if self.no is not None and self.no.errmsg:
-                raise ExpansionError(self.no.errmsg)     # found while skipping
+            skip(self.no, ctx)          # read while skipping
             return r
-        if self.yes.errmsg:
-            raise ExpansionError(self.yes.errmsg)
+        skip(self.yes, ctx)
         ctx.lookup_value = save_lookup
         if self.no is not None:
             return self.no.ev(ctx)
@@ -336,12 +354,13 @@ class YesNo:
 
 class YesNoError:
     """A malformed yes/no tail: the item does its work, then this fails."""
-    __slots__ = ("msg", "errmsg")
+    __slots__ = ("msg", "errmsg", "skipfx")
     _kids = ()
 
     def __init__(self, msg: str) -> None:
         self.msg = msg
         self.errmsg = msg
+        self.skipfx = False
 
     def apply(self, ctx, ok: bool, save_lookup) -> str:
         raise ExpansionError(self.msg)
@@ -527,12 +546,14 @@ def json_items(s: str):
 
 
 class ExtractNode(Node):
-    __slots__ = ("fmt", "args", "fail", "tails")
+    __slots__ = ("fmt", "args", "fail", "tails", "skiperr")
     _kids = ("args",)
 
     def __init__(self, fmt, args, fail) -> None:
         self.fmt, self.args, self.fail = fmt, args, fail
         self.tails: list[str] = []
+        # While skipping Exim reads at most 5 arguments, then wants "}".
+        self.skiperr = "missing '}' closing extract" if len(args) > 5 else None
 
     def ev(self, ctx) -> str:
         save_v = ctx.lookup_value
@@ -573,11 +594,10 @@ class ExtractNode(Node):
             if ok:
                 r = rest[0].ev(ctx)
                 ctx.lookup_value = save_v
-                if len(rest) > 1 and rest[1].errmsg:
-                    raise ExpansionError(rest[1].errmsg)
+                if len(rest) > 1:
+                    skip(rest[1], ctx)
                 return r
-            if rest[0].errmsg:
-                raise ExpansionError(rest[0].errmsg)
+            skip(rest[0], ctx)
             ctx.lookup_value = save_v
             if len(rest) > 1:
                 return rest[1].ev(ctx)
@@ -716,6 +736,8 @@ class ListOpNode(Node):
         save_v = ctx.lookup_value
         if self.init is not None:
             ctx.lookup_value = self.init.ev(ctx)
+        if self.expr.skipfx:
+            ctx.runrc = 0
         if self.expr.errmsg:
             ctx.lookup_value = save_v
             raise ExpansionError(f'{self.expr.errmsg} inside "{self.kind}" item')
@@ -788,8 +810,7 @@ class SortNode(Node):
         if name not in ("<", "<=", ">", ">=", "ge", "gei", "gt", "gti", "le", "lei",
                         "lt", "lti"):
             raise ExpansionError("comparator not handled for sort")
-        if self.xnode is not None and self.xnode.errmsg:
-            raise ExpansionError(self.xnode.errmsg)
+        skip(self.xnode, ctx)
         xnode = parse_cached(self.xtext)
         sep = list_separator(lst)[0] if lst else ":"
         save_item = ctx.iterate_item
@@ -865,8 +886,7 @@ class ReadSocketNode(Node):
         vals = [a.ev(ctx) for a in self.args]
         try:
             r = items.readsocket(ctx, vals)
-            if self.failnode is not None and self.failnode.errmsg:
-                raise ExpansionError(self.failnode.errmsg)
+            skip(self.failnode, ctx)
             return r
         except items.SockFail as e:
             if self.failnode is None:
@@ -930,7 +950,7 @@ FORBID_DLFUNC = 0x40
 
 
 class Cond:
-    __slots__ = ("neg", "errmsg")
+    __slots__ = ("neg", "errmsg", "skipfx")
     _kids: tuple[str, ...] = ()
 
     def test(self, ctx) -> bool:  # pragma: no cover
@@ -1022,6 +1042,8 @@ class AndOr(Cond):
             if (is_and and not t) or (not is_and and t):
                 res = t
                 for rest in self.subs[k + 1:]:     # scanned while skipping
+                    if rest.skipfx:
+                        ctx.runrc = 0
                     if rest.errmsg:
                         raise ExpansionError(
                             f'{rest.errmsg} inside "{self.name}{{...}}" condition')
@@ -1039,6 +1061,8 @@ class ForCond(Cond):
     def test(self, ctx) -> bool:
         from eximpy.expand.lists import iter_list
         lst = self.lst.ev(ctx)
+        if self.sub.skipfx:
+            ctx.runrc = 0
         if self.sub.errmsg:
             raise ExpansionError(f'{self.sub.errmsg} inside "{self.name}" condition')
         is_any = self.name.startswith("forany")

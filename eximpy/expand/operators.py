@@ -368,9 +368,7 @@ def op_lengthlike(ctx, sub, arg, name):
             value2 = 0
             if k + 1 < len(arg):
                 k += 1
-                continue
-            k += 1
-            continue
+            continue          # a final "_" is looked at again: a non-digit
         if not c.isdigit() or not c.isascii():
             raise ExpansionError(f'non-digit after underscore in "{name}"')
         if which == 1:
