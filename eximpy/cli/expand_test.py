@@ -122,6 +122,70 @@ def _config_lines(config: Any) -> int:
         return 0
 
 
+def split_host_port(text: str) -> tuple[str, str | None]:
+    """-oMa/-oMi values: "a.b.c.d.port", "[v6]:port", "v6.port" or a bare
+    address (Exim's host_address_extract_port())."""
+    if text.startswith("["):
+        k = text.find("]")
+        if k > 0:
+            rest = text[k + 1:]
+            return text[1:k], (rest[1:] if rest[:1] in (":", ".") and rest[1:] else None)
+    from eximpy.expand.operators import ip_type
+    if ip_type(text, allow_mask=False)[0]:
+        return text, None
+    addr, dot, port = text.rpartition(".")
+    if dot and port.isdigit() and ip_type(addr, allow_mask=False)[0]:
+        return addr, port
+    return text, None
+
+
+def apply_invocation(ctx: ExpandContext, inv: Any) -> None:
+    """The -oMa -oMaa -oMai -oMas -oMi -oMr -oMs -oMt -p settings of the
+    command line, as Exim applies them in -be mode."""
+    v = ctx.variables
+    ha = getattr(inv, "host_address", None)
+    if ha:
+        addr, port = split_host_port(ha)
+        v["sender_host_address"] = addr
+        v["sender_host_port"] = port or "0"
+    ia = getattr(inv, "interface_address", None)
+    if ia:
+        addr, port = split_host_port(ia)
+        v["interface_address"] = addr
+        v["received_ip_address"] = addr
+        if port:
+            v["interface_port"] = port
+            v["received_port"] = port
+    rp = getattr(inv, "received_protocol", None)
+    if rp and ":" in rp and getattr(inv, "host_name", None) is None:
+        # -p<protocol>:<host> arrives unsplit from the option parser
+        proto, _, host = rp.partition(":")
+        v["received_protocol"] = proto
+        v["sender_host_name"] = host
+        inv = _Without(inv, ("received_protocol", "host_name"))
+    for attr, name in (("auth_name", "sender_host_authenticated"),
+                       ("auth_id", "authenticated_id"),
+                       ("auth_sender", "authenticated_sender"),
+                       ("received_protocol", "received_protocol"),
+                       ("host_name", "sender_host_name"),
+                       ("ident", "sender_ident")):
+        val = getattr(inv, attr, None)
+        if val is not None:
+            v[name] = val
+
+
+class _Without:
+    """An invocation view with some attributes hidden."""
+
+    def __init__(self, inv: Any, names: tuple[str, ...]) -> None:
+        self._inv, self._names = inv, names
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._names:
+            return None
+        return getattr(self._inv, name)
+
+
 def make_context(config: Any, stderr: Any = None) -> ExpandContext:
     """The context -be runs in (a local caller, no message)."""
     err = stderr if stderr is not None else sys.stderr
@@ -265,10 +329,14 @@ def expand_line(ctx: ExpandContext, config: Any, line: str, out: Any, err: Any) 
 
 
 def run(config: Any, args: list[str], stdin: TextIO, stdout: TextIO,
-        message_file: str | None = None, stderr: TextIO | None = None) -> int:
-    """The -be / -bem mode; returns the exit status."""
+        message_file: str | None = None, stderr: TextIO | None = None,
+        invocation: Any = None) -> int:
+    """The -be / -bem mode; returns the exit status.  ``invocation`` (the
+    parsed command line) supplies -oMa, -oMs, -oMr, -p ... settings."""
     err = stderr if stderr is not None else sys.stderr
     ctx = make_context(config, err)
+    if invocation is not None:
+        apply_invocation(ctx, invocation)
     if message_file is not None:
         try:
             load_message(ctx, message_file)
