@@ -74,6 +74,9 @@ class AclResult:
     added_headers: list[str] = field(default_factory=list)
     # control = ... settings seen on the way (e.g. "no_multiline_responses").
     controls: list[str] = field(default_factory=list)
+    # Exim's acl_temp_details: a 4xx may show user_message (true for the
+    # "defer" verb and callout defers).
+    temp_details: bool = False
 
 
 @dataclass
@@ -282,6 +285,10 @@ class MinimalAclRunner:
                     result.log_message = self._expand(log_msg, env)
                 except Exception:
                     result.log_message = log_msg
+            elif result.user_message is not None and verb != "warn" and \
+                    result.log_message is None:
+                # Without log_message, the message text is logged (Exim).
+                result.log_message = result.user_message
         if verb == "accept":
             if matched:
                 return OK
@@ -293,7 +300,10 @@ class MinimalAclRunner:
         if verb == "deny":
             return FAIL if matched else None
         if verb == "defer":
-            return DEFER if matched else None
+            if matched:
+                result.temp_details = True
+                return DEFER
+            return None
         if verb == "drop":
             return FAIL_DROP if matched else None
         if verb == "require":

@@ -120,6 +120,8 @@ class DataReader:
         self._linelength = 0
         self._fix_nl = False
         self._chunk_ended = False         # BDAT: the LAST chunk is all in
+        self._lookahead = False           # waiting to see a continuation
+        self.size_at_failure = 0          # message_size when it failed
 
     # ------------------------------------------------------------------
     def feed(self, buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
@@ -165,7 +167,15 @@ class DataReader:
     def _fail(self, why: str) -> None:
         if self.error is None:
             self.error = why
+            self.size_at_failure = self.result.message_size
         self._writing = False
+
+    def lost_suffix(self) -> str:
+        """Exim's text for a connection lost now: " (header)" inside the
+        headers, " (after header)" just after a header line, "" later."""
+        if self._in_headers:
+            return " (after header)" if self._lookahead else " (header)"
+        return ""
 
     def _finish(self, ended: str) -> None:
         self.done = True
@@ -254,7 +264,9 @@ class DataReader:
             r.message_size += 1
             if len(text) == 1:
                 return                        # blank line: headers end
+            self._lookahead = True
             nextch = yield from self._getc()
+            self._lookahead = False
             if nextch in (_SP, _TAB):
                 text.append(nextch)
                 r.message_size += 1
@@ -380,6 +392,7 @@ class DataReader:
                                 linelength += room + 1
                                 pos += room + 1
                                 writing = False
+                                r.message_size = size
                                 self._fail(END_SIZE)
                                 continue
                             body += buf[pos:j]
@@ -454,6 +467,7 @@ class DataReader:
                 body.append(ch)
                 if size > limit:
                     writing = False
+                    r.message_size = size
                     self._fail(END_SIZE)
         self._pos = pos
         self._save(state, linelength, size, maxlen)

@@ -267,6 +267,7 @@ class Session:
         self.clock = clock
         self._expander = expander
         self.local = host_address is None
+        self._connection_start = clock()
         # Host data from the command line (-oMa ...) is tainted; data from
         # the socket is not.
         self.host_tainted = host_tainted
@@ -513,6 +514,27 @@ class Session:
         code, esc, text, _ok = message_code(default, user_msg)
         self._respond(code, esc, True, text)
 
+    def _logging(self, name: str, default: bool) -> bool:
+        """Whether log_selector item ``name`` is on."""
+        if self.log is None:
+            return False
+        sel = getattr(self.log, "selector", None)
+        try:
+            return name in sel if sel is not None else default
+        except TypeError:
+            return default
+
+    def _log_selected_reject(self, name: str, text: str) -> None:
+        """log_write(L_<name>, LOG_MAIN|LOG_REJECT): the mainlog line only
+        when the selector is on; the rejectlog line always (Exim)."""
+        if self.log is None:
+            return
+        if self._logging(name, False):
+            self.log.reject(text)
+        elif getattr(self.log, "write_rejectlog", False) and \
+                hasattr(self.log, "_emit"):
+            self.log._emit(("reject",), text, None, "")
+
     def _log_main(self, text: str) -> None:
         if self.log is not None:
             self.log.main(text)
@@ -655,7 +677,9 @@ class Session:
             r.user_message = None
         return r
 
-    def _handle_acl_fail(self, where: str, r: AclResult) -> int:
+    def _handle_acl_fail(self, where: str, r: AclResult,
+                         mid: str | None = None,
+                         block: str | None = None) -> int:
         """Exim's smtp_handle_acl_fail(); returns 2 for drop, else 0."""
         drop = r.rc == FAIL_DROP
         rc = FAIL if drop else r.rc
@@ -681,7 +705,7 @@ class Session:
                           user_msg if user_msg is not None
                           else "Administrative prohibition")
         elif r.user_message is not None and rc == DEFER and \
-                r.log_message is None:
+                getattr(r, "temp_details", False):
             self._respond(code, esc, True, user_msg or "")
         else:
             self._respond(code, esc, True,
@@ -692,13 +716,17 @@ class Session:
         log_msg = r.log_message
         log_msg = f": {log_msg.split(chr(10))[0]}" if log_msg else ""
         hi = self._host_and_ident(True)
-        self._log_reject(f"{hi} {sender_info}"
-                         f"{'' if rc == FAIL else 'temporarily '}"
-                         f"rejected {what}{log_msg}".replace("  ", " ")
-                         .lstrip())
+        text = (f"{hi} {sender_info}{'' if rc == FAIL else 'temporarily '}"
+                f"rejected {what}{log_msg}").replace("  ", " ").lstrip()
+        if mid is not None or block is not None:
+            self._log_reject_block(text, mid, block or "")
+        else:
+            self._log_reject(text)
         if not drop:
             return 0
-        self._log_main(f"{self._connection_info()} closed by DROP in ACL")
+        if self._logging("smtp_connection", False):
+            self._log_main(f"{self._connection_info()} closed by DROP in "
+                           "ACL")
         self._notquit_exit("acl-drop", None, None)
         return 2
 
@@ -1405,8 +1433,9 @@ class Session:
             else:
                 self._printf(f"501 {printable(data)}: sender address must "
                              "contain a domain")
-                self._log_reject(f"unqualified sender rejected: <{sender}> "
-                                 f"{self._host_and_ident(True)}")
+                self._log_selected_reject(
+                    "smtp_syntax_error", f"unqualified sender rejected: "
+                    f"<{sender}> {self._host_and_ident(True)}")
                 return 0, True
         if self.local and not self.trusted:
             # An untrusted local caller's MAIL is ignored (spec -bs).
@@ -1504,8 +1533,9 @@ class Session:
             else:
                 self._printf(f"501 {printable(data)}: recipient address must "
                              "contain a domain")
-                self._log_reject(f"unqualified recipient rejected: "
-                                 f"<{recipient}> {self._host_and_ident(True)}")
+                self._log_selected_reject(
+                    "smtp_syntax_error", f"unqualified recipient rejected: "
+                    f"<{recipient}> {self._host_and_ident(True)}")
                 return 0, was_rcpt, False
         if self.opt.recipients_max > 0 and \
                 self.rcpt_count > self.opt.recipients_max:
@@ -1723,10 +1753,12 @@ class Session:
                 # Exim answers at once and drops the rest of the chunk.
                 sender = self.sender or ""
                 hi = self._host_and_ident(True)
-                self._log_reject(f"rejected from <{sender}>"
-                                 + (f" {hi}" if hi else "") +
-                                 ": Non-CRLF-terminated header, under "
-                                 "CHUNKING: message abandoned")
+                _mid, block = self._reject_block(reader.result,
+                                                 with_id=False, raw=True)
+                self._log_reject_block(
+                    f"rejected from <{sender}>" + (f" {hi}" if hi else "") +
+                    ": Non-CRLF-terminated header, under CHUNKING: message "
+                    "abandoned", None, block)
                 self._printf("552 Message header not CRLF terminated")
                 left = self._chunk_left
                 self._abandon_bdat()
@@ -1772,8 +1804,10 @@ class Session:
         hi = self._host_and_ident(True)
         who = f"rejected from <{sender}>" + (f" {hi}" if hi else "")
         if ended == END_SIZE:
-            self._log_reject(f"{who}: message too big: read="
-                             f"{res.message_size} max={self.size_limit}")
+            mid, block = self._reject_block(res)
+            self._log_reject_block(f"{who}: message too big: read="
+                                   f"{res.message_size} "
+                                   f"max={self.size_limit}", mid, block)
             self._printf("552 Message size exceeds maximum permitted")
         elif ended == END_HEADER_SIZE:
             self._log_main("ridiculously long message header received from "
@@ -1796,17 +1830,63 @@ class Session:
         self.chunking_state = CHUNKING_NOT_OFFERED
         self._message_start()
 
+    def _reject_block(self, res: Any, with_id: bool = True,
+                      raw: bool = False, received: bool = False
+                      ) -> tuple[str | None, str]:
+        """The message id Exim had given the message by now, and the
+        rejectlog block (envelope and the headers, with the fix-ups the
+        message would have had, without Received:)."""
+        from eximpy.log.format import reject_log_block
+        mid = None
+        if with_id:
+            from eximpy.message.ids import new_message_id
+            try:
+                lhn = self.config.main.get("localhost_number")
+            except (KeyError, AttributeError):
+                lhn = None
+            mid = new_message_id(lhn)
+        headers: list[tuple[str, str]] = []
+        try:
+            from eximpy.smtp.accept import _header, build_spool_message
+            if raw:
+                headers = [(h.type, h.text) for h in
+                           (_header(x.decode("utf-8", "surrogateescape"))
+                            for x in res.headers)]
+            else:
+                sm = build_spool_message(self.config, self._received_message(
+                    res, False), mid or "", self.clock())
+                hs = sm.headers if received else sm.headers[1:]
+                headers = [(h.type, h.text) for h in hs]
+        except Exception:                      # never lose the log line
+            headers = []
+        block = reject_log_block(self.sender or "",
+                                 [r[0] for r in self.recipients], headers)
+        return mid, block
+
+    def _log_reject_block(self, text: str, mid: str | None,
+                          block: str) -> None:
+        if self.log is not None:
+            self.log.reject(text, mid, block)
+
     def _accept_message(self, res: Any, chunking: bool) -> None:
         user_msg = None
         if self.opt.acl["data"]:
             r = self._acl("data", self.opt.acl["data"])
             if r.rc not in (OK, DISCARD):
-                done = self._handle_acl_fail("data", r)
+                mid, block = self._reject_block(res, received=True)
+                done = self._handle_acl_fail("data", r, mid, block)
                 if done:
                     self.closed = True
                 return
             user_msg = r.user_message
-        msg = ReceivedMessage(
+        msg = self._received_message(res, chunking)
+        if self.sink is None:
+            self._printf("451 Temporary local problem - please try later")
+            return
+        self._store(msg, res, chunking, user_msg)
+
+    def _received_message(self, res: Any, chunking: bool) -> ReceivedMessage:
+        return ReceivedMessage(
             sender=self.sender or "",
             recipients=list(self.recipients),
             headers=res.headers, body=bytes(res.body),
@@ -1834,9 +1914,10 @@ class Session:
             authenticated_sender=self.authenticated_sender,
             allow_unqualified_sender=self.allow_unqualified_sender,
             allow_unqualified_recipient=self.allow_unqualified_recipient)
-        if self.sink is None:
-            self._printf("451 Temporary local problem - please try later")
-            return
+
+    def _store(self, msg: ReceivedMessage, res: Any, chunking: bool,
+               user_msg: str | None) -> None:
+        assert self.sink is not None
         try:
             code, text, mid = self.sink.store(msg)
         except Exception as exc:               # never a traceback on the wire
@@ -1883,6 +1964,9 @@ class Session:
             return self._synprot_error(
                 "protocol", 503, None,
                 "ETRN is not permitted inside a transaction")
+        if self._logging("etrn", True):
+            self._log_main(f"ETRN {self._cmd_arg} received from "
+                           f"{self._host_and_ident() or self.login}")
         r = self._acl("etrn", self.opt.acl["etrn"])
         if r.rc != OK:
             return self._handle_acl_fail("etrn", r)
@@ -1931,8 +2015,10 @@ class Session:
         """EOF while waiting for a command (or in the middle of data)."""
         if (self._mode in ("data", "bdat") and self._reader is not None) \
                 or self._bdat_reader is not None:
+            reader = self._reader or self._bdat_reader
+            suffix = reader.lost_suffix() if reader is not None else ""
             self._log_main(f"{self._connection_info()} lost while reading "
-                           "message data")
+                           f"message data{suffix}")
             self._bdat_reader = None
             self._notquit_exit("connection-lost", 421,
                                "Lost incoming connection")
@@ -1942,8 +2028,10 @@ class Session:
                                f"{self.active_hostname} lost input "
                                "connection")
             if self.sender is not None or self.recipients:
+                from eximpy.log.format import timediff
                 self._log_main(
                     f"unexpected {'EOF' if self.local else 'disconnection'} "
                     f"while reading SMTP command from "
-                    f"{self._host_and_ident() or self.login}")
+                    f"{self._host_and_ident() or self.login} D="
+                    f"{timediff(self.clock() - self._connection_start)}")
         self.closed = True

@@ -569,8 +569,36 @@ def spool_snapshot(spool: Path) -> str:
     return _norm_ids(_DATE_RE.sub("<DATE>", "\n".join(out)))
 
 
-def _golden_spool(case: str, snapshot: str | None) -> str:
-    path = GOLDEN / "smtp" / f"{case}.spool"
+def log_snapshot(d: Path) -> str:
+    """mainlog and rejectlog lines, normalised.  Exim's DKIM verification
+    lines are left out (eximpy does not verify DKIM yet), and the TLS
+    library's error text is replaced."""
+    out = []
+    for kind in ("main", "reject"):
+        p = d / "log" / f"{kind}log"
+        if not p.exists():
+            continue
+        for ln in p.read_bytes().decode("utf-8", "surrogateescape") \
+                .splitlines():
+            ln = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "", ln)
+            if " DKIM: " in ln:
+                continue
+            ln = re.sub(r"^(TLS error on connection from \S+) \(.*",
+                        r"\1 (<TLS ERROR>)", ln)
+            ln = re.sub(r"0x[0-9a-f]+", "<ADDR>", ln)
+            ln = re.sub(r"\(\s*\d+ accepting", "(<PID> accepting", ln)
+            out.append(f"{kind}: {ln}")
+    text = "\n".join(out).replace(str(d), "<DIR>")
+    return _norm_ids(_DATE_RE.sub("<DATE>", text))
+
+
+def _golden_log(case: str, snapshot: str | None) -> str:
+    return _golden_spool(case, snapshot, ".log")
+
+
+def _golden_spool(case: str, snapshot: str | None, ext: str = ".spool"
+                  ) -> str:
+    path = GOLDEN / "smtp" / f"{case}{ext}"
 
     def read() -> str:
         return path.read_bytes().decode("utf-8", "surrogateescape")
@@ -623,9 +651,12 @@ def test_smtp_dialogue(case: str, smtpdir: Path) -> None:
                     normalize=norm)
     exim_spool = _golden_spool(case, spool_snapshot(smtpdir / "spool")
                                if exim_available() else None)
+    exim_log = _golden_log(case, log_snapshot(smtpdir)
+                           if exim_available() else None)
     _clear(smtpdir)
     ours = run_eximpy(conf, args, data)
     our_spool = spool_snapshot(smtpdir / "spool")
+    our_log = log_snapshot(smtpdir)
     if case in STRICTER:
         assert norm_replies(ours) == STRICTER[case]
         assert our_spool == ""
@@ -633,6 +664,7 @@ def test_smtp_dialogue(case: str, smtpdir: Path) -> None:
     assert norm_replies(ours) == norm_replies(exim.out)
     assert ehlo_keywords(ours) == ehlo_keywords(exim.out)
     assert our_spool == exim_spool
+    assert our_log == exim_log
 
 
 @pytest.mark.parametrize("case", ["basic_ehlo", "smuggle_lf_dot_lf",
