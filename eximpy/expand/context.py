@@ -146,6 +146,8 @@ class ExpandContext:
         return self._get_var_slow(name)
 
     def _get_var_slow(self, name: str) -> str | None:
+        if name == "sender_host_name":
+            return self._sender_host_name()
         if name.startswith("acl_") and len(name) > 4 and name[4] in "cm" and not (
                 len(name) > 5 and name[5].isalpha()):
             store = self.acl_c if name[4] == "c" else self.acl_m
@@ -197,6 +199,22 @@ class ExpandContext:
                 return d
             return self._computed(name)
         return None
+
+    def _sender_host_name(self) -> str:
+        """$sender_host_name: looked up (reverse DNS, forward-confirmed) the
+        first time it is used when only the address is known, as Exim
+        does (a failure is remembered here, but, as in Exim's -be, does not
+        set $host_lookup_failed)."""
+        addr = self.variables.get("sender_host_address")
+        if not addr or self._cfgcache.get("_host_name_failed") == addr:
+            return ""
+        from eximpy.match import _dns_host_name
+        name = _dns_host_name(self, addr)
+        if name is None:
+            self._cfgcache["_host_name_failed"] = addr
+            return ""
+        self.variables["sender_host_name"] = name
+        return name
 
     def _reply_address(self) -> str:
         from eximpy.expand.evaluate import find_header

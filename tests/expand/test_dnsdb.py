@@ -142,3 +142,27 @@ def test_host_list_names_via_dns(dns_server, monkeypatch):
     assert M.match_host("192.0.2.99", "", "+ignore_unknown : *.example : 192.0.2.99",
                         ctx)[0] == M.OK
     assert M.match_host("192.0.2.99", "", "+include_unknown : *.example", ctx)[0] == M.OK
+
+
+def test_sender_host_name_lookup(work, dns_server, monkeypatch):
+    """$sender_host_name is looked up on first use (-be -oMa), as in Exim."""
+    import io
+    from eximpy.cli import expand_test
+    from eximpy.cli.options import parse_args
+    from eximpy.config import load_config
+    from eximpy.lookups import dnsdb
+    monkeypatch.setenv("EXIMPY_RESOLV_CONF", str(dns_server))
+    monkeypatch.setattr(dnsdb, "_RESOLVERS", {})
+    conf = str(WORK / "conf")
+    args = ["${if eq{a}{b}{$sender_host_name}{skipped}}|$host_lookup_failed",
+            "$sender_host_name|$host_lookup_failed", "$sender_host_name"]
+    for ip in ("192.0.2.10", "192.0.2.99"):
+        argv = ["unshare", "-m", "sh", "-c",
+                f"mount --bind {dns_server} /etc/resolv.conf && exec {oracle.EXIM} -C {conf}"
+                f" -be -oMa {ip} " + " ".join(f"'{a}'" for a in args)]
+        want = oracle._run(argv, None, None, 60).out
+        inv = parse_args(["exim", "-C", conf, "-oMa", ip, "-be"] + args)
+        out = io.BytesIO()
+        expand_test.run(load_config(conf), inv.args, io.BytesIO(b""), out,
+                        stderr=io.StringIO(), invocation=inv)
+        assert out.getvalue().decode() == want, ip
