@@ -127,6 +127,11 @@ class RedirectRouter(Router):
             except ExpansionError as e:
                 addr.message = f'failed to expand "{file_opt}": {e}'
                 return R.DEFER
+            from eximpy.expand.taint import is_tainted
+            if is_tainted(fname):
+                addr.message = (f"Tainted name '{fname}' for file read not "
+                                "permitted\n")
+                return R.DEFER
             rc, text = _read_redirect_file(r, addr, fname)
             if rc != R.OK:
                 return rc
@@ -134,11 +139,42 @@ class RedirectRouter(Router):
         del src_text
         if data_opt is not None and r.is_set("data"):
             what = "redirect data"
+        from eximpy.routers._filter import is_exim_filter, run_filter
         stripped = text.lstrip()
-        if stripped[:13].lower() == "# exim filter" or \
-                stripped[:14].lower() == "# sieve filter":
-            addr.message = f"error in {what}: filter files are not supported by eximpy yet"
+        if stripped[:14].lower() == "# sieve filter":
+            addr.message = "error in filter file: Sieve filters are not supported by eximpy yet"
             return R.DEFER
+        if is_exim_filter(text):
+            if not r.opt("allow_filter") or r.opt("forbid_exim_filter"):
+                addr.message = "error in filter file: Exim filtering not enabled"
+                return R.DEFER
+            fres = run_filter(text, addr, rctx, r)
+            if fres.error:
+                addr.message = f"error in filter file: {fres.error}"
+                return R.DEFER
+            if not fres.significant and not fres.addresses:
+                return R.DECLINE
+            rc = _rf.get_errors_address(r, addr, rctx)
+            if rc != R.OK:
+                return rc
+            rc = _rf.get_munge_headers(r, addr, rctx)
+            if rc != R.OK:
+                return rc
+            ok, ugid = _rf.get_ugid(r, addr, rctx, pw)
+            if not ok:
+                return R.DEFER
+            items = list(fres.addresses)
+            if not fres.significant:
+                # Nothing significant: the address is also delivered as if
+                # there were no filter (a child with the same address).
+                items.insert(0, (addr.address, False))
+            if not items:
+                return R.DISCARD
+            self._add_generated(r, addr, rctx, items, pw, ugid)
+            for c in addr.children:
+                if c.pfr and c.address.startswith("|"):
+                    c.expand_pipe = True     # filter pipes expand at transport time
+            return R.OK
         incoming = addr.domain
         if r.opt("qualify_preserve_domain"):
             qdom = addr.domain

@@ -104,6 +104,12 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
         text = addr.address[1:].strip()
         if p.get("use_shell"):
             argv = ["/bin/sh", "-c", text]
+        elif getattr(addr, "expand_pipe", False):
+            try:
+                argv = set_up_command(text, lambda a: tctx.expand(a, addr),
+                                      f"{name} transport")
+            except CommandError as e:
+                return TransportResult(R.DEFER, str(e))
         else:
             argv = split_command(text)
     elif cmd:
