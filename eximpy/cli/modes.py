@@ -15,13 +15,18 @@ from typing import Callable
 
 from eximpy.cli.options import Invocation
 
+# Modes that only test and print: Exim does not log their arguments.
+_TEST_MODES = ("be", "bt", "bv", "bP", "bh")
 # Exim's name for each mode, for the "not implemented yet" message.
 _NOT_YET = "eximpy: {} is not implemented yet"
 
 
 def _load(inv: Invocation):
     from eximpy.cli.main import load
-    return load(inv)
+    config = load(inv)
+    if inv.mode not in _TEST_MODES:
+        log_arguments(config, inv.argv)
+    return config
 
 
 def run_version(inv: Invocation) -> int:
@@ -158,3 +163,13 @@ _MODES: dict[str, Callable[[Invocation], int]] = {
 def run(inv: Invocation) -> int:
     """Run the mode ``inv`` asks for."""
     return _MODES.get(inv.mode, _not_yet)(inv)
+
+
+def log_arguments(config, argv: list[str]) -> None:
+    """With log_selector +arguments, Exim logs every invocation's argv."""
+    import os
+    from eximpy.log import format as logfmt
+    from eximpy.log.writer import LogWriter
+    log = LogWriter.from_config(config)
+    if "arguments" in log.selector:
+        log.main(logfmt.arguments(os.getcwd(), argv))

@@ -32,6 +32,7 @@ class Invocation:
     """What the command line asks for."""
 
     argv0: str = "eximpy"
+    argv: list[str] = field(default_factory=list)  # the whole command line
     mode: str = "receive"          # e.g. "bV", "bP", "be", "bt", "bp", "Mrm"
     mode_arg: str | None = None    # -bh IP, -bem FILE, -Mset ID, -R/-S string
     args: list[str] = field(default_factory=list)
@@ -95,7 +96,7 @@ def _take(argv: list[str], i: int, opt: str, attached: str) -> tuple[str, int]:
 
 def parse_args(argv: list[str]) -> Invocation:
     """Parse ``argv`` (including argv[0]) into an Invocation."""
-    inv = Invocation(argv0=argv[0] if argv else "eximpy")
+    inv = Invocation(argv0=argv[0] if argv else "eximpy", argv=list(argv))
     base = inv.argv0.rsplit("/", 1)[-1]
     if base == "mailq":
         inv.mode = "bp"
