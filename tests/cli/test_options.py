@@ -70,3 +70,33 @@ def test_argv0_modes() -> None:
 def test_bad_macro_name() -> None:
     with pytest.raises(UsageError):
         parse_args(["exim", "-Dlower=1"])
+
+
+def test_log_selector_arguments_like_exim(workdir) -> None:
+    """+arguments logs the command line of a queue listing, not of -bt."""
+    import re
+    (workdir / "log").mkdir()
+    (workdir / "log").chmod(0o777)
+    conf = workdir / "arg.conf"
+    conf.write_text(f"spool_directory = {workdir}/spool\n"
+                    f"log_file_path = {workdir}/log/%slog\n"
+                    "log_selector = +arguments\nkeep_environment =\n")
+    lines = {}
+    for who in ("exim", "eximpy"):
+        log = workdir / "log" / "mainlog"
+        if log.exists():
+            log.unlink()
+        for mode in ("-bp", "-bt"):
+            args = ["-C", str(conf), mode] + (["a@b.example"] if mode == "-bt"
+                                               else [])
+            if who == "exim":
+                exim_run("cli", "arguments" + mode, args,
+                         normalize=lambda t: t.replace(str(workdir), "<DIR>"))
+            else:
+                eximpy_run(args)
+        text = log.read_text() if log.exists() else ""
+        # The first argument is the program's own path: exim vs eximpy.
+        lines[who] = [re.sub(r"^\S+ \S+ (cwd=\S+ \d+ args: )\S+",
+                             r"\1PROG", ln) for ln in text.splitlines()]
+    assert lines["eximpy"] == lines["exim"]
+    assert len(lines["exim"]) == 1 and lines["exim"][0].endswith("-bp")
