@@ -244,11 +244,12 @@ class MinimalAclRunner:
                     rc = self._hosts(arg, env)
                 elif name in ("domains", "local_parts", "senders",
                               "recipients", "sender_domains"):
-                    rc = self._list_condition(name, arg, env)
-                    if rc is None:
+                    lrc = self._list_condition(name, arg, env)
+                    if lrc is None:
                         result.log_message = (f'ACL condition "{name}" is '
                                               "not valid here")
                         return ERROR
+                    rc = lrc
                 elif name == "condition":
                     from eximpy.expand import expand_check_condition, ExpandContext
                     ctx = ExpandContext(config=self.config,

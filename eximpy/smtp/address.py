@@ -88,6 +88,7 @@ class _P:
     def read_domain(self) -> tuple[str, str | None]:
         s = self.s
         self.skip_comment()
+        t: list[str]
         if s[self.i] == "[":
             t = ["["]
             self.i += 1
@@ -107,7 +108,7 @@ class _P:
                 err = "domain literals not allowed"
             self.skip_comment()
             return ("" if err else "".join(t)), err
-        t: list[str] = []
+        t = []
         while True:
             start = len(t)
             if s[self.i] != "-":

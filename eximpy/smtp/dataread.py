@@ -109,7 +109,7 @@ class DataReader:
         self.done = False
         self.error: str | None = None     # first failure (END_*), or None
         self._writing = True              # False after a failure: discard
-        self._buf: bytes | bytearray | memoryview = b""
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self._end = 0
         self._back: list[int] = []

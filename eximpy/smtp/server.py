@@ -335,6 +335,9 @@ class Session:
         self._chunk_size = 0
         self._chunk_discard = False
         self._bdat_reader: DataReader | None = None
+        self._rcpt_response: str | None = None
+        self._rcpt_response_same = True
+        self._rcpt_in_progress = False
         self._bdat_until_rset = False
         self._data_start = 0.0
         self._reset_message()
@@ -625,10 +628,11 @@ class Session:
         if cache is not None:
             return cache
         try:
-            from eximpy.match import match_host
+            from eximpy import match as _match
         except ImportError:                     # pragma: no cover
-            match_host = None
-        if match_host is not None:
+            _match = None                       # type: ignore[assignment]
+        if _match is not None:
+            match_host = _match.match_host
             from eximpy.expand import ExpandContext
             ctx = ExpandContext(config=self.config,
                                 variables=self._variables())
@@ -757,7 +761,7 @@ class Session:
         self.message_size = -1
         self.acl_m: dict[str, str] = {}
         self.acl_added_headers: list[str] = []
-        self._rcpt_response: str | None = None
+        self._rcpt_response = None
         self._rcpt_response_same = True
         self._rcpt_in_progress = False
         self.body_8bitmime = 0
@@ -960,13 +964,13 @@ class Session:
                     "protocol", 503, None,
                     "STARTTLS command used when not advertised")
             else:
-                r = OK
+                verdict = OK
                 if self.opt.acl["starttls"]:
                     res = self._acl("starttls", self.opt.acl["starttls"])
                     if res.rc != OK:
                         done = self._handle_acl_fail("starttls", res)
-                        r = res.rc
-                if r == OK:
+                        verdict = res.rc
+                if verdict == OK:
                     self._reset_message()
                     self._toomany = False
                     self.is_mail_cmd[STARTTLS] = False
