@@ -109,7 +109,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                 argv = set_up_command(text, lambda a: tctx.expand(a, addr),
                                       f"{name} transport")
             except CommandError as e:
-                return TransportResult(R.DEFER, str(e))
+                return TransportResult(R.FAIL if str(e).startswith("Tainted")
+                                       else R.DEFER, str(e))
         else:
             argv = split_command(text)
     elif cmd:
@@ -124,7 +125,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                 argv = set_up_command(cmd, lambda a: tctx.expand(a, addr),
                                       f"{name} transport")
             except CommandError as e:
-                return TransportResult(R.DEFER, str(e))
+                return TransportResult(R.FAIL if str(e).startswith("Tainted")
+                                       else R.DEFER, str(e))
     else:
         return TransportResult(R.DEFER, f"no command specified for {name} transport")
     if not argv:
