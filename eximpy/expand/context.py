@@ -287,6 +287,11 @@ class ExpandContext:
         if name in ("caller_gid", "originator_gid"):
             return str(os.getgid())
         if name == "initial_cwd":
+            # Exim changes to "/" at start; the front door should record the
+            # directory it started in as config.initial_cwd.
+            cwd = getattr(self.config, "initial_cwd", None)
+            if cwd:
+                return cwd
             try:
                 return os.getcwd()
             except OSError:
