@@ -388,7 +388,7 @@ def _logwrite(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
                 reject = True
             else:
                 main = panic = True
-                rest = (f':unknown log name in "{arg}" in "logwrite" in '
+                rest = (f'unknown log name in "{arg}" in "logwrite" in '
                         f"{WHERE_NAMES.get(call.where, call.where)} ACL")
                 break
         s = rest

@@ -154,7 +154,7 @@ def apply_control(call: Any, arg: str, msgs: Any) -> str:
         elif call.var("rcpt_count") not in ("", "1"):
             ignored = "nonfirst rcpt"
         if ignored:
-            call.trace_raw(f" cutthrough request ignored on {ignored} item")
+            # Exim reports this only under full debugging, not in -bh.
             return OK
         for o in filter(None, p.split("/")):
             if o.startswith("defer="):
@@ -181,6 +181,12 @@ def apply_control(call: Any, arg: str, msgs: Any) -> str:
                 return ERROR
         else:
             opts["value"] = 1
+    if name in ("caseful_local_part", "caselower_local_part") and \
+            call.addr is not None:
+        lp = call.addr.local_part
+        call.ctx.variables["local_part"] = lp if name == \
+            "caseful_local_part" else lp.translate({i: i + 32
+                                                   for i in range(65, 91)})
     res.controls.append(name)
     cargs[name] = opts
     return OK

@@ -123,7 +123,7 @@ class Call:
     def trace(self, text: str) -> None:
         t = self.engine.trace
         if t is not None:
-            t(" " * self.level + text)
+            t(_indent(self.level) + text)
 
     def trace_raw(self, text: str) -> None:
         t = self.engine.trace
@@ -273,8 +273,13 @@ class AclEngine:
         v = call.ctx.variables
         if where in ("rcpt", "vrfy") and ("local_part" in v or "domain" in v):
             lp = call.var("local_part")
-            dom = call.var("domain")
-            call.addr = Address(f"{lp}@{dom}" if dom else lp, lp, dom)
+            rawdom = call.var("domain")
+            dom = rawdom.lower()
+            # Exim: $local_part is lower-cased in the RCPT ACL unless
+            # control=caseful_local_part; lists see the caseful form.
+            v["local_part"] = _lc(lp)
+            v["domain"] = dom
+            call.addr = Address(f"{lp}@{rawdom}" if dom else lp, lp, dom)
         msgs = Msgs()
         if acl is None:
             call.trace("ACL is NULL: implicit DENY")
@@ -282,8 +287,10 @@ class AclEngine:
         else:
             rc = self._internal(call, acl, msgs, expanded=False)
         if rc == DISCARD and where not in MESSAGE_WHERES:
-            msgs.log = (f'"discard" verb not allowed in '
-                        f"{WHERE_NAMES.get(where, where)} ACL")
+            self.log_write(f'"discard" verb not allowed in '
+                           f"{WHERE_NAMES.get(where, where)} ACL",
+                           main=True, panic=True)
+            msgs.log = msgs.user = None
             rc = ERROR
         result.rc = rc
         result.user_message = msgs.user
@@ -305,7 +312,9 @@ class AclEngine:
                 return d.statements, f'ACL "{ss}"', fname
             if ss.startswith("/"):
                 stmts = self._file_acls.get(ss)
-                if stmts is None:
+                if stmts is not None:
+                    call.trace(f'using ACL "{ss}"')
+                else:
                     try:
                         with open(ss, "rb") as f:
                             text = f.read().decode("utf-8", "surrogateescape")
@@ -320,7 +329,9 @@ class AclEngine:
                         msgs.log = str(e)
                         return None, "", None
                     self._file_acls[ss] = stmts
-                return stmts, f'ACL "{ss}"', ss
+                # Exim notes the configuration position current when the
+                # file is read (the end of the configuration).
+                return stmts, f'ACL "{ss}"', None
         try:
             stmts = _parse_text(ss)
         except AclSyntaxError as e:
@@ -473,6 +484,17 @@ class AclEngine:
 
 
 ERRNO_CALLOUTDEFER = -40
+
+
+def _indent(level: int) -> str:
+    """Exim's debug_printf_indent(): a space per level, with a mark every
+    four levels."""
+    return "   \u254e" * (level // 4) + " " * (level % 4)
+_LC = {i: i + 32 for i in range(65, 91)}
+
+
+def _lc(s: str) -> str:
+    return s.translate(_LC)
 
 
 def _selector_has(engine: AclEngine, name: str) -> bool:

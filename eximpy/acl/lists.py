@@ -55,7 +55,6 @@ class ListMatcher:
             except ExpansionForcedFail:
                 return FAIL, None
             except ExpansionError as e:
-                ctx.search_error_message = str(e)
                 self._log_panic(
                     f'failed to expand "{text}" while checking a list: {e}')
                 return DEFER, None
@@ -124,14 +123,15 @@ class ListMatcher:
                     if not line:
                         continue
                     y = file_yield
+                    rawline = line
                     while line.startswith("!"):
                         line = line[1:].lstrip(" \t")
                         y = FAIL if y == OK else OK
                     rc = item(line, flags)
                     if rc == OK:
                         self._out(subject, label, text,
-                                  "yes" if y == OK else "no",
-                                  f'matched "{line}" in {ss}')
+                                  "yes" if file_yield == OK else "no",
+                                  f'matched "{rawline}" in {ss}')
                         v = ctx._match_value
                         return y, (line if v is None else v)
                     if rc == DEFER:
@@ -253,7 +253,7 @@ class ListMatcher:
         at = address.rfind("@")
         if at < 0:
             return M._check_address(ctx, address, pattern, flags)
-        lp, dom = address[:at], address[at + 1:]
+        lp, dom = address[:at], M._lc(address[at + 1:])
         pat_at = pattern.rfind("@")
         if pat_at < 0:
             rc, val = self.domain(dom, pattern.replace(":", "::")

@@ -148,7 +148,11 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
         if opts:
             msgs.log = "unexpected '/' found in \"helo\" (this verify item has no options)"
             return ERROR
-        return _verify_helo(call)
+        cached = call.engine.conn.get("helo_verify")
+        if cached is None or cached[0] != call.var("sender_helo_name"):
+            cached = (call.var("sender_helo_name"), _verify_helo(call))
+            call.engine.conn["helo_verify"] = cached
+        return cached[1]
     if low == "reverse_host_lookup":
         if not call.var("sender_host_address"):
             return OK
@@ -165,7 +169,7 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
     if low in ("header_syntax", "header_sender", "not_blind",
                "header_names_ascii"):
         if where not in ("data", "notsmtp", "prdr", "mime", "dkim"):
-            msgs.log = (f"cannot check header contents in ACL for {wname}")
+            msgs.log = f"cannot verify {low} in ACL for {wname}"
             return ERROR
         from eximpy.acl import headers as H
         return H.verify_headers(call, low, opts, msgs)
@@ -241,7 +245,10 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
         else:
             msgs.user = msgs.log = "Could not complete sender verify"
         return rc
-    msgs.log = f'unknown verify condition "{what}"'
+    msgs.log = ('expected "sender[=address]", "recipient", "helo", '
+                '"header_syntax", "header_sender", "header_names_ascii" or '
+                '"reverse_host_lookup" at start of ACL condition '
+                f'"verify {arg}"')
     return ERROR
 
 
@@ -261,11 +268,15 @@ def _verify_helo(call: Any) -> str:
         return OK
     if not helo:
         return FAIL
+    call.trace(f'verifying EHLO/HELO argument "{helo}"')
     if helo.startswith("[") and helo.endswith("]"):
         lit = helo[1:-1]
         if lit.lower().startswith("ipv6:"):
             lit = lit[5:]
-        return OK if lit == addr else FAIL
+        if lit == addr:
+            call.trace("matched host address")
+            return OK
+        return FAIL
     name = call.var("sender_host_name")
     if name and name.lower() == helo.lower():
         return OK

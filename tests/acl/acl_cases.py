@@ -1,0 +1,293 @@
+"""Configurations and dialogues for the ACL differential tests.
+
+Each case is (name, acl_text, main_extra, dialogue).  ``acl_text`` is the
+body of `begin acl`; its ACL names r, m, c, h, p, d, v, q are hooked to
+acl_smtp_rcpt, _mail, _connect, _helo, _predata, _data, _vrfy, _quit when
+defined.  Every case is run from several source addresses.
+"""
+from __future__ import annotations
+
+IPS = ("127.0.0.1", "10.1.2.3", "192.0.2.5")
+
+# Dialogues: lists of SMTP command lines (DATA text included).
+RCPTS = ("postmaster@example.org", "info@example.org", "office@example.com",
+         "x@foo.bar", "bad!lp@example.org", "Mixed@Example.Org")
+
+
+def dialogue(sender: str = "a@b.c", rcpts=RCPTS, data: bool = True,
+             helo: str = "EHLO client.example") -> str:
+    lines = [helo, f"MAIL FROM:<{sender}>"]
+    lines += [f"RCPT TO:<{r}>" for r in rcpts]
+    if data:
+        lines += ["DATA", "Subject: test", "From: a@b.c", "To: info@example.org",
+                  "", "body line", "."]
+    lines.append("QUIT")
+    return "".join(line + "\r\n" for line in lines)
+
+
+D = dialogue()
+D_NULL = dialogue(sender="")
+D_TWO = dialogue(rcpts=("info@example.org", "office@example.org",
+                        "x@example.com"))
+D_TWO_DATA = D_TWO + ""
+D_VRFY = ("HELO c\r\nVRFY postmaster@example.org\r\nVRFY x@foo.bar\r\n"
+          "QUIT\r\n")
+D_RSET = ("EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<info@example.org>\r\n"
+          "RSET\r\nMAIL FROM:<z@y.x>\r\nRCPT TO:<office@example.com>\r\n"
+          "RCPT TO:<info@example.org>\r\nQUIT\r\n")
+
+CASES: list[tuple[str, str, str, str]] = []
+
+
+def case(name: str, acl: str, extra: str = "", dlg: str = D) -> None:
+    CASES.append((name, acl, extra, dlg))
+
+
+# --- verbs ---------------------------------------------------------------
+case("accept_all", "r:\n  accept\n")
+case("deny_all", "r:\n  deny\n")
+case("implicit_deny", "r:\n  warn\n")
+case("empty_acl_rcpt", "r:\n  accept domains = nomatch\n")
+case("defer_msg", "r:\n  defer message = try later $local_part\n  accept\n")
+case("deny_msg_code", "r:\n  deny local_parts = info\n       message = 552 5.2.2 over quota\n  accept\n")
+case("deny_msg_multiline",
+     "r:\n  deny domains = example.com\n       message = first line\\nsecond line\\nthird\n  accept\n")
+case("require_simple", "r:\n  require domains = +local_domains\n          message = relay not permitted\n  accept\n")
+case("discard_rcpt", "r:\n  discard local_parts = info\n          log_message = discarded $local_part\n  accept\n")
+case("discard_mail", "m:\n  discard senders = a@b.c\n  accept\nr:\n  accept\n")
+case("drop_rcpt", "r:\n  drop domains = foo.bar\n       message = go away\n  accept\n")
+case("drop_mail", "m:\n  drop hosts = 10.0.0.0/8\n  accept\nr:\n  accept\n")
+case("warn_only", "r:\n  warn log_message = seen $local_part@$domain\n  accept\n")
+case("warn_header", "r:\n  warn message = X-Checked: $local_part\n  accept\nd:\n  accept\n")
+case("warn_nonheader", "r:\n  warn message = just text\n  accept\n")
+case("warn_helo_message", "h:\n  warn message = hello\n  accept\nr:\n  accept\n")
+case("endpass_accept",
+     "r:\n  accept domains = +local_domains\n         endpass\n         local_parts = postmaster : info\n  accept\n")
+case("endpass_discard",
+     "r:\n  discard domains = example.com\n          endpass\n          local_parts = nobody\n  accept\n")
+case("accept_message", "r:\n  accept message = 250 fine $local_part\n")
+case("deny_then_accept",
+     "r:\n  deny local_parts = ^.*[@%!/|] : ^\\\\.\n       message = restricted characters in address\n  accept\n")
+case("defer_log_message",
+     "r:\n  defer domains = foo.bar\n        log_message = lm $domain\n  accept\n")
+case("require_then_deny",
+     "r:\n  require hosts = 127.0.0.1 : 10.0.0.0/8\n  deny domains = example.com\n  accept\n")
+
+# --- lists ----------------------------------------------------------------
+case("domains_named", "r:\n  accept domains = +local_domains\n  deny\n")
+case("domains_named_twice",
+     "r:\n  warn domains = +local_domains : +local_domains\n  require domains = +local_domains\n  accept\n")
+case("domains_negated", "r:\n  accept domains = !example.com : *\n")
+case("domains_regex", "r:\n  accept domains = ^ex.*\\\\.org$\n")
+case("domains_wild", "r:\n  accept domains = *.org\n")
+case("domains_lsearch", "r:\n  accept domains = lsearch;DIR/domains\n")
+case("domains_partial", "r:\n  accept domains = partial-lsearch;DIR/domains\n")
+case("domains_file", "r:\n  accept domains = DIR/domainfile\n")
+case("domains_at", "r:\n  accept domains = @ : example.org\n")
+case("domains_sep", "r:\n  accept domains = <; example.com ; example.org\n")
+case("domains_expanded", "r:\n  accept domains = ${if eq{$local_part}{info}{example.org}{none}}\n")
+case("domains_data", "r:\n  warn domains = lsearch;DIR/domains\n       logwrite = data is $domain_data\n  accept\n")
+case("local_parts_list", "r:\n  accept local_parts = postmaster : info : ^of\n")
+case("local_parts_caseful",
+     "r:\n  accept local_parts = +caseful : Mixed\n  deny\n")
+case("local_parts_lsearch", "r:\n  accept local_parts = lsearch;DIR/users\n")
+case("recipients_list", "r:\n  accept recipients = info@example.org : *@example.com : ^post\n")
+case("recipients_lsearch", "r:\n  accept recipients = lsearch;DIR/addrs\n")
+case("senders_list", "m:\n  deny senders = *@b.c\n  accept\nr:\n  accept\n")
+case("senders_null", "m:\n  accept senders = :\n  deny\nr:\n  accept\n", dlg=D_NULL)
+case("senders_regex", "r:\n  accept senders = ^a@\n")
+case("senders_named", "r:\n  accept senders = +good_senders\n")
+case("sender_domains", "r:\n  accept sender_domains = b.c : x.y\n")
+case("hosts_cidr", "r:\n  accept hosts = 10.0.0.0/8\n  deny\n")
+case("hosts_named", "r:\n  accept hosts = +relay_from_hosts\n  accept domains = +local_domains\n")
+case("hosts_named_cached",
+     "r:\n  warn hosts = +relay_from_hosts\n  accept hosts = +relay_from_hosts\n  accept domains = +local_domains\n")
+case("hosts_negated", "r:\n  accept hosts = !127.0.0.1 : 0.0.0.0/0\n  deny\n")
+case("hosts_star", "r:\n  accept hosts = *\n")
+case("hosts_empty", "r:\n  accept hosts = :\n  deny\n")
+case("hosts_net_lsearch", "r:\n  accept hosts = net24-lsearch;DIR/nets\n  deny\n")
+case("hosts_iplsearch", "r:\n  accept hosts = net-iplsearch;DIR/ipl\n  deny\n")
+
+# --- conditions ------------------------------------------------------------
+case("condition_true", "r:\n  accept condition = ${if eq{$local_part}{info}}\n  deny\n")
+case("condition_values",
+     "r:\n  deny condition = ${if eq{$local_part}{info}{yes}{no}}\n  deny condition = 0\n  accept condition = true\n")
+case("condition_invalid", "r:\n  accept condition = maybe\n")
+case("condition_expand_fail",
+     "r:\n  accept condition = ${lookup{x}lsearch{/nonexistent/file}}\n")
+case("condition_forced_fail", "r:\n  accept condition = ${if eq{1}{1}{fail}fail}\n  deny\n")
+case("authenticated_none", "r:\n  accept authenticated = *\n  deny\n")
+case("encrypted_none", "r:\n  accept encrypted = *\n  deny\n")
+case("set_vars",
+     "m:\n  warn set acl_c0 = conn\n       set acl_m_x = msg\n  accept\nr:\n  accept condition = ${if eq{$acl_c0$acl_m_x}{connmsg}}\n")
+case("set_rset", "m:\n  warn set acl_m_s = $sender_address\n  accept\nr:\n  accept condition = ${if eq{$acl_m_s}{a@b.c}}\n", dlg=D_RSET)
+case("acl_nested",
+     "r:\n  accept acl = sub\n  deny\nsub:\n  accept domains = example.org\n  deny\n")
+case("acl_nested_negated",
+     "r:\n  deny !acl = sub\n  accept\nsub:\n  accept local_parts = info\n")
+case("acl_nested_discard", "r:\n  deny acl = sub\n  accept\nsub:\n  discard\n")
+case("acl_nested_discard_ok", "r:\n  accept acl = sub\nsub:\n  discard domains = example.com\n  accept\n")
+case("acl_nested_drop", "r:\n  accept acl = sub\nsub:\n  drop domains = foo.bar\n  accept\n")
+case("acl_args",
+     "r:\n  accept acl = sub $local_part \"two words\"\nsub:\n  accept condition = ${if and{{eq{$acl_narg}{2}}{eq{$acl_arg1}{info}}}}\n")
+case("acl_deep", "r:\n  accept acl = a1\na1:\n  accept acl = a2\na2:\n  accept acl = a3\na3:\n  accept domains = example.org\n")
+case("acl_loop", "r:\n  accept acl = r\n")
+case("acl_unknown_inline", "r:\n  accept acl = nosuchacl\n")
+case("inline_rcpt", "", extra="acl_smtp_rcpt = accept domains = example.org\n")
+case("inline_bad", "", extra="acl_smtp_rcpt = bogus verb\n")
+case("file_acl", "", extra="acl_smtp_rcpt = DIR/aclfile\n")
+case("file_acl_missing", "", extra="acl_smtp_rcpt = DIR/nosuchfile\n")
+case("expanded_acl_name", "r1:\n  accept\nr2:\n  deny message = r2 says no\n",
+     extra="acl_smtp_rcpt = ${if eq{$sender_host_address}{127.0.0.1}{r1}{r2}}\n")
+case("unset_rcpt_acl", "m:\n  accept\n", extra="acl_smtp_rcpt =\n")
+
+# --- modifiers ----------------------------------------------------------------
+case("logwrite_targets",
+     "r:\n  warn logwrite = :main,reject: both $local_part\n  warn logwrite = :panic: p $local_part\n  warn logwrite = plain\n  accept\n")
+case("logwrite_bad_target", "r:\n  warn logwrite = :bogus: text\n  accept\n")
+case("log_reject_target", "r:\n  deny domains = foo.bar\n       log_reject_target = main\n  accept\n")
+case("add_header_rcpt", "r:\n  accept add_header = X-Rcpt: $local_part\nd:\n  accept\n")
+case("add_header_helo", "h:\n  accept add_header = X-Bad: y\nr:\n  accept\n")
+case("remove_header", "r:\n  accept remove_header = Subject\nd:\n  accept\n")
+case("delay_mod", "r:\n  accept delay = 1s\n")
+case("delay_bad", "r:\n  accept delay = soon\n")
+case("continue_mod", "r:\n  accept continue = ${if eq{1}{1}{x}}\n")
+case("control_ok",
+     "r:\n  accept control = no_multiline_responses\n         control = freeze\n         control = queue_only\n         control = suppress_local_fixups\n         control = no_pipelining\n         control = enforce_sync\n         control = no_delay_flush\n         control = no_callout_flush\n")
+case("control_caseful", "r:\n  accept control = caseful_local_part\n         local_parts = Mixed : info : postmaster\n  deny\n")
+case("control_bad", "r:\n  accept control = nonsense\n")
+case("control_forbidden", "m:\n  accept control = caseful_local_part\nr:\n  accept\n")
+case("control_fakereject", "r:\n  accept control = fakereject/custom text\nd:\n  accept\n")
+case("control_submission", "m:\n  accept control = submission/domain=example.org\nr:\n  accept\n")
+case("queue_mod", "r:\n  accept queue = slow\n")
+case("queue_bad", "r:\n  accept queue = a/b\n")
+case("udpsend_bad", "r:\n  accept udpsend = 127.0.0.1\n")
+case("cond_forbidden", "m:\n  accept domains = example.org\nr:\n  accept\n")
+case("cond_forbidden_recipients", "m:\n  accept recipients = *\nr:\n  accept\n")
+case("verify_recipient",
+     "r:\n  deny !verify = recipient\n  accept\n")
+case("verify_recipient_message",
+     "r:\n  deny message = no such user here\n       !verify = recipient\n  accept\n")
+case("verify_sender_ok", "m:\n  deny !verify = sender\n  accept\nr:\n  accept\n")
+case("verify_helo_literal", "r:\n  accept verify = helo\n  deny\n",
+     dlg=dialogue(helo="EHLO [10.1.2.3]", data=False))
+case("verify_bad", "r:\n  accept verify = nonsense\n")
+case("verify_recipient_in_mail", "m:\n  accept verify = recipient\nr:\n  accept\n")
+case("verify_header_syntax_rcpt", "r:\n  accept verify = header_syntax\n")
+case("vrfy_unset", "r:\n  accept\n", dlg=D_VRFY)
+case("connect_deny", "c:\n  deny hosts = 192.0.2.0/24\n       message = go away\n  accept\nr:\n  accept\n")
+case("connect_drop", "c:\n  drop hosts = 10.0.0.0/8\n  accept\nr:\n  accept\n")
+case("helo_deny", "h:\n  deny condition = ${if eq{$sender_helo_name}{client.example}}\n       message = bad helo\n  accept\nr:\n  accept\n")
+case("predata_deny", "r:\n  accept\np:\n  deny message = no data today\n")
+case("quit_acl", "r:\n  accept\nq:\n  accept message = bye bye\n")
+case("quit_bad_verb", "r:\n  accept\nq:\n  deny\n")
+case("discard_in_connect", "c:\n  discard\nr:\n  accept\n")
+case("ratelimit_basic", "r:\n  deny ratelimit = 2 / 1h / per_rcpt / strict / k-$sender_host_address\n       message = rate $sender_rate limit $sender_rate_limit\n  accept\n")
+case("ratelimit_readonly", "r:\n  warn ratelimit = 1 / 1h / readonly / k\n  accept\n")
+case("ratelimit_bad", "r:\n  accept ratelimit = x / 1h\n")
+case("ratelimit_conflict", "r:\n  accept ratelimit = 1 / 1h / per_conn / per_mail\n")
+case("ratelimit_per_mail_in_rcpt", "r:\n  deny ratelimit = 0 / 1h / per_mail / k\n  accept\n")
+
+# --- seed examples, verbatim --------------------------------------------------
+SEED_SAME_DOMAIN = """\
+    acl_check_rcpt:
+        defer    message = multiple recipients with same domain only
+                !acl = same_domain
+        accept
+
+same_domain:
+    accept    condition = ${if !def:acl_m_domain}
+                set acl_m_domain = $domain
+
+    accept    domains = $acl_m_domains
+
+deny
+"""
+case("seed_same_domain_slide", SEED_SAME_DOMAIN,
+     extra="acl_smtp_rcpt = acl_check_rcpt\n", dlg=D_TWO)
+case("seed_same_domain_test",
+     SEED_SAME_DOMAIN.replace("acl_check_rcpt", "acl_check_recipient")
+     .replace("$acl_m_domains", "$acl_m_domain"),
+     extra="acl_smtp_rcpt = acl_check_recipient\n", dlg=D_TWO)
+SEED_CONF = """\
+  acl_check_connect:
+    accept
+
+  acl_check_rcpt:
+
+    accept domains      = +local_domains
+       local_parts      = postmaster
+    require message     = relaying denied
+       domains          = +local_domains
+
+    require message     = unknown recipient
+       verify           = recipient/callout=use_sender,defer_ok
+    accept
+
+  acl_check_data:
+
+    accept hosts        = +relay_from_hosts
+    deny  message       = sorry, size matters
+       condition        = ${if >${message_size}{20M}
+    accept
+"""
+case("seed_acl_conf", SEED_CONF,
+     extra="acl_smtp_connect = acl_check_connect\nacl_smtp_rcpt = acl_check_rcpt\nacl_smtp_data = acl_check_data\n")
+SEED_CALLFORWARD = """\
+    acl_check_recipient:
+
+        deny    domains = +internal_domains
+                !verify = recipient/callout=use_sender,defer_ok
+
+        accept
+"""
+case("seed_callforward", SEED_CALLFORWARD,
+     extra="acl_smtp_rcpt = acl_check_recipient\ndomainlist internal_domains = example.com\n")
+SEED_CUTTHROUGH = """\
+acl_check_recipient:
+  deny  domains = +internal_domains
+        control = cutthrough_delivery
+        !verify = recipient/callout=use_sender,defer_ok
+  accept
+"""
+case("seed_cutthrough", SEED_CUTTHROUGH,
+     extra="acl_smtp_rcpt = acl_check_recipient\ndomainlist internal_domains = example.com\n")
+case("seed_features",
+     "r:\n  warn ratelimit = 10/2h/k-$sender_host_address\n  accept authenticated = *\n  accept encrypted = *\n  accept verify = recipient\n")
+
+# Cases where the difference from Exim lies in the SMTP session
+# (eximpy/smtp/server.py, not the ACL engine).  For these the ">>>" trace
+# of the ACL engine is compared exactly; replies and LOG lines are compared
+# once the session change named here is made (see the issue 6 report).
+SESSION_GAPS = {
+    # Session logs "ACL for X returned ERROR" to the paniclog on every
+    # ERROR; Exim logs only the "temporarily rejected" line.
+    **{n: "panic line on ERROR" for n in (
+        "acl_loop", "acl_nested_discard", "acl_unknown_inline",
+        "add_header_helo", "cond_forbidden", "cond_forbidden_recipients",
+        "condition_expand_fail", "control_bad", "control_forbidden",
+        "delay_bad", "discard_in_connect", "file_acl_missing", "inline_bad",
+        "logwrite_bad_target", "queue_bad", "quit_bad_verb", "ratelimit_bad",
+        "ratelimit_conflict", "udpsend_bad", "verify_bad",
+        "verify_header_syntax_rcpt", "verify_recipient_in_mail")},
+    # DEFER with a message: Exim sends it when acl_temp_details is set
+    # (AclResult.temp_details); the session looks at log_message instead.
+    "defer_msg": "temp_details", "seed_same_domain_slide": "temp_details",
+    "seed_same_domain_test": "temp_details",
+    # The session does not log "frozen by ACL"/"queued by ACL", fakereject
+    # replies, or the blackhole lines of a MAIL-ACL discard.
+    "control_ok": "controls not acted on", "control_fakereject":
+    "controls not acted on", "discard_mail": "blackhole log lines",
+    "seed_acl_conf": "panic line on ERROR (the seed's DATA condition "
+    "lacks a closing brace)",
+}
+# Not run until the session provides what they need (issue 6 report): a
+# DATA ACL with $message_size and the header lines in AclEnv, and VRFY
+# routing the address after an accepting ACL.
+NEEDS_SESSION = {
+    "data_deny": ("r:\n  accept\nd:\n  deny condition = ${if >{$message_size}{10}}\n"
+                  "       message = too big: $message_size\n"),
+    "data_header": ("r:\n  accept\nd:\n  deny condition = ${if def:h_subject:}\n"
+                    "       message = subject: $h_subject:\n"),
+    "vrfy_acl": "v:\n  accept local_parts = postmaster\n  deny message = not telling\n",
+}
