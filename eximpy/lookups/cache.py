@@ -33,7 +33,12 @@ class SearchCache:
         self._open: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
 
     def open(self, lookup: Any, filename: str | None) -> _Entry:
-        key = (lookup.name, filename or "")
+        import os
+        fkey = filename or ""
+        if fkey and lookup.style in ("absfile", "singlekey", "absfilequery") \
+                and not fkey.startswith("/"):
+            fkey = os.path.abspath(fkey)     # the same name in another directory
+        key = (lookup.name, fkey)
         e = self._open.get(key)
         if e is not None and e.handle is not None:
             self._open.move_to_end(key)
