@@ -212,3 +212,75 @@ def rewrite_test(config: Any, text: str, out: TextIO,
             shown = new
         out.write(f"{name:>8}: {shown}\n")
     return 0
+
+
+_HEADER_FLAG = {"from": "f", "to": "t", "cc": "c", "bcc": "b",
+                "reply-to": "r", "sender": "s"}
+
+
+def split_header_addresses(value: str) -> list[tuple[int, int]]:
+    """(start, end) spans of the comma-separated items of an address
+    header value (commas inside quotes, comments and <> do not count)."""
+    from eximpy.address import parse_find_address_end
+    spans = []
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and (value[i].isspace() or value[i] == ","):
+            i += 1
+        if i >= n:
+            break
+        j = parse_find_address_end(value, i, False)
+        spans.append((i, j))
+        i = j + 1
+    return spans
+
+
+def rewrite_header(text: str, rules: list[Any],
+                   make_ctx: Callable[[dict[str, Any]], Any], qualify: str,
+                   log: Callable[[str], None] | None = None) -> str:
+    """Rewrite the addresses of one header line ("Name: value\n") whose
+    name is From/To/Cc/Bcc/Reply-To/Sender (or their Resent- forms); other
+    headers are returned unchanged."""
+    from eximpy.address import AddressError, parse_extract_address
+    name, colon, value = text.partition(":")
+    if not colon:
+        return text
+    key = name.strip().lower()
+    if key.startswith("resent-"):
+        key = key[7:]
+    flag = _HEADER_FLAG.get(key)
+    if flag is None:
+        return text
+    out = []
+    last = 0
+    changed = False
+    for a, b in split_header_addresses(value):
+        item = value[a:b]
+        stripped = item.rstrip()
+        try:
+            e = parse_extract_address(stripped, allow_domain_literals=True)
+        except AddressError:
+            continue
+        if not e.address or "@" not in e.address:
+            continue
+        whole: list[str] = []
+        new = rewrite_address(e.address, flag, rules, make_ctx, qualify, log,
+                              whole)
+        if new == e.address and not whole:
+            continue
+        repl = whole[0] if whole else (stripped[:e.start] + new + stripped[e.end:])
+        out.append(value[last:a])
+        out.append(repl + item[len(stripped):])
+        last = b
+        changed = True
+    if not changed:
+        return text
+    out.append(value[last:])
+    return name + ":" + "".join(out)
+
+
+def parse_rules(text: str) -> list[Any]:
+    """headers_rewrite: a colon-separated list of rules."""
+    from eximpy.config.rules import parse_rewrite_rule
+    from eximpy.expand.lists import iter_list
+    return [parse_rewrite_rule(item, None, False) for item in iter_list(text)]

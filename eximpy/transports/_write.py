@@ -102,13 +102,26 @@ def header_lines(inst: Any, addr: Any, tctx: TransportContext) -> tuple[list[str
                 return [], f"failed to expand headers_remove: {e}"
             remove += list(iter_list(s))
     out: list[str] = []
+    hrw = _opt(inst, "headers_rewrite")
+    rules = None
+    if hrw:
+        from eximpy.rewrite import parse_rules
+        rules = parse_rules(hrw)
     for h in msg.headers:
         if h.type == "*":
             continue
         name = h.text.split(":", 1)[0]
         if remove and _remove_matches(name, remove):
             continue
-        out.append(h.text)
+        text = h.text
+        if rules:
+            from eximpy.expand import ExpandContext
+            from eximpy.rewrite import rewrite_header
+            text = rewrite_header(
+                text, rules,
+                lambda v: ExpandContext(config=tctx.config, variables=v),
+                tctx.rctx.qualify_recipient())
+        out.append(text)
     for text in addr.prop.extra_headers:
         out.append(text if text.endswith("\n") else text + "\n")
     tadd = _opt(inst, "headers_add")

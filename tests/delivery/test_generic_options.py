@@ -161,3 +161,39 @@ def test_failed_bounce_is_frozen(runs):
                 if ln[20:36] == bid and " <= " not in ln]
     assert lines(py, bpy) == lines(ex, bounce_id(ex))
     assert "-frozen " in (py / "spool" / "input" / f"{bpy}-H").read_text()
+
+
+HR_CONF = """\
+primary_hostname = vm.example
+qualify_domain = example.org
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+keep_environment =
+begin routers
+r:
+  driver = accept
+  local_parts = hr
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = @ROOT@/mail/hr
+  user = nobody
+  headers_rewrite = *@old.example $1@new.example : \\
+                    boss@* "The Boss <chief@$domain>" w : \\
+                    *@cc.example $1@cc2.example c
+begin retry
+* * F,1h,15m
+"""
+
+
+def test_headers_rewrite():
+    """headers_rewrite on a transport rewrites the message's own address
+    headers (working part, or the whole item with w; flags select headers)."""
+    from _pair import mbox_text, run_pair
+    ex, py, _ = run_pair(WORK / "hr", HR_CONF, [
+        (["-f", "s@example.org", "hr"],
+         "From: Someone <x@old.example>\nTo: a@old.example, boss@corp.example,\n"
+         " \"Q, R\" <q@old.example>\nCc: c@cc.example, d@old.example\n"
+         "Reply-To: c@cc.example\nSubject: x@old.example\n\nbody x@old.example\n")])
+    assert mbox_text(py / "mail" / "hr") == mbox_text(ex / "mail" / "hr")
