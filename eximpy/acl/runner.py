@@ -43,7 +43,7 @@ from typing import Any, Callable, Protocol
 
 import eximpy.config  # noqa: F401  (loads acl.parse via config.model first:
 #                       acl.parse imports eximpy.config.options)
-from eximpy.acl.parse import AclStatement, AclSyntaxError, read_acl
+from eximpy.acl.parse import VERBS, AclStatement, AclSyntaxError, read_acl
 
 OK, FAIL, DEFER, DISCARD, FAIL_DROP, ERROR = (
     "OK", "FAIL", "DEFER", "DISCARD", "FAIL_DROP", "ERROR")
@@ -98,18 +98,19 @@ class AclRunner(Protocol):
 def acl_definition(config: Any, text: str) -> list[AclStatement] | None:
     """The statements for an acl_smtp_* value: a named ACL or inline text.
 
-    Returns None when ``text`` names no ACL and is not valid inline text.
+    Returns None when ``text`` is a single word that names no ACL
+    (Exim's verbs alone, "accept" or "deny", are inline ACLs); raises
+    AclSyntaxError for inline text Exim would refuse.
     """
     acls = getattr(config, "acls", None) or {}
     name = text.strip()
     if name in acls:
         return acls[name].statements
+    if " " not in name and "\n" not in name and name not in VERBS:
+        return None                    # a name, but no such ACL
     lines = [ln for ln in text.split("\n")]
     it = iter([(ln, i + 1) for i, ln in enumerate(lines) if ln.strip()])
-    try:
-        stmts, _rest = read_acl(lambda: next(it, None))
-    except AclSyntaxError:
-        return None
+    stmts, _rest = read_acl(lambda: next(it, None))   # AclSyntaxError
     return stmts or None
 
 
@@ -182,13 +183,23 @@ class MinimalAclRunner:
         if acl is None:
             return AclResult(FAIL if where in ("rcpt", "vrfy", "expn", "etrn")
                              else OK)
-        if "$" in acl:
-            # The acl_smtp_* option values are expanded first (Exim).
+        if "$" in acl or "\\" in acl:
+            # The acl_smtp_* option values are expanded first (Exim); the
+            # result must not be tainted (it is configuration).
             try:
                 acl = self._expand(acl, env)
             except Exception as exc:
                 return AclResult(ERROR, log_message=str(exc))
-        stmts = acl_definition(self.config, acl)
+            from eximpy.expand.taint import is_tainted
+            if is_tainted(acl):
+                if env.log is not None:
+                    env.log(f'attempt to use tainted ACL text "{acl}"')
+                return AclResult(ERROR,
+                                 log_message="internal configuration error")
+        try:
+            stmts = acl_definition(self.config, acl)
+        except AclSyntaxError as exc:
+            return AclResult(ERROR, log_message=str(exc))
         if stmts is None:
             return AclResult(ERROR, log_message=f'ACL "{acl}" not found')
         result = AclResult(FAIL)
@@ -273,20 +284,30 @@ class MinimalAclRunner:
                 outcome = rc
                 break
         matched = outcome == OK
-        if matched or verb in ("require",) or (verb in ("accept", "discard")
-                                               and endpass_seen):
-            if user_msg is not None and (matched or verb == "require"
-                                         or endpass_seen):
+        decides = (matched and verb in ("accept", "discard", "deny", "defer",
+                                        "drop")) or \
+            (not matched and (verb == "require" or
+                              (verb in ("accept", "discard") and endpass_seen)))
+        if decides:
+            # Modifiers take effect only if processing reached them: a
+            # message after the condition that failed is not used (Exim).
+            # With endpass in accept/discard, message is for the denial
+            # only; an empty or failed expansion is ignored (spec 44).
+            if user_msg is not None and not (
+                    matched and endpass_seen and verb in ("accept",
+                                                          "discard")):
                 try:
-                    result.user_message = self._expand(user_msg, env)
+                    text = self._expand(user_msg, env)
                 except Exception:
-                    result.user_message = user_msg
+                    text = ""
+                if text:
+                    result.user_message = text
             if log_msg is not None:
                 try:
                     result.log_message = self._expand(log_msg, env)
                 except Exception:
                     result.log_message = log_msg
-            elif result.user_message is not None and verb != "warn" and \
+            elif result.user_message is not None and \
                     result.log_message is None:
                 # Without log_message, the message text is logged (Exim).
                 result.log_message = result.user_message

@@ -306,6 +306,20 @@ class SpoolSink:
             self._log_received(msg, sm, now)
         return 250, f"OK id={mid}", mid
 
+    def blackhole(self, msg: ReceivedMessage, reason: str
+                  ) -> tuple[int, str, str | None]:
+        """All recipients were discarded: log the message as received and
+        delivered to the blackhole, and keep nothing (Exim)."""
+        now = time.time() if self.now is None else self.now
+        mid = new_message_id(self.localhost_number, now=self.now)
+        sm = build_spool_message(self.config, msg, mid, now)
+        sm.body_size = len(msg.body)
+        if self.log is not None:
+            self._log_received(msg, sm, now)
+            self.log.main(f"=> blackhole ({reason})", mid)
+            self.log.main("Completed", mid)
+        return 250, f"OK id={mid}", mid
+
     def _log_received(self, msg: ReceivedMessage, sm: SpoolMessage,
                       start: float) -> None:
         from eximpy.log import format as logfmt
@@ -351,3 +365,7 @@ class TestSink:
     def store(self, msg: ReceivedMessage) -> tuple[int, str, str | None]:
         mid = new_message_id(self.localhost_number)
         return 250, f"OK id={mid}", mid
+
+    def blackhole(self, msg: ReceivedMessage, reason: str
+                  ) -> tuple[int, str, str | None]:
+        return self.store(msg)

@@ -52,6 +52,7 @@ from eximpy.acl.runner import (DEFER, DISCARD, ERROR, FAIL, FAIL_DROP, OK,
 from eximpy.smtp.address import AddressError, ParseOptions, extract_address
 from eximpy.smtp.dataread import (END_HEADER_LINE, END_HEADER_SIZE,
                                   END_NOT_CRLF, END_SIZE, DataReader)
+from eximpy.expand.taint import Tainted
 from eximpy.smtp.reply import Reply, message_code, printable
 
 VERSION = "4.96"
@@ -589,12 +590,12 @@ class Session:
             "sender_host_address": self.host_address or "",
             "sender_host_port": str(self.host_port) if self.host_port else "",
             "sender_host_name": self.host_name or "",
-            "sender_helo_name": self.helo_name or "",
+            "sender_helo_name": Tainted(self.helo_name or ""),
             "sender_ident": self.ident or "",
             "received_protocol": self.received_protocol,
-            "sender_address": self.sender if self.sender is not None else "",
-            "smtp_command": self._cmd_line,
-            "smtp_command_argument": self._cmd_arg,
+            "sender_address": Tainted(self.sender or ""),
+            "smtp_command": Tainted(self._cmd_line),
+            "smtp_command_argument": Tainted(self._cmd_arg),
             "recipients_count": str(len(self.recipients)),
             "interface_address": self.interface_address or "",
             "interface_port": str(self.interface_port or ""),
@@ -658,13 +659,14 @@ class Session:
             lp, _, dom = recipient.rpartition("@")
             if not _:
                 lp, dom = recipient, ""
-            variables.update({"local_part": lp, "domain": dom,
-                              "address_data": ""})
+            variables.update({"local_part": Tainted(lp),
+                              "domain": Tainted(dom), "address_data": ""})
         if self.sender is not None:
             lp, at, dom = self.sender.rpartition("@")
-            variables.update({"sender_address_local_part": lp if at
-                              else self.sender,
-                              "sender_address_domain": dom if at else ""})
+            variables.update({"sender_address_local_part":
+                              Tainted(lp if at else self.sender),
+                              "sender_address_domain":
+                              Tainted(dom if at else "")})
         env = AclEnv(variables=variables, acl_c=self.acl_c, acl_m=self.acl_m,
                      host_address=self.host_address, log=self._log_main)
         if acl is None and where not in ("rcpt", "vrfy", "expn", "etrn"):
@@ -675,10 +677,12 @@ class Session:
         if "no_multiline_responses" in r.controls:
             self._no_multiline = True
         if r.rc == ERROR:
-            self._log_panic(f"ACL for {where} returned ERROR: "
-                            f"{r.log_message or ''}")
+            # Exim: an ACL error is a temporary rejection, logged with its
+            # reason ("internal configuration error" when it has none).
             r.rc = DEFER
             r.user_message = None
+            r.temp_details = False
+            r.log_message = r.log_message or "internal configuration error"
         return r
 
     def _handle_acl_fail(self, where: str, r: AclResult,
@@ -1874,6 +1878,7 @@ class Session:
 
     def _accept_message(self, res: Any, chunking: bool) -> None:
         user_msg = None
+        discard_by = None
         if self.opt.acl["data"]:
             r = self._acl("data", self.opt.acl["data"])
             if r.rc not in (OK, DISCARD):
@@ -1883,7 +1888,27 @@ class Session:
                     self.closed = True
                 return
             user_msg = r.user_message
+            if r.rc == DISCARD:
+                discard_by = "DATA"
+        if discard_by is None and not self.recipients:
+            discard_by = "MAIL" if self.recipients_discarded else "RCPT"
         msg = self._received_message(res, chunking)
+        if discard_by is not None:
+            # Every recipient was discarded: the message is accepted and
+            # thrown away ("=> blackhole"), nothing stays on the spool.
+            blackhole = getattr(self.sink, "blackhole", None)
+            if blackhole is None:
+                self._printf("250 OK")
+                return
+            code, text, mid = blackhole(msg, f"{discard_by} ACL discarded "
+                                        "recipients")
+            if chunking:
+                total = res.message_size + res.header_linecount + \
+                    res.body_linecount
+                self._printf(f"250- {self._chunk_size} byte chunk, total "
+                             f"{total}")
+            self._printf(f"{code} {text}")
+            return
         if self.sink is None:
             self._printf("451 Temporary local problem - please try later")
             return

@@ -180,6 +180,42 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "recipients_max": ("recipients_max = 2\n" + RCPT_OK,
                        d(ENV, b"RCPT TO:<x@y>\r\nRCPT TO:<z@y>\r\n", DATA,
                          MSG, Q), []),
+    "max_per_connection": ("smtp_accept_max_per_connection = 1\n" + RCPT_OK,
+                           d(ENV, DATA, MSG, MF, RT, Q), []),
+    "recipients_max_reject": ("recipients_max = 1\nrecipients_max_reject\n"
+                              + RCPT_OK, d(ENV, b"RCPT TO:<x@y>\r\n", DATA,
+                                           MF, RT, Q), []),
+    "no_helo_required": ("hosts_require_helo =\n" + RCPT_OK,
+                         d(MF, RT, DATA, MSG, Q), []),
+    "helo_acl_deny": ("acl_smtp_helo = deny message = bad helo $sender_helo_name"
+                      "\n" + RCPT_OK, d(E, MF, H, Q), []),
+    "connect_acl_banner": ("acl_smtp_connect = accept message = 220 hi\\n"
+                           "second line\n" + RCPT_OK, d(Q), []),
+    "multiline_control": ("acl_smtp_rcpt = acl_rcpt\nbegin acl\nacl_rcpt:\n"
+                          "  deny control = no_multiline_responses\n"
+                          "       message = line one\\nline two\n",
+                          d(ENV, Q), []),
+    "acl_warn_then_accept": ("acl_smtp_rcpt = acl_rcpt\nbegin acl\nacl_rcpt:\n"
+                             "  warn message = ignored\n"
+                             "  accept condition = ${if eq{$domain}{d.example}}\n"
+                             "         message = 250 fine\n"
+                             "  deny message = not $local_part@$domain\n",
+                             d(ENV, b"RCPT TO:<x@y.example>\r\n", Q), []),
+    "require_endpass": ("acl_smtp_rcpt = acl_rcpt\nbegin acl\nacl_rcpt:\n"
+                        "  require condition = ${if eq{$domain}{d.example}}\n"
+                        "          message = only d.example\n"
+                        "  accept local_parts = c : x\n"
+                        "         endpass\n"
+                        "         condition = ${if eq{$local_part}{c}}\n"
+                        "         message = endpass refused\n",
+                        d(ENV, b"RCPT TO:<x@d.example>\r\n",
+                          b"RCPT TO:<y@d.example>\r\nRCPT TO:<c@e.example>\r\n",
+                          Q), []),
+    "acl_discard_rcpt": ("acl_smtp_rcpt = acl_rcpt\nbegin acl\nacl_rcpt:\n"
+                         "  discard local_parts = junk\n"
+                         "  accept\n",
+                         d(E, MF, b"RCPT TO:<junk@d.example>\r\n", DATA, MSG,
+                           Q), []),
     "deny_with_message": ("acl_smtp_rcpt = acl_rcpt\nbegin acl\nacl_rcpt:\n"
                           "  deny message = 550 5.7.1 go away\\n second line"
                           "\n",
