@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-ADDRESS_MAXLENGTH = 512
+ADDRESS_MAXLENGTH = 256
 MX_NONE = -1
 PORT_NONE = -1
 

@@ -103,7 +103,15 @@ USERS_ADDRS = ["vonly", "notest", "noverify", "norecip", "nosender", "failv",
 SYNTAX = ["a@b@c", "<a@b", "a@b>", "@a:b@c", "<@a,@b:c@d>", "a..b@c",
           "a@[1.2.3.4]", "a@b.", "a@-b", "\"unterminated@x", "a@b (comment)",
           "Name <a@b>", "<>", "a b c", "(just a comment)", "a@b,c@d",
-          "x@y, postmaster"]
+          "x@y, postmaster", '"a b"@example.org', '"a\\"b"@example.org',
+          "a(comment)@example.org", "a@(c)example.org", "a@[IPv6:::1]",
+          "a@[1.2.3]", "a@[1.2.3.4", "a.@example.org", ".a@example.org",
+          "a@b..c", "a@b.c.", "<<a@b>>", "@a,@b:c@d", "<@a:b@c>",
+          "group: a@b;", "a\\@b@c", "x" * 70 + "@example.org",
+          "a@" + "d." * 140 + "example", "Name (c) <a@b> (d)",
+          "ab\u00e9@example.org", "a@ex\u00e9mple.org", "a@b c",
+          "<a@b> extra", "\"unterminated <a@b>", "a@-", "a@b-", "a@_b.example",
+          "a" * 244 + "@example.org", "a" * 245 + "@example.org"]
 HOSTS = ["x@a.example", "x@b.example", "x@c.example", "x@d.example",
          "x@e.example"]
 LITERALS = ["x@[127.0.0.1]", "x@[10.1.2.3]", "x@[10.9.9.9]", "x@[IPv6:::1]",
