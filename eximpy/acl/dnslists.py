@@ -39,39 +39,49 @@ def _reverse(ip: str) -> str | None:
     return ".".join(reversed(a.exploded.replace(":", "")))
 
 
-def _resolver(call: Any) -> Any:
-    r = call.engine.resolver
-    if r is None:
-        import dns.resolver
-        r = dns.resolver.Resolver()
-        r.lifetime = 5.0
-        r.timeout = 2.0
-        call.engine.resolver = r
-    return r
-
-
-def _lookup(call: Any, name: str, rtype: str) -> tuple[str, list[str]]:
-    import dns.exception
-    import dns.resolver
+def _lookup(call: Any, name: str, rtype: str, trace: bool = True
+            ) -> tuple[str, list[str]]:
+    """(status, values) through eximpy.lookups.dnsdb (same resolver
+    configuration as dnsdb lookups: /etc/resolv.conf or
+    EXIMPY_RESOLV_CONF).  Results are cached for the connection until
+    their TTL runs out (negative answers: an hour), as Exim's dnsbl cache."""
+    from eximpy.lookups import dnsdb
     cache = call.engine.conn.setdefault("dnsbl_cache", {})
     k = (name, rtype)
-    if k in cache:
-        call.trace(f"dnslists: using result of previous lookup")
-        return cache[k]
-    call.trace(f"new DNS lookup for {name}")
-    try:
-        ans = _resolver(call).resolve(name, rtype, raise_on_no_answer=False)
-        if rtype == "A":
-            vals = [r.address for r in ans]
-        else:
-            vals = [b"".join(r.strings).decode("utf-8", "replace")
-                    for r in ans]
-        res = ("OK" if vals else "NOMATCH", vals)
-    except dns.resolver.NXDOMAIN:
-        res = ("NOMATCH", [])
-    except (dns.exception.DNSException, OSError):
-        res = ("DEFER", [])
-    cache[k] = res
+    now = call.engine.clock()
+    hit = cache.get(k)
+    if hit is not None:
+        if hit[0] > now:
+            if trace:
+                call.trace("dnslists: using result of previous lookup")
+            return hit[1]
+        if trace:
+            call.trace("cached data found but past valid time; "
+                       f"new DNS lookup for {name}")
+    elif trace:
+        call.trace(f"new DNS lookup for {name}")
+    if any(not (c.isalnum() or c in ".-_") for c in name):
+        # The C resolver will not even send such a name: "not found".
+        st, ans = "NOMATCH", None
+    else:
+        try:
+            st, ans = dnsdb.query(call.ctx, name, rtype)
+        except Exception:
+            st, ans = "AGAIN", None
+    vals: list[str] = []
+    ttl = 3600
+    if st == "OK" and ans is not None:
+        ttl = int(ans.rrset.ttl)
+        for r in ans.rrset:
+            if rtype == "A":
+                vals.append(r.address)
+            else:
+                vals.append(b"".join(r.strings).decode("utf-8", "replace"))
+    res = ("DEFER" if st == "AGAIN" else "OK" if vals else "NOMATCH", vals)
+    if st != "AGAIN":
+        cache[k] = (now + ttl, res)
+        if trace:
+            call.trace(f"dnslists: wrote cache entry, ttl={ttl}")
     return res
 
 
@@ -90,27 +100,25 @@ def check_dnsbl(call: Any, arg: str, msgs: Any) -> str:
     v = call.ctx.variables
     for item in iter_list(arg):
         head, _c, key = _split_item(item)
-        # criteria
+        # Exim's parse: the first "=" (else the first "&", a bitmask)
+        # starts the address list; "!" before it inverts, "==" / "&="
+        # after it requires all addresses to match.
         crit = None
-        bitmask = False
-        negate = False
-        all_ = False
-        for i, ch in enumerate(head):
-            if ch in "=&":
-                j = i
-                if i > 0 and head[i - 1] == "!":
-                    negate = True
-                    j = i - 1
-                domain = head[:j]
-                rest = head[i + 1:]
-                bitmask = ch == "&"
-                if rest.startswith("="):
-                    all_ = True
-                    rest = rest[1:]
-                crit = rest
-                break
-        else:
-            domain = head
+        bitmask = negate = all_ = False
+        domain = head
+        i = head.find("=")
+        if i < 0:
+            i = head.find("&")
+            bitmask = i >= 0
+        if i >= 0:
+            domain = head[:i]
+            if i > 0 and head[i - 1] == "!":
+                negate = True
+                domain = head[:i - 1]
+            crit = head[i + 1:]
+            if crit.startswith("="):
+                all_ = True
+                crit = crit[1:]
         keys: list[str]
         if key is None:
             hostaddr = call.var("sender_host_address")
@@ -121,14 +129,23 @@ def check_dnsbl(call: Any, arg: str, msgs: Any) -> str:
             keys = list(iter_list(key))
         else:
             keys = [key]
+        call.trace(f"dnslists check: {item}")
+        if any(not (c.isalnum() or c in ".-_") for c in domain):
+            call.engine.log_main(f'dnslists domain "{domain}" contains '
+                                 "strange characters - is this right?")
         for k in keys:
             rev = _reverse(k)
             query = f"{rev if rev else k}.{domain}"
-            call.trace(f"dnslists check: {domain}/{k}")
             st, addrs = _lookup(call, query, "A")
             if st == "DEFER":
                 call.trace(f"DNS lookup for {query} deferred")
                 continue
+            if st != "OK":
+                call.trace(f"DNS lookup for {query} failed")
+                call.trace(f"=> that means {k} is not listed at {domain}")
+                continue
+            call.trace(f"DNS lookup for {query} succeeded (yielding "
+                       f"{', '.join(addrs)})")
             good = []
             for a in addrs:
                 if not a.startswith("127."):
@@ -138,11 +155,7 @@ def check_dnsbl(call: Any, arg: str, msgs: Any) -> str:
                     continue
                 good.append(a)
             if not good:
-                call.trace(f"DNS lookup for {query} failed")
-                call.trace(f"=> that means {k} is not listed at {domain}")
                 continue
-            call.trace(f"DNS lookup for {query} succeeded (yielding "
-                       f"{', '.join(good)})")
             if crit is not None:
                 want = [c.strip() for c in crit.split(",") if c.strip()]
 
@@ -157,15 +170,24 @@ def check_dnsbl(call: Any, arg: str, msgs: Any) -> str:
                 if negate:
                     matched = not matched
                 if not matched:
-                    call.trace(f"=> but we are not accepting this block "
-                               f"class because there was no match for "
-                               f"{'&' if bitmask else '='}{crit}")
+                    op = ("&" if bitmask else "=") + ("=" if all_ else "")
+                    call.trace("=> but we are not accepting this block "
+                               "class because")
+                    if negate and all_:
+                        why = "there were no IP addresses that did not match"
+                    elif negate:
+                        why = "there was an exclude match"
+                    elif all_:
+                        why = "there was an IP address that did not match"
+                    else:
+                        why = "there was no match"
+                    call.trace(f"=> {why} for {op}{crit}")
                     continue
             call.trace(f"=> that means {k} is listed at {domain}")
             v["dnslist_domain"] = domain
             v["dnslist_matched"] = k
             v["dnslist_value"] = ",".join(good)
-            st2, txt = _lookup(call, query, "TXT")
+            st2, txt = _lookup(call, query, "TXT", trace=False)
             v["dnslist_text"] = txt[0] if st2 == "OK" and txt else ""
             return OK
     return FAIL
