@@ -164,6 +164,10 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
         sm.tls_cipher = msg.tls.cipher
         sm.tls_ver = msg.tls.ver
         sm.tls_certificate_verified = msg.tls.certificate_verified
+        sm.tls_peerdn = msg.tls.peerdn
+        sm.tls_sni = msg.tls.sni
+        if msg.tls.sni is not None:
+            sm.tainted.add("tls_sni")
     sm.body_linecount = msg.body_linecount
     sm.body_zerocount = msg.body_zerocount
     sm.max_received_linelength = msg.max_received_linelength
@@ -340,6 +344,8 @@ class SpoolSink:
             tls_cipher=msg.tls.cipher if msg.tls else None,
             tls_cert_verified=("yes" if msg.tls.certificate_verified
                                else "no") if msg.tls else None,
+            tls_peerdn=msg.tls.peerdn if msg.tls else None,
+            tls_sni=msg.tls.sni if msg.tls else None,
             authenticator=msg.authenticator, auth_id=msg.authenticated_id,
             auth_sender=msg.authenticated_sender,
             chunking=msg.chunking, size=sm.message_size,

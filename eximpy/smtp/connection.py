@@ -110,7 +110,13 @@ def serve_socket(sock: socket.socket, config: Any, *,
         timeout = receive_timeout(config)
     if tls_context == "auto":
         from eximpy.smtp.tls import server_context
-        tls_context = server_context(config, session._expand)
+        verify = "none"
+        if session._host_in(config.main.get("tls_verify_hosts")) == "OK":
+            verify = "required"
+        elif session._host_in(config.main.get("tls_try_verify_hosts")) == \
+                "OK":
+            verify = "optional"
+        tls_context = server_context(config, session._expand, verify)
     session.tls_unavailable = tls_context is None
     conn: Any = sock
 

@@ -603,6 +603,17 @@ class Session:
             "message_size": str(self.message_size),
             "rcpt_count": str(self.rcpt_count),
         }
+        if self.tls is not None:
+            v.update({
+                "tls_in_cipher": self.tls.cipher, "tls_cipher": self.tls.cipher,
+                "tls_in_ver": self.tls.ver,
+                "tls_in_cipher_std": self.tls.cipher_std,
+                "tls_in_bits": str(self.tls.bits),
+                "tls_in_peerdn": Tainted(self.tls.peerdn or ""),
+                "tls_in_sni": Tainted(self.tls.sni or ""),
+                "tls_in_certificate_verified":
+                    "1" if self.tls.certificate_verified else "0",
+            })
         return v
 
     def _expand(self, text: str, extra: dict[str, Any] | None = None) -> str:

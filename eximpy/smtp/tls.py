@@ -67,10 +67,16 @@ def self_signed(hostname: str) -> tuple[bytes, bytes]:
     return pair
 
 
-def server_context(config: Any, expand: Callable[[str], str]
-                   ) -> ssl.SSLContext | None:
+def server_context(config: Any, expand: Callable[[str], str],
+                   verify: str = "none") -> ssl.SSLContext | None:
     """The SSLContext for inbound TLS, or None when it cannot be built
-    (Exim then answers STARTTLS with 454)."""
+    (Exim then answers STARTTLS with 454).
+
+    ``verify`` is "none", "optional" (the host is in tls_try_verify_hosts)
+    or "required" (tls_verify_hosts): a client certificate is asked for and
+    checked against tls_verify_certificates ("system" = the system store).
+    The SNI name the client sends is kept (TlsInfo.sni, $tls_in_sni).
+    """
     def get(name: str) -> Any:
         try:
             return config.main.get(name)
@@ -99,8 +105,23 @@ def server_context(config: Any, expand: Callable[[str], str]
         ciphers = get("tls_require_ciphers")
         if ciphers:
             ctx.set_ciphers(expand(ciphers))
+        if verify != "none":
+            cas = get("tls_verify_certificates")
+            cas = expand(cas) if cas else "system"
+            if cas == "system":
+                ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+            elif os.path.isdir(cas):
+                ctx.load_verify_locations(capath=cas)
+            else:
+                ctx.load_verify_locations(cafile=cas)
+            ctx.verify_mode = ssl.CERT_REQUIRED if verify == "required" \
+                else ssl.CERT_OPTIONAL
     except (OSError, ssl.SSLError, ValueError):
         return None
+
+    def _sni(sslobj: Any, name: str | None, _ctx: Any) -> None:
+        sslobj.eximpy_sni = name
+    ctx.sni_callback = _sni                    # type: ignore[assignment]
     return ctx
 
 
@@ -112,10 +133,28 @@ class TlsInfo:
     bits: int
     peerdn: str | None = None
     certificate_verified: bool = False
+    sni: str | None = None
 
     @classmethod
     def from_ssl(cls, s: Any) -> "TlsInfo":
         name, proto, bits = s.cipher()
         ver = (proto or "").replace("TLSv", "TLS")
-        return cls(cipher=f"{ver}:{name}:{bits}", ver=ver, cipher_std=name,
+        info = cls(cipher=f"{ver}:{name}:{bits}", ver=ver, cipher_std=name,
                    bits=int(bits or 0))
+        obj = getattr(s, "_sslobj", None)
+        info.sni = getattr(obj, "eximpy_sni", None) or \
+            getattr(s, "eximpy_sni", None)
+        try:
+            der = s.getpeercert(binary_form=True)
+        except (ValueError, ssl.SSLError):
+            der = None
+        if der:
+            from cryptography import x509
+            cert = x509.load_der_x509_certificate(der)
+            # RFC 4514 form, as Exim built with GnuTLS (Debian) shows it.
+            info.peerdn = cert.subject.rfc4514_string()
+            # With CERT_OPTIONAL/REQUIRED the handshake only succeeds with
+            # a certificate that verified.
+            info.certificate_verified = s.context.verify_mode != \
+                ssl.CERT_NONE
+        return info
