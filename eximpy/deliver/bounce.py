@@ -33,6 +33,11 @@ import random
 import time
 from typing import Any
 
+DSN_RET_HDRS = 2
+NOTIFY_NEVER = 0x02
+NOTIFY_SUCCESS = 0x04
+NOTIFY_FAILURE = 0x08
+
 
 def _describe(addr: Any) -> list[str]:
     """The lines for one failed address in the text part."""
@@ -74,7 +79,7 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
         if top.address not in tops:
             tops.append(top.address)
     h = [
-        f"X-Failed-Recipients: {', '.join(tops)}",
+        "X-Failed-Recipients: " + ",\n  ".join(tops),
         "Auto-Submitted: auto-replied",
         f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
         f"To: {to or msg.sender}",
@@ -98,20 +103,30 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
     out.append(f"\n--{boundary}\n")
     out.append("Content-type: message/delivery-status\n\n")
     out.append(f"Reporting-MTA: dns; {primary}\n")
-    for a in failed:
+    if getattr(msg, "dsn_envid", None):
+        out.append(f"Original-Envelope-ID: {msg.dsn_envid}\n")
+    # Exim lists the per-recipient DSN blocks in reverse order.
+    for a in reversed(failed):
         top = a
         while top.parent is not None:
             top = top.parent
-        out.append(f"\nAction: failed\nFinal-Recipient: rfc822;{top.address}\n"
+        out.append("\n")
+        if getattr(top, "dsn_orcpt", None):
+            out.append(f"Original-Recipient: {top.dsn_orcpt}\n")
+        out.append(f"Action: failed\nFinal-Recipient: rfc822;{top.address}\n"
                    "Status: 5.0.0\n")
     out.append(f"\n--{boundary}\n")
-    out.append("Content-type: message/rfc822\n\n")
+    headers_only = getattr(msg, "dsn_ret", 0) == DSN_RET_HDRS
+    out.append("Content-type: text/rfc822-headers\n\n" if headers_only
+               else "Content-type: message/rfc822\n\n")
     out.append(f"Return-path: <{msg.sender}>\n")
     for hd in msg.headers:
         if hd.type != "*":
             out.append(hd.text)
     out.append("\n")
-    data = "".join(out).encode("utf-8", "surrogateescape") + body
+    data = "".join(out).encode("utf-8", "surrogateescape")
+    if not headers_only:
+        data += body
     data += f"\n--{boundary}--\n".encode()
     return data
 
@@ -137,3 +152,72 @@ def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
                         login=login, uid=uid, gid=gid, gecos="", log=log)
     res = receive_local(config, "", [to], io.BytesIO(data), opts)
     return res.id
+
+
+def success_dsn_text(config: Any, msg: Any, delivered: list[Any],
+                     now: float | None = None) -> bytes:
+    """A success DSN (RFC 3464, Action: delivered) in Exim 4.96's form."""
+    main = config.main
+    primary = main.get("primary_hostname") or os.uname().nodename
+    qd = main.get("qualify_domain") or primary
+    t = int(now if now is not None else time.time())
+    boundary = f"{t}-eximdsn-{random.randrange(2**31)}"
+    mid_hdr = msg.header("message-id")
+    refs = mid_hdr.text.split(":", 1)[1].strip() if mid_hdr is not None \
+        else f"<E{msg.id}@{primary}>"
+    h = [f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
+         "Auto-Submitted: auto-generated",
+         f"To: {msg.sender}",
+         "Subject: Delivery Status Notification",
+         f"References: {refs}",
+         "Content-Type: multipart/report; report-type=delivery-status; "
+         f"boundary={boundary}",
+         "MIME-Version: 1.0"]
+    out = ["\n".join(h), "\n\n", f"--{boundary}\n",
+           "Content-type: text/plain; charset=us-ascii\n\n",
+           "This message was created automatically by mail delivery software.\n",
+           " ----- The following addresses had successful delivery notifications -----\n"]
+    for a in delivered:
+        out.append(f"<{a.address}> (relayed via non \"Remote SMTP\" router)\n\n")
+    out.append(f"--{boundary}\n")
+    out.append("Content-type: message/delivery-status\n\n")
+    out.append(f"Reporting-MTA: dns; {primary}\n")
+    if getattr(msg, "dsn_envid", None):
+        out.append(f"Original-Envelope-ID: {msg.dsn_envid}\n")
+    for a in delivered:
+        out.append("\n")
+        if getattr(a, "dsn_orcpt", None):
+            out.append(f"Original-Recipient: {a.dsn_orcpt}\n")
+        out.append(f"Action: delivered\nFinal-Recipient: rfc822;{a.address}\n"
+                   "Status: 2.0.0\n"
+                   "Diagnostic-Code: X-Exim; relayed via non SMTP router\n")
+    out.append(f"\n--{boundary}\n")
+    out.append("Content-type: text/rfc822-headers\n\n")
+    out.append(f"Return-path: <{msg.sender}>\n")
+    for hd in msg.headers:
+        if hd.type != "*":
+            out.append(hd.text)
+    out.append("\n")
+    out.append(f"\n--{boundary}--\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def send_success_dsn(config: Any, msg: Any, delivered: list[Any],
+                     log: Any = None) -> str | None:
+    """Spool a success DSN to the sender for ``delivered`` (top-level
+    addresses that asked for NOTIFY=SUCCESS)."""
+    if not delivered or not msg.sender:
+        return None
+    import pwd
+    from eximpy.receive import LocalOptions, receive_local
+    from eximpy.spool.layout import config_get
+    user = config_get(config, "exim_user", "Debian-exim")
+    try:
+        pw = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(str(user))
+        login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
+    except KeyError:
+        login, uid, gid = None, None, None
+    data = success_dsn_text(config, msg, delivered)
+    opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
+                        login=login, uid=uid, gid=gid, gecos="", log=log)
+    return receive_local(config, "", [msg.sender], io.BytesIO(data), opts).id

@@ -191,6 +191,7 @@ class _Delivery:
             if rc.errors_to:
                 a.prop.errors_address = rc.errors_to
             a.dsn_flags = rc.dsn_flags
+            a.dsn_orcpt = rc.orcpt
             tops.append(a)
         rctx.addr_new = list(tops)
         failed: list[Address] = []
@@ -291,6 +292,8 @@ class _Delivery:
                 a.message = "retry timeout exceeded"
                 self.main(F.failed(self.sel, a.address, a.message,
                                    original=_original(a)))
+        # (Exim 4.96 still reports NOTIFY=NEVER recipients in a bounce that
+        # is sent for other failures.)
         to_bounce = [a for a in failed if not a.prop.ignore_error]
         freeze_reason = None
         if to_bounce and not msg.sender:
@@ -320,10 +323,27 @@ class _Delivery:
                 groups.setdefault(a.prop.errors_address or msg.sender, []).append(a)
             for to, addrs in groups.items():
                 try:
-                    send_bounce(self.config, msg, body, addrs, log=self.log, to=to)
+                    # Exim's failed chain is built by prepending.
+                    send_bounce(self.config, msg, body, list(reversed(addrs)),
+                                log=self.log, to=to)
                 except Exception as e:  # noqa: BLE001 - reception failures
                     self.log.main(f"Process failed ({e}) when writing error "
                                   f"message to {to}", self.mid)
+        # Success DSNs for recipients that asked (NOTIFY=SUCCESS) and whose
+        # deliveries are all done.
+        pending = {id(_top(a)) for a in deferred} | {id(_top(a)) for a in failed}
+        notify = []
+        for t in tops:
+            if t.dsn_flags & 0x04 and id(t) not in pending and \
+                    any(_top(a) is t for a in done_ok):
+                notify.append(t)
+        if notify and msg.sender:
+            from eximpy.deliver.bounce import send_success_dsn
+            try:
+                send_success_dsn(self.config, msg, notify, log=self.log)
+            except Exception as e:  # noqa: BLE001 - reception failures
+                self.log.main(f"Process failed ({e}) when writing a DSN to "
+                              f"{msg.sender}", self.mid)
         self.outcome.delivered = [a.address for a in done_ok]
         self.outcome.failed = [a.address for a in failed]
         self.outcome.deferred = [a.address for a in deferred]
