@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import os
 import pwd
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -249,39 +250,77 @@ def _acl_runner(config: Any, ctx: ExpandContext):
     return run_acl
 
 
-def load_message(ctx: ExpandContext, path: str) -> None:
-    """Read a message for -bem and set the message variables."""
+_UUCP_FROM = re.compile(
+    r"^From\s+(\S+)\s+(?:[a-zA-Z]{3},?\s+)?[a-zA-Z]{3}\s+[a-zA-Z]{3}\s+\d?\d\s+"
+    r"\d?\d:\d\d(?::\d\d)?\s+(?:[+-]\d{4}\s+)?(?:\d{4}|\S{3}(?:\s+\d{4})?)")
+
+
+def load_message(ctx: ExpandContext, path: str, out: Any = None) -> None:
+    """Read a message for -bem as Exim reads a locally submitted one: an
+    optional "From " line gives the sender, header lines lose a CR before
+    LF, a line of a single dot ends the message, and Message-Id:, From: and
+    Date: are added when missing; then set the message variables."""
     with open(path, "rb") as f:
         data = f.read()
     text = data.decode("latin-1")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if "." in lines:
+        lines = lines[:lines.index(".")]
+    sender = None
+    from_line = 0
+    if lines:
+        m = _UUCP_FROM.match(lines[0])
+        if m:
+            sender = m.group(1)
+            from_line = len(lines[0]) + 1       # still counted in the size
+            lines = lines[1:]
+            if out is not None:
+                _write(out, 'Sender taken from "From " line\n')
     headers: list[tuple[str, str]] = []
     i = 0
+    hsize = 0
     while i < len(lines):
         ln = lines[i]
-        if ln == "" or ln == "\r":
+        if ln.endswith("\r"):
+            ln = ln[:-1]
+        if ln == "":
             i += 1
+            hsize += 1
             break
         if ln[0] in " \t" and headers:
             name, raw = headers[-1]
             headers[-1] = (name, raw + ln + "\n")
         elif ":" in ln:
             name, _, raw = ln.partition(":")
-            headers.append((name, Tainted(raw + "\n")))
+            headers.append((name, raw + "\n"))
         else:
             break
+        hsize += len(ln) + 1
         i += 1
     body_lines = lines[i:]
     body = "".join(x + "\n" for x in body_lines)
     headers = [(n, Tainted(r)) for n, r in headers]
-    from eximpy.message.ids import new_message_id  # type: ignore[attr-defined]
-    mid = new_message_id() if callable(new_message_id) else ""
+    from eximpy.message.ids import new_message_id
+    mid = new_message_id()
     pn = ctx.get_var("primary_hostname") or ""
-    if not any(n.lower() == "message-id" for n, _ in headers):
+    have = {n.lower() for n, _ in headers}
+    if "message-id" not in have:
         headers.append(("Message-Id", f" <E{mid}@{pn}>\n"))
-    if not any(n.lower() == "date" for n, _ in headers):
+    if sender is not None:
+        ctx.variables["sender_address"] = sender
+    if "from" not in have:
+        if sender is not None:
+            headers.append(("From", f" {sender}\n"))
+        else:
+            try:
+                gecos = pwd.getpwuid(os.getuid()).pw_gecos.split(",")[0]
+            except KeyError:
+                gecos = ""
+            addr = ctx.get_var("sender_address") or ""
+            headers.append(("From", f" {gecos} <{addr}>\n" if gecos else f" {addr}\n"))
+    if "date" not in have:
         from eximpy.expand.variables import tod
         headers.append(("Date", " " + tod("tod_full") + "\n"))
     ctx.headers = headers
@@ -290,8 +329,8 @@ def load_message(ctx: ExpandContext, path: str) -> None:
     b2 = body[-vis:].replace("\n", " ").replace("\0", " ")
     ctx.variables.update({
         "message_id": mid, "message_exim_id": mid,
-        "message_size": str(len(data)),
-        "message_linecount": str(text.count("\n")),
+        "message_size": str(from_line + hsize + len(body)),
+        "message_linecount": str(i + len(body_lines) + (1 if from_line else 0)),
         "body_linecount": str(len(body_lines)),
         "body_zerocount": str(body.count("\0")),
         "message_body_size": str(len(body)),
@@ -339,7 +378,7 @@ def run(config: Any, args: list[str], stdin: TextIO, stdout: TextIO,
         apply_invocation(ctx, invocation)
     if message_file is not None:
         try:
-            load_message(ctx, message_file)
+            load_message(ctx, message_file, stdout)
         except OSError as e:
             _write(err, f"exim: failed to open {message_file}: {e.strerror}\n")
             return 1

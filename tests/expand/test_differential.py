@@ -170,3 +170,17 @@ def test_headers_charset(work):
                         "${rfc2047:caf\\xe9}", "${rfc2047d:=?utf-8?q?caf=C3=A9?=}",
                         "${imapfolder{caf\\xe9}}", "$rh_subject:"],
             message=str(FIX / "msg3"), conf_name="conf_latin1")
+
+
+MSG_LINES = [
+    "[$h_subject:][$rh_x-a:][$message_size][$message_linecount][$body_linecount]"
+    "[$message_body_size][$message_body]",
+    "$sender_address|$h_from:|$rh_from:|${if def:h_date:{date}}|${if def:h_message-id:{id}}",
+    "${sg{$message_headers}{\\N(Message-Id: <E)[^@]+@|Date: .*\\N}{\\$1ID@}}",
+]
+
+
+@pytest.mark.parametrize("msg", ["msg_crlf", "msg_fromline", "msg_nobody", "msg_dots"])
+def test_message_reading(work, msg):
+    """-bem: "From " line, CRLF headers, dot line, added From:/Date:/Message-Id:."""
+    compare(f"bem_{msg}", MSG_LINES, message=str(FIX / msg))
