@@ -365,8 +365,8 @@ def item_srs_encode(ctx, a):
         return ""
     from eximpy.expand.rfc822 import extract_address
     r = extract_address(rp)
-    if r is None:
-        raise ExpansionError("malformed address")
+    if r is None or r[0] == "":
+        raise ExpansionError("missing or malformed local part")
     addr, dstart = r
     ck = _hmac_md5_hex(secret, rp.lower().translate({}), 4)
     ck = _hmac_md5_hex(secret, _lc_ascii(rp), 4)

@@ -697,6 +697,13 @@ EXTRA = [
 # Booleans, RFC 2047, sg, readfile/run side effects, prvs, syntax errors,
 # extract/tr corners, wildlsearch/iplsearch/quoted lsearch keys, nesting.
 MORE = [
+    '${if inbound_srs{${local_part:${srs_encode{secret}{a@b.example}{c.example}}}}{secret}{y $srs_recipient}{n}}',
+    '${if inbound_srs{${local_part:${srs_encode{secret}{a@b.example}{c.example}}}}{wrong}{y $srs_recipient}{n}}',
+    '${if inbound_srs{${local_part:${srs_encode{secret}{"a b"@b.example}{c.example}}}}{secret}{y $srs_recipient}{n}}',
+    '${if inbound_srs{${local_part:${srs_encode{secret}{A@B.Example}{c.example}}}}{secret}{y $srs_recipient}{n}}',
+    '${domain:${srs_encode{secret}{a@b.example}{c.example}}}',
+    '${length_5:${srs_encode{secret}{a@b.example}{c.example}}}',
+    '${srs_encode{s}{<>}{c}}',
     '${if bool{1111111111111111111}{t}{f}}',
     '${if bool{ 0 }{t}{f}} ${if bool{ 1 }{t}{f}} ${if bool{9}{t}{f}} ${if bool{ }{t}{f}}',
     '${if bool{-text}{t}{f}}',
