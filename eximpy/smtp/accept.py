@@ -348,6 +348,7 @@ class SpoolSink:
             tls_sni=msg.tls.sni if msg.tls else None,
             authenticator=msg.authenticator, auth_id=msg.authenticated_id,
             auth_sender=msg.authenticated_sender,
+            pipelining=msg.pipelining,
             chunking=msg.chunking, size=sm.message_size,
             body_8bitmime=msg.body_8bitmime,
             receive_time=time.time() - msg.received_time,

@@ -355,6 +355,10 @@ class Session:
         """
         if early:
             self._in += early
+        if not self.is_socket and not self.host_checking and \
+                self._logging("smtp_connection", False):
+            # -bs/inetd; for sockets the listener logs the connection.
+            self._log_main(self._connection_info())
         try:
             self.size_limit = _size_value(self._expand(
                 str(self.opt.message_size_limit)))
@@ -749,8 +753,36 @@ class Session:
         self._notquit_exit("acl-drop", None, None)
         return 2
 
+    def _incomplete(self, what: str) -> None:
+        """Exim's incomplete_transaction_log() (+smtp_incomplete_transaction)."""
+        if self.sender is None or not self._logging(
+                "smtp_incomplete_transaction", False):
+            return
+        text = f"{self._host_and_ident(True)} incomplete transaction ({what})"
+        text += f" from <{self.sender}>"
+        if self.recipients:
+            text += " for " + " ".join(r[0] for r in self.recipients)
+        self._log_main(text)
+
+    def _no_mail_log(self) -> None:
+        """Exim's smtp_log_no_mail() at the end of a session."""
+        if self.mailcmd_count > 0 or not self._logging("smtp_no_mail", False):
+            return
+        from eximpy.log.format import timediff
+        extra = ""
+        if self.authenticated:
+            extra += f" A={self.authenticated}"
+            if self.authenticated_id:
+                extra += f":{self.authenticated_id}"
+        if self.tls is not None and self._logging("tls_cipher", True):
+            extra += f" X={self.tls.cipher}"
+        self._log_main(f"no MAIL in SMTP connection from "
+                       f"{self._host_and_ident() or self.login} D="
+                       f"{timediff(self.clock() - self._connection_start)}"
+                       f"{extra}{self._connhad()}")
+
     def _connection_info(self) -> str:
-        if self.local:
+        if self.local or not self.is_socket:
             return f"SMTP connection from {self.ident or self.login}"
         return f"SMTP connection from {self._host_and_ident()}"
 
@@ -858,6 +890,13 @@ class Session:
     def _pending_input(self) -> bool:
         return bool(self._in)
 
+    def _pipeline_response(self) -> None:
+        """Exim's pipeline_response(): note that the client pipelined."""
+        if self.opt.smtp_enforce_sync and self.host_address is not None and \
+                self.is_socket and self.pipelining_advertised and \
+                self._pending_input():
+            self.pipelining_used = True
+
     def _check_sync(self) -> bool:
         """True when all is well (no early input), as Exim's check_sync()."""
         if not self.opt.smtp_enforce_sync or self.host_address is None or \
@@ -909,6 +948,13 @@ class Session:
                        errmess: str) -> int:
         """Exim's synprot_error(): -1, or 1 when the limit is passed."""
         yield_ = -1
+        sel = "smtp_syntax_error" if kind == "syntax" else \
+            "smtp_protocol_error"
+        if self._logging(sel, False):
+            hi = self._host_and_ident(True)
+            self._log_main(f"SMTP {kind} error in "
+                           f"\"{printable(self._cmd_line)}\" "
+                           f"{hi + ' ' if hi else ''}{errmess}")
         self.synprot_error_count += 1
         if self.synprot_error_count > self.opt.smtp_max_synprot_errors:
             yield_ = 1
@@ -1473,6 +1519,7 @@ class Session:
             rc = OK
             r = AclResult(OK)
         if rc in (OK, DISCARD):
+            self._pipeline_response()
             if user_msg is None:
                 self._printf("250 OK")
             else:
@@ -1581,6 +1628,7 @@ class Session:
                 self._sync_failure()
                 return 1, was_rcpt, False
         if r.rc == OK:
+            self._pipeline_response()
             if r.user_message is not None:
                 self._user_msg(250, r.user_message)
             else:
@@ -1947,7 +1995,9 @@ class Session:
             added_headers=list(self.acl_added_headers),
             originator_login=self.login, originator_uid=self.uid,
             originator_gid=self.gid,
-            pipelining=None, host_tainted=self.host_tainted, tls=self.tls,
+            pipelining=(("" if self.pipelining_used else "-")
+                        if self.pipelining_advertised else None),
+            host_tainted=self.host_tainted, tls=self.tls,
             authenticated_id=self.authenticated_id,
             authenticator=self.authenticated,
             auth_pubname=self.auth_pubname,
@@ -2022,6 +2072,7 @@ class Session:
     def _quit(self) -> None:
         self._had(QUIT)
         self.quit_seen = True
+        self._incomplete("QUIT")
         user_msg = None
         if self.opt.acl["quit"]:
             r = self._acl("quit", self.opt.acl["quit"])
@@ -2030,11 +2081,15 @@ class Session:
             self._respond(221, "", True, user_msg)
         else:
             self._printf(f"221 {self.active_hostname} closing connection")
+        if self._logging("smtp_connection", False):
+            self._log_main(f"{self._connection_info()} closed by QUIT")
+        self._no_mail_log()
         # Exim waits up to 200 ms for the client to close first; eximpy
         # answers at once (DESIGN.md section 6).
 
     def _rset(self) -> None:
         self._had(RSET)
+        self._incomplete("RSET")
         self._printf("250 Reset OK")
         self.is_mail_cmd[RSET] = False
         self._reset_message()
@@ -2064,14 +2119,18 @@ class Session:
                                "Lost incoming connection")
             self._reader = None
         else:
+            from eximpy.log.format import timediff
+            self._incomplete("connection lost")
             self._notquit_exit("connection-lost", 421,
                                f"{self.active_hostname} lost input "
                                "connection")
+            dt = timediff(self.clock() - self._connection_start)
             if self.sender is not None or self.recipients:
-                from eximpy.log.format import timediff
                 self._log_main(
                     f"unexpected {'EOF' if self.local else 'disconnection'} "
                     f"while reading SMTP command from "
-                    f"{self._host_and_ident() or self.login} D="
-                    f"{timediff(self.clock() - self._connection_start)}")
+                    f"{self._host_and_ident() or self.login} D={dt}")
+            elif self._logging("smtp_connection", False):
+                self._log_main(f"{self._connection_info()} lost D={dt}")
+        self._no_mail_log()
         self.closed = True

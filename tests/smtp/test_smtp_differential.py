@@ -31,6 +31,9 @@ Q = b"QUIT\r\n"
 MSG = b"Subject: test\r\n\r\nbody line\r\n.\r\n"
 
 LOOSE = "smtp_max_synprot_errors = 100\nsmtp_max_unknown_commands = 100"
+LOGSEL = ("log_selector = +smtp_connection +smtp_protocol_error "
+          "+smtp_syntax_error +smtp_no_mail +smtp_incomplete_transaction "
+          "+pipelining +received_recipients +8bitmime")
 RCPT_OK = "acl_smtp_rcpt = accept"
 
 
@@ -448,6 +451,16 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "helo_accept_junk": ("helo_accept_junk_hosts = *\n" + RCPT_OK,
                          d(b"HELO a_b!c\r\nEHLO\r\n", Q),
                          ["-bs", "-oMa", "192.0.2.7"]),
+    # --- optional log lines -----------------------------------------
+    "log_selectors": (LOGSEL + "\n" + RCPT_OK + "\n" + LOOSE,
+                      d(E, b"FOO\r\nMAIL FROM:<a b>\r\n",
+                        b"MAIL FROM:<a@b> BODY=8BITMIME\r\n", RT, DATA, MSG,
+                        MF, RT, b"RSET\r\n", b"RCPT TO:<x@y>\r\n", Q), []),
+    "log_selectors_no_mail": (LOGSEL + "\n" + RCPT_OK, d(E, b"NOOP\r\n"), []),
+    "log_selectors_remote_lost": (LOGSEL + "\n" + RCPT_OK, d(H, MF, RT),
+                                  ["-bs", "-oMa", "192.0.2.1"]),
+    "log_selectors_quit_in_transaction": (LOGSEL + "\n" + RCPT_OK,
+                                          d(E, MF, RT, Q), []),
     # --- -bh ---------------------------------------------------------
     "bh_basic": (RCPT_OK, d(ENV, DATA, MSG, Q), ["-bh", "192.0.2.1"]),
     "bh_unqualified": (RCPT_OK + "\n" + LOOSE,
