@@ -118,6 +118,19 @@ class PerlHelper:
             self.proc.kill()
 
 
+def start(config) -> None:
+    """Start the helper now (perl_at_start): call once per process, after
+    privilege changes, when config.main.get("perl_at_start") is true."""
+    from eximpy.expand import ExpandContext
+    ctx = ExpandContext(config=config)
+    pid = os.getpid()
+    if pid not in _HELPERS:
+        startup = ctx.main_option("perl_startup")
+        if startup:
+            _HELPERS.clear()
+            _HELPERS[pid] = PerlHelper(startup)
+
+
 def call(ctx, name: str, args: list[str]) -> str:
     pid = os.getpid()
     h = _HELPERS.get(pid)
