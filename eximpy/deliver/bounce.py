@@ -221,3 +221,106 @@ def send_success_dsn(config: Any, msg: Any, delivered: list[Any],
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
                         login=login, uid=uid, gid=gid, gecos="", log=log)
     return receive_local(config, "", [msg.sender], io.BytesIO(data), opts).id
+
+
+def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
+                 now: float | None = None) -> bytes:
+    """A delay warning ("Warning: message ID delayed N minutes")."""
+    main = config.main
+    primary = main.get("primary_hostname") or os.uname().nodename
+    qd = main.get("qualify_domain") or primary
+    t = int(now if now is not None else time.time())
+    boundary = f"{t}-eximdsn-{random.randrange(2**31)}"
+    minutes = int(age // 60)
+    mid_hdr = msg.header("message-id")
+    refs = mid_hdr.text.split(":", 1)[1].strip() if mid_hdr is not None \
+        else f"<E{msg.id}@{primary}>"
+    h = ["Auto-Submitted: auto-replied",
+         f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
+         f"To: {msg.sender}",
+         f"References: {refs}",
+         "Content-Type: multipart/report; report-type=delivery-status; "
+         f"boundary={boundary}",
+         "MIME-Version: 1.0",
+         f"Subject: Warning: message {msg.id} delayed {minutes} minutes"]
+    out = ["\n".join(h), "\n\n", f"--{boundary}\n",
+           "Content-type: text/plain; charset=us-ascii\n\n",
+           "This message was created automatically by mail delivery software.\n",
+           "A message that you sent has not yet been delivered to one or more of its\n",
+           f"recipients after more than {minutes} minutes on the queue on {primary}.\n\n",
+           f"The message identifier is:     {msg.id}\n"]
+    subj = msg.header("subject")
+    if subj is not None:
+        out.append("The subject of the message is: "
+                   + subj.text.split(":", 1)[1].strip() + "\n")
+    date = msg.header("date")
+    if date is not None:
+        out.append("The date of the message is:    "
+                   + date.text.split(":", 1)[1].strip() + "\n")
+    out.append("\n")
+    if len(delayed) == 1:
+        out.append("The address to which the message has not yet been "
+                   "delivered is:\n\n")
+    else:
+        out.append("The addresses to which the message has not yet been "
+                   "delivered are:\n\n")
+    for a in delayed:
+        out.append(f"  {a.address}\n")
+    out.append("\nNo action is required on your part. Delivery attempts will "
+               "continue for\nsome time, and this warning may be repeated at "
+               "intervals if the message\nremains undelivered. Eventually the "
+               "mail delivery software will give up,\nand when that happens, "
+               "the message will be returned to you.\n")
+    out.append(f"\n--{boundary}\n")
+    out.append("Content-type: message/delivery-status\n\n")
+    out.append(f"Reporting-MTA: dns; {primary}\n")
+    if getattr(msg, "dsn_envid", None):
+        out.append(f"Original-Envelope-ID: {msg.dsn_envid}\n")
+    for a in delayed:
+        out.append("\n")
+        if getattr(a, "dsn_orcpt", None):
+            out.append(f"Original-Recipient: {a.dsn_orcpt}\n")
+        out.append(f"Action: delayed\nFinal-Recipient: rfc822;{a.address}\n"
+                   "Status: 4.0.0\n")
+    out.append(f"\n--{boundary}\n")
+    out.append("Content-type: text/rfc822-headers\n\n")
+    out.append(f"Return-path: <{msg.sender}>\n")
+    for hd in msg.headers:
+        if hd.type != "*":
+            out.append(hd.text)
+    out.append("\n")
+    out.append(f"\n--{boundary}--\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def warning_due(config: Any, msg: Any, age: float) -> bool:
+    """Whether the next delay warning is due (delay_warning time list: the
+    n-th warning at the n-th time, the last time repeating)."""
+    times = config.main.get("delay_warning") or ()
+    if not times or not times[0]:
+        return False
+    n = msg.warning_count
+    if n < len(times):
+        due = times[n]
+    else:
+        due = times[-1] * (n - len(times) + 2)
+    return age >= due
+
+
+def send_warning(config: Any, msg: Any, delayed: list[Any], age: float,
+                 log: Any = None) -> str | None:
+    if not delayed or not msg.sender:
+        return None
+    import pwd
+    from eximpy.receive import LocalOptions, receive_local
+    from eximpy.spool.layout import config_get
+    user = config_get(config, "exim_user", "Debian-exim")
+    try:
+        pw = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(str(user))
+        login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
+    except KeyError:
+        login, uid, gid = None, None, None
+    data = warning_text(config, msg, delayed, age)
+    opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
+                        login=login, uid=uid, gid=gid, gecos="", log=log)
+    return receive_local(config, "", [msg.sender], io.BytesIO(data), opts).id

@@ -361,6 +361,9 @@ class _Delivery:
         for t in tops:
             if id(t) not in pending_tops:
                 msg.non_recipients.add(t.address)
+        if pending_tops and deferred and msg.sender and not msg.frozen:
+            # Exim's deferred chain is built by prepending.
+            self._maybe_warn(msg, rctx, list(reversed(deferred)))
         if freeze_reason is not None and pending_tops:
             from eximpy.log.format import frozen_text
             msg.frozen = True
@@ -375,6 +378,26 @@ class _Delivery:
             msg.deliver_firsttime = False
             header_file.write(self.layout, msg, split)
             journal.remove(self.layout, self.mid)
+
+    def _maybe_warn(self, msg: Any, rctx: Any, deferred: list[Address]) -> None:
+        """Send a delay warning when delay_warning says one is due and
+        delay_warning_condition allows it; count it in -H."""
+        from eximpy.deliver.bounce import send_warning, warning_due
+        age = time.time() - msg.received_time
+        if not warning_due(self.config, msg, age):
+            return
+        cond = self.config.main.get("delay_warning_condition")
+        if cond:
+            from eximpy.expand import expand_check_condition
+            if not expand_check_condition(cond, rctx.expand_context(None)):
+                return
+        try:
+            send_warning(self.config, msg, deferred, age, log=self.log)
+        except Exception as e:  # noqa: BLE001 - reception failures
+            self.log.main(f"Process failed ({e}) when writing a delay "
+                          f"warning to {msg.sender}", self.mid)
+            return
+        msg.warning_count += 1
 
     def _has_retry_rule(self, addr: Address) -> bool:
         """Whether some retry rule's pattern matches the address."""

@@ -17,7 +17,7 @@ ROOT = HERE.parent.parent
 DELIVER_MAIN = HERE / "deliver_main.py"
 
 
-def prepare(root: Path, conf_text: str, files: dict[str, str]) -> Path:
+def prepare(root: Path, conf_text: str, files: dict[str, str | None]) -> Path:
     if root.exists():
         shutil.rmtree(root)
     for d in ("spool", "log", "mail"):
@@ -27,6 +27,10 @@ def prepare(root: Path, conf_text: str, files: dict[str, str]) -> Path:
     (root / "mail").chmod(0o777)
     for name, text in files.items():
         p = root / name
+        if text is None:          # an existing, empty file owned by root
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("")
+            continue
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text.replace("@ROOT@", str(root)))
         p.chmod(0o644)
@@ -36,7 +40,8 @@ def prepare(root: Path, conf_text: str, files: dict[str, str]) -> Path:
 
 
 def run_pair(work: Path, conf_text: str, messages: list[tuple[list[str], str]],
-             files: dict[str, str] | None = None) -> tuple[Path, Path, list[str]]:
+             files: dict[str, str | None] | None = None,
+             pause: float = 0) -> tuple[Path, Path, list[str]]:
     assert EXIM is not None, "real Exim is needed"
     ex, py = work / "exim", work / "eximpy"
     cex = prepare(ex, conf_text, files or {})
@@ -45,6 +50,9 @@ def run_pair(work: Path, conf_text: str, messages: list[tuple[list[str], str]],
         p = subprocess.run([EXIM, "-C", str(cex), "-odq"] + args,
                            input=text.encode(), capture_output=True)
         assert p.returncode == 0, p.stderr
+    if pause:
+        import time
+        time.sleep(pause)
     ids = sorted(f.name[:-2] for f in (ex / "spool" / "input").glob("*-H"))
     shutil.rmtree(py / "spool")
     shutil.copytree(ex / "spool", py / "spool")
