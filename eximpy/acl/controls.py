@@ -183,10 +183,10 @@ def apply_control(call: Any, arg: str, msgs: Any) -> str:
             opts["value"] = 1
     if name in ("caseful_local_part", "caselower_local_part") and \
             call.addr is not None:
+        from eximpy.acl.engine import _keep_taint, _lc
         lp = call.addr.local_part
         call.ctx.variables["local_part"] = lp if name == \
-            "caseful_local_part" else lp.translate({i: i + 32
-                                                   for i in range(65, 91)})
+            "caseful_local_part" else _keep_taint(lp, _lc(lp))
     res.controls.append(name)
     cargs[name] = opts
     return OK

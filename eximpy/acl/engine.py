@@ -132,10 +132,13 @@ class Call:
 
     # -- expansion -------------------------------------------------------
     def var(self, name: str) -> str:
+        """$name as the session gave it (a Tainted value stays Tainted)."""
         v = self.ctx.variables.get(name)
         if callable(v):
             v = v()
-        return "" if v is None else str(v)
+        if v is None:
+            return ""
+        return v if isinstance(v, str) else str(v)
 
     def expand(self, text: str) -> str:
         from eximpy.expand import expand_string
@@ -274,10 +277,10 @@ class AclEngine:
         if where in ("rcpt", "vrfy") and ("local_part" in v or "domain" in v):
             lp = call.var("local_part")
             rawdom = call.var("domain")
-            dom = rawdom.lower()
+            dom = _keep_taint(rawdom, rawdom.lower())
             # Exim: $local_part is lower-cased in the RCPT ACL unless
             # control=caseful_local_part; lists see the caseful form.
-            v["local_part"] = _lc(lp)
+            v["local_part"] = _keep_taint(lp, _lc(lp))
             v["domain"] = dom
             call.addr = Address(f"{lp}@{rawdom}" if dom else lp, lp, dom)
         msgs = Msgs()
@@ -295,7 +298,7 @@ class AclEngine:
         result.rc = rc
         result.user_message = msgs.user
         result.log_message = msgs.log
-        result.__dict__["temp_details"] = msgs.temp_details
+        result.temp_details = msgs.temp_details
         return result
 
     # -- acl_check_internal -------------------------------------------
@@ -495,6 +498,12 @@ _LC = {i: i + 32 for i in range(65, 91)}
 
 def _lc(s: str) -> str:
     return s.translate(_LC)
+
+
+def _keep_taint(orig: str, new: str) -> str:
+    """``new`` with the taint of ``orig`` (str methods drop the subclass)."""
+    from eximpy.expand.taint import Tainted
+    return Tainted(new) if isinstance(orig, Tainted) else new
 
 
 def _selector_has(engine: AclEngine, name: str) -> bool:

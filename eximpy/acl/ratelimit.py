@@ -310,7 +310,7 @@ def acl_seen(call: Any, arg: str, msgs: Any) -> str:
         if interval is None or interval < 0:
             raise ValueError
     except Exception:
-        msgs.log = f'failed to parse interval in "seen" condition: "{parts[0]}"'
+        msgs.log = f"failed to parse '{first}'"
         return ERROR
     key = call.var("sender_host_address")
     readonly = write = False
@@ -319,23 +319,25 @@ def acl_seen(call: Any, arg: str, msgs: Any) -> str:
         if o.startswith("key="):
             key = o[4:]
         elif o == "readonly":
-            readonly, write = True, False
+            readonly = True
         elif o == "write":
-            write, readonly = True, False
+            write = True
         elif o.startswith("refresh="):
             try:
                 refresh = readtime(o[8:])
+                if refresh is None or refresh < 0:
+                    raise ValueError
             except Exception:
-                msgs.log = f'failed to parse refresh in "seen" condition: "{o}"'
+                msgs.log = f"failed to parse '{o[8:]}'"
                 return ERROR
-        elif o:
-            msgs.log = f'unknown option "{o}" in "seen" condition'
+        else:
+            msgs.log = f"unrecognised option '{o}' in '{arg}'"
             return ERROR
     try:
         from eximpy import hintsdb
         db = hintsdb.open(_spool(call), "seen")
     except Exception:
-        msgs.log = "seen database not available"
+        msgs.log = "database for 'seen' not available"
         return DEFER
     now = int(call.engine.clock())
     test_time = now - interval
@@ -347,14 +349,18 @@ def acl_seen(call: Any, arg: str, msgs: Any) -> str:
         if stamp is None:
             rc = FAIL
         elif before:
-            rc = OK if stamp < test_time else FAIL
+            rc = OK if stamp <= test_time else FAIL
         else:
             rc = OK if stamp >= test_time else FAIL
-        call.trace(f"seen db {'found' if stamp is not None else 'no record'} "
-                   f"for key {key}")
-        if not readonly:
-            if write or not before or stamp is None:
-                txn.put(bkey, _EPOCH.pack(now))
-            elif before and rc == OK and stamp < now - refresh:
-                txn.put(bkey, _EPOCH.pack(test_time))
+        if readonly:
+            call.trace("seen db not written (readonly)")
+        elif write or (stamp is not None and not before):
+            txn.put(bkey, _EPOCH.pack(now))
+            call.trace("seen db written (update)")
+        elif stamp is None:
+            txn.put(bkey, _EPOCH.pack(now))
+            call.trace("seen db written (create)")
+        elif rc == OK and stamp <= now - refresh:
+            txn.put(bkey, _EPOCH.pack(test_time))
+            call.trace("seen db written (refresh)")
     return rc

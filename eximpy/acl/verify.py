@@ -45,6 +45,13 @@ _END = "----------- end verify ------------"
 
 
 def _route(call: Any, address: str, recipient: bool) -> tuple[str, Any]:
+    rc, addr, _rctx = route_for_verify(call, address, recipient)
+    return rc, addr
+
+
+def route_for_verify(call: Any, address: str, recipient: bool
+                     ) -> tuple[str, Any, Any]:
+    """Route ``address`` in verify mode; (status, Address, RoutingContext)."""
     from eximpy import routing as R
     v = dict(call.ctx.variables)
     rctx = R.RoutingContext(call.engine.config,
@@ -69,7 +76,7 @@ def _route(call: Any, address: str, recipient: bool) -> tuple[str, Any]:
     elif rc == "FAIL" and not rname and addr.message == "Unrouteable address":
         call.trace("no more routers")
     call.trace(_END)
-    return rc, addr
+    return rc, addr, rctx
 
 
 def _parse_options(arg: str) -> tuple[str, list[str]]:
@@ -189,14 +196,16 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
         if key in cache and not copts.get("callout"):
             rc, m, um = cache[key]
         else:
-            rc, addr = _route(call, a.address, True)
+            rc, addr, rctx = route_for_verify(call, a.address, True)
             m = addr.message
             um = addr.user_message or addr.message
             if rc == "OK":
                 rc = OK
                 call.ctx.variables["address_data"] = \
                     getattr(addr.prop, "address_data", "") or ""
-                if copts.get("callout"):
+                # Callouts are made only for addresses routed to a remote
+                # transport (Exim: local deliveries are not called out).
+                if copts.get("callout") and addr in rctx.addr_remote:
                     rc = _do_callout(call, a.address, True, copts, msgs)
                     return rc
             elif rc in ("FAIL", "DISCARD"):
@@ -227,12 +236,12 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
             call.trace("using cached sender verify result")
             rc, m, um = cached[0], cached[1], cached[2]
         else:
-            rrc, addr = _route(call, sender, False)
+            rrc, addr, rctx = route_for_verify(call, sender, False)
             m = addr.message
             um = addr.user_message or addr.message
             rc = OK if rrc == "OK" else FAIL if rrc in ("FAIL", "DISCARD") \
                 else DEFER
-            if rc == OK and copts.get("callout"):
+            if rc == OK and copts.get("callout") and addr in rctx.addr_remote:
                 rc = _do_callout(call, sender, False, copts, msgs)
             call.engine.msg["sender_verify"] = (rc, m, um, sender)
         if rc == OK:
