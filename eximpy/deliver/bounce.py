@@ -63,8 +63,28 @@ def _describe(addr: Any) -> list[str]:
     return lines
 
 
+def read_template(path: str) -> list[str] | None:
+    """The items of a bounce_message_file / warn_message_file (separated by
+    lines of exactly four asterisks), or None if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read()
+    except OSError:
+        return None
+    items, cur = [], []
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\n") == "****":
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(line)
+    items.append("".join(cur))
+    return items
+
+
 def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
-                now: float | None = None, to: str | None = None) -> bytes:
+                now: float | None = None, to: str | None = None,
+                items: list[str] | None = None) -> bytes:
     """The bounce message (headers and body) as it is handed to receive."""
     main = config.main
     primary = main.get("primary_hostname") or os.uname().nodename
@@ -89,15 +109,20 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
         "MIME-Version: 1.0",
         "Subject: Mail delivery failed: returning message to sender",
     ]
+    if items and items[0].strip():
+        h[-1] = items[0].rstrip("\n")
     mid_hdr = msg.header("message-id")
     if mid_hdr is not None:
         h[4] = "References: " + mid_hdr.text.split(":", 1)[1].strip()
     out = ["\n".join(h), "\n\n",
            f"--{boundary}\n",
-           "Content-type: text/plain; charset=us-ascii\n\n",
-           "This message was created automatically by mail delivery software.\n\n",
-           "A message that you sent could not be delivered to one or more of its\n"
-           "recipients. This is a permanent error. The following address(es) failed:\n\n"]
+           "Content-type: text/plain; charset=us-ascii\n\n"]
+    if items and len(items) > 1 and items[1].strip():
+        out.append(items[1] + "\n")
+    else:
+        out.append("This message was created automatically by mail delivery software.\n\n"
+                   "A message that you sent could not be delivered to one or more of its\n"
+                   "recipients. This is a permanent error. The following address(es) failed:\n\n")
     for a in failed:
         out.append("\n".join(_describe(a)) + "\n")
     out.append(f"\n--{boundary}\n")
@@ -132,7 +157,8 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
 
 
 def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
-                log: Any = None, to: str | None = None) -> str | None:
+                log: Any = None, to: str | None = None,
+                items: list[str] | None = None) -> str | None:
     """Spool a bounce to the message's sender; None when there is nobody to
     tell (the sender is <>: Exim would freeze a double bounce)."""
     to = to or msg.sender
@@ -147,7 +173,7 @@ def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
         login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
     except KeyError:
         login, uid, gid = None, None, None
-    data = bounce_text(config, msg, body, failed, to=to)
+    data = bounce_text(config, msg, body, failed, to=to, items=items)
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
                         login=login, uid=uid, gid=gid, gecos="", log=log)
     res = receive_local(config, "", [to], io.BytesIO(data), opts)
@@ -174,8 +200,14 @@ def success_dsn_text(config: Any, msg: Any, delivered: list[Any],
          f"boundary={boundary}",
          "MIME-Version: 1.0"]
     out = ["\n".join(h), "\n\n", f"--{boundary}\n",
-           "Content-type: text/plain; charset=us-ascii\n\n",
-           "This message was created automatically by mail delivery software.\n",
+           "Content-type: text/plain; charset=us-ascii\n\n"]
+    if items and len(items) > 1 and items[1].strip():
+        out.append(items[1] + "\n")
+        for a in delayed:
+            out.append(f"  {a.address}\n")
+        out.append("\n" + (items[2] if len(items) > 2 else ""))
+        return _warning_tail(out, msg, delayed, boundary, primary)
+    out += ["This message was created automatically by mail delivery software.\n",
            " ----- The following addresses had successful delivery notifications -----\n"]
     for a in delivered:
         out.append(f"<{a.address}> (relayed via non \"Remote SMTP\" router)\n\n")
@@ -223,8 +255,16 @@ def send_success_dsn(config: Any, msg: Any, delivered: list[Any],
     return receive_local(config, "", [msg.sender], io.BytesIO(data), opts).id
 
 
+def warn_delay_text(age: float) -> str:
+    """$warn_message_delay: "<n> minutes" or "<n> hours"."""
+    minutes = int(age // 60)
+    if minutes >= 120:
+        return f"{minutes // 60} hours"
+    return f"{minutes} minutes"
+
+
 def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
-                 now: float | None = None) -> bytes:
+                 now: float | None = None, items: list[str] | None = None) -> bytes:
     """A delay warning ("Warning: message ID delayed N minutes")."""
     main = config.main
     primary = main.get("primary_hostname") or os.uname().nodename
@@ -242,10 +282,18 @@ def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
          "Content-Type: multipart/report; report-type=delivery-status; "
          f"boundary={boundary}",
          "MIME-Version: 1.0",
-         f"Subject: Warning: message {msg.id} delayed {minutes} minutes"]
+         f"Subject: Warning: message {msg.id} delayed {warn_delay_text(age)}"]
+    if items and items[0].strip():
+        h[-1] = items[0].rstrip("\n")
     out = ["\n".join(h), "\n\n", f"--{boundary}\n",
-           "Content-type: text/plain; charset=us-ascii\n\n",
-           "This message was created automatically by mail delivery software.\n",
+           "Content-type: text/plain; charset=us-ascii\n\n"]
+    if items and len(items) > 1 and items[1].strip():
+        out.append(items[1] + "\n")
+        for a in delayed:
+            out.append(f"  {a.address}\n")
+        out.append("\n" + (items[2] if len(items) > 2 else ""))
+        return _warning_tail(out, msg, delayed, boundary, primary)
+    out += ["This message was created automatically by mail delivery software.\n",
            "A message that you sent has not yet been delivered to one or more of its\n",
            f"recipients after more than {minutes} minutes on the queue on {primary}.\n\n",
            f"The message identifier is:     {msg.id}\n"]
@@ -271,6 +319,11 @@ def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
                "intervals if the message\nremains undelivered. Eventually the "
                "mail delivery software will give up,\nand when that happens, "
                "the message will be returned to you.\n")
+    return _warning_tail(out, msg, delayed, boundary, primary)
+
+
+def _warning_tail(out: list[str], msg: Any, delayed: list[Any], boundary: str,
+                  primary: str) -> bytes:
     out.append(f"\n--{boundary}\n")
     out.append("Content-type: message/delivery-status\n\n")
     out.append(f"Reporting-MTA: dns; {primary}\n")
@@ -308,7 +361,7 @@ def warning_due(config: Any, msg: Any, age: float) -> bool:
 
 
 def send_warning(config: Any, msg: Any, delayed: list[Any], age: float,
-                 log: Any = None) -> str | None:
+                 log: Any = None, items: list[str] | None = None) -> str | None:
     if not delayed or not msg.sender:
         return None
     import pwd
@@ -320,7 +373,7 @@ def send_warning(config: Any, msg: Any, delayed: list[Any], age: float,
         login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
     except KeyError:
         login, uid, gid = None, None, None
-    data = warning_text(config, msg, delayed, age)
+    data = warning_text(config, msg, delayed, age, items=items)
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
                         login=login, uid=uid, gid=gid, gecos="", log=log)
     return receive_local(config, "", [msg.sender], io.BytesIO(data), opts).id

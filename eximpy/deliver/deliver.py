@@ -322,10 +322,14 @@ class _Delivery:
             for a in to_bounce:
                 groups.setdefault(a.prop.errors_address or msg.sender, []).append(a)
             for to, addrs in groups.items():
+                items = self._template("bounce_message_file", rctx, {
+                    "bounce_recipient": to,
+                    "bounce_return_size_limit": str(
+                        self.config.main.get("bounce_return_size_limit") or 102400)})
                 try:
                     # Exim's failed chain is built by prepending.
                     send_bounce(self.config, msg, body, list(reversed(addrs)),
-                                log=self.log, to=to)
+                                log=self.log, to=to, items=items)
                 except Exception as e:  # noqa: BLE001 - reception failures
                     self.log.main(f"Process failed ({e}) when writing error "
                                   f"message to {to}", self.mid)
@@ -391,13 +395,38 @@ class _Delivery:
             from eximpy.expand import expand_check_condition
             if not expand_check_condition(cond, rctx.expand_context(None)):
                 return
+        from eximpy.deliver.bounce import warn_delay_text
+        items = self._template("warn_message_file", rctx, {
+            "warn_message_delay": warn_delay_text(age),
+            "warn_message_recipients": msg.sender})
         try:
-            send_warning(self.config, msg, deferred, age, log=self.log)
+            send_warning(self.config, msg, deferred, age, log=self.log,
+                         items=items)
         except Exception as e:  # noqa: BLE001 - reception failures
             self.log.main(f"Process failed ({e}) when writing a delay "
                           f"warning to {msg.sender}", self.mid)
             return
         msg.warning_count += 1
+
+    def _template(self, option: str, rctx: Any, extra: dict[str, str]) -> list[str] | None:
+        """The expanded items of bounce_message_file / warn_message_file,
+        or None for Exim's built-in text."""
+        path = self.config.main.get(option)
+        if not path:
+            return None
+        from eximpy.deliver.bounce import read_template
+        items = read_template(path)
+        if items is None:
+            self.log.main(f"Failed to open {path} for {option}: using default",
+                          self.mid)
+            return None
+        out = []
+        for item in items:
+            try:
+                out.append(rctx.expand(item, None, **extra) if item else item)
+            except Exception:  # noqa: BLE001 - expansion errors: default text
+                out.append("")
+        return out
 
     def _has_retry_rule(self, addr: Address) -> bool:
         """Whether some retry rule's pattern matches the address."""

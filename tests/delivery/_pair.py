@@ -82,3 +82,21 @@ def mbox_text(p: Path) -> bytes | None:
     b = p.read_bytes()
     b = re.sub(rb"(?m)^(From \S+) .*$", rb"\1 DATE", b)
     return re.sub(rb"(?m)^Delivery-date: .*$", b"Delivery-date: DATE", b)
+
+
+def spool_reports(root: Path, parents: list[str]) -> list[tuple[list[str], str]]:
+    """Messages queued besides ``parents`` (bounces, DSNs, warnings): their
+    headers (without Received/Message-Id/Date) and bodies, boundaries
+    normalized."""
+    out = []
+    for f in sorted((root / "spool" / "input").glob("*-H")):
+        mid = f.name[:-2]
+        if mid in parents:
+            continue
+        text = f.read_text()
+        hdrs = [re.sub(r"\d+-eximdsn-\d+", "B", ln[5:])
+                for ln in re.findall(r"(?m)^\d{3}[A-Z* ] [^\n]*", text)
+                if not ln[5:].startswith(("Received:", "Message-Id:", "Date:"))]
+        body = (root / "spool" / "input" / f"{mid}-D").read_text().split("\n", 1)[1]
+        out.append((hdrs, re.sub(r"\d+-eximdsn-\d+", "B", body)))
+    return sorted(out)
