@@ -112,6 +112,8 @@ class AuthMech:
                  ) -> Exchange:
         if self.driver == "plaintext":
             return plaintext_exchange(self, initial, expand)
+        if self.driver == "dovecot":
+            return dovecot_exchange(self, initial, expand)
         return cram_md5_exchange(self, initial, expand)
 
 
@@ -122,13 +124,15 @@ def server_authenticators(config: Any) -> list[AuthMech]:
             driver = inst.driver
         except AttributeError:
             continue
-        if driver not in ("plaintext", "cram_md5"):
+        if driver not in ("plaintext", "cram_md5", "dovecot"):
             continue
         m = AuthMech(inst.name, driver, "", inst)
         m.public_name = (m.opt("public_name") or inst.name).upper()
         if driver == "plaintext" and m.opt("server_condition") is None:
             continue
         if driver == "cram_md5" and m.opt("server_secret") is None:
+            continue
+        if driver == "dovecot" and m.opt("server_socket") is None:
             continue
         out.append(m)
     return out
@@ -219,6 +223,83 @@ def cram_md5_exchange(mech: AuthMech, initial: str,
     want = hmac.new(secret.encode("utf-8", "surrogateescape"), challenge,
                     hashlib.md5).hexdigest()
     return OK if hmac.compare_digest(want, digest.lower()) else FAIL
+
+
+def dovecot_exchange(mech: AuthMech, initial: str,
+                     expand: Callable[[str, list[str]], str]) -> Exchange:
+    """The dovecot driver: the exchange is relayed to Dovecot's auth
+    socket (auth-client protocol 1.x): VERSION/CPID, then AUTH with the
+    mechanism, CONT lines in both directions, OK or FAIL with user=."""
+    import socket as _socket
+    items: list[str] = []
+    mech.last_items = items                       # type: ignore[attr-defined]
+    try:
+        path = expand(mech.opt("server_socket"), [])
+        rip = expand("$sender_host_address", [])
+        lip = expand("$interface_address", [])
+        secured = expand("${if def:tls_in_cipher{yes}{}}", [])
+    except Exception:
+        return DEFER
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.settimeout(5)
+    try:
+        sock.connect(path)
+        f = sock.makefile("rwb", buffering=0)
+
+        def send(line: str) -> None:
+            sock.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
+
+        def read() -> list[str]:
+            ln = f.readline()
+            if not ln.endswith(b"\n"):
+                raise OSError("dovecot auth socket closed")
+            return ln[:-1].decode("utf-8", "surrogateescape").split("\t")
+        send(f"VERSION\t1\t0\nCPID\t{os.getpid()}")
+        mechs = set()
+        while True:
+            parts = read()
+            if parts[0] == "VERSION" and (len(parts) < 2 or parts[1] != "1"):
+                return DEFER
+            if parts[0] == "MECH" and len(parts) > 1:
+                mechs.add(parts[1].upper())
+            if parts[0] == "DONE":
+                break
+        if mech.public_name.upper() not in mechs:
+            return DEFER
+        fields = [f"AUTH\t1\t{mech.public_name}\tservice=smtp"]
+        if secured:
+            fields.append("secured")
+        if lip:
+            fields.append(f"lip={lip}")
+        if rip:
+            fields.append(f"rip={rip}")
+        if initial:
+            fields.append(f"resp={initial}")
+        send("\t".join(fields))
+        while True:
+            parts = read()
+            kind = parts[0]
+            params = dict(p.split("=", 1) if "=" in p else (p, "")
+                          for p in parts[2:])
+            if kind == "CONT":
+                data = parts[2] if len(parts) > 2 else ""
+                clear = b64decode(data) if data else b""
+                line = yield clear if clear is not None else b""
+                if line.strip() == "*":
+                    return CANCELLED
+                send(f"CONT\t1\t{line.strip()}")
+                continue
+            if "user" in params:
+                items.append(params["user"])
+            if kind == "OK":
+                return OK
+            if kind == "FAIL":
+                return DEFER if "temp" in params else FAIL
+            return DEFER
+    except (OSError, ValueError):
+        return DEFER
+    finally:
+        sock.close()
 
 
 def result_reply(rc: str, set_id: str | None) -> tuple[str, str]:

@@ -683,6 +683,11 @@ def run_eximpy(conf: Path, args: list[str], data: bytes) -> str:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_smtp_dialogue(case: str, smtpdir: Path) -> None:
     extra, data, args = CASES[case]
+    _dialogue(case, extra, data, args, smtpdir)
+
+
+def _dialogue(case: str, extra: str, data: bytes, args: list[str],
+              smtpdir: Path) -> None:
     args = args or ["-bs", "-odq"]
     conf = write_conf(smtpdir, extra)
     root = str(Path(__file__).resolve().parent.parent.parent)
@@ -731,3 +736,63 @@ def test_front_door(case: str, smtpdir: Path) -> None:
     exim_out = golden.split("--- stdout\n", 1)[1].split("--- stderr\n", 1)[0]
     assert norm_replies(res.out) == norm_replies(exim_out)
     assert spool_snapshot(smtpdir / "spool") == _golden_spool(case, None)
+
+
+DOVECOT_CONF = """\
+base_dir = {d}/run
+protocols =
+log_path = {d}/dovecot.log
+ssl = no
+auth_mechanisms = plain login
+disable_plaintext_auth = no
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home=/tmp
+}}
+service auth {{
+  unix_listener auth-client {{
+    path = {d}/auth-client
+    mode = 0666
+  }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    """A real Dovecot (Debian's dovecot-core) serving an auth socket."""
+    import subprocess
+    import time
+    d = Path(__file__).resolve().parent.parent / "_work" / "dovecot"
+    shutil.rmtree(d, ignore_errors=True)
+    (d / "run").mkdir(parents=True)
+    (d / "passwd").write_text("user:{PLAIN}pass\n")
+    conf = d / "dovecot.conf"
+    conf.write_text(DOVECOT_CONF.format(d=d))
+    subprocess.run(["dovecot", "-c", str(conf)], check=True, timeout=20)
+    for _ in range(50):
+        if (d / "auth-client").exists():
+            break
+        time.sleep(0.1)
+    yield d
+    subprocess.run(["dovecot", "-c", str(conf), "stop"], timeout=20)
+
+
+def test_dovecot_auth(dovecot: Path, smtpdir: Path) -> None:
+    """AUTH through the dovecot authenticator, Exim and eximpy talking to
+    the same Dovecot auth socket."""
+    extra = (RCPT_OK + "\n" + LOOSE + "\nbegin authenticators\n"
+             "dovecot_plain:\n  driver = dovecot\n  public_name = PLAIN\n"
+             f"  server_socket = {dovecot}/auth-client\n"
+             "  server_set_id = $auth1\n"
+             "dovecot_login:\n  driver = dovecot\n  public_name = LOGIN\n"
+             f"  server_socket = {dovecot}/auth-client\n"
+             "  server_set_id = $auth1\n")
+    data = d(E, b"AUTH PLAIN " + _PBAD + b"\r\n", b"AUTH LOGIN\r\n*\r\n",
+             b"AUTH LOGIN\r\ndXNlcg==\r\ncGFzcw==\r\n", MF, RT, DATA, MSG,
+             Q)
+    _dialogue("dovecot_auth", extra, data, [], smtpdir)
