@@ -200,14 +200,8 @@ def success_dsn_text(config: Any, msg: Any, delivered: list[Any],
          f"boundary={boundary}",
          "MIME-Version: 1.0"]
     out = ["\n".join(h), "\n\n", f"--{boundary}\n",
-           "Content-type: text/plain; charset=us-ascii\n\n"]
-    if items and len(items) > 1 and items[1].strip():
-        out.append(items[1] + "\n")
-        for a in delayed:
-            out.append(f"  {a.address}\n")
-        out.append("\n" + (items[2] if len(items) > 2 else ""))
-        return _warning_tail(out, msg, delayed, boundary, primary)
-    out += ["This message was created automatically by mail delivery software.\n",
+           "Content-type: text/plain; charset=us-ascii\n\n",
+           "This message was created automatically by mail delivery software.\n",
            " ----- The following addresses had successful delivery notifications -----\n"]
     for a in delivered:
         out.append(f"<{a.address}> (relayed via non \"Remote SMTP\" router)\n\n")
