@@ -197,7 +197,8 @@ class AclEngine:
                  host_checking: bool = False,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep,
-                 resolver: Any = None, callout: Any = None) -> None:
+                 resolver: Any = None, callout: Any = None,
+                 callouts_in_bh: bool = False) -> None:
         self.config = config
         self.log = log
         self.trace = trace
@@ -206,6 +207,7 @@ class AclEngine:
         self.sleep = sleep
         self.resolver = resolver
         self.callout = callout
+        self.callouts_in_bh = callouts_in_bh
         self._file_acls: dict[str, list[AclStatement]] = {}
         self._conn_key: Any = None
         self._msg_key: Any = None

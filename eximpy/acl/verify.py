@@ -46,6 +46,7 @@ _END = "----------- end verify ------------"
 
 def _route(call: Any, address: str, recipient: bool) -> tuple[str, Any]:
     rc, addr, _rctx = route_for_verify(call, address, recipient)
+    call.trace(_END)
     return rc, addr
 
 
@@ -75,7 +76,6 @@ def route_for_verify(call: Any, address: str, recipient: bool
         call.trace(f"routed by {rname} router")
     elif rc == "FAIL" and not rname and addr.message == "Unrouteable address":
         call.trace("no more routers")
-    call.trace(_END)
     return rc, addr, rctx
 
 
@@ -121,19 +121,25 @@ def _callout_opts(opts: list[str], msgs: Any) -> dict[str, Any] | None:
 
 
 def _do_callout(call: Any, address: str, recipient: bool,
-                opts: dict[str, Any], msgs: Any) -> str:
-    impl = getattr(call.engine, "callout", None)
-    if impl is None:
-        msgs.log = (f"Could not complete {'recipient' if recipient else 'sender'}"
-                    " verify callout: no SMTP client for callouts")
-        rc = DEFER
-    else:
-        rc, text = impl.callout(address, recipient, opts, call)
-        if rc != OK and text:
-            msgs.log = text
-            msgs.user = text
-    if rc == DEFER and opts.get("defer_ok"):
+                opts: dict[str, Any], msgs: Any, addr: Any, rctx: Any) -> str:
+    """The callout part of a verification (between the verify markers)."""
+    from eximpy.acl.engine import ERRNO_CALLOUTDEFER
+    eng = call.engine
+    call.trace("Attempting full verification using callout")
+    if eng.host_checking and not eng.callouts_in_bh:
+        call.trace("... callout omitted by default when host testing")
+        call.trace("(Use -bhc if you want the callouts to happen.)")
         return OK
+    impl = eng.callout
+    if impl is None:
+        from eximpy.acl.callout import SmtpCallout
+        impl = eng.callout = SmtpCallout()
+    rc, logm, userm = impl.callout(address, recipient, opts, call, addr, rctx)
+    if rc != OK:
+        msgs.log = logm
+        msgs.user = userm
+    if rc == DEFER:
+        msgs.basic_errno = ERRNO_CALLOUTDEFER
     return rc
 
 
@@ -191,11 +197,7 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
         a = call.addr
         if a is None:
             return FAIL
-        cache = call.engine.msg["recipient_verify"]
-        key = a.address
-        if key in cache and not copts.get("callout"):
-            rc, m, um = cache[key]
-        else:
+        if True:            # Exim routes every RCPT afresh
             rc, addr, rctx = route_for_verify(call, a.address, True)
             m = addr.message
             um = addr.user_message or addr.message
@@ -206,11 +208,21 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
                 # Callouts are made only for addresses routed to a remote
                 # transport (Exim: local deliveries are not called out).
                 if copts.get("callout") and addr in rctx.addr_remote:
-                    rc = _do_callout(call, a.address, True, copts, msgs)
+                    rc = _do_callout(call, a.address, True, copts, msgs,
+                                     addr, rctx)
+                    call.trace(_END)
+                    if rc == DEFER and copts.get("defer_ok"):
+                        call.trace("verify defer overridden by "
+                                   "callout_defer_ok")
+                        msgs.log = msgs.user = None
+                        rc = OK
                     return rc
+                call.trace(_END)
             elif rc in ("FAIL", "DISCARD"):
+                call.trace(_END)
                 rc = FAIL
             else:
+                call.trace(_END)
                 rc = DEFER
         if rc != OK:
             msgs.log = m
@@ -241,16 +253,28 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
             um = addr.user_message or addr.message
             rc = OK if rrc == "OK" else FAIL if rrc in ("FAIL", "DISCARD") \
                 else DEFER
+            via_callout = False
             if rc == OK and copts.get("callout") and addr in rctx.addr_remote:
-                rc = _do_callout(call, sender, False, copts, msgs)
-            call.engine.msg["sender_verify"] = (rc, m, um, sender)
+                rc = _do_callout(call, sender, False, copts, msgs, addr, rctx)
+                if rc != OK:
+                    m, um = msgs.log, msgs.user
+                    via_callout = True
+            call.trace(_END)
+            if rc == DEFER and copts.get("defer_ok"):
+                call.trace("verify defer overridden by callout_defer_ok")
+                rc = OK
+            call.engine.msg["sender_verify"] = (rc, m, um, sender,
+                                                via_callout)
         if rc == OK:
             return OK
         svf = call.result.__dict__
         if not call.engine.msg.get("sverify_told"):
             svf["sender_verify_failed"] = (sender, m, um, rc)
+        cached = call.engine.msg["sender_verify"]
         if rc == FAIL:
             msgs.user = msgs.log = "Sender verify failed"
+        elif cached[4]:
+            msgs.user = msgs.log = "Could not complete sender verify callout"
         else:
             msgs.user = msgs.log = "Could not complete sender verify"
         return rc

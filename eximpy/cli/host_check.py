@@ -81,7 +81,8 @@ def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
               "**** This is not for real!\n\n".encode())
     out.flush()
     login, uid, gid = S._caller()
-    runner = make_runner(config, log=log, trace=trace, host_checking=True)
+    runner = make_runner(config, log=log, trace=trace, host_checking=True,
+                         callouts_in_bh=getattr(inv, "mode", "") == "bhc")
     session = Session(config, acl=runner, sink=TestSink(config),
                       host_address=host, host_port=port, host_checking=True,
                       trusted=True, login=login, uid=uid, gid=gid, log=log)
