@@ -7,7 +7,7 @@ set -eu
 what=${1:-build}
 
 BUILD_PKGS="libcap-dev"
-TEST_PKGS="exim4-daemon-heavy exim4-doc-info swaks"
+TEST_PKGS="exim4-daemon-heavy exim4-doc-info swaks dnsmasq-base"
 
 pkgs=$BUILD_PKGS
 [ "$what" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"

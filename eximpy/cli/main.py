@@ -29,9 +29,21 @@ def _config_error(e: ConfigError) -> int:
 
 
 def load(inv: Invocation):
-    """The configuration named by -C (or the built-in search path)."""
+    """The configuration named by -C (or the built-in search path).
+
+    As Exim does once it has read its configuration, the process then
+    changes to "/" (relative names in the configuration are not looked up
+    where the caller happened to be); $initial_cwd keeps the old directory.
+    """
     from eximpy.config import DEFAULT_SEARCH_PATH, load_config
-    return load_config(inv.config_file or DEFAULT_SEARCH_PATH, inv.macros)
+    try:
+        initial_cwd = os.getcwd()
+    except OSError:
+        initial_cwd = "/"
+    config = load_config(inv.config_file or DEFAULT_SEARCH_PATH, inv.macros)
+    config.initial_cwd = initial_cwd
+    os.chdir("/")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:

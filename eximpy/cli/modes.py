@@ -31,14 +31,13 @@ def _load(inv: Invocation):
 
 def run_version(inv: Invocation) -> int:
     """-bV: version and build information, then the configuration file."""
-    from eximpy.config import DEFAULT_SEARCH_PATH, find_config_file
+    from eximpy.config import DEFAULT_SEARCH_PATH
     from eximpy.cli import version
     search = inv.config_file or DEFAULT_SEARCH_PATH
     sys.stdout.write(version.version_text(None, search, None, header_only=True))
     sys.stdout.flush()
     config = _load(inv)
-    sys.stdout.write(version.version_text(config, search,
-                                          find_config_file(search),
+    sys.stdout.write(version.version_text(config, search, config.filename,
                                           header_only=False))
     return 0
 
@@ -73,7 +72,7 @@ def run_expand(inv: Invocation) -> int:
     from eximpy.cli import expand_test
     config = _load(inv)
     return expand_test.run(config, inv.args, sys.stdin, sys.stdout,
-                           message_file=inv.mode_arg)
+                           message_file=inv.mode_arg, invocation=inv)
 
 
 def run_queue(inv: Invocation) -> int:
@@ -172,4 +171,4 @@ def log_arguments(config, argv: list[str]) -> None:
     from eximpy.log.writer import LogWriter
     log = LogWriter.from_config(config)
     if "arguments" in log.selector:
-        log.main(logfmt.arguments(os.getcwd(), argv))
+        log.main(logfmt.arguments(config.initial_cwd or os.getcwd(), argv))

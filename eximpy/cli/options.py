@@ -177,7 +177,11 @@ def _parse_one(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
             inv.mode, inv.queue_run = "q", ""
         return i
     if c == "p":
-        inv.received_protocol = rest
+        # -p<protocol>[:<host>] is -oMr protocol and -oMs host (Sendmail's).
+        proto, colon, host = rest.partition(":")
+        inv.received_protocol = proto
+        if colon:
+            inv.host_name = host
         return i
     if opt in ("h", "x", "X", "B", "N", "m", "em", "ep", "eq", "ew", "G"):
         inv.ignored.append("-" + opt)

@@ -87,6 +87,7 @@ def version_text(config: Any, search_path: str, used_file: str | None,
     """The -bV output (see module doc); every line ends in a newline."""
     lines: list[str] = []
     if header_only is not False:
+        import eximpy.lookups  # noqa: F401  (registers the lookup types)
         from eximpy.drivers.registry import LOOKUPS
         status = driver_status()
         lines.append(f"eximpy version {_version()} (Exim {EXIM_COMPAT} "

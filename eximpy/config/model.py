@@ -145,6 +145,7 @@ class Config:
     retry_rules: list[RetryConfig] = field(default_factory=list)
     rewrite_rules: list[RewriteRule] = field(default_factory=list)
     config_lines: list[str] = field(default_factory=list)
+    initial_cwd: str = ""       # where the process started ($initial_cwd)
     warnings: list[str] = field(default_factory=list)
 
     def drivers_of(self, kind: str) -> list[DriverInstance]:
