@@ -391,3 +391,106 @@ def test_tls_without_client_certificate_is_unverified(verify_server):
         c.sendmail("a@b.example", ["c@d.example"], b"Subject: v\r\n\r\nx\r\n")
     log = (d / "log" / "mainlog").read_text()
     assert " CV=no " in log
+
+
+def _swaks(port: int, *args: str, data: bytes | None = None,
+           timeout: float = 120) -> tuple[int, str]:
+    import subprocess
+    p = subprocess.run(["swaks", "--server", f"127.0.0.1:{port}",
+                        "--from", "a@b.example", "--to", "c@d.example",
+                        "--helo", "client.example", *args],
+                       input=data, capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("args", [
+    [],                                          # plain
+    ["--pipeline"],
+    ["--tls"],                                   # STARTTLS
+    ["--auth", "PLAIN", "--auth-user", "user", "--auth-password", "pass"],
+    ["--auth", "LOGIN", "--auth-user", "user", "--auth-password", "pass"],
+    ["--auth", "CRAM-MD5", "--auth-user", "user", "--auth-password", "pass"],
+    ["--tls", "--auth", "PLAIN", "--auth-user", "user", "--auth-password",
+     "pass"],
+], ids=["plain", "pipeline", "tls", "plain-auth", "login-auth", "cram-md5",
+        "tls-plain-auth"])
+def test_swaks(server, args):
+    d, port = server
+    rc, out = _swaks(port, *args)
+    assert rc == 0, out
+    assert "250 OK id=" in out
+    assert len(_spooled(d)) == 1
+
+
+def test_swaks_tls_on_connect(tls_server):
+    d, port = tls_server
+    rc, out = _swaks(port, "--tlsc")
+    assert rc == 0, out
+    assert len(_spooled(d)) == 1
+
+
+def test_swaks_bad_password(server):
+    d, port = server
+    rc, out = _swaks(port, "--auth", "PLAIN", "--auth-user", "user",
+                     "--auth-password", "nope")
+    assert rc != 0 and "535 Incorrect authentication data" in out
+    assert _spooled(d) == []
+
+
+def _swaks_sent_body(out: str) -> bytes:
+    """The body swaks says it sent (" -> " lines after the header
+    separator, up to the "." line)."""
+    lines = [ln[4:] for ln in out.splitlines() if ln.startswith(" -> ")]
+    start = lines.index("DATA") + 1
+    end = len(lines) - 1 - lines[::-1].index(".")
+    data = lines[start:end]
+    body = data[data.index("") + 1:]
+    return "".join(ln + "\n" for ln in body).encode()
+
+
+def test_swaks_one_byte_body(server):
+    """A body of one byte ("x"); swaks's template adds blank lines after it,
+    and the spool must hold exactly what was sent."""
+    d, port = server
+    rc, out = _swaks(port, "--body", "x")
+    assert rc == 0, out
+    ids = _spooled(d)
+    body = (d / "spool" / "input" / f"{ids[0]}-D").read_bytes()
+    sent = _swaks_sent_body(out)
+    assert sent.startswith(b"x\n")
+    assert body.split(b"\n", 1)[1] == sent
+
+
+@pytest.fixture
+def big_server(smtpdir: Path):
+    conf = write_conf(smtpdir, "acl_smtp_rcpt = accept")   # 50M default
+    yield from _server_cfg(smtpdir, load_config(str(conf)), False)
+
+
+def test_swaks_30mb_body(big_server):
+    d, port, _ = big_server
+    line = b"y" * 998 + b"\r\n"
+    (d / "big").write_bytes(b"Subject: big\r\n\r\n" + line * 30_000)
+    rc, out = _swaks(port, "--data", f"@{d / 'big'}", "--suppress-data",
+                     timeout=300)
+    assert rc == 0, out[-2000:]
+    ids = _spooled(d)
+    assert len(ids) == 1
+    data = (d / "spool" / "input" / f"{ids[0]}-D").read_bytes()
+    # swaks ends the data with CRLF before ".": one more empty line.
+    assert data == f"{ids[0]}-D\n".encode() + (b"y" * 998 + b"\n") * 30_000 \
+        + b"\n"
+
+
+def test_openssl_s_client_starttls(server):
+    import subprocess
+    _d, port = server
+    # One command, then EOF ignored: the session times out (2 s here).
+    p = subprocess.run(["openssl", "s_client", "-starttls", "smtp",
+                        "-connect", f"127.0.0.1:{port}", "-quiet",
+                        "-ign_eof"],
+                       input=b"EHLO x\r\n", capture_output=True, timeout=30)
+    out = p.stdout.decode("utf-8", "replace")
+    assert "250-test.example Hello x [127.0.0.1]" in out
+    assert "STARTTLS" not in out.split("Hello x", 1)[1]
+    assert "421 test.example: SMTP command timeout" in out
