@@ -55,13 +55,31 @@ def verify_headers(call: Any, what: str, opts: list[str], msgs: Any) -> str:
                 return FAIL
         return OK
     if what == "header_syntax":
+        # Exim's verify_check_headers(): every address in the address
+        # headers must parse; "empty address" items are ignored.
+        from eximpy.smtp.address import (AddressError, extract_address,
+                                          find_address_end)
         for n, v in hdrs:
-            if n.strip().lower() in _ADDR_HEADERS:
-                if _addresses(v) is None:
-                    msgs.log = (f"syntax error in '{n}:' header when scanning "
-                                "for sender: missing or malformed local part")
-                    msgs.user = msgs.log
-                    return FAIL
+            if n.strip().lower() not in _ADDR_HEADERS:
+                continue
+            s = v
+            i = 0
+            while i < len(s):
+                end = find_address_end(s, i, False)
+                item = s[i:end]
+                try:
+                    extract_address(item, False)
+                except AddressError as e:
+                    err = str(e)
+                    if err != "empty address":
+                        text = item.strip(" \t\n")
+                        while text.endswith("\n"):
+                            text = text[:-1]
+                        msgs.log = msgs.user = (
+                            f'{err}: failing address in "{n}:" header is: '
+                            f"{text}")
+                        return FAIL
+                i = end + 1
         return OK
     if what == "not_blind":
         seen: set[str] = set()
@@ -72,7 +90,7 @@ def verify_headers(call: Any, what: str, opts: list[str], msgs: Any) -> str:
         for r in (call.var("recipients") or "").split(","):
             r = r.strip()
             if r and r.lower() not in seen:
-                msgs.log = msgs.user = "bcc recipient detected"
+                msgs.log = "bcc recipient detected"
                 return FAIL
         return OK
     # header_sender: some address in Sender/Reply-To/From verifies as sender.

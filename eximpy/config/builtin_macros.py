@@ -51,9 +51,12 @@ def builtin_macro_values() -> list[tuple[str, str]]:
 
     created = [f"_HAVE_{f}" for f in HAVE_FEATURES]
 
+    from eximpy.config.main_options import EXTENSION_NAMES
+
     def opts(prefix: str, table: Iterable[Any]) -> None:
         created.extend(prefix + spec.name.upper() for spec in table
-                       if not spec.name.startswith("*"))
+                       if not spec.name.startswith("*")
+                       and spec.name not in EXTENSION_NAMES)
 
     opts("_OPT_MAIN_", MAIN_OPTIONS)
     for kind, generic, reg in (("ROUTER", ROUTER_GENERIC_OPTIONS, ROUTERS),

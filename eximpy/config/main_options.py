@@ -332,7 +332,20 @@ _GENERATED_MAIN_OPTIONS = OptionTable((
 #: code that uses it (tests/qa checks every name exists).
 IMPLEMENTED: frozenset[str] = frozenset()
 
-MAIN_OPTIONS = with_implemented(_GENERATED_MAIN_OPTIONS, IMPLEMENTED)
+#: eximpy's own main options, which Exim does not have.  They are hidden:
+#: `-bP` (all) and the _OPT_MAIN_* macros show only Exim's options, so that
+#: a configuration without them reads exactly as in Exim.
+EXTENSIONS: tuple[S, ...] = (
+    # ${python{function}{args}}: a Python file loaded once per process,
+    # eximpy's counterpart of perl_startup (eximpy.expand.python).
+    S('python_startup', T.STRING, None, hidden=True),
+)
+EXTENSION_NAMES = frozenset(s.name for s in EXTENSIONS)
+
+MAIN_OPTIONS = with_implemented(
+    OptionTable(tuple(sorted(tuple(_GENERATED_MAIN_OPTIONS) + EXTENSIONS,
+                             key=lambda s: s.name))),
+    IMPLEMENTED | EXTENSION_NAMES)
 
 EXIMPY_SPOOL_DIRECTORY = "/var/spool/eximpy"
 EXIMPY_USER = "eximpy"

@@ -262,6 +262,7 @@ class _Delivery:
                 elif res.status == R.FAIL:
                     failed.append(addr)
                     addr.message = res.message
+                    addr.returned_output = res.returned_output
                     self.main(F.failed(self.sel, addr.address, res.message,
                                        original=_original(addr), router=rname,
                                        transport=tname))

@@ -281,7 +281,7 @@ class RedirectRouter(Router):
                     extra = ({"address_pipe": text} if opt == "pipe_transport"
                              else {"address_file": text})
                     ok, tp = _rf.get_transport(r, child, rctx, opt,
-                                               _expand_tp(rctx, child, name, extra))
+                                               _expand_tp(rctx, addr, name, extra))
                     if ok:
                         child.transport = tp
                     else:

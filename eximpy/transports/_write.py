@@ -39,6 +39,7 @@ class TransportResult:
     more_errno: int = 0
     user_message: str | None = None
     special_action: int = 0
+    returned_output: str | None = None     # pipe output for the bounce
 
 
 class TransportContext:

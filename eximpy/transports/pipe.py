@@ -86,6 +86,15 @@ class PipeTransport(Transport):
     return_output/return_fail_output, freeze_exec_fail.
     """
 
+    @staticmethod
+    def check_options(instance: Any) -> None:
+        """Exim's pipe_transport_init() checks."""
+        from eximpy.errors import ConfigError
+        p = instance.private
+        if p.get("return_output") and p.get("return_fail_output"):
+            raise ConfigError("both return_output and return_fail_output set "
+                              f"for {instance.name} transport")
+
     def deliver(self, addr: Any, tctx: Any) -> Any:
         return _deliver(self.instance, addr, tctx)
 
@@ -248,9 +257,10 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
         if rc in temp or p.get("temp_errors") == "*":
             return TransportResult(R.DEFER, msg, more_errno=rc)
         del cmdtext
-        return TransportResult(R.FAIL, msg, more_errno=rc,
-                               user_message=out.decode("utf-8", "replace") or None)
-    if out and (p.get("return_output") or (rc != 0 and p.get("return_fail_output"))):
+        text = out.decode("utf-8", "replace") if out and (
+            p.get("return_output") or p.get("return_fail_output")) else None
+        return TransportResult(R.FAIL, msg, more_errno=rc, returned_output=text)
+    if out and p.get("return_output"):
         return TransportResult(R.FAIL, "return message generated",
-                               user_message=out.decode("utf-8", "replace"))
+                               returned_output=out.decode("utf-8", "replace"))
     return TransportResult(R.OK)

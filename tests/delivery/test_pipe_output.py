@@ -1,0 +1,62 @@
+"""Pipe output returned to the sender (return_output): the failure lines
+and the bounce that carries the output, against real Exim."""
+from __future__ import annotations
+
+import pytest
+
+from _pair import ROOT, log_lines, run_pair, spool_reports
+
+WORK = ROOT / "tests" / "_work" / "pipe_output"
+
+CONF = """\
+primary_hostname = vm.example
+qualify_domain = example.org
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+keep_environment =
+begin routers
+remote:
+  driver = manualroute
+  domains = remote.example
+  route_list = * 127.0.0.9
+  transport = remote_smtp
+al:
+  driver = redirect
+  data = ${lookup{$local_part}lsearch{@ROOT@/aliases}}
+  pipe_transport = ${if eq{$local_part}{quiet}{q}{p}}
+  user = nobody
+begin transports
+remote_smtp:
+  driver = smtp
+p:
+  driver = pipe
+  return_output
+q:
+  driver = pipe
+  return_fail_output
+begin retry
+* * F,1h,15m
+"""
+
+ALIASES = ('out: |/bin/echo hello output\n'
+           'failout: "|/bin/sh -c \\"echo oops; exit 5\\""\n'
+           'quiet: "|/bin/sh -c \\"echo shh; exit 0\\"", "|/bin/sh -c \\"echo bad; exit 2\\""\n')
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return run_pair(WORK, CONF, [(["-f", "s@remote.example", "out", "failout",
+                                   "quiet"], "Subject: ro\n\nbody\n")],
+                    {"aliases": ALIASES})
+
+
+def test_log(runs):
+    ex, py, ids = runs
+    assert log_lines(py, ids) == log_lines(ex, ids)
+
+
+def test_bounce_with_output(runs):
+    ex, py, ids = runs
+    rx, rp = spool_reports(ex, ids), spool_reports(py, ids)
+    assert len(rx) == 1
+    assert rp == rx
