@@ -100,3 +100,18 @@ def test_log_selector_arguments_like_exim(workdir) -> None:
                              r"\1PROG", ln) for ln in text.splitlines()]
     assert lines["eximpy"] == lines["exim"]
     assert len(lines["exim"]) == 1 and lines["exim"][0].endswith("-bp")
+
+
+def test_python_startup_is_an_eximpy_extension(workdir) -> None:
+    """python_startup (ours) is set like any option, used by ${python},
+    and stays out of `-bP` and the _OPT_ macros so output remains Exim's."""
+    (workdir / "startup.py").write_text(
+        "def greet(name):\n    return 'hello ' + name\n")
+    conf = workdir / "py.conf"
+    conf.write_text(f"python_startup = {workdir}/startup.py\n")
+    r = eximpy_run(["-C", str(conf), "-be", "${python{greet}{world}}"])
+    assert (r.rc, r.out) == (0, "hello world\n")
+    assert "python_startup" not in eximpy_run(["-C", str(conf), "-bP"]).out
+    macros = eximpy_run(["-C", str(conf), "-bP", "macro_list"]).out
+    assert "_OPT_MAIN_PYTHON_STARTUP" not in macros
+    assert "_OPT_MAIN_PERL_STARTUP" in macros
