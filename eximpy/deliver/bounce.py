@@ -16,10 +16,13 @@ DESCRIPTION
     and Date are added when the bounce is received (eximpy.receive) with
     sender <> and R=<parent id>.
 
-    Not implemented yet: bounce_message_file / warn_message_file templates,
-    bounce_return_size_limit / bounce_return_body, delay warnings, DSN
-    NOTIFY/RET handling, errors_to routing of bounces, double-bounce
-    freezing (a failed <> message is not bounced: it is just logged).
+    Also here: success DSNs (success_dsn_text / send_success_dsn),
+    delay warnings (warning_text / send_warning / warning_due), templates
+    from bounce_message_file / warn_message_file (read_template), returned
+    pipe output, ENVID / ORCPT / RET=HDRS.
+
+    Not implemented yet: bounce_return_size_limit / bounce_return_body,
+    errors_reply_to, bounce_sender_authentication, Will-Retry-Until.
 
 SEE ALSO
     spec chapter 48 "Customizing bounce and warning messages"; RFC 3464;

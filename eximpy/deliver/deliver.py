@@ -21,12 +21,20 @@ DESCRIPTION
          when nothing is left, "Completed" and remove the spool files;
          otherwise rewrite -H (atomically) and remove -J.
 
+    Then failures are bounced (eximpy.deliver.bounce: one RFC 3464 report
+    per errors address, bounce_message_file templates, pipe output), a
+    failed bounce is frozen, success DSNs are sent for NOTIFY=SUCCESS, and
+    delay warnings follow delay_warning / warn_message_file.  A deferral
+    with no matching retry rule times out at once ("retry timeout
+    exceeded"); retry hints themselves are not kept yet.
+
     Remote (smtp/lmtp) transports are not run here yet: such addresses are
     deferred with "remote delivery is not implemented yet" (the remote
-    delivery issue).  Bounce messages, delay warnings and DSN are not sent
-    yet: failed addresses are logged and marked done.  Everything runs as
-    the invoking user; as root, local files are created owned by the
-    delivery uid/gid (the privileged fork-per-user path is issue 8).
+    delivery issue).  Everything runs as the invoking user; as root, local
+    files are created owned by the delivery uid/gid and pipes run under it
+    (the privileged fork-per-user path is issue 8).  deliver_many() delivers
+    a list of messages from one warm process, optionally in forked
+    parallel children.
 
 SECURITY
     File names and commands reach transports only through their checks for
