@@ -7,9 +7,12 @@ SUMMARY
     forward list (Exim's parse_forward_list: commas/newlines, # comments,
     quoting, :include:, :fail:, :defer:, :blackhole:, |pipe, /file, dir/,
     leading backslash) and makes child addresses that start again at the
-    first router (or redirect_router).  Exim and Sieve filter files are not
-    implemented yet: such data defers with "filter files are not supported
-    by eximpy yet".
+    first router (or redirect_router).  "# Exim filter" files are run by
+    eximpy.routers._filter (a subset of the language, see there) when
+    allow_filter is set; Sieve filters are not implemented (they defer).
+    Not implemented: one_time, syntax_errors_to (errors are logged and
+    skipped with skip_syntax_errors), check_owner/check_group/owners
+    checks on forward files (modemask is checked).
 
 SEE ALSO
     spec chapter 22 "The redirect router".
