@@ -252,6 +252,21 @@ acl_check_recipient:
 """
 case("seed_cutthrough", SEED_CUTTHROUGH,
      extra="acl_smtp_rcpt = acl_check_recipient\ndomainlist internal_domains = example.com\n")
+# The seed's greylisting slide: a perl function decides whether the
+# triple (sender, recipient) was seen.  Verbatim the slide has a stray
+# backquote and the ACL name "cl_check_rcpt" (so acl_smtp_rcpt names no
+# ACL); the second case is the evidently intended configuration.
+SEED_GREY = """\
+  cl_check_rcpt:
+    defer condition = `${perl{unseen}{GREYKEY}{1d}}
+    accept
+"""
+GREY_MAIN = ("GREYKEY = $sender_address/$local_part@$domain\n"
+             "perl_startup = do 'DIR/exigrey.pm'\n"
+             "acl_smtp_rcpt = acl_check_rcpt\n")
+case("seed_greylist_verbatim", SEED_GREY, extra=GREY_MAIN)
+case("seed_greylist", SEED_GREY.replace("cl_check", "acl_check")
+     .replace("`", ""), extra=GREY_MAIN)
 case("seed_features",
      "r:\n  warn ratelimit = 10/2h/k-$sender_host_address\n  accept authenticated = *\n  accept encrypted = *\n  accept verify = recipient\n")
 

@@ -38,6 +38,8 @@ FILES = {
     "addrs": "info@example.org: i\nx@foo.bar: x\n",
     "nets": "10.1.2.0/24: ten\n",
     "ipl": "192.0.2.0/24: test-net\n127.0.0.1: lo\n",
+    "exigrey.pm": "sub unseen { my ($key, $ttl) = @_;\n"
+                  "  return $key =~ m{/(info|office)@} ? 'yes' : 'no'; }\n1;\n",
     "aclfile": "# an ACL in a file\naccept domains = example.org\n"
                "deny message = from file\n",
 }
