@@ -221,6 +221,12 @@ class SessionOptions:
         self.auths = server_authenticators(config)
 
 
+def _bad_utf8(address: str) -> bool:
+    """True when the address held bytes that are not valid shortest-form
+    UTF-8 (they were decoded to surrogate escapes)."""
+    return any(0xDC80 <= ord(c) <= 0xDCFF for c in address)
+
+
 def _size_value(text: Any) -> int:
     """message_size_limit-style integer with K/M/G suffix."""
     if isinstance(text, int):
@@ -1484,6 +1490,13 @@ class Session:
         except AddressError as exc:
             return self._synprot_error("syntax", 501, printable(data),
                                        str(exc)), True
+        if self.smtputf8 and _bad_utf8(sender):
+            # Stricter than Exim (DESIGN.md section 7): under SMTPUTF8 an
+            # address must be valid, shortest-form UTF-8 (no "\xc0\xaf", a
+            # disguised "/", slipping past restricted-character checks).
+            self._printf(f"553 {printable(data)}: invalid UTF-8 in address")
+            self.sender = None
+            return 0, True
         if self.size_limit > 0 and self.message_size > self.size_limit:
             self._printf("552 Message size exceeds maximum permitted")
             self._log_reject(
@@ -1592,6 +1605,9 @@ class Session:
         except AddressError as exc:
             return self._synprot_error("syntax", 501, printable(data),
                                        str(exc)), was_rcpt, False
+        if self.smtputf8 and _bad_utf8(recipient):
+            self._printf(f"553 {printable(data)}: invalid UTF-8 in address")
+            return 0, was_rcpt, False
         if not domain:
             if self.allow_unqualified_recipient or \
                     recipient.lower() == "postmaster":

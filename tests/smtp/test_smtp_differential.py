@@ -406,6 +406,10 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "smtputf8": (RCPT_OK, d(E, b"MAIL FROM:<a@b> SMTPUTF8\r\n",
                             b"RCPT TO:<c@d>\r\n", DATA, MSG, H,
                             b"MAIL FROM:<a@b> SMTPUTF8\r\n", Q), []),
+    "smtputf8_overlong": (RCPT_OK, d(E, b"MAIL FROM:<a\xc0\xafb@c> SMTPUTF8\r\n",
+                                     b"MAIL FROM:<a@b> SMTPUTF8\r\n",
+                                     b"RCPT TO:<x\xc0\xaf..\xc0\xafy@d>\r\n",
+                                     b"RCPT TO:<\xc3\xa9@d>\r\n", Q), []),
     "body_8bitmime": (RCPT_OK, d(E, b"MAIL FROM:<a@b> BODY=8BITMIME\r\n",
                                  RT, DATA, b"S: \xc3\xa9\r\n\r\n\xff\r\n"
                                  b".\r\n", Q), []),
@@ -494,6 +498,13 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
 # Cases where eximpy is deliberately stricter than Exim (DESIGN.md section
 # 7): eximpy's expected replies (normalised), in order.
 STRICTER: dict[str, list[str]] = {
+    # Exim accepts an overlong UTF-8 "/" ("\xc0\xaf") under SMTPUTF8.
+    "smtputf8_overlong": [
+        "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",
+        "553 <a\\xc0\\xafb@c>: invalid UTF-8 in address",
+        "250 OK",
+        "553 <x\\xc0\\xaf..\\xc0\\xafy@d>: invalid UTF-8 in address",
+        "250 Accepted", "221 test.example closing connection"],
     "smuggle_via_size_limit": [
         "220 <BANNER>", "250-test.example Hello root at x", "<EHLO>",
         "250 OK", "250 Accepted",
