@@ -135,6 +135,8 @@ class RedirectRouter(Router):
                 addr.message = (f"Tainted name '{fname}' for file read not "
                                 "permitted\n")
                 return R.DEFER
+            addr._local_uid = pw.pw_uid if pw is not None else None
+            addr._local_gid = pw.pw_gid if pw is not None else None
             rc, text = _read_redirect_file(r, addr, fname)
             if rc != R.OK:
                 return rc
@@ -309,6 +311,11 @@ def _expand_tp(rctx: Any, addr: Any, name: str, extra: dict) -> str:
         return name
 
 
+def rctx_uid(addr: Any) -> int | None:
+    """The local user's uid found by check_local_user for this routing."""
+    return getattr(addr, "_local_uid", None)
+
+
 def _read_redirect_file(r: Any, addr: Any, fname: str) -> tuple[str, str]:
     """Read a forward/alias file as Exim's rda_get_file() does."""
     import errno as E
@@ -339,15 +346,26 @@ def _read_redirect_file(r: Any, addr: Any, fname: str) -> tuple[str, str]:
         return R.DEFER, ""
     modemask = r.opt("modemask")
     if modemask is not None and st.st_mode & modemask:
-        addr.message = (f"bad mode ({oct(st.st_mode & 0o7777)[2:].zfill(4)}) for "
-                        f"{fname}: {oct(modemask)[2:].zfill(3)} bits not allowed")
+        addr.message = (f"bad mode ({st.st_mode:07o}) for {fname}: "
+                        f"{st.st_mode & modemask:03o} bit(s) unexpected")
         return R.DEFER, ""
-    owners = r.opt("owners")
+    owners = list(r.opt("owners") or ())
     if r.opt("check_owner") or owners:
-        ok_uids = set(owners or ())
-        if addr.uid is not None:
-            ok_uids.add(addr.uid)
-        ok_uids.add(0)
+        allowed = set(owners)
+        if r.opt("check_local_user") and rctx_uid(addr) is not None:
+            allowed.add(rctx_uid(addr))
+        if st.st_uid not in allowed:
+            addr.message = f"bad owner for {fname}"
+            return R.DEFER, ""
+    groups = list(r.opt("owngroups") or ())
+    if r.opt("check_group") and groups or (r.opt("check_group") and
+                                           r.opt("check_local_user")):
+        allowed_g = set(groups)
+        if r.opt("check_local_user") and getattr(addr, "_local_gid", None) is not None:
+            allowed_g.add(addr._local_gid)
+        if st.st_gid not in allowed_g:
+            addr.message = f"bad group for {fname}"
+            return R.DEFER, ""
     return R.OK, data.decode("utf-8", "surrogateescape")
 
 

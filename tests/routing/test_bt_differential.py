@@ -286,3 +286,26 @@ def test_stdin_addresses(users):
     want = run_exim("stdin-bt", args, work, work, stdin=stdin)
     got = run_eximpy(args, work, work, stdin=stdin)
     assert (got.rc, got.out, got.err) == (want.rc, want.out, want.err)
+
+
+def test_forward_file_checks():
+    """redirect `file` checks: owners/check_owner, owngroups/check_group and
+    modemask, on files owned and moded as each case needs."""
+    work, cfg = _setup("owners-bt", "owners.conf", {})
+    nobody = pwd.getpwnam("nobody")
+    cases = {"f1": (0, 0, 0o644),                      # bad owner
+             "f2": (nobody.pw_uid, nobody.pw_gid, 0o644)}  # good
+    for lp, (uid, gid, mode) in cases.items():
+        p = work / f"{lp}.fwd"
+        p.write_text(f"{lp}-target@example.org\n")
+        os.chown(p, uid, gid)
+        p.chmod(mode)
+    args = ["-C", str(cfg), "-bt", "f1", "f2"]
+    want = run_exim("owners-bt", args, work, work)
+    got = run_eximpy(args, work, work)
+    assert (got.rc, got.out, got.err) == (want.rc, want.out, want.err)
+    (work / "f2.fwd").chmod(0o666)                        # bad mode
+    os.chown(work / "f1.fwd", nobody.pw_uid, 0)           # bad group
+    want = run_exim("owners-bt-2", args, work, work)
+    got = run_eximpy(args, work, work)
+    assert (got.rc, got.out, got.err) == (want.rc, want.out, want.err)
