@@ -84,9 +84,12 @@ class ListMatcher:
                     self._log_panic(f'unknown named{what} list "{ss}"')
                     return DEFER, None
                 value = getattr(nl, "value", nl)
-                cacheable = cache is not None and "$" not in value
-                if cacheable and ss in cache:
-                    rc, val = cache[ss]
+                # Exim caches a named list's result per subject unless the
+                # list contains "$" (its value could change).
+                ncache = cache if cache is not None and "$" not in value \
+                    else None
+                if ncache is not None and ss in ncache:
+                    rc, val = ncache[ss]
                     if rc == OK:
                         self._out(subject, label, text,
                                   "yes" if yield_ == OK else "no",
@@ -95,8 +98,8 @@ class ListMatcher:
                     continue
                 rc, val = self.match(subject, label, value, kind, item, cache,
                                      flags.caseless, expand, _depth + 1)
-                if cacheable and rc in (OK, FAIL):
-                    cache[ss] = (rc, val)
+                if ncache is not None and rc in (OK, FAIL):
+                    ncache[ss] = (rc, val)
                 if rc == OK:
                     self._out(subject, label, text,
                               "yes" if yield_ == OK else "no",
