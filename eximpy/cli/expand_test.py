@@ -367,6 +367,32 @@ def expand_line(ctx: ExpandContext, config: Any, line: str, out: Any, err: Any) 
         _write(out, f"Failed: {msg}\n")
 
 
+def load_spooled(ctx: ExpandContext, config: Any, mid: str,
+                 err: Any) -> None:
+    """-Mset ID: the message variables and headers of a queued message.
+
+    Exim reports a message it cannot load and carries on without it.
+    """
+    from eximpy.cli.queue_ops import message_for_expansion
+    try:
+        variables, headers, body = message_for_expansion(config, mid)
+    except (OSError, ValueError) as e:
+        _write(err, f"Failed to load message {mid}: {e}\n")
+        return
+    ctx.variables.update(variables)
+    parsed = []
+    for _letter, text in headers:
+        name, _, raw = text.partition(":")
+        parsed.append((name, Tainted(raw)))
+    ctx.headers = parsed
+    text = body.decode("latin-1")
+    vis = 500
+    ctx.variables.setdefault("message_body",
+                             text[:vis].replace("\n", " ").replace("\0", " "))
+    ctx.variables.setdefault("message_body_end",
+                             text[-vis:].replace("\n", " ").replace("\0", " "))
+
+
 def run(config: Any, args: list[str], stdin: TextIO, stdout: TextIO,
         message_file: str | None = None, stderr: TextIO | None = None,
         invocation: Any = None) -> int:
@@ -376,6 +402,8 @@ def run(config: Any, args: list[str], stdin: TextIO, stdout: TextIO,
     ctx = make_context(config, err)
     if invocation is not None:
         apply_invocation(ctx, invocation)
+        if getattr(invocation, "message_set", None):
+            load_spooled(ctx, config, invocation.message_set, err)
     if message_file is not None:
         try:
             load_message(ctx, message_file, stdout)

@@ -64,6 +64,7 @@ class Invocation:
     message_reference: str | None = None           # -oMm
     max_parallel: int | None = None                # -oB
     deliver_force: bool = False                    # -M, -qf
+    message_set: str | None = None                 # -Mset ID (for -be)
     ignored: list[str] = field(default_factory=list)
 
 
@@ -210,6 +211,8 @@ def _parse_b(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
     elif mode == "bem":
         inv.mode_arg, i = _take(argv, i, opt, "")
         mode = "be"
+    elif mode == "be":
+        inv.mode_arg = None        # "-Mset ID -be": ID is not a -bem file
     elif mode == "bdf":
         inv.daemon_foreground = True
         mode = "bd"
@@ -228,6 +231,7 @@ def _parse_m(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
     inv.mode = opt
     if opt == "Mset":
         inv.mode_arg, i = _take(argv, i, opt, "")
+        inv.message_set = inv.mode_arg
     if opt in ("M", "Mc"):
         inv.deliver_force = opt == "M"
     return i

@@ -115,3 +115,31 @@ def test_python_startup_is_an_eximpy_extension(workdir) -> None:
     macros = eximpy_run(["-C", str(conf), "-bP", "macro_list"]).out
     assert "_OPT_MAIN_PYTHON_STARTUP" not in macros
     assert "_OPT_MAIN_PERL_STARTUP" in macros
+
+
+def test_Mset_be_reads_a_queued_message_like_exim(workdir) -> None:
+    """`-Mset ID -be`: message variables and headers from the spool."""
+    import grp
+    import os
+    import pwd
+    spool = workdir / "spool"
+    spool.mkdir()
+    eu = pwd.getpwnam("Debian-exim")
+    os.chown(spool, eu.pw_uid, grp.getgrnam("Debian-exim").gr_gid)
+    conf = workdir / "ms.conf"
+    conf.write_text(f"spool_directory = {spool}\nlog_file_path = {spool}/%slog\n"
+                    "keep_environment =\nprimary_hostname = mset.example\n")
+    queued = exim_run("cli", "Mset-queue", ["-C", str(conf), "-odq", "-f",
+                      "sender@x.example", "rcpt@y.example"],
+                      stdin="Subject: hello there\nX-Foo: bar\n\nbody line\n")
+    assert queued.rc == 0
+    [mid] = [p.name[:-2] for p in (spool / "input").iterdir()
+             if p.name.endswith("-H")]
+    exprs = ["$h_subject: $sender_address $recipients_count "
+             "[$message_body] $h_x-foo:", "${if eq{$message_id}{%s}{same}}" % mid]
+    args = ["-C", str(conf), "-Mset", mid, "-be"] + exprs
+    exim = exim_run("cli", "Mset-be", args,
+                    normalize=lambda t: t.replace(mid, "<ID>"))
+    ours = eximpy_run(args)
+    assert (ours.rc, ours.out.replace(mid, "<ID>")) == (exim.rc, exim.out)
+    assert "hello there sender@x.example" in exim.out and "same" in exim.out
