@@ -429,8 +429,22 @@ class Session:
         """Process client bytes; return what to send back."""
         if not self.closed:
             self._in += data
-            self._run()
+            try:
+                self._run()
+            except Exception as exc:            # a bug must cost only this
+                self._crashed(exc)              # connection, never a traceback
         return self._flush()
+
+    def _crashed(self, exc: BaseException) -> None:
+        import traceback
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        self._log_panic(f"SMTP session error: {type(exc).__name__}: {exc} "
+                        f"at {os.path.basename(where.filename)}:"
+                        f"{where.lineno} (connection from "
+                        f"{self._host_and_ident() or self.login})")
+        self._printf(f"421 {self.active_hostname}: Internal error - closing "
+                     "connection")
+        self.closed = True
 
     def timeout(self) -> bytes:
         """smtp_receive_timeout passed while waiting for the client."""
@@ -483,9 +497,12 @@ class Session:
     def eof(self) -> bytes:
         """The client closed the connection (or stdin ended)."""
         if not self.closed:
-            self._run()
-            if not self.closed:
-                self._lost_connection()
+            try:
+                self._run()
+                if not self.closed:
+                    self._lost_connection()
+            except Exception as exc:
+                self._crashed(exc)
         return self._flush()
 
     # ------------------------------------------------------------------

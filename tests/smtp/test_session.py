@@ -279,3 +279,35 @@ def test_session_never_crashes(tmpconf, parts, socket_like):
     assert out.endswith(b"\r\n")
     for line in out.split(b"\r\n")[:-1]:
         assert line[:3].isdigit() and line[3:4] in (b" ", b"-"), line
+
+
+def test_internal_error_is_421_not_traceback(tmpconf):
+    """A bug inside the session costs the connection, with a 421 and a
+    paniclog line, never an exception to the caller."""
+    cfg = _config(tmpconf, "acl_smtp_rcpt = accept")
+
+    class Log:
+        def __init__(self):
+            self.panics = []
+            self.selector = set()
+
+        def main(self, text, mid=None):
+            pass
+
+        def reject(self, text, mid=None, block=None):
+            pass
+
+        def panic(self, text, mid=None):
+            self.panics.append(text)
+    log = Log()
+    s = Session(cfg, sink=FakeSink(), log=log)
+    s.start()
+
+    def boom(data):
+        raise RuntimeError("injected")
+    s._vrfy = boom                                   # type: ignore
+    out = s.feed(b"EHLO x\r\nVRFY a@b\r\n")
+    assert out.endswith(b"421 test.example: Internal error - closing "
+                        b"connection\r\n")
+    assert s.closed
+    assert "RuntimeError: injected" in log.panics[0]
