@@ -224,15 +224,21 @@ class AclEngine:
         return default if v is None else v
 
     # -- logs ---------------------------------------------------------
+    def _mid(self) -> str | None:
+        """The current message id (Exim prefixes log lines with it)."""
+        return self.__dict__.get("_message_id") or None
+
     def log_main(self, text: str) -> None:
+        mid = self._mid()
         if self.log is not None:
-            self.log.main(text)
+            self.log.main(text, mid) if mid else self.log.main(text)
         elif self._env_log is not None:
             self._env_log(text)
 
     def log_reject(self, text: str) -> None:
+        mid = self._mid()
         if self.log is not None:
-            self.log.reject(text)
+            self.log.reject(text, mid) if mid else self.log.reject(text)
         elif self._env_log is not None:
             self._env_log(text)
 
@@ -246,8 +252,19 @@ class AclEngine:
                   panic: bool = False) -> None:
         """Exim's log_write with LOG_MAIN/LOG_REJECT/LOG_PANIC bits."""
         lg = self.log
+        mid = self._mid()
+        if mid:
+            text = f"{mid} {text}"
         if lg is not None and hasattr(lg, "write"):
             lg.write(text, main=main, reject=reject, panic=panic)
+            return
+        if mid:
+            # main/reject/panic below add no id of their own here
+            self.__dict__["_message_id"] = None
+            try:
+                self.log_write(text, main, reject, panic)
+            finally:
+                self.__dict__["_message_id"] = mid
             return
         if panic:
             self.log_panic(text)
@@ -272,6 +289,8 @@ class AclEngine:
     def check(self, where: str, acl: str | None, env: AclEnv) -> AclResult:
         self._lifetimes(env)
         self._env_log = env.log
+        mid = env.variables.get("message_id")
+        self.__dict__["_message_id"] = mid if isinstance(mid, str) else None
         result = AclResult(FAIL)
         result.__dict__.setdefault("log_reject_target", None)
         call = Call(self, where, env, result)

@@ -317,3 +317,25 @@ case("seen_bad", "r:\n  accept seen = soon\n")
 case("seen_options",
      "r:\n  warn seen = -5m / key=g1\n  warn seen = -0s / key=g1\n  warn seen = -0s / key=g1 / refresh=0s\n  warn seen = 1h / key=g1 / write\n  warn seen = -1h / key=g2 / readonly\n  warn seen = 1h / key=g1 / readonly\n  warn seen = 1h / key=$local_part\n  accept\n")
 case("seen_bad_option", "r:\n  accept seen = 1h / key=g1 / bogus\n")
+
+# --- other hook points ----------------------------------------------------------
+D_EXPN = "HELO c\r\nEXPN postmaster\r\nEXPN x@foo.bar\r\nETRN #example.org\r\nQUIT\r\n"
+D_NOQUIT = "EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<info@example.org>\r\n"
+case("expn_acl", "", extra="acl_smtp_expn = accept local_parts = postmaster\n", dlg=D_EXPN)
+case("etrn_deny_msg", "", extra="acl_smtp_etrn = deny message = no ETRN for $sender_host_address\n", dlg=D_EXPN)
+case("mail_accept_message", "m:\n  accept message = 250 sender $sender_address fine\nr:\n  accept\n")
+case("predata_accept_message", "r:\n  accept\np:\n  accept message = 354 go ahead\n")
+case("helo_inline_option", "r:\n  accept\n",
+     extra="acl_smtp_helo = deny condition = ${if match{$sender_helo_name}{^client}}\n")
+case("connect_message", "c:\n  accept message = 220 welcome $sender_host_address\nr:\n  accept\n")
+# Also waiting for the session: $smtp_notquit_reason in the NOTQUIT ACL,
+# the current message id ($message_id, which Exim puts in front of log
+# lines written after DATA), and the session's own ETRN trace lines
+# ("ETRN command is: exim -R", "ETRN command execution skipped").
+NEEDS_SESSION_2 = {
+    "notquit_acl": ("r:\n  accept\n", "acl_smtp_notquit = warn logwrite = "
+                    "notquit $smtp_notquit_reason\n", D_NOQUIT),
+    "quit_logwrite": ("r:\n  accept\nq:\n  warn logwrite = quit from "
+                      "$sender_host_address\n  accept\n", "", D),
+    "etrn_acl": ("", "acl_smtp_etrn = accept hosts = 10.0.0.0/8\n", D_EXPN),
+}
