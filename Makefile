@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONF   := conf/default.conf
 
-.PHONY: run test setup setup-test bench bench-expand bench-spool clean
+.PHONY: run test setup setup-test bench bench-expand bench-spool bench-receive clean
 
 $(VENV)/.installed: pyproject.toml
 	@tools/setup_system.sh build
@@ -38,13 +38,17 @@ run: setup
 test: setup-test
 	@$(VENV)/bin/pytest
 
-bench: bench-expand bench-spool
+bench: bench-expand bench-spool bench-receive
 
 bench-expand: setup
 	@$(PY) tools/bench_expand.py
 
 bench-spool: setup
 	@$(PY) tools/bench_spool.py
+
+# eximpy's daemon next to real Exim's, both queue_only, on loopback (root).
+bench-receive: setup-test
+	@$(PY) tools/bench_receive.py
 
 clean:
 	rm -rf $(VENV) var tests/_work .pytest_cache
