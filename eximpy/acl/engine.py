@@ -118,12 +118,14 @@ class Call:
         self.lists = ListMatcher(self.ctx, self.trace if engine.trace
                                  else None)
         self.addr: Address | None = None
+        self._expanding: list | None = None
+        self.indent_extra = 0
 
     # -- tracing ---------------------------------------------------------
     def trace(self, text: str) -> None:
         t = self.engine.trace
         if t is not None:
-            t(_indent(self.level) + text)
+            t(_indent(self.level + self.indent_extra) + text)
 
     def trace_raw(self, text: str) -> None:
         t = self.engine.trace
@@ -142,17 +144,58 @@ class Call:
 
     def expand(self, text: str) -> str:
         from eximpy.expand import expand_string
-        return expand_string(text, self.ctx)
+        saved = self._expanding
+        self._expanding = [text, 0]
+        try:
+            return expand_string(text, self.ctx)
+        finally:
+            self._expanding = saved
+
+    def _acl_item_depth(self) -> int:
+        """How deep the n-th ${acl}/acl{} of the text being expanded sits
+        in ${...} nesting (Exim indents its debug output by it)."""
+        st = self._expanding
+        if st is None:
+            return 1
+        text, n = st
+        st[1] = n + 1
+        import re
+        hits = [m.start() for m in re.finditer(r"\$\{acl\{|\bacl\{\{", text)]
+        if n >= len(hits):
+            return 1
+        pos = hits[n]
+        stack: list[bool] = []          # True for "${", False for "{"
+        i = 0
+        while i < pos:
+            if text.startswith("\\", i):
+                i += 2
+                continue
+            if text.startswith("${", i):
+                stack.append(True)
+                i += 2
+                continue
+            if text[i] == "{":
+                stack.append(False)
+            elif text[i] == "}" and stack:
+                stack.pop()
+            i += 1
+        depth = sum(stack)
+        if text.startswith("${acl{", pos):
+            depth += 1
+        return max(depth, 1)
 
     def _expand_acl(self, name: str, args: list[str]) -> tuple[str, str | None]:
         """${acl{name}{args}} and the acl expansion condition."""
         msgs = Msgs()
         saved = self._set_args(args)
+        extra = self._acl_item_depth()
         self.level += 1
+        self.indent_extra += extra
         try:
             rc = self.engine._internal(self, name, msgs, expanded=True)
         finally:
             self.level -= 1
+            self.indent_extra -= extra
             self._restore_args(saved)
         return rc, msgs.user
 

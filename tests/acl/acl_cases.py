@@ -339,3 +339,7 @@ NEEDS_SESSION_2 = {
                       "$sender_host_address\n  accept\n", "", D),
     "etrn_acl": ("", "acl_smtp_etrn = accept hosts = 10.0.0.0/8\n", D_EXPN),
 }
+case("acl_expansion_items",
+     "r:\n  warn set acl_m_x = ${acl{sub}{a}}\n  warn set acl_m_y = ${if eq{${acl{sub}}}{x}{1}{0}}\n"
+     "  warn set acl_m_z = ${if acl{{sub}{q}}{yes}{no}}\n  warn set acl_m_v = ${if eq{1}{1}{a}} ${acl{sub}}\n"
+     "  warn acl = sub2\n  accept\nsub:\n  accept message = x\nsub2:\n  warn set acl_m_w = ${acl{sub}}\n  accept\n")
