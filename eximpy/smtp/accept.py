@@ -160,6 +160,7 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.interface_port = msg.interface_port
     sm.ident = msg.ident
     sm.received_protocol = msg.received_protocol
+    sm.active_hostname = msg.active_hostname
     if msg.tls is not None:
         sm.tls_cipher = msg.tls.cipher
         sm.tls_ver = msg.tls.ver

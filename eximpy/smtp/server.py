@@ -142,6 +142,7 @@ class ReceivedMessage:
     authenticated_sender: str | None = None
     allow_unqualified_sender: bool = False
     allow_unqualified_recipient: bool = False
+    active_hostname: str | None = None
 
 
 class MessageSink(Protocol):
@@ -355,12 +356,23 @@ class Session:
     def start(self, early: bytes = b"") -> bytes:
         """Run the connect ACL and produce the banner.
 
+        smtp_active_hostname is expanded here (it may depend on the
+        interface); it names this host in the banner, EHLO and 221.
+
         ``early`` is input that arrived before the banner was sent; on a
         real socket with smtp_enforce_sync that is an early talker and the
         connection is refused, as Exim does.
         """
         if early:
             self._in += early
+        if self.opt.smtp_active_hostname:
+            try:
+                name = self._expand(str(self.opt.smtp_active_hostname))
+                if name:
+                    self.active_hostname = str(name)
+            except Exception as exc:
+                self._log_panic("failed to expand \"smtp_active_hostname\": "
+                                f"{exc}")
         if not self.is_socket and not self.host_checking and \
                 self._logging("smtp_connection", False):
             # -bs/inetd; for sockets the listener logs the connection.
@@ -2036,7 +2048,9 @@ class Session:
             auth_pubname=self.auth_pubname,
             authenticated_sender=self.authenticated_sender,
             allow_unqualified_sender=self.allow_unqualified_sender,
-            allow_unqualified_recipient=self.allow_unqualified_recipient)
+            allow_unqualified_recipient=self.allow_unqualified_recipient,
+            active_hostname=(self.active_hostname if self.active_hostname !=
+                             self.opt.primary_hostname else None))
 
     def _store(self, msg: ReceivedMessage, res: Any, chunking: bool,
                user_msg: str | None) -> None:

@@ -235,6 +235,10 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                          + RCPT_OK, d(E, H, Q), []),
     "acl_quit_message": ("acl_smtp_quit = accept message = see you\n"
                          + RCPT_OK, d(E, Q), []),
+    "active_hostname": ("smtp_active_hostname = mx-${if eq{$interface_address}"
+                        "{10.0.0.1}{a}{b}}.example\n" + RCPT_OK,
+                        d(ENV, DATA, MSG, Q),
+                        ["-bs", "-oMa", "192.0.2.1", "-oMi", "10.0.0.1"]),
     "banner_multiline": ("smtp_banner = first line\\nsecond ${primary_hostname}"
                          "\n" + RCPT_OK, d(Q), []),
     # --- message content: dot-stuffing, line endings, smuggling --------
