@@ -537,12 +537,117 @@ class _Delivery:
                 target = addr
                 target.local_part = addr.parent.local_part
                 target.domain = addr.parent.domain
+            uid, gid = _delivery_ugid(addr, tp)
+            if os.getuid() == 0 and uid and gid and getattr(tp.info, "local", True):
+                return _run_as_child(lambda: driver.deliver(target, tctx),
+                                     target, uid, gid)
             return driver.deliver(target, tctx)
         except NotImplementedError as e:
             return TransportResult(R.DEFER, str(e))
         finally:
             rctx.variables = saved
             rctx.home = None
+
+
+def _delivery_ugid(addr: Address, tp: Any) -> tuple[int | None, int | None]:
+    """The uid/gid a local delivery runs as: the transport's user/group,
+    else the router's (or check_local_user's)."""
+    import pwd
+    uid, gid = addr.uid, addr.gid
+    u = tp.get("user")
+    if isinstance(u, int):
+        uid = u
+        try:
+            gid = pwd.getpwuid(u).pw_gid
+        except KeyError:
+            pass
+    g = tp.get("group")
+    if isinstance(g, int):
+        gid = g
+    return uid, gid
+
+
+_CHILD_ATTRS = ("delivered_path",)
+
+
+_WARM_MODULES = (
+    "base64", "binascii", "calendar", "codecs", "copy", "csv", "ctypes",
+    "datetime", "email.charset", "email.header", "email.message",
+    "email.parser", "email.utils", "encodings.ascii", "encodings.idna",
+    "encodings.latin_1", "encodings.punycode", "encodings.utf_8", "errno",
+    "fcntl", "grp", "hashlib", "hmac", "ipaddress", "json", "lmdb", "locale",
+    "pickle", "pwd", "quopri", "random", "secrets", "select", "shlex",
+    "signal", "socket", "sqlite3", "stat", "string", "struct", "subprocess",
+    "syslog", "textwrap", "unicodedata", "uuid", "zlib", "dns.resolver",
+    "eximpy.expand", "eximpy.expand.conditions", "eximpy.expand.evaluate",
+    "eximpy.expand.items", "eximpy.expand.operators", "eximpy.expand.parser",
+    "eximpy.expand.regex", "eximpy.expand.rfc822", "eximpy.expand.variables",
+    "eximpy.lookups", "eximpy.lookups.cache", "eximpy.match",
+    "eximpy.receive", "eximpy.rewrite", "eximpy.privilege",
+    "eximpy.transports._command", "eximpy.transports._write",
+    "eximpy.deliver.bounce", "eximpy.spool.msglog",
+)
+
+
+def _warm_imports() -> None:
+    """Import, before forking, what a delivery child may import lazily: after
+    it has become the mailbox owner it may no longer be able to read the
+    interpreter's library directories (DESIGN: children are forked from an
+    already warm parent)."""
+    import importlib
+    for name in _WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - optional modules
+            pass
+
+
+def _run_as_child(fn: Any, addr: Address, uid: int, gid: int) -> Any:
+    """Run one local delivery in a forked child that has become uid/gid
+    (eximpy.privilege.run_as), as Exim runs local transports; the
+    TransportResult (and the address fields the transport set) come back
+    through a pipe."""
+    import pickle
+    from eximpy.transports._write import TransportResult
+    _warm_imports()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            from eximpy import privilege
+            privilege.run_as(uid, gid)
+            res = fn()
+            extra = {k: getattr(addr, k) for k in _CHILD_ATTRS if hasattr(addr, k)}
+            data = pickle.dumps((res, extra))
+        except BaseException as e:  # noqa: BLE001 - report, never return
+            data = pickle.dumps((TransportResult(
+                R.DEFER, f"local delivery process failed: {e}"), {}))
+            code = 1
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(w, view)
+                view = view[n:]
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while True:
+            b = f.read(65536)
+            if not b:
+                break
+            chunks.append(b)
+    os.waitpid(pid, 0)
+    try:
+        res, extra = pickle.loads(b"".join(chunks))
+    except Exception:  # noqa: BLE001 - a child that died without a word
+        return TransportResult(R.DEFER, "local delivery process failed")
+    for k, v in extra.items():
+        setattr(addr, k, v)
+    return res
 
 
 def deliver_message(config: Any, message_id: str, forced: bool = False) -> DeliveryOutcome:

@@ -303,6 +303,16 @@ def _mbox(inst: Any, addr: Any, path: str, data: bytes,
                 return TransportResult(R.DEFER, f"failed to create directory {d}: "
                                        f"{os.strerror(e.errno or 0)}", e.errno or 0)
     exists = os.path.lexists(path)
+    if exists and _popt(inst, "check_owner") and uid is not None:
+        # Exim looks at the file (lstat) before opening it.
+        try:
+            lst = os.lstat(path)
+            if lst.st_uid != uid:
+                return TransportResult(
+                    R.DEFER, f"mailbox {path} has wrong uid "
+                    f"({lst.st_uid} != {uid})", -6)
+        except OSError:
+            pass
     if not exists and _popt(inst, "file_must_exist"):
         return TransportResult(R.DEFER, f"file {path} does not exist",
                                _errno.ENOENT)
