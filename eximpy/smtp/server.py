@@ -2092,7 +2092,25 @@ class Session:
         r = self._acl("vrfy", self.opt.acl["vrfy"], address)
         if r.rc != OK:
             return self._handle_acl_fail("vrfy", r)
-        self._printf(f"252 <{address}> cannot be verified yet")
+        try:
+            from eximpy.routing import verify
+            res = verify(self.config, address, is_recipient=True,
+                         sender_address=self.sender or "",
+                         variables=self._variables())
+            status, umsg = res.status, res.user_message
+        except Exception as exc:               # routing trouble: temporary
+            self._log_panic(f"VRFY of {address}: {exc}")
+            status, umsg = DEFER, None
+        if status == OK:
+            self._printf(f"250 <{address}> is deliverable")
+        elif status == DEFER:
+            self._printf(f"451 <{address}> {umsg}" if umsg else
+                         f"451 Cannot resolve <{address}> at this time")
+        else:
+            self._printf(f"550 <{address}> {umsg}" if umsg else
+                         f"550 <{address}> is not deliverable")
+            self._log_main(f"VRFY failed for {printable(self._cmd_arg)} "
+                           f"{self._host_and_ident(True)}".rstrip())
         return 0
 
     def _etrn(self, data: str) -> int:

@@ -31,7 +31,11 @@ def write_conf(d: Path, extra: str = "") -> Path:
     if "begin authenticators" in extra:
         extra, auths = extra.split("begin authenticators", 1)
         auths = "begin authenticators" + auths
-    conf.write_text(BASE_CONF.format(dir=d, extra=extra) + auths)
+    text = BASE_CONF.format(dir=d, extra=extra)
+    if "begin routers" in extra:
+        # the extra text brings its own routers/transports sections
+        text = text.replace("begin routers\nbegin transports\n", "")
+    conf.write_text(text + auths)
     return conf
 
 

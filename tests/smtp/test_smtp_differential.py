@@ -219,6 +219,14 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                          "  accept\n",
                          d(E, MF, b"RCPT TO:<junk@d.example>\r\n", DATA, MSG,
                            Q), []),
+    "vrfy_routing": ("acl_smtp_vrfy = accept\n" + RCPT_OK + "\n" + LOOSE +
+                     "\nbegin routers\nlocal:\n  driver = accept\n"
+                     "  domains = d.example\n  transport = t\n"
+                     "begin transports\nt:\n  driver = appendfile\n"
+                     "  file = /dev/null\n",
+                     d(E, b"VRFY c@d.example\r\nVRFY x@other.example\r\n"
+                       b"VRFY <y@d.example>\r\nVRFY bob\r\nVRFY a b\r\n",
+                       Q), []),
     "deny_with_message": ("acl_smtp_rcpt = acl_rcpt\nbegin acl\nacl_rcpt:\n"
                           "  deny message = 550 5.7.1 go away\\n second line"
                           "\n",
