@@ -1,13 +1,19 @@
 """The inbound SMTP session: a sans-IO state machine that behaves as Exim 4.96.
 
 SUMMARY
-    Session(config, acl, *, host_address=None, ...)   one SMTP connection
-    s.start() -> bytes          banner (after the connect ACL)
+    Session(config, acl, *, sink, host_address=None, ...)  one connection
+    s.start(early=b"") -> bytes banner (after the connect ACL); ``early``
+                                is input that came before it (early talker)
     s.feed(data) -> bytes       bytes from the client -> bytes to send
     s.eof() -> bytes            the client closed its side
+    s.timeout() -> bytes        smtp_receive_timeout passed
+    s.tls_requested             after "220 TLS go ahead": the driver does the
+                                handshake, then s.tls_started(TlsInfo) or
+                                s.tls_failed(reason)
     s.closed                    the session is over (close the connection)
     SessionOptions              the main options the session uses, read once
-    MessageSink (protocol)      .store(ReceivedMessage) -> id  (the spooler)
+    MessageSink (protocol)      .store(ReceivedMessage) -> (code, text, id)
+                                [.blackhole(msg, reason) for discarded ones]
 
 DESCRIPTION
     Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY EXPN HELP
@@ -17,7 +23,12 @@ DESCRIPTION
     (smtp_accept_max_nonmail), the synchronisation check for early talkers
     (smtp_enforce_sync; only on a real socket, as in Exim), the ESMTP
     keywords per the *_advertise_hosts options, SIZE checked at MAIL and
-    during DATA, and the hook points for ACLs (eximpy.acl.runner).
+    during DATA, and the hook points for ACLs (eximpy.acl.runner: connect
+    helo mail mailauth rcpt predata data quit notquit vrfy expn etrn
+    starttls auth).  AUTH runs the exchanges of eximpy.smtp.auth; VRFY
+    routes in verify mode (eximpy.routing.verify) when its ACL accepts.
+    The message data is read by eximpy.smtp.dataread with Exim 4.96's
+    line-ending rules.  Log lines follow Exim's texts and log_selector.
 
     The session never touches a socket or a file itself: bytes go in and
     out through feed()/start()/eof(); the accepted message goes to the
@@ -29,7 +40,16 @@ DESCRIPTION
     must be plain decimal numbers that fit; a refused BDAT's chunk is
     discarded, never read as commands; an oversized chunk is consumed
     whole; each message's spool flags are its own; client bytes echoed in
-    replies are escaped.
+    replies are escaped; after the size limit the data reader keeps its
+    line state (no early "." end); QUIT or EOF in the middle of a BDAT
+    transaction abandons the message (Exim 4.96 spools it); "BDAT 0" that
+    is not LAST is answered (Exim 4.96 crashes); under SMTPUTF8, invalid
+    or overlong UTF-8 in addresses is refused.
+
+    Not yet: EXPN output (the ACL runs; an accepted EXPN answers 550),
+    PRDR, acl_smtp_mime, DKIM verification, host_lookup (reverse DNS for
+    $sender_host_name), helo_verify_hosts, smtp_ratelimit_*, ETRN running
+    a queue run (it is logged and answered only).
 
 SECURITY
     All input is client data.  Replies that echo it go through
