@@ -136,6 +136,13 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "mail_without_helo": (RCPT_OK, d(MF, E, MF, MF, RT, DATA, MSG, Q), []),
     "badarg": (RCPT_OK + "\n" + LOOSE, d(E, b"RSET x\r\nQUIT x\r\nDATA x\r\n"
                                          b"STARTTLS x\r\n", Q), []),
+    "command_syntax_variants": (RCPT_OK + "\n" + LOOSE,
+                                d(b"EHLO\tx\r\nehlo   x.y  \r\n",
+                                  b"MAIL  FROM:<a@b>\r\nmail from:<a@b>\r\n",
+                                  b"RCPT TO:  <c@d>  \r\nrcpt to:<e@f>\n",
+                                  b"RSET \r\nNOOP\t\r\nHELP\tx\r\n",
+                                  b"MAILFROM:<x@y>\r\nDATAX\r\nQUITTING\r\n",
+                                  b"  NOOP\r\n\r\n \r\n", b"QUIT \r\n"), []),
     "nul_in_command": (RCPT_OK + "\n" + LOOSE,
                        d(E, b"NOOP\0x\r\nMAIL FROM:<a\0@b>\r\n", Q), []),
     "data_no_rcpt_pipelined": (
