@@ -539,14 +539,46 @@ class _Delivery:
                 target.domain = addr.parent.domain
             uid, gid = _delivery_ugid(addr, tp)
             if os.getuid() == 0 and uid and gid and getattr(tp.info, "local", True):
-                return _run_as_child(lambda: driver.deliver(target, tctx),
-                                     target, uid, gid)
+                if tp.driver == "appendfile":
+                    # appendfile runs no outside code: switch only the
+                    # effective ids around it (cheap, no fork).
+                    with _effective_ids(uid, gid):
+                        return driver.deliver(target, tctx)
+                if tp.driver != "pipe":     # pipe switches ids in its child
+                    return _run_as_child(lambda: driver.deliver(target, tctx),
+                                         target, uid, gid)
             return driver.deliver(target, tctx)
         except NotImplementedError as e:
             return TransportResult(R.DEFER, str(e))
         finally:
             rctx.variables = saved
             rctx.home = None
+
+
+class _effective_ids:
+    """Context manager: effective uid/gid (and groups) of a delivery user
+    while a root process writes a mailbox, restored afterwards.  Each
+    switch is verified; a failure to switch back is fatal (PanicError)."""
+
+    def __init__(self, uid: int, gid: int) -> None:
+        self.uid, self.gid = uid, gid
+
+    def __enter__(self) -> None:
+        self.groups = os.getgroups()
+        self.egid = os.getegid()
+        os.setgroups([self.gid])
+        os.setresgid(-1, self.gid, -1)
+        os.setresuid(-1, self.uid, -1)
+        if os.geteuid() != self.uid or os.getegid() != self.gid:
+            raise PermissionError("could not switch to the delivery user")
+
+    def __exit__(self, *exc: Any) -> None:
+        os.setresuid(-1, 0, -1)
+        os.setresgid(-1, self.egid, -1)
+        os.setgroups(self.groups)
+        if os.geteuid() != 0:
+            from eximpy.errors import PanicError
+            raise PanicError("could not switch back from the delivery user")
 
 
 def _delivery_ugid(addr: Address, tp: Any) -> tuple[int | None, int | None]:
@@ -595,11 +627,15 @@ def _warm_imports() -> None:
     interpreter's library directories (DESIGN: children are forked from an
     already warm parent)."""
     import importlib
+    import sys
+    if "eximpy.deliver._warmed" in sys.modules:
+        return
     for name in _WARM_MODULES:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - optional modules
             pass
+    sys.modules["eximpy.deliver._warmed"] = sys.modules[__name__]
 
 
 def _run_as_child(fn: Any, addr: Address, uid: int, gid: int) -> Any:
