@@ -385,6 +385,13 @@ def _maildir(inst: Any, addr: Any, tctx: Any, path: str, data: bytes,
     path = path.rstrip("/")
     mode = _popt(inst, "directory_mode") or 0o700
     if _popt(inst, "maildir_format"):
+        if not _popt(inst, "create_directory"):
+            try:
+                os.stat(path)
+            except OSError as e:
+                err = os.strerror(e.errno or 0)
+                return TransportResult(R.DEFER, f"{err}: stat() error for "
+                                       f"{path}: {err}", e.errno or 0)
         for sub in ("tmp", "new", "cur"):
             d = f"{path}/{sub}"
             if not os.path.isdir(d):
