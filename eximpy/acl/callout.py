@@ -80,6 +80,9 @@ class SmtpCallout:
 
     def __init__(self, timeout_default: float = 30.0) -> None:
         self.timeout_default = timeout_default
+        # "Called/Sent/Response" of the last refused callout (Exim puts it
+        # in the sender verify failure reply).
+        self.last_detail: str | None = None
 
     # -- cache ----------------------------------------------------------
     def _db(self, call: Any) -> Any:
@@ -153,6 +156,7 @@ class SmtpCallout:
         except (TypeError, ValueError):
             tport = 25
         what = "recipient" if is_recipient else "sender"
+        self.last_detail = None
         last_err = "no hosts"
         for h in getattr(addr, "host_list", None) or []:
             ip = getattr(h, "address", None)
@@ -205,6 +209,8 @@ class SmtpCallout:
             err = (f"{hostdesc} : SMTP error from remote mail server after "
                    f"{cmd}: {text}")
             if code // 100 == 5:
+                self.last_detail = (f"Called:   {ip}\nSent:     {cmd}\n"
+                                    f"Response: {text}")
                 if db is not None:
                     db.put(key.encode("utf-8", "surrogateescape"),
                            _REC.pack(now, 2))

@@ -359,6 +359,11 @@ class AclEngine:
                            main=True, panic=True)
             msgs.log = msgs.user = None
             rc = ERROR
+        if rc in (FAIL, DEFER, FAIL_DROP) and \
+                result.__dict__.get("sender_verify_failed") is not None:
+            self.msg["sverify_told"] = True     # Exim tells once a message
+        else:
+            result.__dict__["sender_verify_failed"] = None
         result.rc = rc
         result.user_message = msgs.user
         result.log_message = msgs.log

@@ -36,11 +36,40 @@ SEE ALSO
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from eximpy.acl.runner import DEFER, ERROR, FAIL, OK
 
 _START = ">" * 35
+
+
+@dataclass
+class SenderVerifyFailure:
+    """A failed sender verification, for the session to report once per
+    message when it rejects (Exim's sender_verified_failed)."""
+
+    address: str
+    message: str | None          # for the log line
+    user_message: str | None     # extra reply lines
+    defer: bool
+
+
+def sender_verify_report(svf: SenderVerifyFailure, host_and_ident: str,
+                         rc: str, log_reject: bool = True
+                         ) -> tuple[str | None, str | None]:
+    """What Exim's smtp_handle_acl_fail() adds for a sender verify failure:
+    (log line for main+reject log or None, non-final reply text or None).
+    ``rc`` is the ACL's result (FAIL or DEFER)."""
+    log = None
+    if rc != FAIL or log_reject:
+        log = (f"{host_and_ident} sender verify "
+               f"{'defer' if svf.defer else 'fail'} for <{svf.address}>"
+               + (f": {svf.message}" if svf.message else ""))
+    reply = None
+    if rc == FAIL and svf.user_message:
+        reply = f"Verification failed for <{svf.address}>\n{svf.user_message}"
+    return log, reply
 _END = "----------- end verify ------------"
 
 
@@ -138,6 +167,9 @@ def _do_callout(call: Any, address: str, recipient: bool,
     if rc != OK:
         msgs.log = logm
         msgs.user = userm
+        detail = getattr(impl, "last_detail", None)
+        if not recipient and rc == FAIL and detail:
+            msgs.user = detail
     if rc == DEFER:
         msgs.basic_errno = ERRNO_CALLOUTDEFER
     return rc
@@ -267,9 +299,9 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
                                                 via_callout)
         if rc == OK:
             return OK
-        svf = call.result.__dict__
         if not call.engine.msg.get("sverify_told"):
-            svf["sender_verify_failed"] = (sender, m, um, rc)
+            call.result.__dict__["sender_verify_failed"] = \
+                SenderVerifyFailure(sender, m, um, rc == DEFER)
         cached = call.engine.msg["sender_verify"]
         if rc == FAIL:
             msgs.user = msgs.log = "Sender verify failed"

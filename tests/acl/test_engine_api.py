@@ -139,3 +139,19 @@ def test_ratelimit_record_format(tmp_path):
     assert [k for k, _ in items] == [b"1h/per_mail/k"]
     ts, us, rate = struct.unpack("<qid", items[0][1][:20])
     assert (ts, us, rate) == (1000, 500000, 1.0)
+
+
+def test_sender_verify_report_texts():
+    from eximpy.acl.verify import SenderVerifyFailure, sender_verify_report
+    svf = SenderVerifyFailure("a@bad.org", "Unrouteable address",
+                              "Unrouteable address", False)
+    # Exim: "sender verify fail for <a@bad.org>: Unrouteable address" and
+    # 550-Verification failed for <a@bad.org> / 550-Unrouteable address
+    assert sender_verify_report(svf, "H=(x) [1.2.3.4]", FAIL) == (
+        "H=(x) [1.2.3.4] sender verify fail for <a@bad.org>: "
+        "Unrouteable address",
+        "Verification failed for <a@bad.org>\nUnrouteable address")
+    d = SenderVerifyFailure("t@ex.org", "Could not complete", None, True)
+    assert sender_verify_report(d, "H=[1.2.3.4]", DEFER) == (
+        "H=[1.2.3.4] sender verify defer for <t@ex.org>: Could not complete",
+        None)
