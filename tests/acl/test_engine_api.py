@@ -155,3 +155,42 @@ def test_sender_verify_report_texts():
     assert sender_verify_report(d, "H=[1.2.3.4]", DEFER) == (
         "H=[1.2.3.4] sender verify defer for <t@ex.org>: Could not complete",
         None)
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def main(self, text, mid=None):
+        self.lines.append(("main", text))
+
+    def reject(self, text, mid=None, block=None):
+        self.lines.append(("reject", text))
+
+    def panic(self, text, mid=None):
+        self.lines.append(("panic", text))
+
+
+def test_logwrite_targets():
+    log = _Log()
+    acl = ("warn logwrite = :reject: r $local_part\n"
+           "warn logwrite = :panic: p\n"
+           "warn logwrite = plain\n"
+           "accept\n")
+    make_runner(_Conf({"r": acl}), log=log).check("rcpt", "r", _env())
+    assert log.lines == [("reject", "r info"), ("panic", "p"),
+                         ("main", "plain")]
+
+
+def test_udpsend_delivers_payload():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        port = s.getsockname()[1]
+        acl = f"accept udpsend = 127.0.0.1 : {port} : hello $local_part\n"
+        r = make_runner(_Conf({"r": acl})).check("rcpt", "r", _env())
+        assert r.rc == OK
+        # Exim sends the rest of the list as it is, leading space included
+        # (checked with exim -bh).
+        assert s.recv(100) == b" hello info"
