@@ -1,8 +1,10 @@
 """One SMTP connection over a socket: the blocking I/O around the session.
 
 SUMMARY
+    prepare(config) -> SessionOptions     warm-up in the parent before forking
     serve_socket(sock, config, *, peer, local, acl=None, sink=None,
-                 log=None, timeout=None) -> Session
+                 log=None, timeout=None, tls_context="auto",
+                 tls_on_connect=False, options=None) -> Session
     serve_stream(read_fd, write, session, timeout) -> None
     receive_timeout(config) -> float | None
 
@@ -32,6 +34,47 @@ import socket
 from typing import Any, Callable
 
 from eximpy.smtp.server import Session
+
+
+def prepare(config: Any) -> Any:
+    """Warm everything a session will need, in the parent, before forking
+    per connection (DESIGN.md section 2: no per-connection imports or
+    parsing).  Returns the SessionOptions to pass to each Session.
+
+    Imports the modules sessions load lazily (expansion, lookups, list
+    matching, spool, log, auth, TLS), parses the expansion strings used
+    for every message (banner, received_header_text) into the parse cache,
+    and reads the session options once.
+    """
+    import eximpy.acl.runner  # noqa: F401
+    import eximpy.expand  # noqa: F401
+    import eximpy.expand.evaluate  # noqa: F401
+    import eximpy.expand.parser as parser
+    import eximpy.log.format  # noqa: F401
+    import eximpy.log.writer  # noqa: F401
+    import eximpy.lookups  # noqa: F401
+    import eximpy.lookups.cache  # noqa: F401
+    import eximpy.match  # noqa: F401
+    import eximpy.message.ids  # noqa: F401
+    import eximpy.smtp.accept  # noqa: F401
+    import eximpy.smtp.auth  # noqa: F401
+    import eximpy.smtp.tls  # noqa: F401
+    import eximpy.spool.data_file  # noqa: F401
+    import eximpy.spool.header_file  # noqa: F401
+    from eximpy.smtp.server import SessionOptions
+    opts = SessionOptions(config)
+    for name in ("smtp_banner", "received_header_text", "message_size_limit",
+                 "smtp_active_hostname"):
+        try:
+            text = config.main.get(name)
+        except (KeyError, AttributeError):
+            text = None
+        if isinstance(text, str) and "$" in text:
+            try:
+                parser.parse_cached(text)
+            except Exception:
+                pass
+    return opts
 
 
 def receive_timeout(config: Any) -> float | None:
@@ -92,7 +135,8 @@ def serve_socket(sock: socket.socket, config: Any, *,
                  acl: Any = None, sink: Any = None, log: Any = None,
                  timeout: float | None = None,
                  tls_context: Any = "auto",
-                 tls_on_connect: bool = False) -> Session:
+                 tls_on_connect: bool = False,
+                 options: Any = None) -> Session:
     """Run one inbound SMTP session on a connected socket.
 
     ``tls_context`` is an ssl.SSLContext for STARTTLS, None for no TLS, or
@@ -105,7 +149,8 @@ def serve_socket(sock: socket.socket, config: Any, *,
         sink = SpoolSink(config, log)
     session = Session(config, acl, sink=sink, host_address=peer[0],
                       host_port=peer[1], interface_address=local[0],
-                      interface_port=local[1], is_socket=True, log=log)
+                      interface_port=local[1], is_socket=True, log=log,
+                      options=options)
     if timeout is None:
         timeout = receive_timeout(config)
     if tls_context == "auto":

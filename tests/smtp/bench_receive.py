@@ -39,6 +39,7 @@ EXIM = shutil.which("exim") or "/usr/sbin/exim"
 def _conf(d: Path) -> Path:
     from smtp.conftest import write_conf
     return write_conf(d, "acl_smtp_rcpt = accept\nsmtp_accept_max = 0\n"
+                      "smtp_accept_max_per_connection = 0\n"
                       "smtp_max_synprot_errors = 1000")
 
 
@@ -50,14 +51,29 @@ def _eximpy_server(conf: Path, lsock: socket.socket) -> None:
     import eximpy.expand  # noqa: F401
     cfg = load_config(str(conf))
     log = LogWriter.from_config(cfg)
+    # Build the TLS context once, before forking (as the receiver role
+    # should), so that no connection pays for a certificate.
+    from eximpy.smtp.tls import server_context
+    tls_ctx = server_context(cfg, lambda t: t)
+    from eximpy.smtp.connection import prepare
+    opts = prepare(cfg)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     gc.freeze()
     while True:
         conn, peer = lsock.accept()
         if os.fork() == 0:
             lsock.close()
+            prof = os.environ.get("BENCH_PROFILE")
+            if prof:
+                import cProfile
+                pr = cProfile.Profile()
+                pr.enable()
             serve_socket(conn, cfg, peer=peer[:2],
-                         local=conn.getsockname()[:2], log=log)
+                         local=conn.getsockname()[:2], log=log,
+                         tls_context=tls_ctx, options=opts)
+            if prof:
+                pr.disable()
+                pr.dump_stats(f"{prof}.{os.getpid()}")
             conn.close()
             os._exit(0)
         conn.close()

@@ -24,6 +24,8 @@ from smtp.conftest import write_conf
 def _serve(cfg, lsock: socket.socket, tls_on_connect: bool = False) -> None:
     from eximpy.log.writer import LogWriter
     from eximpy.smtp.connection import serve_socket
+    from eximpy.smtp.connection import prepare
+    opts = prepare(cfg)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
         conn, peer = lsock.accept()
@@ -33,7 +35,7 @@ def _serve(cfg, lsock: socket.socket, tls_on_connect: bool = False) -> None:
                 serve_socket(conn, cfg, peer=peer[:2],
                              local=conn.getsockname()[:2],
                              log=LogWriter.from_config(cfg),
-                             tls_on_connect=tls_on_connect)
+                             tls_on_connect=tls_on_connect, options=opts)
             finally:
                 conn.close()
                 os._exit(0)
