@@ -501,10 +501,8 @@ def _udpsend(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
     if not port:
         msgs.log = 'missing destination port in "udpsend" modifier'
         return ERROR
+    # Exim sends whatever follows the port, possibly nothing.
     payload = arg[i:]
-    if i >= len(arg) and not payload:
-        msgs.log = 'missing datagram payload in "udpsend" modifier'
-        return ERROR
     if not port.isdigit():
         msgs.log = 'bad destination port in "udpsend" modifier'
         return ERROR

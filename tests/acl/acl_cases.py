@@ -343,3 +343,6 @@ case("acl_expansion_items",
      "r:\n  warn set acl_m_x = ${acl{sub}{a}}\n  warn set acl_m_y = ${if eq{${acl{sub}}}{x}{1}{0}}\n"
      "  warn set acl_m_z = ${if acl{{sub}{q}}{yes}{no}}\n  warn set acl_m_v = ${if eq{1}{1}{a}} ${acl{sub}}\n"
      "  warn acl = sub2\n  accept\nsub:\n  accept message = x\nsub2:\n  warn set acl_m_w = ${acl{sub}}\n  accept\n")
+case("udpsend_ok", "r:\n  warn udpsend = 127.0.0.1 : 5997 : hello $local_part\n  accept\n")
+case("udpsend_bad_port", "r:\n  accept udpsend = 127.0.0.1 : 59x : x\n")
+case("udpsend_no_payload", "r:\n  accept udpsend = 127.0.0.1 : 5997\n")
