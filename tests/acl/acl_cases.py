@@ -280,6 +280,7 @@ SESSION_GAPS = {
     # discard.
     "control_ok": "controls not acted on",
     "control_fakereject": "controls not acted on",
+    "control_no_pipelining": "controls not acted on",
     "discard_mail": "blackhole log lines",
     # An ERROR without a log message: Exim logs the rejection with no
     # reason; the session adds "internal configuration error".
@@ -346,3 +347,5 @@ case("acl_expansion_items",
 case("udpsend_ok", "r:\n  warn udpsend = 127.0.0.1 : 5997 : hello $local_part\n  accept\n")
 case("udpsend_bad_port", "r:\n  accept udpsend = 127.0.0.1 : 59x : x\n")
 case("udpsend_no_payload", "r:\n  accept udpsend = 127.0.0.1 : 5997\n")
+case("control_no_pipelining", "c:\n  accept control = no_pipelining\nr:\n  accept\n")
+case("control_enforce_sync_helo", "h:\n  accept control = no_enforce_sync\nr:\n  accept\n")
