@@ -183,6 +183,16 @@ class _Delivery:
         from eximpy.spool import header_file, journal
         from eximpy.transports._write import TransportContext
         if msg.frozen and not self.forced:
+            # timeout_frozen_after: a frozen bounce (sender <>) older than
+            # this is thrown away (other frozen messages stay frozen here).
+            limit = self.config.main.get("timeout_frozen_after")
+            if limit and not msg.sender and \
+                    time.time() - msg.received_time >= limit:
+                from eximpy.spool import header_file
+                self.main("cancelled by timeout_frozen_after")
+                header_file.remove_files(self.layout, self.mid)
+                self.main(F.completed(self.sel, time.time() - msg.received_time))
+                self.outcome.completed = True
             return
         rctx = R.RoutingContext(
             self.config, R.V_NONE, sender_address=msg.sender,
@@ -309,13 +319,15 @@ class _Delivery:
             # A failed bounce (sender <>): Exim freezes it rather than
             # bouncing the bounce, unless ignore_bounce_errors_after has
             # passed, when the failure is just discarded.
+            # Retry timeouts of a bounce are dropped at once.
             limit = self.config.main.get("ignore_bounce_errors_after")
             age = time.time() - msg.received_time
-            if (limit is not None and age > limit) or \
-                    not getattr(msg, "local_error_message", False):
-                for a in to_bounce:
+            for a in list(to_bounce):
+                if (limit is not None and age > limit) or \
+                        a.message == "retry timeout exceeded":
                     self.main(f"{a.address}: error ignored")
-            else:
+                    to_bounce.remove(a)
+            if to_bounce:
                 freeze_reason = "delivery error message"
                 for a in to_bounce:
                     failed.remove(a)
