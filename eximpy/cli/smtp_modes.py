@@ -152,8 +152,38 @@ def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
     return _run(session, stdin, stdout, config)
 
 
+class HostCheckLog:
+    """-bh: log lines are not written to the log files; Exim shows them on
+    stderr as "LOG: <text>" (the >>> ACL trace is the ACL engine's)."""
+
+    def __init__(self, config: Any, stderr: Any) -> None:
+        self.stderr = stderr
+        try:
+            from eximpy.log.format import LogSelector
+            self.selector = LogSelector.parse(config.main.get("log_selector"))
+        except Exception:
+            self.selector = set()
+        self.write_rejectlog = False
+
+    def _w(self, text: str, mid: str | None = None) -> bool:
+        self.stderr.write(f"LOG: {mid + ' ' if mid else ''}{text}\n")
+        self.stderr.flush()
+        return True
+
+    def main(self, text: str, mid: str | None = None) -> bool:
+        return self._w(text, mid)
+
+    def reject(self, text: str, mid: str | None = None,
+               block: str | None = None) -> bool:
+        return self._w(text, mid)
+
+    def panic(self, text: str, mid: str | None = None,
+              also_main: bool = True) -> bool:
+        return self._w(text, mid)
+
+
 def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
-           stdout: Any = sys.stdout) -> int:
+           stdout: Any = sys.stdout, stderr: Any = None) -> int:
     """-bh IP: a test session as if from IP; nothing is spooled."""
     host = inv.mode_arg or ""
     port = 0
@@ -167,7 +197,8 @@ def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
               "**** This is not for real!\n\n".encode())
     out.flush()
     login, uid, gid = _caller()
-    session = Session(config, sink=TestSink(config), host_address=host,
+    log = HostCheckLog(config, stderr if stderr is not None else sys.stderr)
+    session = Session(config, sink=TestSink(config, log), host_address=host,
                       host_port=port, host_checking=True, trusted=True,
-                      login=login, uid=uid, gid=gid, log=None)
+                      login=login, uid=uid, gid=gid, log=log)
     return _run(session, stdin, stdout, config)

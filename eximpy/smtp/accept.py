@@ -361,19 +361,15 @@ class SpoolSink:
         self.log.main(line, sm.id)
 
 
-class TestSink:
-    """-bh: Exim makes an id but writes nothing ("not a real message id")."""
-
-    def __init__(self, config: Any) -> None:
-        try:
-            self.localhost_number = config.main.get("localhost_number")
-        except (KeyError, AttributeError):
-            self.localhost_number = None
+class TestSink(SpoolSink):
+    """-bh: Exim makes an id and logs the "<=" line (to stderr in -bh),
+    but writes no spool files ("that is not a real message id")."""
 
     def store(self, msg: ReceivedMessage) -> tuple[int, str, str | None]:
-        mid = new_message_id(self.localhost_number)
+        now = time.time() if self.now is None else self.now
+        mid = new_message_id(self.localhost_number, now=self.now)
+        if self.log is not None:
+            sm = build_spool_message(self.config, msg, mid, now)
+            sm.body_size = len(msg.body)
+            self._log_received(msg, sm, now)
         return 250, f"OK id={mid}", mid
-
-    def blackhole(self, msg: ReceivedMessage, reason: str
-                  ) -> tuple[int, str, str | None]:
-        return self.store(msg)

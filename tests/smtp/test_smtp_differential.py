@@ -698,16 +698,25 @@ def _clear(d: Path) -> None:
         (d / sub).mkdir()
 
 
-def run_eximpy(conf: Path, args: list[str], data: bytes) -> str:
+def run_eximpy(conf: Path, args: list[str], data: bytes,
+               err: io.StringIO | None = None) -> str:
     from eximpy.cli.options import parse_args
     from eximpy.cli.smtp_modes import run_bh, run_bs
     from eximpy.config import load_config
     cfg = load_config(str(conf))
     inv = parse_args(["exim", "-C", str(conf)] + args)
     out = io.BytesIO()
-    fn = run_bh if inv.mode == "bh" else run_bs
-    fn(cfg, inv, io.BytesIO(data), out)
+    if inv.mode == "bh":
+        run_bh(cfg, inv, io.BytesIO(data), out,
+               err if err is not None else io.StringIO())
+    else:
+        run_bs(cfg, inv, io.BytesIO(data), out)
     return out.getvalue().decode("utf-8", "surrogateescape")
+
+
+def log_lines(stderr: str) -> list[str]:
+    """-bh's "LOG:" lines (the >>> trace is compared by the ACL tests)."""
+    return [ln for ln in stderr.splitlines() if ln.startswith("LOG:")]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -738,7 +747,8 @@ def _dialogue(case: str, extra: str, data: bytes, args: list[str],
     exim_log = _golden_log(case, log_snapshot(smtpdir)
                            if exim_available() else None)
     _clear(smtpdir)
-    ours = run_eximpy(conf, args, data)
+    err = io.StringIO()
+    ours = run_eximpy(conf, args, data, err)
     our_spool = spool_snapshot(smtpdir / "spool")
     our_log = log_snapshot(smtpdir)
     if case in STRICTER:
@@ -749,6 +759,8 @@ def _dialogue(case: str, extra: str, data: bytes, args: list[str],
     assert ehlo_keywords(ours) == ehlo_keywords(exim.out)
     assert our_spool == exim_spool
     assert our_log == exim_log
+    if "-bh" in args:
+        assert log_lines(norm(err.getvalue())) == log_lines(exim.err)
 
 
 @pytest.mark.parametrize("case", ["basic_ehlo", "smuggle_lf_dot_lf",
