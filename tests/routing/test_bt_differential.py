@@ -309,3 +309,25 @@ def test_forward_file_checks():
     want = run_exim("owners-bt-2", args, work, work)
     got = run_eximpy(args, work, work)
     assert (got.rc, got.out, got.err) == (want.rc, want.out, want.err)
+
+
+def test_verify_api_agrees_with_bv(users):
+    """eximpy.routing.verify() (for ACL verify=recipient) gives the status and
+    message that real Exim's -bv prints for the same addresses."""
+    from eximpy.config import load_config
+    from eximpy.routing import verify
+    work, cfg = _setup("verify-api", "aliases.conf", {})
+    addrs = [a for a in ALIASES if "@" in a and not a.startswith('"')]
+    want = run_exim("verify-api", ["-C", str(cfg), "-bv"] + addrs, work, work)
+    config = load_config(str(cfg))
+    lines = want.out.splitlines()
+    assert len(lines) == len(addrs)
+    for a, line in zip(addrs, lines):
+        r = verify(config, a)
+        if line.endswith(" verified"):
+            assert r.status == "OK", (a, line)
+        elif " failed to verify: " in line:
+            assert r.status == "FAIL" and line.endswith(": " + (r.message or "")), (a, line)
+        else:
+            assert " cannot be resolved at this time: " in line
+            assert r.status == "DEFER" and line.endswith(": " + (r.message or "")), (a, line)
