@@ -317,7 +317,8 @@ def test_verify_api_agrees_with_bv(users):
     from eximpy.config import load_config
     from eximpy.routing import verify
     work, cfg = _setup("verify-api", "aliases.conf", {})
-    addrs = [a for a in ALIASES if "@" in a and not a.startswith('"')]
+    addrs = [a if "@" in a else a + "@example.org" for a in ALIASES
+             if not a.startswith('"')]
     want = run_exim("verify-api", ["-C", str(cfg), "-bv"] + addrs, work, work)
     config = load_config(str(cfg))
     lines = want.out.splitlines()
