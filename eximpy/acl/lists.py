@@ -35,6 +35,26 @@ from eximpy.expand.lists import iter_list
 OK, FAIL, DEFER, ERROR = "OK", "FAIL", "DEFER", "ERROR"
 
 
+_FILE_LOOKUPS = ("lsearch", "wildlsearch", "nwildlsearch", "iplsearch",
+                 "cdb", "dbm", "dbmnz", "dbmjz", "dsearch")
+
+
+def _tainted_lookup_file(item: str) -> str | None:
+    """The file name of a single-key lookup item ("partial-lsearch;/f")
+    when it came from tainted data, else None."""
+    from eximpy.expand.taint import is_tainted
+    semi = item.find(";")
+    if semi < 0 or not is_tainted(item):
+        return None
+    kind = item[:semi].strip()
+    if "-" in kind:
+        kind = kind.rsplit("-", 1)[1]
+    kind = kind.rstrip("*@")
+    if kind.split(",")[0] not in _FILE_LOOKUPS:
+        return None
+    return item[semi + 1:].strip()
+
+
 class ListMatcher:
     """Traced list matching bound to one expansion context."""
 
@@ -146,6 +166,14 @@ class ListMatcher:
                         return DEFER, None
                     yield_ = y
                 continue
+            bad = _tainted_lookup_file(ss)
+            if bad is not None:
+                # Exim 4.96 dies here (log_write LOG_PANIC_DIE); eximpy
+                # refuses the lookup and defers instead.
+                self._log_panic(f"Tainted filename for search: '{bad}'")
+                self.ctx.search_error_message = \
+                    f"Tainted filename for search: '{bad}'"
+                return DEFER, None
             rc = item(ss, flags)
             if rc == OK:
                 self._out(subject, label, text,

@@ -194,3 +194,13 @@ def test_udpsend_delivers_payload():
         # Exim sends the rest of the list as it is, leading space included
         # (checked with exim -bh).
         assert s.recv(100) == b" hello info"
+
+
+def test_tainted_lookup_file_in_list_refused():
+    # Exim 4.96: "Tainted filename for search: '/etc/info'" (and it dies);
+    # eximpy logs the same panic line and defers.
+    log = _Log()
+    r = make_runner(_Conf({"r": "accept local_parts = lsearch;/etc/$local_part\n"}),
+                    log=log).check("rcpt", "r", _env())
+    assert r.rc == DEFER
+    assert ("panic", "Tainted filename for search: '/etc/info'") in log.lines
