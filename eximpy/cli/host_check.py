@@ -2,6 +2,7 @@
 
 SUMMARY
     run_bh(config, inv, stdin, stdout, stderr=sys.stderr) -> int
+    checkaccess(argv, stdout) -> int         exim_checkaccess IP addr [opts]
     BhLog(stream)            log writer that prints "LOG: text" lines
 
 DESCRIPTION
@@ -90,13 +91,71 @@ def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
     return S._run(session, stdin, stdout, config)
 
 
+_IPV4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|\d{1,2})"
+
+
+def checkaccess(argv: list[str], stdout: Any = sys.stdout) -> int:
+    """exim_checkaccess IP address [exim options, -f sender]: run
+    HELO/MAIL/RCPT/QUIT through -bh and print "Accepted" or "Rejected:"
+    with the RCPT reply, as Exim's exim_checkaccess script does."""
+    import io
+    import ipaddress
+    import re
+    usage = "Usage: exim_checkaccess <IP address> <email address> [exim options]\n"
+    if len(argv) < 2:
+        stdout.write(usage)
+        return 1
+    host, recipient, opts = argv[0], argv[1], list(argv[2:])
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        stdout.write(f'** Invalid IP address "{host}"\n' + usage)
+        return 1
+    sender = ""
+    if "-f" in opts:
+        i = opts.index("-f")
+        if i + 1 < len(opts):
+            sender = opts[i + 1].strip('"')
+            del opts[i:i + 2]
+    from eximpy.cli.modes import _load
+    from eximpy.cli.options import parse_args
+    inv = parse_args(["exim", "-bh", host] + opts)
+    config = _load(inv)
+    dialogue = (f"HELO [{host}]\r\nMAIL FROM:<{sender}>\r\n"
+                f"RCPT TO:<{recipient}>\r\nQUIT\r\n")
+    out = io.BytesIO()
+    run_bh(config, inv, io.BytesIO(dialogue.encode()), out, io.StringIO())
+    count, reply = 0, ""
+    for line in out.getvalue().decode("utf-8", "surrogateescape").split("\n"):
+        line = line.rstrip("\r") + "\n"
+        if not re.match(r"^\d\d\d", line):
+            continue
+        reply += line
+        if re.match(r"^\d\d\d-", line):
+            continue
+        count += 1
+        if count != 4:
+            reply = ""
+            continue
+        if re.match(r"^2\d\d", reply):
+            stdout.write("Accepted\n")
+        else:
+            stdout.write("Rejected:\n")
+            stdout.write("  " + re.sub(r"\n(.)", r"\n  \1", reply))
+        break
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m eximpy.cli.host_check -C conf -bh IP``: the same command
     line as the main program, for tests until -bh is pointed here."""
     from eximpy.cli.modes import _load
     from eximpy.cli.options import parse_args
     from eximpy.errors import ConfigError
-    inv = parse_args(["exim"] + list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--checkaccess"]:
+        return checkaccess(args[1:])
+    inv = parse_args(["exim"] + args)
     try:
         config = _load(inv)
     except ConfigError as e:
