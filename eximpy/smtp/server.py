@@ -46,8 +46,7 @@ DESCRIPTION
     is not LAST is answered (Exim 4.96 crashes); under SMTPUTF8, invalid
     or overlong UTF-8 in addresses is refused.
 
-    Not yet: EXPN output (the ACL runs; an accepted EXPN answers 550),
-    PRDR, acl_smtp_mime, DKIM verification, host_lookup (reverse DNS for
+    Not yet: PRDR, acl_smtp_mime, DKIM verification, host_lookup (reverse DNS for
     $sender_host_name), helo_verify_hosts, smtp_ratelimit_*, ETRN running
     a queue run (it is logged and answered only).
 
@@ -1072,7 +1071,7 @@ class Session:
             if r.rc != OK:
                 done = self._handle_acl_fail("expn", r)
             else:
-                self._printf("550 EXPN is not supported yet")
+                self._expn(data)
         elif cmd == STARTTLS:
             self._had(STARTTLS)
             if not self.tls_advertised:
@@ -2132,6 +2131,39 @@ class Session:
             self._log_main(f"VRFY failed for {printable(self._cmd_arg)} "
                            f"{self._host_and_ident(True)}".rstrip())
         return 0
+
+    def _expn(self, data: str) -> None:
+        """EXPN: route the argument once in expn mode and list what it
+        expands to (Exim's verify_address with vopt_expn)."""
+        address = data if "@" in data else \
+            f"{data}@{self.opt.qualify_recipient}"
+        try:
+            from eximpy import routing as R
+            from eximpy.address import Address, split_address
+            rctx = R.RoutingContext(self.config, R.V_EXPN,
+                                    sender_address=self.sender or "",
+                                    variables=self._variables())
+            rctx.duplicates = set()           # type: ignore[attr-defined]
+            rctx.last_address = None          # type: ignore[attr-defined]
+            addr = Address(address)
+            split_address(addr)
+            rc = R.route_address(addr, rctx)
+        except Exception as exc:
+            self._log_panic(f"EXPN of {address}: {exc}")
+            self._printf(f"451 Cannot resolve <{address}> at this time")
+            return
+        if rc == R.FAIL:
+            self._printf(f"553 {address} is undeliverable")
+        elif rc in (R.DEFER, R.ERROR):
+            self._printf(f"451 Cannot resolve <{address}> at this time")
+        else:
+            kids = [a.address for a in rctx.addr_new]
+            if not kids:
+                self._printf(f"250 <{address}>")
+            else:
+                for i, k in enumerate(kids):
+                    sep = " " if i == len(kids) - 1 else "-"
+                    self._printf(f"250{sep}<{k}>")
 
     def _etrn(self, data: str) -> int:
         self._had(ETRN)

@@ -234,6 +234,16 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                      d(E, b"VRFY c@d.example\r\nVRFY x@other.example\r\n"
                        b"VRFY <y@d.example>\r\nVRFY bob\r\nVRFY a b\r\n",
                        Q), []),
+    "expn_routing": ("acl_smtp_expn = accept\n" + RCPT_OK + "\n" + LOOSE +
+                     "\nbegin routers\nalias:\n  driver = redirect\n"
+                     "  domains = d.example\n  local_parts = list\n"
+                     "  data = a@d.example, b@other.example, c@d.example\n"
+                     "local:\n  driver = accept\n"
+                     "  domains = d.example\n  transport = t\n"
+                     "begin transports\nt:\n  driver = appendfile\n"
+                     "  file = /dev/null\n",
+                     d(E, b"EXPN c@d.example\r\nEXPN list@d.example\r\n"
+                       b"EXPN x@other.example\r\nEXPN bob\r\n", Q), []),
     "deny_with_message": ("acl_smtp_rcpt = acl_rcpt\nbegin acl\nacl_rcpt:\n"
                           "  deny message = 550 5.7.1 go away\\n second line"
                           "\n",
