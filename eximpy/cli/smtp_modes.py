@@ -158,6 +158,7 @@ class HostCheckLog:
 
     def __init__(self, config: Any, stderr: Any) -> None:
         self.stderr = stderr
+        self.selector: Any
         try:
             from eximpy.log.format import LogSelector
             self.selector = LogSelector.parse(config.main.get("log_selector"))

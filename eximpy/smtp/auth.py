@@ -279,8 +279,10 @@ def dovecot_exchange(mech: AuthMech, initial: str,
         while True:
             parts = read()
             kind = parts[0]
-            params = dict(p.split("=", 1) if "=" in p else (p, "")
-                          for p in parts[2:])
+            params: dict[str, str] = {}
+            for p in parts[2:]:
+                k, _eq, v = p.partition("=")
+                params[k] = v
             if kind == "CONT":
                 data = parts[2] if len(parts) > 2 else ""
                 clear = b64decode(data) if data else b""
