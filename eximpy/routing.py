@@ -458,6 +458,9 @@ def check_router_conditions(r: RouterRuntime, addr: Address,
         rctx.home = pw.pw_dir
         rctx.local_user_uid = pw.pw_uid
         rctx.local_user_gid = pw.pw_gid
+        # Exim 4.96: the passwd entry's name is the de-tainted
+        # $local_part_data.
+        addr.prop.localpart_data = pw.pw_name
 
     rhd = r.opt("router_home_directory")
     if rhd:

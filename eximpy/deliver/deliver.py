@@ -513,6 +513,13 @@ class _Delivery:
         if driver is None or not hasattr(driver, "deliver"):
             return TransportResult(R.DEFER, f"{tp.name} transport is not implemented")
         rctx = tctx.rctx
+        # The delivery process works in the current (or home) directory;
+        # Exim defers when it cannot change to it.
+        wd = addr.current_dir or addr.home_dir
+        if wd and not os.path.isdir(wd):
+            import errno as E
+            return TransportResult(R.DEFER, f"{os.strerror(E.ENOENT)}: failed "
+                                   f"to chdir to {wd}", E.ENOENT)
         limit = tp.get("message_size_limit")
         if limit:
             try:
