@@ -200,17 +200,29 @@ class DataReader:
         text = bytearray()
         had_zero = 0
         prevlines = 0
+        eod_seen = False                  # BDAT: the LAST chunk has ended
         while True:
             ch = yield from self._getc()
-            if ch == -2:                      # BDAT ended inside the headers
-                if text:
-                    self._add_body_line(text + b"\n", had_zero)
+            eol = False
+            if ch == -2:
+                # End of the LAST chunk inside the headers: as Exim, it
+                # ends a partial line like a newline would; at the start of
+                # the message it counts as the empty line that ends the
+                # headers; right after a header line it just ends them.
                 self._back.append(-2)
-                return
+                if eod_seen:
+                    return
+                eod_seen = True
+                if not text:
+                    r.message_size += 1
+                    r.header_linecount += 1
+                    return
+                eol = True
             if ch == _NUL:
                 had_zero += 1
-            eol = False
-            if ch == _LF:
+            if eol:
+                pass
+            elif ch == _LF:
                 if r.first_line_crlf is None:
                     r.first_line_crlf = False
                 elif r.first_line_crlf:
@@ -265,7 +277,12 @@ class DataReader:
             if len(text) == 1:
                 return                        # blank line: headers end
             self._lookahead = True
-            nextch = yield from self._getc()
+            if eod_seen:
+                nextch = -2
+            else:
+                nextch = yield from self._getc()
+                if nextch == -2:
+                    eod_seen = True
             self._lookahead = False
             if nextch in (_SP, _TAB):
                 text.append(nextch)
@@ -289,7 +306,8 @@ class DataReader:
                     len(text) > self.header_line_maxsize:
                 r.long_header = bytes(text)
                 self._fail(END_HEADER_LINE)
-            if self.chunking and not r.first_line_crlf:
+            if self.chunking and r.first_line_crlf is False:
+                # (a first line ended by the chunk's end is not "bare LF")
                 self._fail(END_NOT_CRLF)
             text = bytearray()
             had_zero = 0
