@@ -22,7 +22,7 @@ setup-test: setup
 
 # Deliveries run as you (or, started as root, as the eximpy user).
 RUN_USER := $(shell [ "$$(id -u)" = 0 ] && echo eximpy || id -un)
-RUN_ARGS := -C $(CONF) -DEXIMPY_VAR=$(CURDIR)/var -DEXIMPY_USER=$(RUN_USER)
+RUN_ARGS := -C $(CURDIR)/$(CONF) -DEXIMPY_VAR=$(CURDIR)/var -DEXIMPY_USER=$(RUN_USER)
 
 run: setup
 	@mkdir -p var/mail/$(RUN_USER) var/mail/postmaster

@@ -16,7 +16,7 @@ from typing import Callable
 from eximpy.cli.options import Invocation
 
 # Modes that only test and print: Exim does not log their arguments.
-_TEST_MODES = ("be", "bt", "bv", "bP", "bh")
+_TEST_MODES = ("be", "bt", "bv", "bP", "bh", "bhc")
 # Exim's name for each mode, for the "not implemented yet" message.
 _NOT_YET = "eximpy: {} is not implemented yet"
 
@@ -114,12 +114,16 @@ def run_address_test(inv: Invocation) -> int:
 
 
 def run_smtp_stdio(inv: Invocation) -> int:
-    """-bs (SMTP on stdin/stdout) and -bh IP (a test session)."""
+    """-bs (SMTP on stdin/stdout)."""
     from eximpy.cli import smtp_modes
-    config = _load(inv)
-    if inv.mode == "bs":
-        return smtp_modes.run_bs(config, inv, sys.stdin, sys.stdout)
-    return smtp_modes.run_bh(config, inv, sys.stdin, sys.stdout)
+    return smtp_modes.run_bs(_load(inv), inv, sys.stdin, sys.stdout)
+
+
+def run_host_check(inv: Invocation) -> int:
+    """-bh IP / -bhc IP: a test session with the ACL trace."""
+    from eximpy.cli import host_check
+    return host_check.run_bh(_load(inv), inv, sys.stdin, sys.stdout,
+                             sys.stderr)
 
 
 def run_daemon(inv: Invocation) -> int:
@@ -151,7 +155,8 @@ _MODES: dict[str, Callable[[Invocation], int]] = {
     "bt": run_address_test,
     "bv": run_address_test,
     "bs": run_smtp_stdio,
-    "bh": run_smtp_stdio,
+    "bh": run_host_check,
+    "bhc": run_host_check,
     "receive": run_receive,
     "bd": run_daemon,
     "q": run_queue_runs,

@@ -196,9 +196,14 @@ class Launcher:
         if self.inv.queue_interval:
             self.roles.append(Role("queue runner"))
 
+    def config_path(self) -> str:
+        """The configuration file as an absolute name (we are in "/")."""
+        return os.path.join(self.config.initial_cwd or "/",
+                            self.config.filename)
+
     def _spawn(self, role: Role) -> None:
         args = [sys.executable, "-m", "eximpy.proc.role", role.name,
-                "--config", self.config.filename,
+                "--config", self.config_path(),
                 "--macros", json.dumps(self.inv.macros),
                 "--fds", ",".join(str(f) for f in role.fds),
                 "--interval", str(self.inv.queue_interval or 0)]
@@ -246,12 +251,13 @@ class Launcher:
     def _reload(self) -> None:
         from eximpy.config import load_config
         try:
-            new = load_config(self.config.filename, self.inv.macros)
+            new = load_config(self.config_path(), self.inv.macros)
         except ConfigError as e:
             self.panic("SIGHUP received: configuration not reloaded, keeping "
                        "the running one: " + e.exim_text().replace("\n", " "))
             return
         sd_notify("RELOADING=1")
+        new.initial_cwd = self.config.initial_cwd
         self.config = new
         self._logwriter().main(f"SIGHUP received: re-reading configuration "
                                f"{new.filename}")

@@ -145,14 +145,12 @@ def _serve_submission(ctx: RoleContext, conn: socket.socket,
 
 def _serve_connection(ctx: RoleContext, conn: socket.socket,
                       peer: tuple[str, int], listeners: list[socket.socket],
-                      deliver_now: bool) -> int:
-    from eximpy.log.writer import LogWriter
+                      deliver_now: bool, acl: Any, log: Any) -> int:
     from eximpy.smtp.accept import SpoolSink
     from eximpy.smtp.connection import serve_socket
     for s in listeners:
         s.close()
     config = ctx.config
-    log = LogWriter.from_config(config)
     try:
         per_conn = int(config.main.get("smtp_accept_queue_per_connection")
                        or 0)
@@ -160,7 +158,7 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
                              deliver_now, per_conn)
         local = conn.getsockname()[:2]
         serve_socket(conn, config, peer=peer, local=local, sink=sink,
-                     log=log)
+                     log=log, acl=acl)
     except Exception as e:
         log.panic(f"SMTP session from [{peer[0]}]:{peer[1]} crashed: "
                   f"{type(e).__name__}: {e}\n"
@@ -180,7 +178,12 @@ def run_receiver(ctx: RoleContext) -> int:
     listeners = [socket.socket(fileno=fd) for fd in ctx.fds]
     for s in listeners:
         s.setblocking(False)
+    from eximpy.acl.engine import make_runner
+    from eximpy.log.writer import LogWriter
     admission = Admission(ctx.config)
+    # Made once here, before any fork: every session child starts warm.
+    log = LogWriter.from_config(ctx.config)
+    acl = make_runner(ctx.config, log=log)
     children: dict[int, str] = {}          # pid -> client IP address
     submissions: set[int] = set()          # local submission children
     while not ctx.stopping:
@@ -215,7 +218,7 @@ def run_receiver(ctx: RoleContext) -> int:
             deliver_now = admission.deliver_now(len(children))
             pid = fork_child(
                 lambda c=conn, p=peer, d=deliver_now:
-                    _serve_connection(ctx, c, p, listeners, d),
+                    _serve_connection(ctx, c, p, listeners, d, acl, log),
                 f"eximpy: receiver: handling incoming connection from "
                 f"[{peer[0]}]:{peer[1]}")
             children[pid] = peer[0]
