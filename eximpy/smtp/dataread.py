@@ -14,7 +14,8 @@ DESCRIPTION
     Headers (Exim's receive_msg() header loop):
       * the first line's ending decides the mode: CRLF, or bare-LF client;
       * in CRLF mode a bare LF becomes LF SP (the line continues), and a
-        line holding only "." followed by a bare LF is not the end;
+        bare LF right after a leading "." is a space (so "." LF is not the
+        end);
       * a bare CR becomes LF SP in either mode;
       * a leading dot is dropped; "." CRLF (or "." LF for a bare-LF
         client) ends the message;
@@ -243,10 +244,10 @@ class DataReader:
                         if r.first_line_crlf is not True:
                             self._finish(END_DOT)
                             return
-                        # CRLF client: "." bare-LF is an empty line that
-                        # continues with a space (CVE-2023-51766 fix).
-                        self._back.append(_SP)
-                        eol = True
+                        # CRLF client: after a leading dot a bare LF is a
+                        # space in the line (CVE-2023-51766 fix), so
+                        # "." LF is neither an end nor a line break.
+                        ch = _SP
                 if not eol and ch == _CR:
                     ch = yield from self._getc()
                     if ch == _LF:
@@ -293,10 +294,14 @@ class DataReader:
                 continue
             self._back.append(nextch)
             if r.message_size > self.size_limit:
-                self._add_body_line(text, had_zero)
+                self._add_body_line(text, None)
                 return
             if not self._is_header(text):
-                self._add_body_line(text, had_zero)
+                # Exim carries the line's zero count into $body_zerocount
+                # only when the line fails the "name:" test, not when it
+                # starts with white space.
+                self._add_body_line(text, None if text[0] in _SPACE
+                                    else had_zero)
                 return
             if had_zero:
                 text = bytearray(text.replace(b"\0", b"?"))
@@ -338,10 +343,11 @@ class DataReader:
             i += 1
         return i < n and text[i] == _COLON
 
-    def _add_body_line(self, text: bytearray, had_zero: int) -> None:
+    def _add_body_line(self, text: bytearray, had_zero: int | None) -> None:
         """The line that ended the headers is the body's first line."""
         r = self.result
-        r.body_zerocount = had_zero
+        if had_zero is not None:
+            r.body_zerocount = had_zero
         if self._writing:
             r.body += text
         r.body_linecount += 1

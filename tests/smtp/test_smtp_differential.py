@@ -370,6 +370,14 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                                 b"from: me\r\n\r\nb\r\n.\r\n", Q), []),
     "dot_other_chars": (RCPT_OK, d(ENV, DATA, b"S: x\r\n\r\na\r\n.\0\r\n"
                                    b". \r\n.\t\r\n.\r\r\n.\r\n", Q), []),
+    # found by randomized dialogues against Exim:
+    "dot_lf_in_headers_continues": (RCPT_OK, d(
+        ENV, DATA, b"From: f\x00\r\n.\n: abc: \rSubject: sFrom: f..\nFrom: "
+        b"fFrom: fSubject: s\nFrom: f....\t\r\nSubject: s From: f \r\n.\r\n",
+        Q), []),
+    "zero_in_space_led_line": (RCPT_OK, d(
+        ENV, DATA, b".\t\x00:  \r\n\r.From: fabc: abcFrom: f \nabc: \r\n.\r\n",
+        Q), []),
     "pipelined_after_data": (RCPT_OK, d(ENV, DATA, MSG, MF, RT, DATA, MSG,
                                         b"NOOP\r\n", Q), []),
     # --- BDAT --------------------------------------------------------
