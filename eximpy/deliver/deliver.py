@@ -144,6 +144,18 @@ class _Delivery:
         if msglog:
             self._msglog(msglog)
 
+    def addr_main(self, addr: Address, text: str, msglog: str | None = None) -> None:
+        """A log line about one address, unless its router or transport has
+        disable_logging set."""
+        for inst in (addr.router, addr.transport):
+            if inst is not None:
+                try:
+                    if inst.get("disable_logging"):
+                        return
+                except KeyError:
+                    pass
+        self.main(text, msglog)
+
     def _msglog(self, text: str) -> None:
         path = self.layout.find_msglog(self.mid)
         if path is None:
@@ -234,17 +246,17 @@ class _Delivery:
                 rc = R.route_address(addr, rctx)
                 if rc == R.FAIL:
                     failed.append(addr)
-                    self.main(F.failed(self.sel, addr.address, addr.message,
+                    self.addr_main(addr, F.failed(self.sel, addr.address, addr.message,
                                        original=_original(addr),
                                        router=addr.router.name if addr.router else None))
                 elif rc in (R.DEFER, R.ERROR):
                     deferred.append(addr)
-                    self.main(F.deferred(self.sel, addr.address, addr.message,
+                    self.addr_main(addr, F.deferred(self.sel, addr.address, addr.message,
                                          original=_original(addr),
                                          router=addr.router.name if addr.router else None))
                 elif rc == R.DISCARD:
                     discarded.append(addr)
-                    self.main(F.delivered(self.sel, ":blackhole:",
+                    self.addr_main(addr, F.delivered(self.sel, ":blackhole:",
                                           original=addr.address,
                                           router=addr.router.name if addr.router else None))
         local = list(rctx.addr_local)
@@ -268,7 +280,7 @@ class _Delivery:
                     done_ok.append(addr)
                     shadow = self._shadow(addr, tctx)
                     orig = _original(addr)
-                    self.main(F.delivered(self.sel, _log_address(addr),
+                    self.addr_main(addr, F.delivered(self.sel, _log_address(addr),
                                           flag="=>", original=orig or
                                           (addr.address if not addr.pfr and
                                            _log_address(addr) != addr.address else None),
@@ -281,13 +293,13 @@ class _Delivery:
                     failed.append(addr)
                     addr.message = res.message
                     addr.returned_output = res.returned_output
-                    self.main(F.failed(self.sel, addr.address, res.message,
+                    self.addr_main(addr, F.failed(self.sel, addr.address, res.message,
                                        original=_original(addr), router=rname,
                                        transport=tname))
                 else:
                     deferred.append(addr)
                     addr.message = res.message
-                    self.main(F.deferred(self.sel, addr.address, res.message,
+                    self.addr_main(addr, F.deferred(self.sel, addr.address, res.message,
                                          errno_value=res.errno,
                                          original=_original(addr),
                                          router=rname, transport=tname))
@@ -296,7 +308,7 @@ class _Delivery:
                 rname = addr.router.name if addr.router is not None else None
                 tname = addr.transport.name if addr.transport is not None else None
                 addr.message = "remote delivery is not implemented yet"
-                self.main(F.deferred(self.sel, addr.address, addr.message,
+                self.addr_main(addr, F.deferred(self.sel, addr.address, addr.message,
                                      original=_original(addr), router=rname,
                                      transport=tname))
         finally:
@@ -309,7 +321,7 @@ class _Delivery:
                 deferred.remove(a)
                 failed.append(a)
                 a.message = "retry timeout exceeded"
-                self.main(F.failed(self.sel, a.address, a.message,
+                self.addr_main(a, F.failed(self.sel, a.address, a.message,
                                    original=_original(a)))
         # (Exim 4.96 still reports NOTIFY=NEVER recipients in a bounce that
         # is sent for other failures.)

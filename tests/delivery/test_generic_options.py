@@ -197,3 +197,43 @@ def test_headers_rewrite():
          " \"Q, R\" <q@old.example>\nCc: c@cc.example, d@old.example\n"
          "Reply-To: c@cc.example\nSubject: x@old.example\n\nbody x@old.example\n")])
     assert mbox_text(py / "mail" / "hr") == mbox_text(ex / "mail" / "hr")
+
+
+DL_CONF = """\
+primary_hostname = vm.example
+qualify_domain = example.org
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+keep_environment =
+begin routers
+quietfail:
+  driver = redirect
+  local_parts = qf
+  data = :fail: hush
+  allow_fail
+  disable_logging
+r:
+  driver = accept
+  local_parts = quiet : loud
+  transport = ${if eq{$local_part}{quiet}{tq}{tl}}
+begin transports
+tq:
+  driver = appendfile
+  file = @ROOT@/mail/quiet
+  user = nobody
+  disable_logging
+tl:
+  driver = appendfile
+  file = @ROOT@/mail/loud
+  user = nobody
+begin retry
+* * F,1h,15m
+"""
+
+
+def test_disable_logging():
+    """disable_logging on a router and on a transport silences their lines."""
+    from _pair import log_lines, run_pair
+    ex, py, ids = run_pair(WORK / "dl", DL_CONF, [
+        (["-f", "s@remote.invalid", "quiet", "loud", "qf"], "Subject: dl\n\nb\n")])
+    assert log_lines(py, ids) == log_lines(ex, ids)
