@@ -368,3 +368,71 @@ def test_unprivileged_process_cannot_regain_root() -> None:
         os._exit(code)
     _, st = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(st) == 0
+
+
+def test_kill_roles_while_mail_flows_loses_nothing(daemon: Daemon) -> None:
+    """kill -9 of each role in turn during a stream of messages: every
+    message that got its 250 is delivered (possibly twice, never lost)."""
+    accepted: list[str] = []
+    kills = {10: "receiver", 20: "delivery", 30: "queue runner"}
+    for i in range(40):
+        if i in kills:
+            name = kills[i]
+            pid = daemon.roles().get(name)
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+        subject = f"stream-{i}"
+        for _attempt in range(50):
+            try:
+                with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as c:
+                    c.sendmail("s@test.example", ["alice@test.example"],
+                               f"Subject: {subject}\r\n\r\nx\r\n".encode())
+                accepted.append(subject)
+                break
+            except (OSError, smtplib.SMTPException):
+                time.sleep(0.2)     # the receiver is being restarted
+    assert len(accepted) == 40
+    maildir = daemon.dir / "mail" / "alice"
+
+    def delivered() -> set[str]:
+        if not (maildir / "new").exists():
+            return set()
+        return {m["Subject"] for m in mailbox.Maildir(str(maildir),
+                                                      create=False)}
+    _wait_for(lambda: set(accepted) <= delivered(), timeout=60,
+              what="every accepted message delivered")
+    panic = daemon.log("panic")
+    for name in kills.values():
+        assert f"{name} process" in panic and "killed by SIGKILL" in panic
+
+
+def test_bd_detaches_and_writes_pid_file() -> None:
+    """-bd without f: python-daemon detaches; the pid file names the
+    launcher, which keeps serving and stops on SIGTERM."""
+    d = Path(tempfile.mkdtemp(prefix="eximpy-bd-"))
+    d.chmod(0o755)
+    port = _free_port()
+    conf = d / "c.conf"
+    conf.write_text(CONF.format(dir=d, port=port))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    try:
+        p = subprocess.run([sys.executable, "-m", "eximpy", "-C", str(conf),
+                            "-bd"], env=env, timeout=30, capture_output=True)
+        assert p.returncode == 0, p.stderr
+        pidfile = d / "spool" / "exim-daemon.pid"
+        pid = _wait_for(lambda: pidfile.exists() and
+                        int(pidfile.read_text() or 0), what="the pid file")
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(
+            b"eximpy: launcher")
+        # Detached: a session of its own (python-daemon's double fork),
+        # stdio on /dev/null, working directory "/".
+        assert os.getsid(pid) != os.getsid(0)
+        assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+        assert os.readlink(f"/proc/{pid}/cwd") == "/"
+        with socket.create_connection(("127.0.0.1", port), 5) as s:
+            assert s.recv(100).startswith(b"220")
+        os.kill(pid, signal.SIGTERM)
+        _wait_for(lambda: not Path(f"/proc/{pid}").exists(), what="exit")
+        assert not pidfile.exists()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
