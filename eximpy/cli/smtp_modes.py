@@ -8,8 +8,9 @@ DESCRIPTION
     -bs runs one SMTP session on the standard input and output, as a local
     submission: the protocol is local-smtp/local-esmtp, the ident is the
     caller's login, unqualified addresses are qualified, and accepted
-    messages are spooled (queued: delivery is not started from here yet,
-    so -odq semantics apply).  An untrusted caller's MAIL FROM is replaced
+    messages are spooled; unless -odq/-odqs or queue_only, each one is
+    then delivered (eximpy.deliver), in a detached child by default
+    (-odb) or at once with -odi/-odf.  An untrusted caller's MAIL FROM is replaced
     by its own address, as Exim does.  -oMa etc. from a trusted caller make
     the session look remote.
 
@@ -124,6 +125,63 @@ def _run(session: Session, stdin: Any, stdout: Any,
     return 0
 
 
+class DeliveringSink:
+    """-bs without -odq/queue_only: each accepted message is delivered, in
+    a detached child (-odb, the default) or before the next command (-odi,
+    -odf), as Exim does for -bs."""
+
+    def __init__(self, inner: Any, config: Any, log: Any,
+                 background: bool) -> None:
+        self.inner, self.config, self.log = inner, config, log
+        self.background = background
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def store(self, msg: Any) -> Any:
+        result = self.inner.store(msg)
+        mid = result[2] if isinstance(result, tuple) and len(result) > 2 \
+            else None
+        if mid:
+            self._deliver(mid)
+        return result
+
+    def _deliver(self, mid: str) -> None:
+        try:
+            from eximpy.deliver.deliver import deliver_message
+        except ImportError:                     # delivery not available
+            return
+        if not self.background:
+            try:
+                deliver_message(self.config, mid)
+            except Exception as e:
+                if self.log is not None:
+                    self.log.panic(f"delivery of {mid} after SMTP "
+                                   f"reception failed: {e!r}")
+            return
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid:
+            return
+        code = 0
+        try:
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            deliver_message(self.config, mid)
+        except BaseException as e:              # the child never returns
+            code = 1
+            try:
+                if self.log is not None:
+                    self.log.panic(f"delivery of {mid} after SMTP "
+                                   f"reception failed: {e!r}")
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+
+
 def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
            stdout: Any = sys.stdout) -> int:
     """-bs: an SMTP session on stdin/stdout; messages are spooled."""
@@ -140,8 +198,17 @@ def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
     if iface and iface.count(".") == 4:
         iface, _, p = iface.rpartition(".")
         iport = int(p) if p.isdigit() else 0
+    sink: Any = SpoolSink(config, log)
+    mode = getattr(inv, "delivery_mode", None)
+    try:
+        queue_only = bool(config.main.get("queue_only"))
+    except (KeyError, AttributeError):
+        queue_only = False
+    if mode not in ("q", "qs") and not queue_only:
+        sink = DeliveringSink(sink, config, log,
+                              background=mode not in ("i", "f"))
     session = Session(
-        config, sink=SpoolSink(config, log),
+        config, sink=sink,
         host_address=host, host_port=port,
         host_name=getattr(inv, "host_name", None) if trusted else None,
         interface_address=iface, interface_port=iport,

@@ -311,3 +311,47 @@ def test_internal_error_is_421_not_traceback(tmpconf):
                         b"connection\r\n")
     assert s.closed
     assert "RuntimeError: injected" in log.panics[0]
+
+
+def test_bs_delivers_without_queue_only(tmp_path):
+    """-bs -odi without queue_only: the accepted message is delivered at
+    once (here by appendfile into a file)."""
+    import io
+    from eximpy.cli.options import parse_args
+    from eximpy.cli.smtp_modes import run_bs
+    d = tmp_path
+    (d / "spool").mkdir()
+    (d / "log").mkdir()
+    conf = d / "conf"
+    conf.write_text(f"""\
+primary_hostname = test.example
+spool_directory = {d}/spool
+log_file_path = {d}/log/%slog
+exim_user = root
+exim_group = root
+never_users =
+keep_environment =
+acl_smtp_rcpt = accept
+begin routers
+local:
+  driver = accept
+  domains = d.example
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = {d}/mbox
+  user = root
+""")
+    cfg = load_config(str(conf))
+    inv = parse_args(["exim", "-C", str(conf), "-bs", "-odi"])
+    out = io.BytesIO()
+    run_bs(cfg, inv, io.BytesIO(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\n"
+                                b"RCPT TO:<c@d.example>\r\nDATA\r\n"
+                                b"Subject: deliver me\r\n\r\nhello\r\n.\r\n"
+                                b"QUIT\r\n"), out)
+    assert b"250 OK id=" in out.getvalue()
+    mbox = (d / "mbox").read_text()
+    assert "Subject: deliver me" in mbox and "hello" in mbox
+    log = (d / "log" / "mainlog").read_text()
+    assert " => c <c@d.example> R=local T=t" in log and " Completed" in log
