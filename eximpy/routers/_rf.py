@@ -88,6 +88,19 @@ def get_errors_address(r: Any, addr: Address, rctx: Any) -> str:
         addr.prop.ignore_error = True
         addr.prop.errors_address = None
         return R.OK
+    # Exim verifies the errors address (as a recipient) unless it is
+    # itself verifying an address; one that does not verify is ignored.
+    if rctx.verify == R.V_NONE and not getattr(rctx, "_in_errors_verify", False):
+        rctx._in_errors_verify = True
+        try:
+            from eximpy.address import parse_find_at
+            target = s if parse_find_at(s) >= 0 else f"{s}@{rctx.qualify_recipient()}"
+            res = R.verify(rctx.config, target, is_recipient=True,
+                           sender_address=rctx.sender_address)
+        finally:
+            rctx._in_errors_verify = False
+        if res.status != R.OK:
+            return R.OK
     addr.prop.errors_address = s
     return R.OK
 

@@ -237,3 +237,19 @@ def test_disable_logging():
     ex, py, ids = run_pair(WORK / "dl", DL_CONF, [
         (["-f", "s@remote.invalid", "quiet", "loud", "qf"], "Subject: dl\n\nb\n")])
     assert log_lines(py, ids) == log_lines(ex, ids)
+
+
+def test_errors_to_verified():
+    """A router's errors_to gets the bounce when it verifies; one that does
+    not verify is ignored (the bounce goes to the sender)."""
+    from _pair import log_lines, run_pair, spool_reports
+    conf = (HERE / "confs" / "errors_to.conf").read_text()
+    ex, py, ids = run_pair(WORK / "et", conf, [
+        (["-f", "s@remote.invalid", "g", "b"], "Subject: et\n\nb\n")])
+    assert log_lines(py, ids) == log_lines(ex, ids)
+    # Exim delivers the bounce to owner@ at once; eximpy leaves it queued.
+    to_sender = lambda rs: [r for r in rs if "To: s@remote.invalid" in r[0]]
+    rx, rp = spool_reports(ex, ids), spool_reports(py, ids)
+    assert len(to_sender(rx)) == 1
+    assert to_sender(rp) == to_sender(rx)
+    assert any("To: owner@example.org" in r[0] for r in rp)
