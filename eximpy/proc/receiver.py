@@ -21,7 +21,9 @@ from __future__ import annotations
 import errno
 import os
 import select
+import signal
 import socket
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -143,6 +145,14 @@ def _serve_submission(ctx: RoleContext, conn: socket.socket,
         conn.close()
 
 
+class _Shutdown(Exception):
+    """SIGTERM reached a session child: the daemon is stopping."""
+
+
+def _on_term(*_: Any) -> None:
+    raise _Shutdown()
+
+
 def _serve_connection(ctx: RoleContext, conn: socket.socket,
                       peer: tuple[str, int], listeners: list[socket.socket],
                       deliver_now: bool, acl: Any, log: Any) -> int:
@@ -151,6 +161,7 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
     for s in listeners:
         s.close()
     config = ctx.config
+    signal.signal(signal.SIGTERM, _on_term)
     try:
         per_conn = int(config.main.get("smtp_accept_queue_per_connection")
                        or 0)
@@ -159,6 +170,17 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
         local = conn.getsockname()[:2]
         serve_socket(conn, config, peer=peer, local=local, sink=sink,
                      log=log, acl=acl)
+    except _Shutdown:
+        # A message being received is abandoned by the spool writer; tell
+        # the client to come back (Exim's reply when the daemon goes away).
+        host = config.main.get("smtp_active_hostname") or \
+            config.main.get("primary_hostname") or ""
+        try:
+            conn.sendall(f"421 {host} Service not available - closing "
+                         "connection\r\n".encode())
+        except OSError:
+            pass
+        return 0
     except Exception as e:
         log.panic(f"SMTP session from [{peer[0]}]:{peer[1]} crashed: "
                   f"{type(e).__name__}: {e}\n"
@@ -225,8 +247,27 @@ def run_receiver(ctx: RoleContext) -> int:
             conn.close()
     for s in listeners:
         s.close()
-    _reap(children, submissions)
+    _finish_sessions(children, submissions)
     return 0
+
+
+def _finish_sessions(children: dict[int, str], others: set[int],
+                     grace: float = 5.0) -> None:
+    """On stop: let sessions finish for ``grace`` seconds, then tell the
+    rest (SIGTERM: they answer 421 and close)."""
+    deadline = time.monotonic() + grace
+    while (children or others) and time.monotonic() < deadline:
+        _reap(children, others)
+        time.sleep(0.1)
+    for pid in list(children) + list(others):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5.0
+    while (children or others) and time.monotonic() < deadline:
+        _reap(children, others)
+        time.sleep(0.05)
 
 
 def _refuse(conn: socket.socket, ctx: RoleContext, peer: tuple[str, int],

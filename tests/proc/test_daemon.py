@@ -436,3 +436,20 @@ def test_bd_detaches_and_writes_pid_file() -> None:
         assert not pidfile.exists()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_sigterm_with_a_session_open_says_421(daemon: Daemon) -> None:
+    s = socket.create_connection(("127.0.0.1", daemon.port), 5)
+    s.settimeout(20)
+    assert s.recv(200).startswith(b"220")
+    s.sendall(b"EHLO client.example\r\n")
+    assert b"250 " in s.recv(1000)
+    t0 = time.monotonic()
+    daemon.proc.send_signal(signal.SIGTERM)
+    data = s.recv(200)
+    assert data == b"421 test.example Service not available - closing " \
+                   b"connection\r\n"
+    assert s.recv(200) == b""
+    assert time.monotonic() - t0 < 15
+    assert daemon.proc.wait(20) == 0
+    s.close()
