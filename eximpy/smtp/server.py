@@ -777,6 +777,24 @@ class Session:
             if where == "connect":
                 place = 'in "connect" ACL'
             what = f"{WHERE_NAMES[where]} {printable(place)[:100]}"
+        svf = getattr(r, "sender_verify_failed", None)
+        if svf is not None:
+            # A sender verification failure is reported once, before the
+            # rejection (Exim's smtp_handle_acl_fail()).
+            try:
+                from eximpy.acl.verify import sender_verify_report
+                vlog, vreply = sender_verify_report(
+                    svf, self._host_and_ident(True), rc,
+                    self._logging("sender_verify_fail", True))
+            except Exception:
+                vlog = vreply = None
+            if vlog:
+                self._log_reject(vlog)
+            if vreply:
+                saved = self._rcpt_in_progress
+                self._rcpt_in_progress = False
+                self._respond(code, esc, False, vreply)
+                self._rcpt_in_progress = saved
         if rc == FAIL:
             self._respond(code, esc, True,
                           user_msg if user_msg is not None
