@@ -10,9 +10,10 @@ SUMMARY
     first router (or redirect_router).  "# Exim filter" files are run by
     eximpy.routers._filter (a subset of the language, see there) when
     allow_filter is set; Sieve filters are not implemented (they defer).
-    Not implemented: one_time, syntax_errors_to (errors are logged and
-    skipped with skip_syntax_errors), check_owner/check_group/owners
-    checks on forward files (modemask is checked).
+    one_time is handled at delivery (eximpy.deliver.deliver); forward
+    files are checked with check_owner/owners, check_group/owngroups and
+    modemask.  Not implemented: syntax_errors_to / syntax_errors_text
+    (errors are logged and skipped with skip_syntax_errors).
 
 SEE ALSO
     spec chapter 22 "The redirect router".
