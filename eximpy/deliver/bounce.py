@@ -62,12 +62,11 @@ def _describe(addr: Any) -> list[str]:
                 top = top.parent
             lines.append(f"    (generated from {top.address})")
     msg = addr.user_message or addr.message
-    if addr.pfr and addr.address.startswith("|"):
-        if addr.message == "return message generated":
-            msg = None
-        else:
-            msg = addr.user_message if addr.user_message and \
-                addr.user_message != addr.message else "local delivery failed"
+    if addr.message == "return message generated":
+        msg = None
+    elif addr.pfr and addr.address.startswith("|"):
+        msg = addr.user_message if addr.user_message and \
+            addr.user_message != addr.message else "local delivery failed"
     if msg:
         for ln in msg.splitlines():
             lines.append(f"    {ln}")

@@ -562,6 +562,16 @@ class _Delivery:
         if driver is None or not hasattr(driver, "deliver"):
             return TransportResult(R.DEFER, f"{tp.name} transport is not implemented")
         rctx = tctx.rctx
+        # Transport home_directory / current_directory override the router's.
+        for opt, attr in (("home_directory", "home_dir"),
+                          ("current_directory", "current_dir")):
+            text = tp.get(opt)
+            if text:
+                try:
+                    setattr(addr, attr, rctx.expand(text, addr))
+                except Exception as e:  # noqa: BLE001 - expansion errors
+                    return TransportResult(R.DEFER, f"failed to expand "
+                                           f"{opt} for {tp.name} transport: {e}")
         # The delivery process works in the current (or home) directory;
         # Exim defers when it cannot change to it.
         wd = addr.current_dir or addr.home_dir

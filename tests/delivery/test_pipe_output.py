@@ -60,3 +60,45 @@ def test_bounce_with_output(runs):
     rx, rp = spool_reports(ex, ids), spool_reports(py, ids)
     assert len(rx) == 1
     assert rp == rx
+
+
+DIR_CONF = """\
+primary_hostname = vm.example
+qualify_domain = example.org
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+keep_environment =
+begin routers
+r:
+  driver = accept
+  local_parts = cwd : home
+  transport = ${if eq{$local_part}{cwd}{pc}{ph}}
+  transport_home_directory = /usr
+begin transports
+pc:
+  driver = pipe
+  command = /bin/sh -c "pwd; echo $home"
+  current_directory = /tmp
+  return_output
+  user = nobody
+ph:
+  driver = pipe
+  command = /bin/sh -c "pwd; echo $home"
+  home_directory = /var
+  return_output
+  user = nobody
+begin retry
+* * F,1h,15m
+"""
+
+
+def test_pipe_directories():
+    """current_directory / home_directory (transport) and
+    transport_home_directory (router) decide the pipe's cwd and $HOME."""
+    ex, py, ids = run_pair(WORK / "dirs", DIR_CONF,
+                           [(["-f", "s@remote.invalid", "cwd", "home"],
+                             "Subject: d\n\nb\n")])
+    assert log_lines(py, ids) == log_lines(ex, ids)
+    rx, rp = spool_reports(ex, ids), spool_reports(py, ids)
+    assert len(rx) == 1
+    assert rp == rx
