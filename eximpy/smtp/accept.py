@@ -291,7 +291,6 @@ class SpoolSink:
         now = time.time() if self.now is None else self.now
         mid = new_message_id(self.localhost_number, now=self.now)
         sm = build_spool_message(self.config, msg, mid, now)
-        self.layout.ensure_dirs(mid)
         df = data_file.create(self.layout, mid, self.layout.uid,
                               self.layout.gid)
         try:
