@@ -5,8 +5,9 @@ SUMMARY
     run_bh(config, inv, stdin, stdout) -> int
 
 DESCRIPTION
-    -bs runs one SMTP session on the standard input and output, as a local
-    submission: the protocol is local-smtp/local-esmtp, the ident is the
+    -bs runs one SMTP session on the standard input and output.  From
+    inetd (stdin a TCP socket) it is a remote session for the peer, as in
+    the daemon.  Otherwise it is a local submission: the protocol is local-smtp/local-esmtp, the ident is the
     caller's login, unqualified addresses are qualified, and accepted
     messages are spooled; unless -odq/-odqs or queue_only, each one is
     then delivered (eximpy.deliver), in a detached child by default
@@ -182,12 +183,55 @@ class DeliveringSink:
             os._exit(code)
 
 
+def _inetd_socket(stdin: Any) -> Any:
+    """stdin as a TCP socket (Exim's inetd mode), or None."""
+    import socket
+    try:
+        fd = _binary(stdin).fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    try:
+        s = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
+    try:
+        if s.family in (socket.AF_INET, socket.AF_INET6):
+            s.getpeername()
+            return s
+    except OSError:
+        pass
+    s.close()
+    return None
+
+
 def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
            stdout: Any = sys.stdout) -> int:
-    """-bs: an SMTP session on stdin/stdout; messages are spooled."""
+    """-bs: an SMTP session on stdin/stdout; messages are spooled.
+
+    When stdin is a TCP socket (started from inetd), the session is a
+    remote one for the peer, exactly as in the daemon (Exim's inetd mode).
+    """
     login, uid, gid = _caller()
     trusted = _trusted(config, uid, gid, login)
     log = _log_writer(config)
+    sock = _inetd_socket(stdin)
+    if sock is not None:
+        from eximpy.smtp.connection import serve_socket
+        inner: Any = SpoolSink(config, log)
+        try:
+            qonly = bool(config.main.get("queue_only"))
+        except (KeyError, AttributeError):
+            qonly = False
+        mode = getattr(inv, "delivery_mode", None)
+        if mode not in ("q", "qs") and not qonly:
+            inner = DeliveringSink(inner, config, log,
+                                   background=mode not in ("i", "f"))
+        try:
+            serve_socket(sock, config, peer=sock.getpeername()[:2],
+                         local=sock.getsockname()[:2], log=log, sink=inner)
+        finally:
+            sock.close()
+        return 0
     host = getattr(inv, "host_address", None) if trusted else None
     port = 0
     if host and host.count(".") == 4:            # -oMa 1.2.3.4.port

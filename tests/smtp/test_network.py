@@ -496,3 +496,83 @@ def test_openssl_s_client_starttls(server):
     assert "250-test.example Hello x [127.0.0.1]" in out
     assert "STARTTLS" not in out.split("Hello x", 1)[1]
     assert "421 test.example: SMTP command timeout" in out
+
+
+def _inetd_server(argv: list[str], env: dict | None = None):
+    """Accept one connection at a time and run ``argv`` on it with the
+    socket as stdin and stdout (inetd style)."""
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+    port = lsock.getsockname()[1]
+    pid = os.fork()
+    if pid == 0:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 2)
+        try:
+            while True:
+                conn, _ = lsock.accept()
+                if os.fork() == 0:
+                    os.dup2(conn.fileno(), 0)
+                    os.dup2(conn.fileno(), 1)
+                    if env:
+                        os.environ.update(env)
+                    os.execv(argv[0], argv)
+                conn.close()
+        finally:
+            os._exit(0)
+    lsock.close()
+    return pid, port
+
+
+def _dialogue(port: int, lines: list[bytes]) -> list[str]:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    f = s.makefile("rb")
+    out = []
+
+    def reply() -> None:
+        while True:
+            ln = f.readline().decode().rstrip("\r\n")
+            out.append(ln)
+            if ln[3:4] != "-":
+                return
+    reply()
+    for ln in lines:
+        s.sendall(ln)
+        reply()
+    s.close()
+    return out
+
+
+def test_bs_from_inetd_matches_exim(smtpdir: Path):
+    """-bs with a TCP socket as stdin is a remote session, for eximpy as for
+    Exim: same replies (host address in EHLO, PIPECONNECT, sync checks)."""
+    import sys as _sys
+    from oracle import EXIM
+    conf = write_conf(smtpdir, "acl_smtp_rcpt = accept")
+    lines = [b"EHLO client.example\r\n", b"MAIL FROM:<a@b.example>\r\n",
+             b"RCPT TO:<c@d.example>\r\n", b"DATA\r\n",
+             b"Subject: inetd\r\n\r\nhello\r\n.\r\n", b"QUIT\r\n"]
+    results = {}
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    for who, argv, env in (
+            ("exim", [EXIM or "/usr/sbin/exim", "-C", str(conf), "-bs"], None),
+            ("eximpy", [_sys.executable, "-m", "eximpy", "-C", str(conf),
+                        "-bs"], {"PYTHONPATH": root})):
+        pid, port = _inetd_server(argv, env)
+        try:
+            time.sleep(0.3)
+            out = _dialogue(port, lines)
+        finally:
+            os.killpg(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        results[who] = [re.sub(r"\d{4} \d\d:\d\d:\d\d [-+]\d{4}$", "<DATE>",
+                               re.sub(r"id=\S+", "id=<ID>", ln))
+                        for ln in out]
+    assert results["eximpy"] == results["exim"]
+    assert "250-test.example Hello client.example [127.0.0.1]" in \
+        results["eximpy"]
