@@ -206,6 +206,7 @@ def run_receiver(ctx: RoleContext) -> int:
     # Made once here, before any fork: every session child starts warm.
     log = LogWriter.from_config(ctx.config)
     acl = make_runner(ctx.config, log=log)
+    _warm_tls(ctx.config)
     children: dict[int, str] = {}          # pid -> client IP address
     submissions: set[int] = set()          # local submission children
     while not ctx.stopping:
@@ -268,6 +269,20 @@ def _finish_sessions(children: dict[int, str], others: set[int],
     while (children or others) and time.monotonic() < deadline:
         _reap(children, others)
         time.sleep(0.05)
+
+
+def _warm_tls(config: Any) -> None:
+    """Without tls_certificate, STARTTLS uses a self-signed certificate:
+    make it once here, so that no session child pays for the key."""
+    if config.main.get("tls_certificate") or \
+            not config.main.get("tls_advertise_hosts"):
+        return
+    from eximpy.smtp import tls
+    host = config.main.get("primary_hostname") or os.uname().nodename
+    try:
+        tls.self_signed(host)
+    except Exception:
+        pass
 
 
 def _refuse(conn: socket.socket, ctx: RoleContext, peer: tuple[str, int],

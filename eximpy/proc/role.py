@@ -74,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     except (PrivilegeError, OSError) as e:
         sys.stderr.write(f"eximpy: {a.name}: cannot drop privilege: {e}\n")
         return 1
+    # After the uid change (which clears it): a role never outlives its
+    # launcher.
+    import signal
+    from eximpy.privilege import set_parent_death_signal
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() == 1:
+        return 1
     if a.name == "receiver":
         from eximpy.proc.receiver import run_receiver
         return run_receiver(ctx)

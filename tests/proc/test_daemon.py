@@ -453,3 +453,11 @@ def test_sigterm_with_a_session_open_says_421(daemon: Daemon) -> None:
     assert time.monotonic() - t0 < 15
     assert daemon.proc.wait(20) == 0
     s.close()
+
+
+def test_roles_die_with_the_launcher(daemon: Daemon) -> None:
+    roles = list(daemon.roles().values())
+    daemon.proc.kill()                     # SIGKILL: no clean stop
+    daemon.proc.wait(10)
+    _wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in roles),
+              what="orphaned roles to go")
