@@ -59,6 +59,7 @@ class FilterResult:
     significant: bool = False
     error: str | None = None
     log_lines: list[str] = field(default_factory=list)
+    reply_list: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -278,9 +279,37 @@ class _Filter:
                 opts[nt.text] = self.arg(nt.text)
             if execute:
                 to = self.expand(opts["to"]) if "to" in opts else ""
-                if w == "vacation" and "to" not in opts:
-                    to = self.expand("$reply_address")
-                self.generated(">" + (to or "**bad-reply**"), True, bool(seen))
+                if not to and "to" not in opts:
+                    to = self.expand("$reply_address").strip()
+                reply: dict[str, str] = {}
+                for k, v in opts.items():
+                    if k in ("expand", "return"):
+                        reply[k] = v
+                    elif k != "to":
+                        reply[k] = self.expand(v)
+                if w == "vacation":
+                    # vacation: mail with Exim's defaults
+                    reply.setdefault("subject", "On vacation")
+                    reply.setdefault("file", ".vacation.msg")
+                    reply.setdefault("log", ".vacation.log")
+                    reply.setdefault("once", ".vacation")
+                    reply.setdefault("once_repeat", "7d")
+                    reply["vacation"] = "1"
+                reply["to"] = to
+                working = to
+                if to:
+                    from eximpy.address import AddressError, parse_extract_address
+                    try:
+                        working = parse_extract_address(
+                            to.split(",")[0], allow_domain_literals=True).address
+                    except AddressError:
+                        working = to
+                text = ">" + (working or "**bad-reply**")
+                # every mail/vacation command is a reply of its own
+                self.res.addresses.append((text, True))
+                self.res.reply_list.append(reply)
+                if seen:
+                    self.res.significant = True
             return
         if w == "logfile":
             self.arg("logfile")

@@ -177,9 +177,13 @@ class RedirectRouter(Router):
             if not items:
                 return R.DISCARD
             self._add_generated(r, addr, rctx, items, pw, ugid)
+            replies = iter(fres.reply_list)
             for c in addr.children:
                 if c.pfr and c.address.startswith("|"):
                     c.expand_pipe = True     # filter pipes expand at transport time
+                if c.pfr and c.address.startswith(">"):
+                    c.reply = dict(next(replies, {}))
+                    c.reply.setdefault("to", c.address[1:])
             return R.OK
         incoming = addr.domain
         if r.opt("qualify_preserve_domain"):

@@ -68,10 +68,22 @@ class AutoreplyTransport(Transport):
         return _deliver(self.instance, addr, tctx)
 
 
+class _ReplyOpts:
+    """The transport's private options with some overridden."""
+
+    def __init__(self, base: Any, **over: Any) -> None:
+        self.base, self.over = base, over
+
+    def get(self, name: str) -> Any:
+        return self.over[name] if name in self.over else self.base.get(name)
+
+
 def _once_seen(path: str, key: str, repeat: int | None, now: int) -> bool:
     """True if ``key`` is in the once database and still blocks a reply."""
     import lmdb
-    env = lmdb.open(path, subdir=False, lock=True, map_size=1 << 24)
+    if not os.path.exists(path):
+        return False
+    env = lmdb.open(path, subdir=False, lock=True, map_size=1 << 24, mode=0o600)
     try:
         with env.begin() as txn:
             v = txn.get(key.encode())
@@ -86,7 +98,7 @@ def _once_seen(path: str, key: str, repeat: int | None, now: int) -> bool:
 
 def _once_record(path: str, key: str, now: int) -> None:
     import lmdb
-    env = lmdb.open(path, subdir=False, lock=True, map_size=1 << 24)
+    env = lmdb.open(path, subdir=False, lock=True, map_size=1 << 24, mode=0o600)
     try:
         with env.begin(write=True) as txn:
             txn.put(key.encode(), str(now).encode())
@@ -113,6 +125,19 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
         except ExpansionError as e:
             return TransportResult(R.DEFER, f"Expansion of \"{text}\" failed "
                                    f"in {inst.name} transport: {e}")
+    reply = getattr(addr, "reply", None)
+    if reply is not None:
+        # A reply set up by a filter's mail/vacation command: its values
+        # (already expanded) replace the transport's options; relative file
+        # names are taken from the home directory.
+        home = addr.home_dir or ""
+        vals = {k: reply.get(k) for k in vals}
+        for k in ("file", "log", "once"):
+            v = vals.get(k)
+            if v and not v.startswith("/") and home:
+                vals[k] = f"{home}/{v}"
+        if reply.get("expand"):
+            p = _ReplyOpts(p, file_expand=True)
     to = vals["to"] or ""
     if not (to or vals["cc"] or vals["bcc"]):
         return TransportResult(R.OK)
@@ -216,7 +241,9 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                 continue
             lines.append("  " + hd)
         try:
-            with open(vals["log"], "a") as f:
+            fd = os.open(vals["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         p.get("mode") or 0o600)
+            with os.fdopen(fd, "a") as f:
                 f.write("\n".join(lines) + "\n")
         except OSError:
             pass

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from oracle import EXIM
 
@@ -41,11 +42,14 @@ def prepare(root: Path, conf_text: str, files: dict[str, str | None]) -> Path:
 
 def run_pair(work: Path, conf_text: str, messages: list[tuple[list[str], str]],
              files: dict[str, str | None] | None = None,
-             pause: float = 0) -> tuple[Path, Path, list[str]]:
+             pause: float = 0, home_hook: Any = None) -> tuple[Path, Path, list[str]]:
     assert EXIM is not None, "real Exim is needed"
     ex, py = work / "exim", work / "eximpy"
     cex = prepare(ex, conf_text, files or {})
     cpy = prepare(py, conf_text, files or {})
+    if home_hook is not None:
+        home_hook(ex)
+        home_hook(py)
     for args, text in messages:
         p = subprocess.run([EXIM, "-C", str(cex), "-odq"] + args,
                            input=text.encode(), capture_output=True)
