@@ -6,9 +6,11 @@ SUMMARY
 
 DESCRIPTION
     A subset of Exim's filter language (filter.txt chapter 3): commands
-    deliver [errors_to], save [mode], pipe, mail/vacation (the reply is a
-    ">address" child for reply_transport; options to, cc, bcc, from,
-    reply_to, subject, text, once, once_repeat, log, file, expand, return),
+    deliver [errors_to], save [mode], pipe, mail/vacation (each command is
+    a ">address" child for reply_transport carrying its expanded options
+    to, cc, bcc, from, reply_to, subject, text, file, once, once_repeat,
+    log, headers, expand; vacation has Exim's defaults: subject "On
+    vacation", .vacation.msg, .vacation.log, once .vacation, 7d),
     logfile/logwrite (accepted, no file written while routing), finish,
     testprint, add N to nK, headers (ignored), with the seen / unseen /
     noerror prefixes; if / elif / else / endif with and, or, not,
@@ -26,8 +28,8 @@ DESCRIPTION
     '"deliver" requires an argument near line 3 of filter file'.
 
     Not implemented: foranyaddress, the fail/freeze commands (system
-    filter only), once databases for filter replies, the full personal
-    test, Sieve.
+    filter only), "return message" in replies, the full personal test,
+    Sieve.
 
 SEE ALSO
     /usr/share/doc/exim4-base/filter.txt chapter 3; Exim filter.c.
