@@ -22,6 +22,7 @@ from typing import Any
 def run_deliver(config: Any, inv: Any, stderr: Any = None) -> int:
     """Deliver the messages named on the command line."""
     from eximpy.deliver.deliver import deliver_message
+    from eximpy.log.writer import LogWriter
     err = stderr or sys.stderr
     forced = getattr(inv, "mode", "M") == "M"
     rc = 0
@@ -29,8 +30,13 @@ def run_deliver(config: Any, inv: Any, stderr: Any = None) -> int:
         try:
             outcome = deliver_message(config, mid, forced=forced)
         except FileNotFoundError:
-            err.write(f"Message {mid} is not in the queue\n")
-            rc = 1
+            # As Exim: a mainlog line, nothing on the terminal, status 0.
+            LogWriter.from_config(config).main(
+                f"Spool file {mid}-D not found", mid)
+            continue
+        except Exception as e:  # noqa: BLE001 - a broken spool file
+            LogWriter.from_config(config).main(
+                f"Spool read error for {mid}: {e}", mid)
             continue
         if outcome.locked:
             err.write(f"Spool file is locked (another process is handling "
