@@ -7,8 +7,8 @@ DESCRIPTION
     -M ID... forces delivery of each message (frozen ones too); -Mc ID...
     delivers without forcing (as a queue runner would, but ignoring retry
     times).  Each message is delivered by eximpy.deliver.deliver_message;
-    a message locked by another process is reported as Exim does and
-    skipped.
+    a message locked by another process, or not in the queue, is reported
+    in the main log (not on the terminal) and skipped, as Exim does.
 
 SEE ALSO
     spec 5 (-M, -Mc, -odi); eximpy.deliver.deliver.
@@ -39,6 +39,7 @@ def run_deliver(config: Any, inv: Any, stderr: Any = None) -> int:
                 f"Spool read error for {mid}: {e}", mid)
             continue
         if outcome.locked:
-            err.write(f"Spool file is locked (another process is handling "
-                      f"this message)\n")
+            LogWriter.from_config(config).main(
+                f"Spool file for {mid} is locked (another process is "
+                "handling this message)", mid)
     return rc
