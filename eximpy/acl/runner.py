@@ -88,6 +88,9 @@ class AclEnv:
     acl_m: dict[str, str] = field(default_factory=dict)
     host_address: str | None = None
     log: Callable[[str], None] | None = None
+    # The message's header lines for $h_ (DATA/MIME ACLs): (name, value
+    # after the colon, -H type letter), Received: and fix-ups included.
+    headers: list[tuple[str, str, str]] | None = None
 
 
 class AclRunner(Protocol):
@@ -127,7 +130,8 @@ class MinimalAclRunner:
             return text
         from eximpy.expand import ExpandContext, expand_string
         ctx = ExpandContext(config=self.config, variables=env.variables,
-                            acl_c=env.acl_c, acl_m=env.acl_m)
+                            acl_c=env.acl_c, acl_m=env.acl_m,
+                            headers=env.headers)
         return expand_string(text, ctx)
 
     def _hosts(self, arg: str, env: AclEnv) -> str:
@@ -138,7 +142,8 @@ class MinimalAclRunner:
             return match_host_simple(arg, env.host_address)
         from eximpy.expand import ExpandContext
         ctx = ExpandContext(config=self.config, variables=env.variables,
-                            acl_c=env.acl_c, acl_m=env.acl_m)
+                            acl_c=env.acl_c, acl_m=env.acl_m,
+                            headers=env.headers)
         try:
             rc, _value = match_host(env.host_address or "",
                                     env.variables.get("sender_host_name", ""),
@@ -265,7 +270,8 @@ class MinimalAclRunner:
                     from eximpy.expand import expand_check_condition, ExpandContext
                     ctx = ExpandContext(config=self.config,
                                         variables=env.variables,
-                                        acl_c=env.acl_c, acl_m=env.acl_m)
+                                        acl_c=env.acl_c, acl_m=env.acl_m,
+                                        headers=env.headers)
                     if not self.expand_enabled:
                         return ERROR
                     rc = OK if expand_check_condition(arg, ctx) else FAIL

@@ -289,7 +289,8 @@ class SpoolSink:
             return 550, 'Too many "Received" headers - suspected mail loop', \
                 None
         now = time.time() if self.now is None else self.now
-        mid = new_message_id(self.localhost_number, now=self.now)
+        mid = msg.message_id or new_message_id(self.localhost_number,
+                                                now=self.now)
         sm = build_spool_message(self.config, msg, mid, now)
         df = data_file.create(self.layout, mid, self.layout.uid,
                               self.layout.gid)
@@ -315,7 +316,8 @@ class SpoolSink:
         """All recipients were discarded: log the message as received and
         delivered to the blackhole, and keep nothing (Exim)."""
         now = time.time() if self.now is None else self.now
-        mid = new_message_id(self.localhost_number, now=self.now)
+        mid = msg.message_id or new_message_id(self.localhost_number,
+                                                now=self.now)
         sm = build_spool_message(self.config, msg, mid, now)
         sm.body_size = len(msg.body)
         if self.log is not None:
@@ -366,7 +368,8 @@ class TestSink(SpoolSink):
 
     def store(self, msg: ReceivedMessage) -> tuple[int, str, str | None]:
         now = time.time() if self.now is None else self.now
-        mid = new_message_id(self.localhost_number, now=self.now)
+        mid = msg.message_id or new_message_id(self.localhost_number,
+                                                now=self.now)
         if self.log is not None:
             sm = build_spool_message(self.config, msg, mid, now)
             sm.body_size = len(msg.body)

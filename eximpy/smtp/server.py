@@ -162,6 +162,7 @@ class ReceivedMessage:
     allow_unqualified_sender: bool = False
     allow_unqualified_recipient: bool = False
     active_hostname: str | None = None
+    message_id: str | None = None         # given before the DATA ACL
 
 
 class MessageSink(Protocol):
@@ -722,8 +723,12 @@ class Session:
     # ------------------------------------------------------------------
     # ACLs
     def _acl(self, where: str, acl: str | None,
-             recipient: str | None = None) -> AclResult:
+             recipient: str | None = None,
+             headers: list[tuple[str, str, str]] | None = None,
+             extra: dict[str, Any] | None = None) -> AclResult:
         variables = self._variables()
+        if extra:
+            variables.update(extra)
         if recipient is not None:
             lp, _, dom = recipient.rpartition("@")
             if not _:
@@ -737,7 +742,8 @@ class Session:
                               "sender_address_domain":
                               Tainted(dom if at else "")})
         env = AclEnv(variables=variables, acl_c=self.acl_c, acl_m=self.acl_m,
-                     host_address=self.host_address, log=self._log_main)
+                     host_address=self.host_address, log=self._log_main,
+                     headers=headers)
         if acl is None and where not in ("rcpt", "vrfy", "expn", "etrn"):
             return AclResult(OK)
         r = self.acl.check(where, acl, env)
@@ -1980,14 +1986,13 @@ class Session:
         self._message_start()
 
     def _reject_block(self, res: Any, with_id: bool = True,
-                      raw: bool = False, received: bool = False
-                      ) -> tuple[str | None, str]:
+                      raw: bool = False, received: bool = False,
+                      mid: str | None = None) -> tuple[str | None, str]:
         """The message id Exim had given the message by now, and the
         rejectlog block (envelope and the headers, with the fix-ups the
         message would have had, without Received:)."""
         from eximpy.log.format import reject_log_block
-        mid = None
-        if with_id:
+        if with_id and mid is None:
             from eximpy.message.ids import new_message_id
             try:
                 lhn = self.config.main.get("localhost_number")
@@ -2020,10 +2025,43 @@ class Session:
     def _accept_message(self, res: Any, chunking: bool) -> None:
         user_msg = None
         discard_by = None
+        mid = None
         if self.opt.acl["data"]:
-            r = self._acl("data", self.opt.acl["data"])
+            # The DATA ACL sees the message as it will be spooled: its id,
+            # size, and all headers (Received: and fix-ups included).
+            from eximpy.message.ids import new_message_id
+            try:
+                lhn = self.config.main.get("localhost_number")
+            except (KeyError, AttributeError):
+                lhn = None
+            mid = new_message_id(lhn)
+            headers: list[tuple[str, str, str]] = []
+            size = res.message_size
+            try:
+                from eximpy.smtp.accept import build_spool_message
+                sm = build_spool_message(self.config, self._received_message(
+                    res, chunking), mid, self.clock())
+                headers = [(h.name, h.value, h.type) for h in sm.headers
+                           if h.type != "*"]
+                sm.body_size = len(res.body)
+                size = sm.message_size
+            except Exception:
+                pass
+            body = bytes(res.body[:500]).decode("utf-8", "surrogateescape")
+            r = self._acl("data", self.opt.acl["data"], headers=headers,
+                          extra={"message_exim_id": mid, "message_id": mid,
+                                 "message_size": str(size),
+                                 "message_linecount": str(
+                                     res.header_linecount +
+                                     res.body_linecount),
+                                 "body_linecount": str(res.body_linecount),
+                                 "body_zerocount": str(res.body_zerocount),
+                                 "message_body": Tainted(body.replace(
+                                     "\n", " ")),
+                                 "recipients": ", ".join(
+                                     r[0] for r in self.recipients)})
             if r.rc not in (OK, DISCARD):
-                mid, block = self._reject_block(res, received=True)
+                _m, block = self._reject_block(res, received=True, mid=mid)
                 done = self._handle_acl_fail("data", r, mid, block)
                 if done:
                     self.closed = True
@@ -2034,6 +2072,7 @@ class Session:
         if discard_by is None and not self.recipients:
             discard_by = "MAIL" if self.recipients_discarded else "RCPT"
         msg = self._received_message(res, chunking)
+        msg.message_id = mid
         if discard_by is not None:
             # Every recipient was discarded: the message is accepted and
             # thrown away ("=> blackhole"), nothing stays on the spool.

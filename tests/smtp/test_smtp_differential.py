@@ -421,6 +421,12 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "bdat_eof_between_chunks": (RCPT_OK, d(ENV, bd(b"S: x\r\n\r\nbody\r\n")),
                                 []),
     "bdat_eof_in_chunk": (RCPT_OK, d(ENV, b"BDAT 100 LAST\r\nS: x\r\n"), []),
+    "bdat_rejected_then_data": (
+        "acl_smtp_data = ${if match{$h_subject:}{bad}{deny}{accept}}\n"
+        + RCPT_OK,
+        d(ENV, bd(b"Subject: bad\r\n\r\nx\r\n", True), MF, RT, DATA,
+          b"Subject: good\r\n\r\nbare\nlf\r\n.\r\n", MF, RT,
+          bd(b"Subject: good2\r\n\r\ny\r\n", True), Q), []),
     "bdat_zero_nonlast": (RCPT_OK + "\n" + LOOSE,
                           d(ENV, b"BDAT 0\r\n", b"NOOP\r\n", b"RSET\r\n", Q),
                           []),
