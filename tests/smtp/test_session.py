@@ -355,3 +355,26 @@ t:
     assert "Subject: deliver me" in mbox and "hello" in mbox
     log = (d / "log" / "mainlog").read_text()
     assert " => c <c@d.example> R=local T=t" in log and " Completed" in log
+
+
+def test_oversized_bdat_chunk_consumed_whole(tmpconf):
+    """DESIGN.md 7: an oversized BDAT chunk whose end is not yet buffered
+    is consumed whole; a transaction hidden inside it is never run (Exim
+    discards only what it has buffered and runs the rest as commands)."""
+    cfg = _config(tmpconf, "acl_smtp_rcpt = accept\nmessage_size_limit = 100")
+    hidden = (b"\r\nMAIL FROM:<evil@x>\r\nRCPT TO:<victim@d>\r\nDATA\r\n"
+              b"Subject: smuggled\r\n\r\nhidden\r\n.\r\n")
+    chunk = b"S: x\r\n\r\n" + b"y" * 200 + hidden
+    chunk += b"z" * (600 - len(chunk))
+    sink = FakeSink()
+    s = Session(cfg, sink=sink)
+    s.start()
+    s.feed(b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n")
+    out = s.feed(b"BDAT %d LAST\r\n" % len(chunk) + chunk[:50])
+    assert out == b""
+    for i in range(50, len(chunk), 37):               # arrives in pieces
+        out += s.feed(chunk[i:i + 37])
+    out += s.feed(b"QUIT\r\n")
+    assert out == (b"552 Message size exceeds maximum permitted\r\n"
+                   b"221 test.example closing connection\r\n")
+    assert sink.messages == []
