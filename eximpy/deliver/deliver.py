@@ -225,6 +225,7 @@ class _Delivery:
             variables=message_variables(msg, body),
             headers=_header_pairs(msg),
             log=lambda m, panic=False, main=True: self.log.main(m, self.mid))
+        rctx.logwriter = self.log
         tctx = TransportContext(self.config, msg, body, rctx)
         tctx.log = self.log
         tops: list[Address] = []
@@ -628,6 +629,10 @@ class _Delivery:
             return driver.deliver(target, tctx)
         except NotImplementedError as e:
             return TransportResult(R.DEFER, str(e))
+        except OSError as e:
+            # A broken world (I/O error...) defers this address only.
+            return TransportResult(R.DEFER, f"{tp.name} transport: "
+                                   f"{os.strerror(e.errno or 0)}", e.errno or 0)
         finally:
             rctx.variables = saved
             rctx.home = None

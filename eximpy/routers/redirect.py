@@ -207,6 +207,9 @@ class RedirectRouter(Router):
         for err_text, item in result.syntax_errors:
             msg = f'{r.name} router: skipped error: {err_text} in "{item}"'
             rctx.log(msg)
+        if result.syntax_errors and r.opt("syntax_errors_to") and \
+                rctx.verify == R.V_NONE and not rctx.address_test_mode:
+            _send_syntax_errors(r, addr, rctx, result.syntax_errors)
         if result.status == "error":
             addr.message = f"error in {what}: {result.error}"
             return R.DEFER
@@ -532,3 +535,51 @@ def parse_forward_list(s: str, incoming_domain: str, qualify_domain: str, *,
                 recipient = f"{recipient}@{qualify_domain}"
             res.addresses.append((recipient, False))
         i = nexti
+
+
+def _send_syntax_errors(r: Any, addr: Any, rctx: Any,
+                        errors: list[tuple[str, str]]) -> None:
+    """syntax_errors_to: tell someone about skipped syntax errors, in the
+    form of Exim's moan_skipped_syntax_errors() (including its References:
+    line that ends up at the top of the body)."""
+    import io
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    try:
+        to = rctx.expand(r.opt("syntax_errors_to"), addr)
+    except (ExpansionError, ExpansionForcedFail):
+        return
+    if not to:
+        return
+    text = ""
+    if r.opt("syntax_errors_text"):
+        try:
+            text = rctx.expand(r.opt("syntax_errors_text"), addr)
+        except (ExpansionError, ExpansionForcedFail):
+            text = ""
+    qd = rctx.qualify_domain()
+    refs = ""
+    for h in rctx.headers or []:
+        if h[0].strip().lower() == "message-id":
+            refs = h[1].strip()
+    out = ["Auto-Submitted: auto-replied\n",
+           f"From: Mail Delivery System <Mailer-Daemon@{qd}>\n",
+           f"To: {to}\n",
+           "Subject: error(s) in forwarding or filtering\n\n"]
+    if refs:
+        out.append(f"References: {refs}\n")
+    if text:
+        out.append(text + "\n\n")
+    out.append(f"The {r.name} router encountered the following error(s):\n")
+    for err, item in errors:
+        out.append(f"\n  {err} in the address\n  \"{item}\"\n")
+    out.append("\nOther addresses were processed normally.\n")
+    from eximpy.receive import LocalOptions, ReceiveError, receive_local
+    mid = rctx.variables.get("message_id")
+    try:
+        receive_local(rctx.config, "", [to],
+                      io.BytesIO("".join(out).encode("utf-8", "surrogateescape")),
+                      LocalOptions(dot_ends=False, local_error=True,
+                                   bounce_parent=mid,
+                                   log=getattr(rctx, "logwriter", None)))
+    except ReceiveError:
+        pass

@@ -144,6 +144,15 @@ class AppendfileTransport(Transport):
 # ---------------------------------------------------------------------------
 # Delivery
 
+def _fsync(fd: int) -> None:
+    """fsync, ignoring files that cannot be synced (/dev/null: EINVAL)."""
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in (_errno.EINVAL, _errno.EROFS):
+            raise
+
+
 ERRNO_LOCKFAILED = -9
 ERRNO_EXIMQUOTA = -22
 
@@ -365,7 +374,7 @@ def _mbox(inst: Any, addr: Any, path: str, data: bytes,
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fsync(fd)
+            _fsync(fd)
         finally:
             os.close(fd)
     finally:
@@ -440,7 +449,7 @@ def _maildir(inst: Any, addr: Any, tctx: Any, path: str, data: bytes,
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        _fsync(fd)
     finally:
         os.close(fd)
     if final is None:
