@@ -12,8 +12,8 @@ SUMMARY
     allow_filter is set; Sieve filters are not implemented (they defer).
     one_time is handled at delivery (eximpy.deliver.deliver); forward
     files are checked with check_owner/owners, check_group/owngroups and
-    modemask.  Not implemented: syntax_errors_to / syntax_errors_text
-    (errors are logged and skipped with skip_syntax_errors).
+    modemask.  skip_syntax_errors logs each skipped item and, with
+    syntax_errors_to, mails them (syntax_errors_text first) as Exim does.
 
 SEE ALSO
     spec chapter 22 "The redirect router".
