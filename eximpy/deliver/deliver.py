@@ -125,15 +125,29 @@ def _original(addr: Address) -> str | None:
     return getattr(top, "one_time_parent", None) or top.address
 
 
+def _shown(addr: Address) -> str:
+    """The address as failure/deferral lines show it: without the prefix
+    and suffix a router removed (Exim's string_log_address)."""
+    if not addr.pfr and (addr.prefix or addr.suffix):
+        return f"{addr.local_part}@{addr.domain}"
+    return addr.address
+
+
+def _shown_original(addr: Address) -> str | None:
+    orig = _original(addr)
+    if orig is None and _shown(addr) != addr.address:
+        return addr.address
+    return orig
+
+
 def _log_address(addr: Address) -> str:
     """The address as a delivery line shows it: local part for a local
     transport, the pipe/file text, or the whole address."""
     if addr.pfr:
         return getattr(addr, "delivered_path", None) or addr.address
     if addr.transport is not None and getattr(addr.transport.info, "local", True):
-        return addr.local_part if not addr.prefix and not addr.suffix else \
-            f"{addr.prefix or ''}{addr.local_part}{addr.suffix or ''}"
-    return addr.address
+        return addr.local_part
+    return _shown(addr)
 
 
 class _Delivery:
@@ -264,13 +278,13 @@ class _Delivery:
                 rc = R.route_address(addr, rctx)
                 if rc == R.FAIL:
                     failed.append(addr)
-                    self.addr_main(addr, F.failed(self.sel, addr.address, addr.message,
-                                       original=_original(addr),
+                    self.addr_main(addr, F.failed(self.sel, _shown(addr), addr.message,
+                                       original=_shown_original(addr),
                                        router=addr.router.name if addr.router else None))
                 elif rc in (R.DEFER, R.ERROR):
                     deferred.append(addr)
-                    self.addr_main(addr, F.deferred(self.sel, addr.address, addr.message,
-                                         original=_original(addr),
+                    self.addr_main(addr, F.deferred(self.sel, _shown(addr), addr.message,
+                                         original=_shown_original(addr),
                                          router=addr.router.name if addr.router else None))
                 elif rc == R.DISCARD:
                     discarded.append(addr)
@@ -311,23 +325,23 @@ class _Delivery:
                     failed.append(addr)
                     addr.message = res.message
                     addr.returned_output = res.returned_output
-                    self.addr_main(addr, F.failed(self.sel, addr.address, res.message,
-                                       original=_original(addr), router=rname,
+                    self.addr_main(addr, F.failed(self.sel, _shown(addr), res.message,
+                                       original=_shown_original(addr), router=rname,
                                        transport=tname))
                 else:
                     deferred.append(addr)
                     addr.message = res.message
-                    self.addr_main(addr, F.deferred(self.sel, addr.address, res.message,
+                    self.addr_main(addr, F.deferred(self.sel, _shown(addr), res.message,
                                          errno_value=res.errno,
-                                         original=_original(addr),
+                                         original=_shown_original(addr),
                                          router=rname, transport=tname))
             for addr in remote:
                 deferred.append(addr)
                 rname = addr.router.name if addr.router is not None else None
                 tname = addr.transport.name if addr.transport is not None else None
                 addr.message = "remote delivery is not implemented yet"
-                self.addr_main(addr, F.deferred(self.sel, addr.address, addr.message,
-                                     original=_original(addr), router=rname,
+                self.addr_main(addr, F.deferred(self.sel, _shown(addr), addr.message,
+                                     original=_shown_original(addr), router=rname,
                                      transport=tname))
         finally:
             jnl.close()
@@ -339,8 +353,8 @@ class _Delivery:
                 deferred.remove(a)
                 failed.append(a)
                 a.message = "retry timeout exceeded"
-                self.addr_main(a, F.failed(self.sel, a.address, a.message,
-                                   original=_original(a)))
+                self.addr_main(a, F.failed(self.sel, _shown(a), a.message,
+                                   original=_shown_original(a)))
         # (Exim 4.96 still reports NOTIFY=NEVER recipients in a bounce that
         # is sent for other failures.)
         to_bounce = [a for a in failed if not a.prop.ignore_error]

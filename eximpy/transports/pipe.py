@@ -156,13 +156,14 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
     env = {"LOCAL_PART": addr.local_part, "LOGNAME": addr.local_part,
            "USER": addr.local_part, "DOMAIN": addr.domain,
            "HOME": addr.home_dir or "", "MESSAGE_ID": tctx.msg.id,
-           "PATH": path, "RECIPIENT": f"{addr.local_part}@{addr.domain}"
+           "PATH": path, "RECIPIENT": addr.address
            if not addr.pfr else (addr.parent.address if addr.parent else ""),
            "QUALIFY_DOMAIN": tctx.rctx.qualify_domain(),
            "SENDER": tctx.msg.sender, "SHELL": "/bin/sh",
-           "TZ": os.environ.get("TZ", ""),
            "LOCAL_PART_PREFIX": addr.prefix or "",
            "LOCAL_PART_SUFFIX": addr.suffix or ""}
+    if tctx.rctx.main("timezone"):
+        env["TZ"] = tctx.rctx.main("timezone")
     if addr.pfr and addr.parent is not None:
         par = addr.parent
         env.update({"LOCAL_PART": par.local_part, "LOGNAME": par.local_part,

@@ -2,6 +2,8 @@
 and the bounce that carries the output, against real Exim."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from _pair import ROOT, log_lines, run_pair, spool_reports
@@ -102,3 +104,54 @@ def test_pipe_directories():
     rx, rp = spool_reports(ex, ids), spool_reports(py, ids)
     assert len(rx) == 1
     assert rp == rx
+
+
+ENV_CONF = """\
+primary_hostname = vm.example
+qualify_domain = example.org
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+keep_environment =
+begin routers
+r:
+  driver = accept
+  local_parts = envuser : shell
+  local_part_prefix = pfx-
+  local_part_prefix_optional
+  local_part_suffix = -sfx
+  local_part_suffix_optional
+  transport = ${if eq{$local_part}{shell}{sh}{env}}
+begin transports
+env:
+  driver = pipe
+  command = /usr/bin/env
+  environment = EXTRA=x$local_part : SECOND=2
+  return_output
+  user = nobody
+sh:
+  driver = pipe
+  command = echo "$local_part" | tr a-z A-Z; echo done
+  use_shell
+  return_output
+  user = nobody
+begin retry
+* * F,1h,15m
+"""
+
+
+def test_pipe_environment_and_shell():
+    """The pipe's environment (Exim's variables plus `environment`) and
+    use_shell, as seen in the returned output."""
+    ex, py, ids = run_pair(WORK / "env", ENV_CONF,
+                           [(["-f", "s@remote.invalid", "pfx-envuser-sfx", "shell"],
+                             "Subject: e\n\nb\n")])
+    assert log_lines(py, ids) == log_lines(ex, ids)
+
+    def body(reports):
+        assert len(reports) == 1
+        text = reports[0][1]
+        lines = text.splitlines()
+        env = sorted(ln for ln in lines if re.match(r"^[A-Z_]+=", ln))
+        rest = [ln for ln in lines if not re.match(r"^[A-Z_]+=", ln)]
+        return env, rest
+    assert body(spool_reports(py, ids)) == body(spool_reports(ex, ids))
