@@ -12,12 +12,14 @@ SEE ALSO
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eximpy.acl.parse import AclStatement
 from eximpy.config.reader import MacroTable
 from eximpy.config.rules import RetryConfig, RewriteRule
 from eximpy.errors import ConfigError, SourcePos
+
+if TYPE_CHECKING:       # acl.parse imports config.options: no cycle at run time
+    from eximpy.acl.parse import AclStatement
 
 DRIVER_KINDS = ("router", "transport", "authenticator")
 
@@ -39,7 +41,7 @@ class AclDefinition:
 
     name: str
     pos: SourcePos
-    statements: list[AclStatement]
+    statements: list["AclStatement"]
 
 
 def _tables(kind: str) -> tuple[Any, Any]:

@@ -153,14 +153,55 @@ def _on_term(*_: Any) -> None:
     raise _Shutdown()
 
 
+@dataclass
+class Warm:
+    """What the receiver prepares once, before forking session children."""
+
+    log: Any
+    acl: Any
+    options: Any                 # eximpy.smtp.server.SessionOptions
+    tls_context: Any             # shared STARTTLS context, or "auto"
+    tls_on_connect_ports: frozenset[int]
+
+    @classmethod
+    def prepare(cls, config: Any) -> "Warm":
+        from eximpy.acl.engine import make_runner
+        from eximpy.log.writer import LogWriter
+        from eximpy.smtp.connection import prepare
+        log = LogWriter.from_config(config)
+        return cls(log, make_runner(config, log=log), prepare(config),
+                   _tls_context(config), _tls_on_connect_ports(config))
+
+
+def _tls_context(config: Any) -> Any:
+    """One STARTTLS context for every session, unless client certificates
+    are asked of some hosts (then each session builds its own)."""
+    main = config.main
+    if main.get("tls_verify_hosts") or main.get("tls_try_verify_hosts"):
+        return "auto"
+    if not main.get("tls_advertise_hosts"):
+        return None
+    from eximpy.expand import ExpandContext, expand_string
+    from eximpy.smtp.tls import server_context
+    return server_context(config,
+                          lambda s: expand_string(s, ExpandContext(config)))
+
+
+def _tls_on_connect_ports(config: Any) -> frozenset[int]:
+    from eximpy.config.options import list_items
+    text = config.main.get("tls_on_connect_ports") or ""
+    return frozenset(int(p) for p in list_items(text) if p.strip().isdigit())
+
+
 def _serve_connection(ctx: RoleContext, conn: socket.socket,
                       peer: tuple[str, int], listeners: list[socket.socket],
-                      deliver_now: bool, acl: Any, log: Any) -> int:
+                      deliver_now: bool, warm: Warm) -> int:
     from eximpy.smtp.accept import SpoolSink
     from eximpy.smtp.connection import serve_socket
     for s in listeners:
         s.close()
     config = ctx.config
+    log = warm.log
     signal.signal(signal.SIGTERM, _on_term)
     try:
         per_conn = int(config.main.get("smtp_accept_queue_per_connection")
@@ -169,7 +210,9 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
                              deliver_now, per_conn)
         local = conn.getsockname()[:2]
         serve_socket(conn, config, peer=peer, local=local, sink=sink,
-                     log=log, acl=acl)
+                     log=log, acl=warm.acl, options=warm.options,
+                     tls_context=warm.tls_context,
+                     tls_on_connect=local[1] in warm.tls_on_connect_ports)
     except _Shutdown:
         # A message being received is abandoned by the spool writer; tell
         # the client to come back (Exim's reply when the daemon goes away).
@@ -200,13 +243,9 @@ def run_receiver(ctx: RoleContext) -> int:
     listeners = [socket.socket(fileno=fd) for fd in ctx.fds]
     for s in listeners:
         s.setblocking(False)
-    from eximpy.acl.engine import make_runner
-    from eximpy.log.writer import LogWriter
     admission = Admission(ctx.config)
     # Made once here, before any fork: every session child starts warm.
-    log = LogWriter.from_config(ctx.config)
-    acl = make_runner(ctx.config, log=log)
-    _warm_tls(ctx.config)
+    warm = Warm.prepare(ctx.config)
     children: dict[int, str] = {}          # pid -> client IP address
     submissions: set[int] = set()          # local submission children
     while not ctx.stopping:
@@ -241,7 +280,7 @@ def run_receiver(ctx: RoleContext) -> int:
             deliver_now = admission.deliver_now(len(children))
             pid = fork_child(
                 lambda c=conn, p=peer, d=deliver_now:
-                    _serve_connection(ctx, c, p, listeners, d, acl, log),
+                    _serve_connection(ctx, c, p, listeners, d, warm),
                 f"eximpy: receiver: handling incoming connection from "
                 f"[{peer[0]}]:{peer[1]}")
             children[pid] = peer[0]
@@ -269,20 +308,6 @@ def _finish_sessions(children: dict[int, str], others: set[int],
     while (children or others) and time.monotonic() < deadline:
         _reap(children, others)
         time.sleep(0.05)
-
-
-def _warm_tls(config: Any) -> None:
-    """Without tls_certificate, STARTTLS uses a self-signed certificate:
-    make it once here, so that no session child pays for the key."""
-    if config.main.get("tls_certificate") or \
-            not config.main.get("tls_advertise_hosts"):
-        return
-    from eximpy.smtp import tls
-    host = config.main.get("primary_hostname") or os.uname().nodename
-    try:
-        tls.self_signed(host)
-    except Exception:
-        pass
 
 
 def _refuse(conn: socket.socket, ctx: RoleContext, peer: tuple[str, int],
