@@ -138,6 +138,10 @@ class LogWriter:
         self.failed = False
         self.last_error: str | None = None
         self._syslog_open = False
+        # Open log files, kept between writes: path -> (fd, inode).  As in
+        # Exim, a file that was renamed (rotated) or removed is reopened;
+        # the check is one stat() instead of an open() per line.
+        self._open: dict[str, tuple[int, int]] = {}
 
     @classmethod
     def from_config(cls, config: Any, pid: int | None = None,
@@ -175,10 +179,46 @@ class LogWriter:
         return expand_log_path(self.targets.path, kind,
                                self.clock() if now is None else now)
 
+    def _cached_fd(self, path: str) -> int | None:
+        """The kept descriptor of ``path`` if it still names that file."""
+        entry = self._open.get(path)
+        if entry is None:
+            return None
+        fd, ino = entry
+        try:
+            if os.stat(path).st_ino == ino:
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+        del self._open[path]
+        return None
+
+    def close(self) -> None:
+        """Close the kept log files (a new process should call this)."""
+        for fd, _ino in self._open.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._open.clear()
+
     def _append(self, kind: str, data: str, now: float) -> bool:
         path = self.path_for(kind, now)
         if path is None:
             return True
+        fd = self._cached_fd(path)
+        if fd is not None:
+            try:
+                b = data.encode("utf-8", "surrogateescape")
+                view = memoryview(b)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                return True
+            except OSError:
+                os.close(fd)
+                del self._open[path]
         try:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
@@ -206,8 +246,10 @@ class LogWriter:
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
-            finally:
+            except BaseException:
                 os.close(fd)
+                raise
+            self._open[path] = (fd, os.fstat(fd).st_ino)
         except OSError as e:
             self.failed = True
             self.last_error = f"cannot write {kind} log {path}: {e.strerror}"
