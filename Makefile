@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONF   := conf/default.conf
 
-.PHONY: run test setup setup-test bench bench-expand bench-spool bench-receive clean
+.PHONY: run test setup setup-test bench bench-expand bench-spool bench-receive bench-deliver bench-daemon clean
 
 $(VENV)/.installed: pyproject.toml
 	@tools/setup_system.sh build
@@ -38,7 +38,7 @@ run: setup
 test: setup-test
 	@$(VENV)/bin/pytest
 
-bench: bench-expand bench-spool bench-receive
+bench: bench-expand bench-spool bench-receive bench-deliver bench-daemon
 
 bench-expand: setup
 	@$(PY) tools/bench_expand.py
@@ -49,6 +49,14 @@ bench-spool: setup
 # eximpy's daemon next to real Exim's, both queue_only, on loopback (root).
 bench-receive: setup-test
 	@$(PY) tools/bench_receive.py
+
+# Maildir delivery of a queue of 10,000 messages: eximpy vs exim -qf.
+bench-deliver: setup-test
+	@$(PY) tests/delivery/bench_deliver.py 10000
+
+# Memory per process kind and connections/s, eximpy vs Exim (root).
+bench-daemon: setup-test
+	@$(PY) tools/bench_daemon.py
 
 clean:
 	rm -rf $(VENV) var tests/_work .pytest_cache

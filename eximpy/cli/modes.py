@@ -16,7 +16,7 @@ from typing import Callable
 from eximpy.cli.options import Invocation
 
 # Modes that only test and print: Exim does not log their arguments.
-_TEST_MODES = ("be", "bt", "bv", "bP", "bh", "bhc")
+_TEST_MODES = ("be", "bt", "bv", "bP", "bh", "bhc", "brw")
 # Exim's name for each mode, for the "not implemented yet" message.
 _NOT_YET = "eximpy: {} is not implemented yet"
 
@@ -113,6 +113,18 @@ def run_address_test(inv: Invocation) -> int:
                                sender=inv.mode_arg == "sender")
 
 
+def run_rewrite_test(inv: Invocation) -> int:
+    """-brw ADDRESS: how the rewriting rules treat an address."""
+    from eximpy.rewrite import rewrite_test
+    return rewrite_test(_load(inv), (inv.args or [""])[0], sys.stdout)
+
+
+def run_deliver(inv: Invocation) -> int:
+    """-M ID ... (forced) / -Mc ID ... (respecting retry times): deliver."""
+    from eximpy.cli import deliver_mode
+    return deliver_mode.run_deliver(_load(inv), inv)
+
+
 def run_smtp_stdio(inv: Invocation) -> int:
     """-bs (SMTP on stdin/stdout)."""
     from eximpy.cli import smtp_modes
@@ -153,6 +165,9 @@ _MODES: dict[str, Callable[[Invocation], int]] = {
     "bP": run_print,
     "be": run_expand,
     "bt": run_address_test,
+    "brw": run_rewrite_test,
+    "M": run_deliver,
+    "Mc": run_deliver,
     "bv": run_address_test,
     "bs": run_smtp_stdio,
     "bh": run_host_check,
