@@ -35,6 +35,13 @@ from typing import Any
 EXIM_COMPAT = "4.96"
 
 
+#: Exim's "Support for:" words for what eximpy really has: crypteq (the
+#: expansion condition), IPv6 sockets and lists, ${perl} (a perl helper
+#: process), PAM (the pam condition through libpam), OpenSSL (TLS through
+#: Python's ssl module), SPF (the spf ACL condition, with pyspf).
+SUPPORT_FOR = ("crypteq", "IPv6", "PAM", "Perl", "OpenSSL", "SPF")
+
+
 def _version() -> str:
     try:
         from eximpy import __version__ as v
@@ -44,6 +51,10 @@ def _version() -> str:
 
 
 def _implemented(info: Any, base: type, method: str) -> bool:
+    if info.kind == "authenticator":
+        # Server sides live with the SMTP session (eximpy.smtp.auth).
+        from eximpy.smtp.auth import SERVER_DRIVERS
+        return info.name in SERVER_DRIVERS
     cls = info.factory
     return cls is not None and getattr(cls, method, None) is not getattr(
         base, method, None)
@@ -92,7 +103,7 @@ def version_text(config: Any, search_path: str, used_file: str | None,
         status = driver_status()
         lines.append(f"eximpy version {_version()} (Exim {EXIM_COMPAT} "
                      "compatible)")
-        lines.append("Support for:")
+        lines.append("Support for: " + " ".join(SUPPORT_FOR))
         lines.append("Lookups (built-in):" + "".join(
             f" {n}" for n in LOOKUPS.names()))
         for label in ("Authenticators", "Routers", "Transports"):
@@ -109,11 +120,12 @@ def version_text(config: Any, search_path: str, used_file: str | None,
                 for n in status[label][1]]
         if todo:
             lines.extend(_wrap("Known but not yet implemented drivers:", todo))
-        from eximpy.config.main_options import known_not_implemented
+        from eximpy.config.main_options import known_not_implemented, \
+            set_but_not_implemented
         names = known_not_implemented()
         set_names = []
         if config is not None and getattr(config, "main", None) is not None:
-            set_names = [n for n in names if config.main.is_set(n)]
+            set_names = set_but_not_implemented(config)
         if set_names:
             lines.extend(_wrap("Set in this configuration but not yet "
                                "implemented:", set_names))

@@ -329,8 +329,51 @@ _GENERATED_MAIN_OPTIONS = OptionTable((
 # END GENERATED OPTIONS
 
 #: Main options eximpy acts on.  Add a name here only together with the
-#: code that uses it (tests/qa checks every name exists).
-IMPLEMENTED: frozenset[str] = frozenset()
+#: code that uses it (tests/qa checks every name exists).  Everything else
+#: is accepted and shown by -bP, listed by -bV as "known but not yet
+#: implemented", and named in the daemon's start-up warning when set.
+IMPLEMENTED: frozenset[str] = frozenset((
+    "accept_8bitmime", "acl_smtp_auth", "acl_smtp_connect", "acl_smtp_data",
+    "acl_smtp_etrn", "acl_smtp_expn", "acl_smtp_helo", "acl_smtp_mail",
+    "acl_smtp_mailauth", "acl_smtp_notquit", "acl_smtp_predata",
+    "acl_smtp_quit", "acl_smtp_rcpt", "acl_smtp_starttls", "acl_smtp_vrfy",
+    "admin_groups", "allow_domain_literals", "auth_advertise_hosts",
+    "bounce_message_file", "bounce_return_size_limit",
+    "callout_negative_expire", "callout_positive_expire",
+    "chunking_advertise_hosts", "daemon_smtp_ports", "delay_warning",
+    "delay_warning_condition", "delivery_date_remove", "dns_retrans",
+    "dns_retry", "dsn_advertise_hosts", "envelope_to_remove", "exim_group",
+    "exim_path", "exim_user", "exim_version", "extra_local_interfaces",
+    "header_line_maxsize", "header_maxsize", "headers_charset",
+    "helo_accept_junk_hosts", "helo_allow_chars", "host_reject_connection",
+    "hosts_require_helo", "ignore_bounce_errors_after", "keep_environment",
+    "local_from_check", "local_interfaces", "local_sender_retain",
+    "localhost_number", "log_file_path", "log_selector", "log_timezone",
+    "message_id_header_domain", "message_id_header_text", "message_logs",
+    "message_size_limit", "perl_startup", "pid_file_path",
+    "pipelining_advertise_hosts", "pipelining_connect_advertise_hosts",
+    "primary_hostname", "process_log_path", "qualify_domain",
+    "qualify_recipient", "queue_only", "queue_only_load",
+    "received_header_text", "received_headers_max",
+    "recipient_unqualified_hosts", "recipients_max", "recipients_max_reject",
+    "return_path_remove", "sender_unqualified_hosts", "smtp_accept_max",
+    "smtp_accept_max_nonmail", "smtp_accept_max_nonmail_hosts",
+    "smtp_accept_max_per_connection", "smtp_accept_max_per_host",
+    "smtp_accept_queue", "smtp_accept_queue_per_connection",
+    "smtp_accept_reserve", "smtp_active_hostname", "smtp_banner",
+    "smtp_connect_backlog", "smtp_enforce_sync", "smtp_load_reserve",
+    "smtp_max_synprot_errors", "smtp_max_unknown_commands",
+    "smtp_receive_timeout", "smtp_reserve_hosts",
+    "smtp_return_error_details", "smtputf8_advertise_hosts", "spf_guess",
+    "split_spool_directory", "spool_directory",
+    "strip_excess_angle_brackets", "strip_trailing_dot",
+    "syslog_processname", "syslog_timestamp", "timeout_frozen_after",
+    "timezone", "tls_advertise_hosts", "tls_certificate",
+    "tls_on_connect_ports", "tls_privatekey", "tls_require_ciphers",
+    "tls_try_verify_hosts", "tls_verify_certificates", "tls_verify_hosts",
+    "trusted_groups", "trusted_users", "untrusted_set_sender",
+    "warn_message_file", "write_rejectlog",
+))
 
 #: eximpy's own main options, which Exim does not have.  They are hidden:
 #: `-bP` (all) and the _OPT_MAIN_* macros show only Exim's options, so that
@@ -354,6 +397,11 @@ EXIMPY_USER = "eximpy"
 def known_not_implemented() -> list[str]:
     """Main options eximpy accepts but does not act on yet (table order)."""
     return [s.name for s in MAIN_OPTIONS if not s.implemented and not s.hidden]
+
+
+def set_but_not_implemented(config: Any) -> list[str]:
+    """Options this configuration sets that eximpy does not act on yet."""
+    return [n for n in known_not_implemented() if config.main.is_set(n)]
 
 
 def _primary_hostname() -> str:

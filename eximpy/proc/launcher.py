@@ -335,6 +335,12 @@ def run_daemon(inv: Any, config: Any) -> int:
         f"eximpy {mode} started: pid={os.getpid()}"
         + (f", listening on {addrs}" if addrs else "")
         + (f", -q{inv.queue_interval}s" if inv.queue_interval else ""))
+    from eximpy.config.main_options import set_but_not_implemented
+    unimplemented = set_but_not_implemented(config)
+    if unimplemented:
+        launcher._logwriter().main(
+            "Warning: these options are set but not yet implemented by "
+            "eximpy, and have no effect: " + " ".join(unimplemented))
     launcher.spawn_all()
     sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=accepting mail")
     try:

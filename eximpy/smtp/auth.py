@@ -117,6 +117,10 @@ class AuthMech:
         return cram_md5_exchange(self, initial, expand)
 
 
+#: Authenticator drivers whose server side is implemented here.
+SERVER_DRIVERS = ("cram_md5", "dovecot", "plaintext")
+
+
 def server_authenticators(config: Any) -> list[AuthMech]:
     out = []
     for inst in getattr(config, "authenticators", None) or []:
@@ -124,7 +128,7 @@ def server_authenticators(config: Any) -> list[AuthMech]:
             driver = inst.driver
         except AttributeError:
             continue
-        if driver not in ("plaintext", "cram_md5", "dovecot"):
+        if driver not in SERVER_DRIVERS:
             continue
         m = AuthMech(inst.name, driver, "", inst)
         m.public_name = (m.opt("public_name") or inst.name).upper()
