@@ -78,6 +78,18 @@ def status(pid: int | str = "self") -> ProcessPrivilege:
         no_new_privs=fields.get("NoNewPrivs", "0") == "1")
 
 
+def _caps_now() -> tuple[int, int]:
+    """This process's effective and permitted capability sets (masks)."""
+    eff = prm = 0
+    for name in prctl.ALL_CAP_NAMES:
+        bit = 1 << getattr(prctl, "CAP_" + name.upper())
+        if getattr(prctl.cap_effective, name):
+            eff |= bit
+        if getattr(prctl.cap_permitted, name):
+            prm |= bit
+    return eff, prm
+
+
 def set_no_new_privs() -> None:
     prctl.set_no_new_privs(1)
     if prctl.get_no_new_privs() != 1:
@@ -145,12 +157,12 @@ def drop_permanently(uid: int, gid: int, keep: tuple[str, ...] = (),
         raise PrivilegeError(
             f"privilege drop to {uid}:{gid} failed: resuid={os.getresuid()} "
             f"resgid={os.getresgid()}")
-    st = status()
-    if st.cap_effective & ~_cap_mask(keep) or \
-            st.cap_permitted & ~_cap_mask(keep):
+    # Verified through the kernel's capget() rather than /proc, which a
+    # chroot jail does not have.
+    eff, prm = _caps_now()
+    if eff & ~_cap_mask(keep) or prm & ~_cap_mask(keep):
         raise PrivilegeError(
-            f"capabilities left after drop: eff={st.cap_effective:#x} "
-            f"prm={st.cap_permitted:#x}")
+            f"capabilities left after drop: eff={eff:#x} prm={prm:#x}")
 
 
 def run_as(uid: int, gid: int, groups: tuple[int, ...] | None = None) -> None:

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         sys.stderr.write(e.exim_text() + "\n")
         return 1
-    path = process_log_path(config)
+    from eximpy.proc.jail import host_view
+    path = process_log_path(host_view(config))
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         os.fchmod(fd, 0o666)

@@ -379,6 +379,9 @@ IMPLEMENTED: frozenset[str] = frozenset((
 #: `-bP` (all) and the _OPT_MAIN_* macros show only Exim's options, so that
 #: a configuration without them reads exactly as in Exim.
 EXTENSIONS: tuple[S, ...] = (
+    # The roles run inside this directory; every path in the configuration
+    # is then a path inside it (eximpy.proc.jail).
+    S('chroot', T.STRING, None, hidden=True),
     # ${python{function}{args}}: a Python file loaded once per process,
     # eximpy's counterpart of perl_startup (eximpy.expand.python).
     S('python_startup', T.STRING, None, hidden=True),

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eximpy.errors import ConfigError
-from eximpy.proc import fifo
+from eximpy.proc import fifo, jail
 from eximpy.proc.skeleton import exim_ids, install_activity_reporter, set_title
 
 MAX_BACKOFF = 60.0
@@ -157,6 +157,8 @@ class Launcher:
     def __init__(self, inv: Any, config: Any) -> None:
         self.inv = inv
         self.config = config
+        # The launcher stays outside a chroot jail: it sees host paths.
+        self.host = jail.host_view(config)
         self.roles: list[Role] = []
         self.sockets: list[socket.socket] = []
         self.stopping = False
@@ -165,7 +167,7 @@ class Launcher:
 
     def _logwriter(self) -> Any:
         from eximpy.log.writer import LogWriter
-        return LogWriter.from_config(self.config)
+        return LogWriter.from_config(self.host)
 
     def panic(self, text: str) -> None:
         try:
@@ -179,17 +181,17 @@ class Launcher:
             raise ConfigError(
                 "exim_user is root: create the eximpy user (systemd/"
                 "eximpy.sysusers.conf) or set exim_user", None)
-        prepare_directories(self.config, uid, gid)
-        fifo.create(self.config, uid, gid)
+        prepare_directories(self.host, uid, gid)
+        fifo.create(self.host, uid, gid)
         listening = self.inv.mode == "bd"
         if listening:
             backlog = int(self.config.main.get("smtp_connect_backlog") or 20)
             self.sockets = bind_all(
                 listen_addresses(self.config, self.inv.daemon_ports), backlog)
             from eximpy.proc import submission
-            self.sockets.append(submission.bind(self.config))
+            self.sockets.append(submission.bind(self.host))
             if os.geteuid() == 0:
-                os.chown(submission.socket_path(self.config), uid, gid)
+                os.chown(submission.socket_path(self.host), uid, gid)
             self.roles.append(Role("receiver", [s.fileno()
                                                 for s in self.sockets]))
         self.roles.append(Role("delivery"))
@@ -218,7 +220,7 @@ class Launcher:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         signal.signal(signal.SIGHUP, self._on_hup)
-        install_activity_reporter(self.config)
+        install_activity_reporter(self.host)
         while not self.stopping:
             if self.reload:
                 self.reload = False
@@ -259,6 +261,7 @@ class Launcher:
         sd_notify("RELOADING=1")
         new.initial_cwd = self.config.initial_cwd
         self.config = new
+        self.host = jail.host_view(new)
         self._logwriter().main(f"SIGHUP received: re-reading configuration "
                                f"{new.filename}")
         self._stop_roles()
@@ -319,7 +322,7 @@ def run_daemon(inv: Any, config: Any) -> int:
             files_preserve=[s.fileno() for s in launcher.sockets],
             working_directory="/", umask=0o022, detach_process=True)
         ctx.open()
-    pidpath = pid_file(config, inv)
+    pidpath = pid_file(launcher.host, inv)
     try:
         with open(pidpath, "w") as f:
             f.write(f"{os.getpid()}\n")
@@ -327,7 +330,7 @@ def run_daemon(inv: Any, config: Any) -> int:
         launcher.panic(f"failed to write pid file {pidpath}: {e.strerror}")
         pidpath = ""
     set_title("eximpy: launcher")
-    install_activity_reporter(config)
+    install_activity_reporter(launcher.host)
     mode = "daemon" if inv.mode == "bd" else "queue runner"
     addrs = ", ".join(f"[{s.getsockname()[0]}]:{s.getsockname()[1]}"
                       for s in launcher.sockets if s.family != socket.AF_UNIX)

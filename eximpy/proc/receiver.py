@@ -238,14 +238,15 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
     return 0
 
 
-def run_receiver(ctx: RoleContext) -> int:
+def run_receiver(ctx: RoleContext, warm: "Warm | None" = None) -> int:
     """Accept connections until told to stop; returns the exit status."""
     listeners = [socket.socket(fileno=fd) for fd in ctx.fds]
     for s in listeners:
         s.setblocking(False)
     admission = Admission(ctx.config)
-    # Made once here, before any fork: every session child starts warm.
-    warm = Warm.prepare(ctx.config)
+    # Made once, before any fork: every session child starts warm.
+    if warm is None:
+        warm = Warm.prepare(ctx.config)
     children: dict[int, str] = {}          # pid -> client IP address
     submissions: set[int] = set()          # local submission children
     while not ctx.stopping:

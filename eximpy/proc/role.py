@@ -69,8 +69,18 @@ def main(argv: list[str] | None = None) -> int:
                          f"{' '.join(failed)}\n")
     keep = ("setuid", "setgid") if a.name == "delivery" and \
         os.geteuid() == 0 else ()
+    # Everything read from outside a chroot jail is read now: sessions'
+    # TLS keys and options, the exim user's ids.
+    warm = None
+    if a.name == "receiver":
+        from eximpy.proc.receiver import Warm
+        warm = Warm.prepare(config)
+    from eximpy.proc import jail
+    from eximpy.proc.skeleton import exim_ids
+    ids = exim_ids(config)
     try:
-        become_role(ctx, keep)
+        jail.enter(config)
+        become_role(ctx, keep, ids)
     except (PrivilegeError, OSError) as e:
         sys.stderr.write(f"eximpy: {a.name}: cannot drop privilege: {e}\n")
         return 1
@@ -83,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if a.name == "receiver":
         from eximpy.proc.receiver import run_receiver
-        return run_receiver(ctx)
+        return run_receiver(ctx, warm)
     if a.name == "delivery":
         from eximpy.proc.delivery import run_delivery
         return run_delivery(ctx)

@@ -109,9 +109,14 @@ def exim_ids(config: Any) -> tuple[int, int]:
     return int(uid), int(gid)
 
 
-def become_role(ctx: RoleContext, keep: tuple[str, ...] = ()) -> None:
-    """Drop to the exim user with only ``keep`` capabilities; set signals."""
-    uid, gid = exim_ids(ctx.config)
+def become_role(ctx: RoleContext, keep: tuple[str, ...] = (),
+                ids: tuple[int, int] | None = None) -> None:
+    """Drop to the exim user with only ``keep`` capabilities; set signals.
+
+    ``ids`` (uid, gid) are looked up by the caller when the user database
+    may not be readable any more (inside a chroot jail).
+    """
+    uid, gid = ids if ids is not None else exim_ids(ctx.config)
     privilege.drop_permanently(uid, gid, keep=keep)
     set_title(f"eximpy: {ctx.name}")
     install_activity_reporter(ctx.config)
