@@ -14,10 +14,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from oracle import ROOT
+from proc_support import free_port, roles_of, wait_for
 
 CONF = """\
 chroot = {jail}
@@ -42,38 +42,6 @@ maildir:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(pred, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _children(pid: int) -> dict[str, int]:
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            st = Path(f"/proc/{d}/stat").read_text()
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().decode()
-        except OSError:
-            continue
-        if int(st.rsplit(")", 1)[1].split()[1]) == pid and \
-                cmd.startswith("eximpy: "):
-            out[cmd[8:].strip("\0")] = int(d)
-    return out
-
-
 def test_daemon_in_a_chroot_jail() -> None:
     assert os.geteuid() == 0
     exim = pwd.getpwnam("eximpy")
@@ -86,26 +54,27 @@ def test_daemon_in_a_chroot_jail() -> None:
         f"{grp.getgrgid(exim.pw_gid).gr_name}:x:{exim.pw_gid}:\n")
     (jail / "mail" / "alice").mkdir(parents=True)
     os.chown(jail / "mail" / "alice", exim.pw_uid, exim.pw_gid)
-    port = _free_port()
+    port = free_port()
     conf = jail / "eximpy.conf"          # the configuration may live anywhere
     conf.write_text(CONF.format(jail=jail, port=port))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "eximpy", "-C", str(conf),
                              "-bdf", "-q1s"], env=env)
     try:
-        roles = _wait(lambda: len(_children(proc.pid)) == 3 and
-                      _children(proc.pid), "three roles")
+        roles = wait_for(lambda: len(roles_of(proc.pid)) == 3 and
+                         roles_of(proc.pid), what="three roles")
         for name, pid in roles.items():
             assert os.readlink(f"/proc/{pid}/root") == str(jail), name
         assert os.readlink(f"/proc/{proc.pid}/root") == "/"
-        _wait(lambda: socket.create_connection(("127.0.0.1", port), 1),
-              "the listener")
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), 1),
+                 what="the listener")
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
             c.sendmail("sender@jail.example", ["alice@jail.example"],
                        b"Subject: jailed\r\n\r\nfrom inside\r\n")
         maildir = jail / "mail" / "alice"
-        _wait(lambda: (maildir / "new").exists() and
-              any((maildir / "new").iterdir()), "delivery inside the jail")
+        wait_for(lambda: (maildir / "new").exists() and
+                 any((maildir / "new").iterdir()),
+                 what="delivery inside the jail")
         [msg] = list(mailbox.Maildir(str(maildir), create=False))
         assert msg["Subject"] == "jailed"
         main = (jail / "log" / "mainlog").read_text()

@@ -23,6 +23,7 @@ import pytest
 
 from eximpy.privilege import status
 from oracle import ROOT
+from proc_support import free_port, processes, roles_of, wait_for
 
 CAP_SETUID_SETGID = (1 << 6) | (1 << 7)
 
@@ -49,44 +50,11 @@ maildir:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ps() -> dict[int, tuple[int, str]]:
-    """pid -> (ppid, command line) of every process."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes()
-            st = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(st.rsplit(")", 1)[1].split()[1])
-        out[int(d)] = (ppid, cmd.replace(b"\0", b" ").decode(errors="replace")
-                       .strip())
-    return out
-
-
-def _wait_for(pred, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class Daemon:
     def __init__(self, conf_text: str) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="eximpy-daemon-"))
         self.dir.chmod(0o755)
-        self.port = _free_port()
+        self.port = free_port()
         self.conf = self.dir / "eximpy.conf"
         self.conf.write_text(conf_text.format(dir=self.dir, port=self.port))
         exim = pwd.getpwnam("eximpy")
@@ -97,8 +65,8 @@ class Daemon:
             [sys.executable, "-m", "eximpy", "-C", str(self.conf), "-bdf",
              "-q1s"], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
-        _wait_for(lambda: len(self.roles()) == 3, what="three roles")
-        _wait_for(self._accepts, what="the listener")
+        wait_for(lambda: len(self.roles()) == 3, what="three roles")
+        wait_for(self._accepts, what="the listener")
 
     def _accepts(self) -> bool:
         try:
@@ -108,12 +76,7 @@ class Daemon:
             return False
 
     def roles(self) -> dict[str, int]:
-        ps = _ps()
-        out = {}
-        for pid, (ppid, cmd) in ps.items():
-            if ppid == self.proc.pid and cmd.startswith("eximpy: "):
-                out[cmd[len("eximpy: "):]] = pid
-        return out
+        return roles_of(self.proc.pid)
 
     def log(self, name: str) -> str:
         p = self.dir / "log" / f"{name}log"
@@ -166,14 +129,14 @@ def test_session_child_is_unprivileged(daemon: Daemon) -> None:
         assert s.recv(200).startswith(b"220")
         local_port = s.getsockname()[1]
         title = f"handling incoming connection from [127.0.0.1]:{local_port}"
-        child = _wait_for(lambda: [p for p, (pp, cmd) in _ps().items()
+        child = wait_for(lambda: [p for p, (pp, cmd) in processes().items()
                                    if cmd.endswith(title)],
                           what="the session child")[0]
         st = status(child)
         assert st.uid == (exim.pw_uid,) * 3
         assert (st.cap_effective, st.cap_permitted) == (0, 0)
         assert st.no_new_privs
-        assert _ps()[child][0] == daemon.roles()["receiver"]
+        assert processes()[child][0] == daemon.roles()["receiver"]
 
 
 def test_mail_is_received_and_delivered(daemon: Daemon) -> None:
@@ -181,7 +144,7 @@ def test_mail_is_received_and_delivered(daemon: Daemon) -> None:
         c.sendmail("sender@test.example", ["alice@test.example"],
                    b"Subject: hello\r\n\r\nbody text\r\n")
     maildir = daemon.dir / "mail" / "alice"
-    _wait_for(lambda: (maildir / "new").exists() and
+    wait_for(lambda: (maildir / "new").exists() and
               list((maildir / "new").iterdir()), what="delivery")
     [msg] = list(mailbox.Maildir(str(maildir), create=False))
     assert msg["Subject"] == "hello"
@@ -197,7 +160,7 @@ def test_killed_role_is_restarted(daemon: Daemon) -> None:
     for name in ("receiver", "delivery", "queue runner"):
         old = daemon.roles()[name]
         os.kill(old, signal.SIGKILL)
-        new = _wait_for(lambda: daemon.roles().get(name) not in (None, old)
+        new = wait_for(lambda: daemon.roles().get(name) not in (None, old)
                         and daemon.roles()[name], what=f"{name} restart")
         assert new != old
         assert f"{name} process {old} ended (killed by SIGKILL)" in \
@@ -209,13 +172,13 @@ def test_killed_role_is_restarted(daemon: Daemon) -> None:
 def test_sighup_reload_good_and_bad(daemon: Daemon) -> None:
     old = daemon.roles()
     os.kill(daemon.proc.pid, signal.SIGHUP)
-    _wait_for(lambda: set(daemon.roles().values()).isdisjoint(old.values())
+    wait_for(lambda: set(daemon.roles().values()).isdisjoint(old.values())
               and len(daemon.roles()) == 3, what="roles restarted by HUP")
     assert "SIGHUP received: re-reading configuration" in daemon.log("main")
     running = daemon.roles()
     daemon.conf.write_text("no_such_option = 1\n" + daemon.conf.read_text())
     os.kill(daemon.proc.pid, signal.SIGHUP)
-    _wait_for(lambda: "configuration not reloaded" in daemon.log("panic"),
+    wait_for(lambda: "configuration not reloaded" in daemon.log("panic"),
               what="the paniclog line")
     assert 'main option "no_such_option" unknown' in daemon.log("panic")
     assert daemon.roles() == running
@@ -268,7 +231,7 @@ def test_connection_limits() -> None:
         assert banner.startswith(b"421 Too many concurrent SMTP connections;")
         for sock in (a, b, c, e, f, g):
             sock.close()
-        main = _wait_for(lambda: "refused: too many connections" in
+        main = wait_for(lambda: "refused: too many connections" in
                          d.log("main") and d.log("main"), what="log lines")
         assert "Connection from [127.0.0.1] refused: too many connections " \
                "from that IP address" in main
@@ -335,7 +298,7 @@ def test_ordinary_user_sendmail_goes_through_the_daemon(daemon: Daemon) -> None:
     _, st = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(st) == 0
     maildir = daemon.dir / "mail" / "alice"
-    _wait_for(lambda: (maildir / "new").exists() and
+    wait_for(lambda: (maildir / "new").exists() and
               list((maildir / "new").iterdir()), what="delivery")
     [msg] = list(mailbox.Maildir(str(maildir), create=False))
     assert msg["Subject"] == "from a user"
@@ -399,7 +362,7 @@ def test_kill_roles_while_mail_flows_loses_nothing(daemon: Daemon) -> None:
             return set()
         return {m["Subject"] for m in mailbox.Maildir(str(maildir),
                                                       create=False)}
-    _wait_for(lambda: set(accepted) <= delivered(), timeout=60,
+    wait_for(lambda: set(accepted) <= delivered(), timeout=60,
               what="every accepted message delivered")
     panic = daemon.log("panic")
     for name in kills.values():
@@ -411,7 +374,7 @@ def test_bd_detaches_and_writes_pid_file() -> None:
     launcher, which keeps serving and stops on SIGTERM."""
     d = Path(tempfile.mkdtemp(prefix="eximpy-bd-"))
     d.chmod(0o755)
-    port = _free_port()
+    port = free_port()
     conf = d / "c.conf"
     conf.write_text(CONF.format(dir=d, port=port))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -420,7 +383,7 @@ def test_bd_detaches_and_writes_pid_file() -> None:
                             "-bd"], env=env, timeout=30, capture_output=True)
         assert p.returncode == 0, p.stderr
         pidfile = d / "spool" / "exim-daemon.pid"
-        pid = _wait_for(lambda: pidfile.exists() and
+        pid = wait_for(lambda: pidfile.exists() and
                         int(pidfile.read_text() or 0), what="the pid file")
         assert Path(f"/proc/{pid}/cmdline").read_bytes().startswith(
             b"eximpy: launcher")
@@ -432,7 +395,7 @@ def test_bd_detaches_and_writes_pid_file() -> None:
         with socket.create_connection(("127.0.0.1", port), 5) as s:
             assert s.recv(100).startswith(b"220")
         os.kill(pid, signal.SIGTERM)
-        _wait_for(lambda: not Path(f"/proc/{pid}").exists(), what="exit")
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), what="exit")
         assert not pidfile.exists()
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -459,5 +422,5 @@ def test_roles_die_with_the_launcher(daemon: Daemon) -> None:
     roles = list(daemon.roles().values())
     daemon.proc.kill()                     # SIGKILL: no clean stop
     daemon.proc.wait(10)
-    _wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in roles),
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in roles),
               what="orphaned roles to go")

@@ -16,16 +16,18 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from oracle import ROOT
+from proc_support import free_port, wait_for
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _connects(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        return True
+    except OSError:
+        return False
 
 
 def _swaks(port: int, to: str, src: str = "127.0.0.1") -> str:
@@ -46,27 +48,19 @@ def test_default_conf_with_swaks() -> None:
     (var / "mail" / "eximpy").mkdir(parents=True)
     for p in (var, var / "mail", var / "mail" / "eximpy"):
         os.chown(p, exim.pw_uid, exim.pw_gid)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", "eximpy", "-C", str(ROOT / "conf/default.conf"),
          f"-DEXIMPY_VAR={var}", "-DEXIMPY_USER=eximpy", "-bdf", "-q1m",
          "-oX", str(port)], env=env)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for(lambda: _connects(port), 20, what="the listener")
         out = _swaks(port, "eximpy@localhost")
         assert "<-  250 OK id=" in out, out
         maildir = var / "mail" / "eximpy"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (
-                (maildir / "new").exists() and any((maildir / "new").iterdir())):
-            time.sleep(0.2)
+        wait_for(lambda: (maildir / "new").exists() and
+                 any((maildir / "new").iterdir()), 20, what="delivery")
         [msg] = list(mailbox.Maildir(str(maildir), create=False))
         assert msg["Subject"] == "via swaks"
         assert msg["Return-path"] == "<someone@example.com>"

@@ -1,7 +1,6 @@
 """The systemd units verify, and the launcher speaks sd_notify."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
