@@ -74,7 +74,7 @@ CONTROLS: dict[str, tuple[bool, frozenset[str]]] = {
 
 FAKE_TEXT = ("Your message has been rejected but is being kept for "
              "evaluation.\nIf it was a legitimate message, it may still be "
-             "delivered to the target recipient(s).")
+             "delivered to the target\nrecipient(s).")
 
 
 def _decode(arg: str) -> tuple[str | None, str]:

@@ -91,6 +91,9 @@ class AclEnv:
     # The message's header lines for $h_ (DATA/MIME ACLs): (name, value
     # after the colon, -H type letter), Received: and fix-ups included.
     headers: list[tuple[str, str, str]] | None = None
+    # Called by `delay` (unless control=no_delay_flush) to send the
+    # replies the session has not written yet.
+    flush: Callable[[], None] | None = None
 
 
 class AclRunner(Protocol):

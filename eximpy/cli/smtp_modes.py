@@ -114,6 +114,7 @@ def _run(session: Session, stdin: Any, stdout: Any,
                      receive_timeout(config) if config is not None else None)
         return 0
     read = _reader(stdin)
+    session.writer = send
     send(session.start())
     while not session.closed:
         chunk = read()
@@ -143,7 +144,9 @@ class DeliveringSink:
         result = self.inner.store(msg)
         mid = result[2] if isinstance(result, tuple) and len(result) > 2 \
             else None
-        if mid:
+        # control = queue/queue_only/freeze: spooled, not delivered now.
+        if mid and getattr(msg, "queued_by", None) is None and \
+                getattr(msg, "frozen_by", None) is None:
             self._deliver(mid)
         return result
 
@@ -310,7 +313,8 @@ def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
     out.flush()
     login, uid, gid = _caller()
     log = HostCheckLog(config, stderr if stderr is not None else sys.stderr)
-    session = Session(config, sink=TestSink(config, log), host_address=host,
+    session = Session(config, sink=TestSink(config, log), keep_message_id=True,
+                      host_address=host,
                       host_port=port, host_checking=True, trusted=True,
                       login=login, uid=uid, gid=gid, log=log)
     return _run(session, stdin, stdout, config)

@@ -222,6 +222,10 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     received = _received(config, msg, mid, primary, now)
     added = [_header(h) for h in msg.added_headers]
     body_headers = headers + added
+    # remove_header in the ACLs: matching lines are kept as "*" (old).
+    if msg.removed_headers:
+        _remove_headers(body_headers, msg.removed_headers)
+    sub = msg.submission
     resent = any(h.name.lower().startswith("resent-") for h in headers)
     prefix = "Resent-" if resent else ""
     names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
@@ -235,18 +239,87 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
             body_headers.insert(0, h)
         else:
             body_headers.append(h)
-    if msg.local:
+    fixups = (msg.local and not msg.suppress_local_fixups) or \
+        sub is not None
+    if fixups:
         if f"{prefix}message-id".lower() not in names:
             dom = get("message_id_header_domain") or primary
             text = get("message_id_header_text")
             local = f"E{mid}" + (f"-{text}" if text else "")
             add(f"{prefix}Message-Id: <{local}@{dom}>\n", top=True)
-        if f"{prefix}from".lower() not in names and msg.sender:
-            add(f"{prefix}From: {msg.sender}\n")
+        if f"{prefix}from".lower() not in names:
+            oname = (sub or {}).get("name") or "" \
+                if msg.host_address is not None else ""
+            frm = msg.sender or (_submission_address(msg, qdom)
+                                 if sub is not None else None)
+            if frm:
+                add(f"{prefix}From: {oname} <{frm}>\n" if oname else
+                    f"{prefix}From: {frm}\n")
         if f"{prefix}date".lower() not in names:
             add(f"{prefix}Date: {_tod_full(now)}\n", top=True)
+    if sub is not None and not sub.get("sender_retain"):
+        # Submission mode: Sender: lines go; one is made from the
+        # authenticated id when From: names someone else, and the return
+        # path follows it (spec 48.16).
+        for h in body_headers:
+            if h.type != HTYPE_OLD and h.name.lower() == "sender":
+                h.type = HTYPE_OLD
+        created = _submission_address(msg, qdom)
+        if created:
+            frm_h = next((h for h in body_headers if h.type != HTYPE_OLD and
+                          h.name.lower() == "from"), None)
+            frm_addr = _first_address(frm_h.value) if frm_h else ""
+            if frm_addr.lower() != created.lower():
+                name = sub.get("name") or ""
+                body_headers.append(_header(
+                    f"Sender: {name} <{created}>\n" if name else
+                    f"Sender: {created}\n"))
+                sm.sender = created
     sm.headers = [received] + body_headers
+    if msg.frozen_by is not None:
+        sm.frozen = True
+        sm.frozen_at = int(now)
     return sm
+
+
+def _submission_address(msg: ReceivedMessage, qdom: str) -> str | None:
+    """The address submission mode builds from $authenticated_id."""
+    aid = msg.authenticated_id
+    if not aid:
+        return None
+    dom = (msg.submission or {}).get("domain")
+    if dom is None:
+        return f"{aid}@{qdom}"
+    return f"{aid}@{dom}" if dom else aid
+
+
+def _first_address(value: str) -> str:
+    """The first address in a header value (no comments or phrase)."""
+    v = value.strip()
+    lt = v.find("<")
+    if lt >= 0:
+        gt = v.find(">", lt)
+        return v[lt + 1:gt if gt > 0 else len(v)].strip()
+    v = v.split(",")[0]
+    if "(" in v:
+        v = v[:v.index("(")]
+    return v.strip()
+
+
+def _remove_headers(headers: list[Header], lists: list[str]) -> None:
+    """Mark the headers named in remove_header lists as old ("*");
+    a name ending in "*" matches as a prefix (colon or Exim list)."""
+    from eximpy.expand.lists import iter_list
+    names: list[str] = []
+    for text in lists:
+        names.extend(n.strip().rstrip(":").lower()
+                     for n in iter_list(text) if n.strip())
+    for h in headers:
+        low = h.name.lower()
+        for n in names:
+            if low == n or (n.endswith("*") and low.startswith(n[:-1])):
+                h.type = HTYPE_OLD
+                break
 
 
 class SpoolSink:
@@ -311,7 +384,19 @@ class SpoolSink:
             self._log_received(msg, sm, now)
         return 250, f"OK id={mid}", mid
 
-    def blackhole(self, msg: ReceivedMessage, reason: str
+    def _log_controls(self, msg: ReceivedMessage, mid: str) -> None:
+        """After "<=": what ACL controls did (Exim's receive_msg())."""
+        if msg.frozen_by is not None:
+            self.log.main(f"frozen by {msg.frozen_by}", mid)
+        sel = getattr(self.log, "selector", None)
+        if msg.queued_by is not None and (sel is None or
+                                          "delay_delivery" in sel):
+            where = f" in {msg.queue_name}" if msg.queue_name else ""
+            self.log.main(f"no immediate delivery: queued{where} by "
+                          f"{msg.queued_by}", mid)
+
+    def blackhole(self, msg: ReceivedMessage, reason: str,
+                  log_msg: str | None = None
                   ) -> tuple[int, str, str | None]:
         """All recipients were discarded: log the message as received and
         delivered to the blackhole, and keep nothing (Exim)."""
@@ -322,14 +407,17 @@ class SpoolSink:
         sm.body_size = len(msg.body)
         if self.log is not None:
             self._log_received(msg, sm, now)
-            self.log.main(f"=> blackhole ({reason})", mid)
+            extra = f": {log_msg}" if log_msg else ""
+            self.log.main(f"=> blackhole ({reason}){extra}", mid)
             self.log.main("Completed", mid)
         return 250, f"OK id={mid}", mid
 
     def _log_received(self, msg: ReceivedMessage, sm: SpoolMessage,
                       start: float) -> None:
         from eximpy.log import format as logfmt
-        sel = self.log.selector
+        sel = getattr(self.log, "selector", None)
+        if sel is None:
+            sel = logfmt.LogSelector.from_config(self.config)
         mh = sm.header("message-id")
         msgid = None
         if mh is not None:
@@ -358,8 +446,10 @@ class SpoolSink:
             message_id_created=msg.local and not any(
                 h[:11].lower() == b"message-id:" for h in msg.headers),
             subject=subj.value if subj else None,
-            recipients=[r[0] for r in msg.recipients])
+            recipients=[r[0] for r in msg.recipients],
+            fakereject=msg.fake_response == "FAIL")
         self.log.main(line, sm.id)
+        self._log_controls(msg, sm.id)
 
 
 class TestSink(SpoolSink):

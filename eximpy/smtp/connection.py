@@ -100,6 +100,7 @@ def serve_stream(read_fd: int, write: Callable[[bytes], None],
         r, _, _ = select.select([read_fd], [], [], 0)
         if r:
             early = os.read(read_fd, 65536)
+    session.writer = write
     out = session.start(early)
     if out:
         write(out)
@@ -193,6 +194,7 @@ def serve_socket(sock: socket.socket, config: Any, *,
                 early = sock.recv(65536)
             except OSError:
                 early = b""
+    session.writer = write
     write(session.start(early))
     conn.settimeout(timeout)
     while not session.closed:

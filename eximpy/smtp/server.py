@@ -163,6 +163,15 @@ class ReceivedMessage:
     allow_unqualified_recipient: bool = False
     active_hostname: str | None = None
     message_id: str | None = None         # given before the DATA ACL
+    # Set by ACL controls and modifiers (see Session._apply_controls):
+    frozen_by: str | None = None          # "ACL": spool frozen, log it
+    freeze_no_tell: bool = False
+    queued_by: str | None = None          # "ACL": queue only, no delivery
+    queue_name: str = ""
+    fake_response: str | None = None      # FAIL or DEFER (fakereject/defer)
+    submission: dict | None = None        # domain / name / sender_retain
+    suppress_local_fixups: bool = False
+    removed_headers: list = field(default_factory=list)
 
 
 class MessageSink(Protocol):
@@ -276,8 +285,15 @@ class Session:
                  clock: Callable[[], float] = time.time,
                  expander: Callable[[str, dict[str, Any]], str] | None = None,
                  host_tainted: bool = False,
+                 keep_message_id: bool = False,
                  ) -> None:
         self.config = config
+        # Exim's message_id global: in -bh it stays set from a message's
+        # acceptance until the next DATA, and log lines written meanwhile
+        # carry it (not in -bs or the daemon, where it is cleared after
+        # the message).
+        self.keep_message_id = keep_message_id or host_checking
+        self._log_mid: str | None = None
         self.opt = options or SessionOptions(config)
         self.acl = acl if acl is not None else MinimalAclRunner(config)
         self.sink = sink
@@ -292,6 +308,11 @@ class Session:
         self.trusted = trusted
         self.login, self.uid, self.gid = login, uid, gid
         self.log = log
+        if host_checking and log is not None and \
+                getattr(sink, "log", False) is None:
+            # -bh: the test sink logs "<=" (and what controls did) through
+            # the session's log, as Exim writes them in a test session.
+            sink.log = log
         self.clock = clock
         self._expander = expander
         self.local = host_address is None
@@ -305,6 +326,9 @@ class Session:
         self.quit_seen = False
         self._in = bytearray()
         self._out: list[bytes] = []
+        # The driver's output function (eximpy.smtp.connection): lets a
+        # `delay` in an ACL send the pending replies first.
+        self.writer: Callable[[bytes], Any] | None = None
         # Connection state (Exim's fl.* and friends).
         self.helo_seen = False
         self.esmtp = False
@@ -318,6 +342,12 @@ class Session:
         self.pipelining_advertised = False
         self.pipelining_used = False
         self.chunking_offered = False
+        # Set by ACL controls for the whole connection (Exim's
+        # pipelining_enable, smtp_enforce_sync, allow_auth_unadvertised).
+        self.pipelining_enable = True
+        self.last_message_id: str | None = None
+        self.enforce_sync = self.opt.smtp_enforce_sync
+        self.allow_auth_unadvertised = False
         self.authenticated: str | None = None
         # TLS: the driver sets tls_unavailable when it cannot offer a
         # handshake; after "220 TLS go ahead" tls_requested stays True
@@ -539,6 +569,11 @@ class Session:
 
     # ------------------------------------------------------------------
     # output helpers
+    def _write_pending(self) -> None:
+        """Send what is buffered now (Exim's fflush before a delay)."""
+        if self.writer is not None and self._out:
+            self.writer(self._flush())
+
     def _flush(self) -> bytes:
         out = b"".join(self._out)
         self._out.clear()
@@ -600,11 +635,36 @@ class Session:
 
     def _log_main(self, text: str) -> None:
         if self.log is not None:
-            self.log.main(text)
+            if self._log_mid is not None:
+                self.log.main(text, self._log_mid)
+            else:
+                self.log.main(text)
 
     def _log_reject(self, text: str) -> None:
         if self.log is not None:
-            self.log.reject(text)
+            self._reject_to(text, None, None)
+
+    def _reject_to(self, text: str, mid: str | None,
+                   block: str | None) -> None:
+        """A rejection log line, to the logs log_reject_target chose
+        (default main and reject; none when it expanded empty)."""
+        targets = self.log_reject_target
+        if mid is None:
+            mid = self._log_mid
+        if targets is None:
+            if block is None:
+                self.log.reject(text) if mid is None else \
+                    self.log.reject(text, mid)
+            else:
+                self.log.reject(text, mid, block)
+            return
+        emit = getattr(self.log, "_emit", None)
+        kinds = tuple(k for k in ("main", "reject", "panic") if k in targets)
+        if emit is not None:
+            if kinds:
+                emit(kinds, text, mid, block or "")
+        elif "main" in kinds or "reject" in kinds:
+            self.log.main(text, mid)
 
     def _log_panic(self, text: str) -> None:
         if self.log is not None:
@@ -659,9 +719,12 @@ class Session:
             "interface_address": self.interface_address or "",
             "interface_port": str(self.interface_port or ""),
             "authenticated_id": self.authenticated_id or "",
+            "sender_host_authenticated": self.authenticated or "",
             "message_size": str(self.message_size),
             "rcpt_count": str(self.rcpt_count),
         }
+        if self._log_mid is not None:
+            v["message_id"] = v["message_exim_id"] = self._log_mid
         if self.tls is not None:
             v.update({
                 "tls_in_cipher": self.tls.cipher, "tls_cipher": self.tls.cipher,
@@ -743,22 +806,58 @@ class Session:
                               Tainted(dom if at else "")})
         env = AclEnv(variables=variables, acl_c=self.acl_c, acl_m=self.acl_m,
                      host_address=self.host_address, log=self._log_main,
-                     headers=headers)
+                     headers=headers, flush=self._write_pending)
         if acl is None and where not in ("rcpt", "vrfy", "expn", "etrn"):
             return AclResult(OK)
         r = self.acl.check(where, acl, env)
         if r.added_headers:
             self.acl_added_headers.extend(r.added_headers)
-        if "no_multiline_responses" in r.controls:
-            self._no_multiline = True
+        self._apply_controls(r)
         if r.rc == ERROR:
             # Exim: an ACL error is a temporary rejection, logged with its
-            # reason ("internal configuration error" when it has none).
+            # reason (nothing after the colon when it has none).
+            r.__dict__["was_error"] = True
             r.rc = DEFER
             r.user_message = None
             r.temp_details = False
-            r.log_message = r.log_message or "internal configuration error"
         return r
+
+    def _apply_controls(self, r: AclResult) -> None:
+        """Act on what an ACL set (Exim: the globals acl.c's controls and
+        modifiers set, read by smtp_in.c and receive.c)."""
+        d = r.__dict__
+        lrt = d.get("log_reject_target")
+        if lrt is not None:
+            self.log_reject_target = list(lrt)
+        qn = d.get("queue_name")
+        if qn is not None:
+            self.queue_name = qn
+        for name in d.get("removed_headers") or ():
+            self.acl_removed_headers.append(name)
+        args = d.get("control_args") or {}
+        for name in r.controls:
+            opts = args.get(name) or {}
+            if name == "no_multiline_responses":
+                self._no_multiline = True
+            elif name == "no_pipelining":
+                self.pipelining_enable = False
+            elif name == "enforce_sync":
+                self.enforce_sync = True
+            elif name == "no_enforce_sync":
+                self.enforce_sync = False
+            elif name == "allow_auth_unadvertised":
+                self.allow_auth_unadvertised = True
+            elif name == "freeze":
+                self.ctl_freeze = dict(opts)
+            elif name in ("queue", "queue_only"):
+                self.ctl_queue = True
+            elif name in ("fakereject", "fakedefer"):
+                self.fake_response = (FAIL if name == "fakereject" else DEFER,
+                                      opts.get("text", ""))
+            elif name == "submission":
+                self.submission = dict(opts)
+            elif name == "suppress_local_fixups":
+                self.suppress_local_fixups = True
 
     def _handle_acl_fail(self, where: str, r: AclResult,
                          mid: str | None = None,
@@ -868,7 +967,8 @@ class Session:
                       text: str | None) -> None:
         user_msg = None
         if self.opt.acl["notquit"] and reason:
-            r = self._acl("notquit", self.opt.acl["notquit"])
+            r = self._acl("notquit", self.opt.acl["notquit"],
+                          extra={"smtp_notquit_reason": reason})
             user_msg = r.user_message
         if code is not None and text is not None:
             if user_msg:
@@ -896,6 +996,17 @@ class Session:
         self.recipients_discarded = False
         self._no_multiline = False
         self.authenticated_sender = None
+        # Per-message effects of ACL controls and modifiers (Exim's
+        # deliver_freeze, queue_only_policy, fake_response, submission_mode,
+        # suppress_local_fixups, queue_name, acl_removed_headers).
+        self.ctl_freeze: dict[str, Any] | None = None
+        self.ctl_queue = False
+        self.queue_name = ""
+        self.fake_response: tuple[str, str] | None = None
+        self.submission: dict[str, Any] | None = None
+        self.suppress_local_fixups = False
+        self.acl_removed_headers: list[str] = []
+        self.log_reject_target: list[str] | None = None
 
     def _message_start(self) -> None:
         """The start of Exim's smtp_setup_msg() for each new message."""
@@ -970,14 +1081,14 @@ class Session:
 
     def _pipeline_response(self) -> None:
         """Exim's pipeline_response(): note that the client pipelined."""
-        if self.opt.smtp_enforce_sync and self.host_address is not None and \
+        if self.enforce_sync and self.host_address is not None and \
                 self.is_socket and self.pipelining_advertised and \
                 self._pending_input():
             self.pipelining_used = True
 
     def _check_sync(self) -> bool:
         """True when all is well (no early input), as Exim's check_sync()."""
-        if not self.opt.smtp_enforce_sync or self.host_address is None or \
+        if not self.enforce_sync or self.host_address is None or \
                 not self.is_socket:
             return True
         return not self._pending_input()
@@ -1063,7 +1174,7 @@ class Session:
         if cmd == AUTH:
             self._had(AUTH)
             self.is_mail_cmd[AUTH] = False
-            if not self.auth_advertised:
+            if not self.auth_advertised and not self.allow_auth_unadvertised:
                 done = self._synprot_error(
                     "protocol", 503, None,
                     "AUTH command used when not advertised")
@@ -1361,7 +1472,8 @@ class Session:
                 lines.append("VRFY")
             if self.opt.acl["expn"]:
                 lines.append("EXPN")
-            if self._host_in(self.opt.pipelining_advertise_hosts) == OK:
+            if self.pipelining_enable and self._host_in(
+                    self.opt.pipelining_advertise_hosts) == OK:
                 lines.append("PIPELINING")
                 self.sync_cmd_limit = _NON_SYNC_PIPELINING
                 self.pipelining_advertised = True
@@ -1777,6 +1889,7 @@ class Session:
             else:
                 self._printf('354 Enter message, ending with "." on a line '
                              "by itself")
+        self._log_mid = None
         self._reader = DataReader(self.size_limit, self.opt.header_maxsize,
                                   self.opt.header_line_maxsize, chunking=bdat)
         self._data_start = self.clock()
@@ -2020,11 +2133,12 @@ class Session:
     def _log_reject_block(self, text: str, mid: str | None,
                           block: str) -> None:
         if self.log is not None:
-            self.log.reject(text, mid, block)
+            self._reject_to(text, mid, block)
 
     def _accept_message(self, res: Any, chunking: bool) -> None:
         user_msg = None
         discard_by = None
+        discard_log = None
         mid = None
         if self.opt.acl["data"]:
             # The DATA ACL sees the message as it will be spooled: its id,
@@ -2043,8 +2157,6 @@ class Session:
                     res, chunking), mid, self.clock())
                 headers = [(h.name, h.value, h.type) for h in sm.headers
                            if h.type != "*"]
-                sm.body_size = len(res.body)
-                size = sm.message_size
             except Exception:
                 pass
             body = bytes(res.body[:500]).decode("utf-8", "surrogateescape")
@@ -2069,6 +2181,7 @@ class Session:
             user_msg = r.user_message
             if r.rc == DISCARD:
                 discard_by = "DATA"
+                discard_log = r.log_message
         if discard_by is None and not self.recipients:
             discard_by = "MAIL" if self.recipients_discarded else "RCPT"
         msg = self._received_message(res, chunking)
@@ -2081,13 +2194,16 @@ class Session:
                 self._printf("250 OK")
                 return
             code, text, mid = blackhole(msg, f"{discard_by} ACL discarded "
-                                        "recipients")
+                                        "recipients", discard_log)
             if chunking:
                 total = res.message_size + res.header_linecount + \
                     res.body_linecount
                 self._printf(f"250- {self._chunk_size} byte chunk, total "
                              f"{total}")
             self._printf(f"{code} {text}")
+            if self.host_checking and code == 250:
+                self._out.append(b"\n**** SMTP testing: that is not a real "
+                                 b"message id!\n\n")
             return
         if self.sink is None:
             self._printf("451 Temporary local problem - please try later")
@@ -2126,7 +2242,16 @@ class Session:
             allow_unqualified_sender=self.allow_unqualified_sender,
             allow_unqualified_recipient=self.allow_unqualified_recipient,
             active_hostname=(self.active_hostname if self.active_hostname !=
-                             self.opt.primary_hostname else None))
+                             self.opt.primary_hostname else None),
+            frozen_by="ACL" if self.ctl_freeze is not None else None,
+            freeze_no_tell=bool((self.ctl_freeze or {}).get("no_tell")),
+            queued_by="ACL" if self.ctl_queue else None,
+            queue_name=self.queue_name,
+            fake_response=self.fake_response[0] if self.fake_response
+            else None,
+            submission=self.submission,
+            suppress_local_fixups=self.suppress_local_fixups,
+            removed_headers=list(self.acl_removed_headers))
 
     def _store(self, msg: ReceivedMessage, res: Any, chunking: bool,
                user_msg: str | None) -> None:
@@ -2141,7 +2266,14 @@ class Session:
             total = res.message_size + res.header_linecount + \
                 res.body_linecount
             self._printf(f"250- {self._chunk_size} byte chunk, total {total}")
-        if code == 250 and user_msg is not None and mid is not None:
+        if code == 250:
+            self.last_message_id = mid
+            if self.keep_message_id:
+                self._log_mid = mid
+        if code == 250 and self.fake_response is not None:
+            fcode = 450 if self.fake_response[0] == DEFER else 550
+            self._respond(fcode, "", True, self.fake_response[1])
+        elif code == 250 and user_msg is not None and mid is not None:
             self._user_msg(250, user_msg)
         else:
             self._printf(f"{code} {text}")
@@ -2168,6 +2300,12 @@ class Session:
         r = self._acl("vrfy", self.opt.acl["vrfy"], address)
         if r.rc != OK:
             return self._handle_acl_fail("vrfy", r)
+        trace = getattr(self.acl, "trace", None)
+        if self.host_checking and trace is not None:
+            # Exim's verify_address() debug output (its routing trace has
+            # no "end verify" line after a VRFY).
+            trace(">" * 35)
+            trace(f"routing {address}")
         try:
             from eximpy.routing import verify
             res = verify(self.config, address, is_recipient=True,
@@ -2234,14 +2372,54 @@ class Session:
         r = self._acl("etrn", self.opt.acl["etrn"])
         if r.rc != OK:
             return self._handle_acl_fail("etrn", r)
-        if not self.opt.get("smtp_etrn_command") and not data.startswith("#"):
+        command = self.opt.get("smtp_etrn_command")
+        if not command and not data.startswith("#"):
             return self._synprot_error("syntax", 501, None,
                                        "argument must begin with #")
+        trace = getattr(self.acl, "trace", None)
+        if self.host_checking:
+            if trace is not None:
+                trace(f"ETRN command is: {command or 'exim -R'}")
+                trace("ETRN command execution skipped")
+        elif not self._etrn_run(command, data):
+            return 0
         if r.user_message is not None:
             self._user_msg(250, r.user_message)
         else:
             self._printf("250 OK")
         return 0
+
+    def _etrn_run(self, command: str | None, data: str) -> bool:
+        """Start smtp_etrn_command (each argument expanded with $domain
+        set to the ETRN argument) or "exim -R domain" in a detached
+        process; False after answering 458 when that fails."""
+        import shlex
+        import subprocess
+        import sys
+        try:
+            if command:
+                argv = [self._expand(a, {"domain": Tainted(data)})
+                        for a in shlex.split(command)]
+            else:
+                argv = [sys.executable, "-m", "eximpy"]
+                cf = getattr(self.config, "filename", None)
+                if cf:
+                    argv += ["-C", str(cf)]
+                argv += ["-R", data[1:]]
+        except Exception as exc:
+            self._log_panic(f"failed to set up ETRN command: {exc}")
+            self._printf("458 Internal failure")
+            return False
+        try:
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL,
+                             start_new_session=True, close_fds=True)
+        except OSError as exc:
+            self._log_panic(f"fork of process for ETRN failed: {exc}")
+            self._printf("458 Unable to fork process")
+            return False
+        return True
 
     def _quit(self) -> None:
         self._had(QUIT)
@@ -2251,6 +2429,10 @@ class Session:
         if self.opt.acl["quit"]:
             r = self._acl("quit", self.opt.acl["quit"])
             user_msg = r.user_message
+            if r.__dict__.get("was_error") and self.log is not None:
+                # Exim's message_id is still that of the last message.
+                self.log.panic("ACL for QUIT returned ERROR: "
+                               f"{r.log_message or ''}", self._log_mid)
         if user_msg:
             self._respond(221, "", True, user_msg)
         else:

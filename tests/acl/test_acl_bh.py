@@ -9,7 +9,8 @@ the SMTP replies (stdout) and the ">>>" ACL trace plus "LOG:" lines
 Not compared, because other subsystems write them (see the report of issue
 6): the session's own host-list checks (">>> host in <option>? ..."), and
 the routing debug lines inside a verify block (between the ">>>>>>>" and
-"end verify" markers, which are compared).
+"end verify" markers, which are compared; after a VRFY, which has no end
+marker, up to the next ACL).
 """
 from __future__ import annotations
 
@@ -100,6 +101,10 @@ def _norm(text: str, d: Path) -> str:
             out.append(line)
             continue
         if line.endswith("----------- end verify ------------"):
+            in_verify = False
+        elif in_verify and line.startswith(">>> using ACL"):
+            # A VRFY's routing trace has no "end verify" line: the next
+            # ACL ends it.
             in_verify = False
         elif in_verify:
             continue
