@@ -30,9 +30,13 @@ DESCRIPTION
 
     Remote (smtp/lmtp) transports are not run here yet: such addresses are
     deferred with "remote delivery is not implemented yet" (the remote
-    delivery issue).  Everything runs as the invoking user; as root, local
-    files are created owned by the delivery uid/gid and pipes run under it
-    (the privileged fork-per-user path is issue 8).  deliver_many() delivers
+    delivery issue).  Local transports run as the delivery uid/gid found as
+    Exim's findugid() finds them (never_users, fixed_never_users, the Exim
+    user by default): a process that may change ids (root, or the delivery
+    role with CAP_SETUID/CAP_SETGID) runs each transport whose ids differ
+    from its own in a forked child that becomes that user for good
+    (eximpy.deliver.local); a plain user runs everything as itself.
+    deliver_many() delivers
     a list of messages from one warm process, optionally in forked
     parallel children.
 
@@ -161,6 +165,8 @@ class _Delivery:
         self.log = LogWriter.from_config(config)
         self.sel = self.log.selector
         self.outcome = DeliveryOutcome(mid)
+        from eximpy.deliver.local import Privilege
+        self.priv = Privilege.detect(config)
 
     def main(self, text: str, msglog: str | None = None) -> None:
         """A mainlog line; the message log gets ``msglog`` (default: the
@@ -615,6 +621,16 @@ class _Delivery:
                 return TransportResult(R.DEFER, f"Failed to expand return "
                                        f"path \"{rp}\" in {tp.name} "
                                        f"transport: {e}")
+        ids = None
+        if getattr(tp.info, "local", True):
+            from eximpy.deliver.local import UgidError, find_ugid
+            try:
+                ids = find_ugid(self.config, addr, tp,
+                                lambda text: rctx.expand(text, addr))
+            except UgidError as e:
+                if e.panic:
+                    self.log.panic(e.message, self.mid)
+                return TransportResult(R.DEFER, e.message, e.errno)
         saved = dict(rctx.variables)
         rctx.variables["transport_name"] = tp.name
         if addr.pfr and addr.address.startswith("|"):
@@ -630,16 +646,11 @@ class _Delivery:
                 target = addr
                 target.local_part = addr.parent.local_part
                 target.domain = addr.parent.domain
-            uid, gid = _delivery_ugid(addr, tp)
-            if os.getuid() == 0 and uid and gid and getattr(tp.info, "local", True):
-                if tp.driver == "appendfile":
-                    # appendfile runs no outside code: switch only the
-                    # effective ids around it (cheap, no fork).
-                    with _effective_ids(uid, gid):
-                        return driver.deliver(target, tctx)
-                if tp.driver != "pipe":     # pipe switches ids in its child
-                    return _run_as_child(lambda: driver.deliver(target, tctx),
-                                         target, uid, gid)
+            if ids is not None and self.priv.needs_child(ids):
+                from eximpy.deliver.local import run_local
+                return run_local(self.priv, ids, target, tp,
+                                 lambda: driver.deliver(target, tctx),
+                                 self.log, self.mid, wd or "/", tctx)
             return driver.deliver(target, tctx)
         except NotImplementedError as e:
             return TransportResult(R.DEFER, str(e))
@@ -650,53 +661,6 @@ class _Delivery:
         finally:
             rctx.variables = saved
             rctx.home = None
-
-
-class _effective_ids:
-    """Context manager: effective uid/gid (and groups) of a delivery user
-    while a root process writes a mailbox, restored afterwards.  Each
-    switch is verified; a failure to switch back is fatal (PanicError)."""
-
-    def __init__(self, uid: int, gid: int) -> None:
-        self.uid, self.gid = uid, gid
-
-    def __enter__(self) -> None:
-        self.groups = os.getgroups()
-        self.egid = os.getegid()
-        os.setgroups([self.gid])
-        os.setresgid(-1, self.gid, -1)
-        os.setresuid(-1, self.uid, -1)
-        if os.geteuid() != self.uid or os.getegid() != self.gid:
-            raise PermissionError("could not switch to the delivery user")
-
-    def __exit__(self, *exc: Any) -> None:
-        os.setresuid(-1, 0, -1)
-        os.setresgid(-1, self.egid, -1)
-        os.setgroups(self.groups)
-        if os.geteuid() != 0:
-            from eximpy.errors import PanicError
-            raise PanicError("could not switch back from the delivery user")
-
-
-def _delivery_ugid(addr: Address, tp: Any) -> tuple[int | None, int | None]:
-    """The uid/gid a local delivery runs as: the transport's user/group,
-    else the router's (or check_local_user's)."""
-    import pwd
-    uid, gid = addr.uid, addr.gid
-    u = tp.get("user")
-    if isinstance(u, int):
-        uid = u
-        try:
-            gid = pwd.getpwuid(u).pw_gid
-        except KeyError:
-            pass
-    g = tp.get("group")
-    if isinstance(g, int):
-        gid = g
-    return uid, gid
-
-
-_CHILD_ATTRS = ("delivered_path",)
 
 
 _WARM_MODULES = (
@@ -714,7 +678,8 @@ _WARM_MODULES = (
     "eximpy.lookups", "eximpy.lookups.cache", "eximpy.match",
     "eximpy.receive", "eximpy.rewrite", "eximpy.privilege",
     "eximpy.transports._command", "eximpy.transports._write",
-    "eximpy.deliver.bounce", "eximpy.spool.msglog",
+    "eximpy.deliver.bounce", "eximpy.spool.msglog", "eximpy.deliver.local",
+    "eximpy.transports.autoreply", "resource",
 )
 
 
@@ -733,54 +698,6 @@ def _warm_imports() -> None:
         except Exception:  # noqa: BLE001 - optional modules
             pass
     sys.modules["eximpy.deliver._warmed"] = sys.modules[__name__]
-
-
-def _run_as_child(fn: Any, addr: Address, uid: int, gid: int) -> Any:
-    """Run one local delivery in a forked child that has become uid/gid
-    (eximpy.privilege.run_as), as Exim runs local transports; the
-    TransportResult (and the address fields the transport set) come back
-    through a pipe."""
-    import pickle
-    from eximpy.transports._write import TransportResult
-    _warm_imports()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.close(r)
-            from eximpy import privilege
-            privilege.run_as(uid, gid)
-            res = fn()
-            extra = {k: getattr(addr, k) for k in _CHILD_ATTRS if hasattr(addr, k)}
-            data = pickle.dumps((res, extra))
-        except BaseException as e:  # noqa: BLE001 - report, never return
-            data = pickle.dumps((TransportResult(
-                R.DEFER, f"local delivery process failed: {e}"), {}))
-            code = 1
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(w, view)
-                view = view[n:]
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    with os.fdopen(r, "rb") as f:
-        while True:
-            b = f.read(65536)
-            if not b:
-                break
-            chunks.append(b)
-    os.waitpid(pid, 0)
-    try:
-        res, extra = pickle.loads(b"".join(chunks))
-    except Exception:  # noqa: BLE001 - a child that died without a word
-        return TransportResult(R.DEFER, "local delivery process failed")
-    for k, v in extra.items():
-        setattr(addr, k, v)
-    return res
 
 
 def deliver_message(config: Any, message_id: str, forced: bool = False) -> DeliveryOutcome:

@@ -68,6 +68,33 @@ class AutoreplyTransport(Transport):
         return _deliver(self.instance, addr, tctx)
 
 
+def submit_reply(tctx: Any, data: bytes, uid: int | None,
+                 gid: int | None) -> Any:
+    """Spool a composed reply as a new local message from ``uid`` (Exim's
+    child_open_exim); None on success, else a DEFER TransportResult."""
+    import pwd
+    from eximpy import routing as R
+    from eximpy.receive import LocalOptions, ReceiveError, receive_local
+    from eximpy.transports._write import TransportResult
+    login = None
+    if uid is not None:
+        try:
+            pw = pwd.getpwuid(uid)
+            login, gid = pw.pw_name, pw.pw_gid if gid is None else gid
+        except KeyError:
+            pass
+    try:
+        receive_local(tctx.config, "", [], io.BytesIO(data),
+                      LocalOptions(extract_recipients=True, dot_ends=False,
+                                   local_error=True, login=login, uid=uid,
+                                   gid=gid, gecos="",
+                                   bounce_parent=tctx.msg.id,
+                                   log=getattr(tctx, "log", None)))
+    except ReceiveError as e:
+        return TransportResult(R.DEFER, f"autoreply: {e.message}")
+    return None
+
+
 class _ReplyOpts:
     """The transport's private options with some overridden."""
 
@@ -212,25 +239,16 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                                        f"from {inst.name} transport: "
                                        f"{os.strerror(e.errno or 0)}")
     data = ("\n".join(h) + "\n\n" + body).encode("utf-8", "surrogateescape")
-    from eximpy.receive import LocalOptions, ReceiveError, receive_local
-    import pwd
-    uid = inst.get("user") if isinstance(inst.get("user"), int) else addr.uid
-    login = gid = None
-    if uid is not None:
-        try:
-            pw = pwd.getpwuid(uid)
-            login, gid = pw.pw_name, pw.pw_gid
-        except KeyError:
-            pass
-    try:
-        receive_local(tctx.config, "", [], io.BytesIO(data),
-                      LocalOptions(extract_recipients=True, dot_ends=False,
-                                   local_error=True, login=login, uid=uid,
-                                   gid=gid, gecos="",
-                                   bounce_parent=tctx.msg.id,
-                                   log=getattr(tctx, "log", None)))
-    except ReceiveError as e:
-        return TransportResult(R.DEFER, f"autoreply: {e.message}")
+    submit = getattr(tctx, "submit_reply", None)
+    if submit is not None:
+        # In a delivery child running as the mailbox owner: the parent
+        # spools the reply (eximpy.deliver.local).
+        submit(data)
+    else:
+        uid = inst.get("user") if isinstance(inst.get("user"), int) else addr.uid
+        res = submit_reply(tctx, data, uid, None)
+        if res is not None:
+            return res
     if once:
         _once_record(once, to, now)
     if vals["log"]:

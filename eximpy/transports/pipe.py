@@ -192,24 +192,14 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                               return_path=return_path)
     if data is None:
         return TransportResult(R.DEFER, err)
-    uid, gid = addr.uid, addr.gid
-    u = inst.get("user")
-    if isinstance(u, int):
-        uid = u
-    g = inst.get("group")
-    if isinstance(g, int):
-        gid = g
     umask = p.get("umask")
 
+    # The command runs with this process's ids: eximpy.deliver.local has
+    # already made a privileged delivery process's child the pipe's user.
     def child_setup() -> None:
         os.setsid()
         if umask is not None:
             os.umask(umask)
-        if os.getuid() == 0 and uid is not None:
-            os.setgroups([])
-            if gid is not None:
-                os.setgid(gid)
-            os.setuid(uid)
     cwd = addr.current_dir or addr.home_dir or "/"
     if not os.path.isdir(cwd):
         cwd = "/"
