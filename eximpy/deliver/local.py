@@ -20,13 +20,13 @@ DESCRIPTION
 
     A delivery process is *privileged* when it may change its uid: it is
     root, or it holds CAP_SETUID (the delivery role, DESIGN.md section 2).
-    Then a transport run whose (uid, gid) differ from the process's own runs
-    in a forked child that calls eximpy.privilege.run_as(uid, gid, groups)
-    -- real, effective and saved ids, supplementary groups (initgroups()'s
-    list when initgroups is set, else just the gid), every capability gone
-    -- sets RLIMIT_CORE to 0, ignores SIGINT/SIGTERM/SIGUSR1, changes to the
-    working directory and runs the transport.  When the ids already match
-    the transport runs in this process without a fork.
+    Then every local transport runs in a forked child that calls
+    eximpy.privilege.run_as(uid, gid, groups) -- real, effective and saved
+    ids, supplementary groups (initgroups()'s list when initgroups is set,
+    else just the gid), every capability gone (so even a delivery as the
+    Exim user never runs with CAP_SETUID) -- sets RLIMIT_CORE to 0, ignores
+    SIGINT/SIGTERM/SIGUSR1, changes to the working directory and runs the
+    transport.
 
     With deliver_drop_privilege a privileged delivery process first becomes
     the Exim user for good (privilege.drop_permanently); a later delivery
@@ -37,7 +37,9 @@ DESCRIPTION
     code 1" (main and panic logs), and the address is deferred (-1).
 
     A process that was never privileged (eximpy run by a plain user) runs
-    every transport as itself (DESIGN.md section 2, plain-user mode).
+    every transport as itself, in this process, without a fork (DESIGN.md
+    section 2, plain-user mode); so does a process that dropped privilege
+    when the transport's ids are its own.
 
 THE CHILD'S REPORT
     The child writes one JSON object to a pipe (close-on-exec, so that a
@@ -222,7 +224,8 @@ def _has_cap_setuid() -> bool:
 class Privilege:
     """What this delivery process may do with ids."""
 
-    privileged: bool        # it may (or, after a drop, was able to) switch
+    privileged: bool        # it could change ids when the delivery began
+    dropped: bool = False   # ... and gave that up (deliver_drop_privilege)
 
     @classmethod
     def detect(cls, config: Any) -> "Privilege":
@@ -233,13 +236,20 @@ class Privilege:
             from eximpy.deliver.deliver import _warm_imports
             _warm_imports()     # the library may be unreadable afterwards
             uid, gid = _exim_ids(config)
-            if (uid, gid) != (os.getuid(), os.getgid()) or _has_cap_setuid():
-                privilege.drop_permanently(uid, gid)
+            privilege.drop_permanently(uid, gid)
+            return cls(True, True)
         return cls(priv)
 
     def needs_child(self, ids: LocalIds) -> bool:
-        return self.privileged and \
-            (ids.uid, ids.gid) != (os.getuid(), os.getgid())
+        """Whether a transport run as ``ids`` needs a child: always in a
+        process that holds privilege (no transport runs with it), else
+        when the ids differ (which fails after deliver_drop_privilege, as
+        in Exim)."""
+        if not self.privileged:
+            return False
+        if not self.dropped:
+            return True
+        return (ids.uid, ids.gid) != (os.getuid(), os.getgid())
 
 
 def _groups(ids: LocalIds) -> tuple[int, ...] | None:

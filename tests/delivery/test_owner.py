@@ -56,6 +56,10 @@ other:
   driver = accept
   local_parts = other
   transport = user_file
+tuids:
+  driver = accept
+  local_parts = tuids
+  transport = tu_pipe
 local:
   driver = accept
   check_local_user
@@ -79,6 +83,11 @@ away:
   subject = away
   text = I am away.
   once = $home/once.db
+tu_pipe:
+  driver = pipe
+  user = {user}
+  initgroups
+  command = /bin/sh -c 'cat /proc/\\$PPID/status > {dir}/mail/status.tu'
 fixed_file:
   driver = appendfile
   file = {dir}/mail/box
@@ -198,6 +207,21 @@ def test_local_delivery_child_holds_exactly_the_users_ids(mailuser, suffix) -> N
     # a forked child of the root delivery process, not that process itself
     assert int(st["PPid"]) == proc.pid
     assert int(st["Pid"]) != proc.pid
+
+
+def test_transport_user_and_initgroups(mailuser) -> None:
+    """user and initgroups set on the transport (findugid: the transport's
+    user brings its passwd group and the transport's initgroups flag)."""
+    pw, supp, base = mailuser
+    site = Site(base, "tu", pw.pw_name)
+    p = site.eximpy(["-odi", "tuids@test.example"], MSG)
+    assert p.returncode == 0, p.stderr
+    assert "=> tuids <tuids@test.example> R=tuids T=tu_pipe" in site.log()
+    st = _status(site.dir / "mail" / "status.tu")
+    assert _ids(st, "Uid") == [pw.pw_uid] * 4
+    assert _ids(st, "Gid") == [pw.pw_gid] * 4
+    assert sorted(_ids(st, "Groups")) == sorted({pw.pw_gid, supp})
+    assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
 
 
 def test_autoreply_composed_by_the_user_is_spooled_by_the_parent(mailuser) -> None:
@@ -320,3 +344,31 @@ def test_plain_user_delivers_as_itself_without_a_fork(mailuser) -> None:
     new = Path(pw.pw_dir) / "Maildir" / "new"
     [f] = list(new.iterdir())
     assert (f.stat().st_uid, f.stat().st_gid) == (pw.pw_uid, pw.pw_gid)
+
+
+def test_child_report_is_typed_and_checked() -> None:
+    """The parent accepts only the documented JSON report (no pickle)."""
+    import json
+    import pickle
+    from types import SimpleNamespace
+
+    from eximpy.deliver.local import decode_report, encode_report
+    from eximpy.transports._write import TransportResult
+    addr = SimpleNamespace(delivered_path="/var/mail/x\udcff")
+    good = encode_report(TransportResult("FAIL", "boom", 5, 75, None, 0, "out"),
+                         addr, b"reply\xff")
+    rep = decode_report(good)
+    assert rep is not None
+    assert (rep["status"], rep["message"], rep["errno"], rep["more_errno"],
+            rep["returned_output"], rep["delivered_path"], rep["reply"]) == \
+        ("FAIL", "boom", 5, 75, "out", "/var/mail/x\udcff", b"reply\xff")
+    base = json.loads(good)
+    bad = [pickle.dumps(TransportResult("OK")), b"", b"[]", b"\xff",
+           json.dumps({**base, "extra": 1}).encode(),
+           json.dumps({**base, "status": "PANIC"}).encode(),
+           json.dumps({**base, "errno": True}).encode(),
+           json.dumps({**base, "message": 3}).encode(),
+           json.dumps({**base, "v": 2}).encode(),
+           json.dumps({**base, "reply": {"data": "!!"}}).encode()]
+    for data in bad:
+        assert decode_report(data) is None, data
