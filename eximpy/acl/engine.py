@@ -70,6 +70,11 @@ VERB_MSGCOND = {
     "require": (FAIL, FAIL_DROP), "warn": (OK,),
 }
 
+def _tainted(s: str) -> bool:
+    from eximpy.expand.taint import is_tainted
+    return is_tainted(s)
+
+
 _HEADER_RE = re.compile(r"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
 
 
@@ -387,6 +392,11 @@ class AclEngine:
                 if stmts is not None:
                     call.trace(f'using ACL "{ss}"')
                 else:
+                    if _tainted(ss):
+                        self.log_panic("attempt to open tainted ACL file "
+                                       f'name "{ss}"')
+                        msgs.log = "internal configuration error"
+                        return None, "", None
                     try:
                         with open(ss, "rb") as f:
                             text = f.read().decode("utf-8", "surrogateescape")
@@ -404,6 +414,11 @@ class AclEngine:
                 # Exim notes the configuration position current when the
                 # file is read (the end of the configuration).
                 return stmts, f'ACL "{ss}"', None
+        if _tainted(ss):
+            # Exim: no ACL text from the client (nor a hint to it).
+            self.log_panic(f'attempt to use tainted ACL text "{ss}"')
+            msgs.log = "internal configuration error"
+            return None, "", None
         try:
             stmts = _parse_text(ss)
         except AclSyntaxError as e:
@@ -425,7 +440,11 @@ class AclEngine:
             except ExpansionError as e:
                 msgs.log = f'failed to expand ACL string "{s}": {e}'
                 return ERROR
-        ss = ss.lstrip()
+        if _tainted(ss):
+            from eximpy.expand.taint import Tainted
+            ss = Tainted(ss.lstrip())
+        else:
+            ss = ss.lstrip()
         stmts, acl_name, srcfile = self._find(call, ss, msgs)
         if stmts is None:
             return ERROR

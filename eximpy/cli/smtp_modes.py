@@ -217,6 +217,7 @@ def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
     login, uid, gid = _caller()
     trusted = _trusted(config, uid, gid, login)
     log = _log_writer(config)
+    from eximpy.acl.engine import make_runner
     sock = _inetd_socket(stdin)
     if sock is not None:
         from eximpy.smtp.connection import serve_socket
@@ -231,7 +232,8 @@ def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
                                    background=mode not in ("i", "f"))
         try:
             serve_socket(sock, config, peer=sock.getpeername()[:2],
-                         local=sock.getsockname()[:2], log=log, sink=inner)
+                         local=sock.getsockname()[:2], log=log, sink=inner,
+                         acl=make_runner(config, log=log))
         finally:
             sock.close()
         return 0
@@ -255,7 +257,7 @@ def run_bs(config: Any, inv: Any, stdin: Any = sys.stdin,
         sink = DeliveringSink(sink, config, log,
                               background=mode not in ("i", "f"))
     session = Session(
-        config, sink=sink,
+        config, make_runner(config, log=log), sink=sink,
         host_address=host, host_port=port,
         host_name=getattr(inv, "host_name", None) if trusted else None,
         interface_address=iface, interface_port=iport,

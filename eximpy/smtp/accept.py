@@ -221,10 +221,7 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
         headers = out
     received = _received(config, msg, mid, primary, now)
     added = [_header(h) for h in msg.added_headers]
-    body_headers = headers + added
-    # remove_header in the ACLs: matching lines are kept as "*" (old).
-    if msg.removed_headers:
-        _remove_headers(body_headers, msg.removed_headers)
+    body_headers = list(headers)
     sub = msg.submission
     resent = any(h.name.lower().startswith("resent-") for h in headers)
     prefix = "Resent-" if resent else ""
@@ -275,6 +272,11 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
                     f"Sender: {name} <{created}>\n" if name else
                     f"Sender: {created}\n"))
                 sm.sender = created
+    # Headers added by ACLs follow the fix-ups (Exim adds them last);
+    # remove_header marks matching lines as "*" (old).
+    body_headers += added
+    if msg.removed_headers:
+        _remove_headers(body_headers, msg.removed_headers)
     sm.headers = [received] + body_headers
     if msg.frozen_by is not None:
         sm.frozen = True
@@ -365,8 +367,12 @@ class SpoolSink:
         mid = msg.message_id or new_message_id(self.localhost_number,
                                                 now=self.now)
         sm = build_spool_message(self.config, msg, mid, now)
-        df = data_file.create(self.layout, mid, self.layout.uid,
-                              self.layout.gid)
+        layout = self.layout
+        if msg.queue_name:
+            # `queue =` in an ACL: the message goes to that named queue.
+            layout = SpoolLayout.from_config(self.config,
+                                             queue=msg.queue_name)
+        df = data_file.create(layout, mid, layout.uid, layout.gid)
         try:
             df.write(msg.body)
             df.finish()
@@ -374,8 +380,7 @@ class SpoolSink:
             done = time.time() if self.now is None else self.now
             sm.received_time_complete = (int(done),
                                          int((done - int(done)) * 1_000_000))
-            header_file.write(self.layout, sm, uid=self.layout.uid,
-                              gid=self.layout.gid)
+            header_file.write(layout, sm, uid=layout.uid, gid=layout.gid)
         except BaseException:
             df.abandon()
             raise
@@ -443,11 +448,19 @@ class SpoolSink:
             body_8bitmime=msg.body_8bitmime,
             receive_time=time.time() - msg.received_time,
             message_id_header=msgid,
-            message_id_created=msg.local and not any(
+            message_id_created=((msg.local and
+                                 not msg.suppress_local_fixups) or
+                                msg.submission is not None) and not any(
                 h[:11].lower() == b"message-id:" for h in msg.headers),
             subject=subj.value if subj else None,
             recipients=[r[0] for r in msg.recipients],
             fakereject=msg.fake_response == "FAIL")
+        if msg.queue_name:
+            # Exim puts " Q=<queue>" after S= (and M8S=).
+            import re
+            line = re.sub(r"( S=\d+(?: M8S=\d+)?)",
+                          lambda m: f"{m.group(1)} Q={msg.queue_name}",
+                          line, count=1)
         self.log.main(line, sm.id)
         self._log_controls(msg, sm.id)
 

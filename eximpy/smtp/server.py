@@ -1324,7 +1324,8 @@ class Session:
         mech = None
         for m in self.opt.auths:
             if m.public_name.lower() == name.lower() and \
-                    m.name in self._advertised:
+                    (m.name in self._advertised or
+                     self.allow_auth_unadvertised):
                 mech = m
                 break
         if mech is None:

@@ -477,6 +477,65 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                       b"RSET\r\nMAIL FROM:<a@b> AUTH=a+zz\r\n", Q), []),
     "auth_not_after_helo": (RCPT_OK + "\n" + LOOSE + AUTHS,
                             d(H, b"AUTH PLAIN " + _P + b"\r\n", Q), []),
+    # --- what the session does with ACL controls and modifiers --------
+    "acl_control_freeze": ("acl_smtp_rcpt = accept control = freeze\n",
+                           d(ENV, DATA, MSG, Q), []),
+    "acl_control_queue_two": ("acl_smtp_rcpt = accept control = queue\n",
+                              d(ENV, DATA, MSG, MF, RT, DATA, MSG, Q), []),
+    "acl_queue_name": ("acl_smtp_rcpt = accept queue = q1\n",
+                       d(ENV, DATA, MSG, Q), []),
+    "acl_fakereject": ("acl_smtp_rcpt = accept control = fakereject\n",
+                       d(ENV, DATA, MSG, Q), []),
+    "acl_fakedefer": ("acl_smtp_rcpt = accept control = fakedefer/later\n",
+                      d(ENV, DATA, MSG, Q), []),
+    "acl_suppress_local_fixups": (
+        "acl_smtp_rcpt = accept control = suppress_local_fixups\n",
+        d(ENV, DATA, b"Subject: no fixups\r\n\r\nbody\r\n.\r\n", Q), []),
+    "acl_submission_remote": (
+        "acl_smtp_mail = accept control = submission/domain=sub.example\n"
+        + RCPT_OK, d(b"EHLO x.example\r\n", MF, RT, DATA,
+                     b"Subject: sub\r\nSender: someone@else\r\n\r\nhi\r\n"
+                     b".\r\n", Q),
+        ["-bs", "-odq", "-oMa", "192.0.2.1"]),
+    "acl_remote_no_fixups": (RCPT_OK, d(b"EHLO x.example\r\n", MF, RT, DATA,
+                                        b"Subject: s\r\n\r\nhi\r\n.\r\n",
+                                        Q),
+                             ["-bs", "-odq", "-oMa", "192.0.2.1"]),
+    "acl_add_remove_header": (
+        "acl_smtp_rcpt = acl_r\nacl_smtp_data = acl_d\nbegin acl\n"
+        "acl_r:\n  warn add_header = X-Rcpt: $local_part\n"
+        "  warn remove_header = x-old\n  accept\n"
+        "acl_d:\n  warn add_header = X-Data: yes\n"
+        "  warn remove_header = subject : x-rcpt\n  accept\n",
+        d(ENV, DATA, b"Subject: s\r\nX-Old: 1\r\nX-Keep: 2\r\n\r\nhi\r\n"
+          b".\r\n", Q), []),
+    "acl_log_reject_target": (
+        "acl_smtp_rcpt = acl_r\nbegin acl\nacl_r:\n"
+        "  deny local_parts = x\n       log_reject_target = reject\n"
+        "  deny local_parts = y\n       log_reject_target =\n"
+        "  deny local_parts = z\n       log_reject_target = main\n"
+        "  accept\n",
+        d(E, MF, b"RCPT TO:<x@d.example>\r\nRCPT TO:<y@d.example>\r\n"
+          b"RCPT TO:<z@d.example>\r\n", Q), []),
+    "acl_data_reject_remote_log": (
+        "acl_smtp_rcpt = accept add_header = X-R: $local_part\n"
+        "acl_smtp_data = deny message = no thanks\n",
+        d(b"EHLO x.example\r\n", MF, RT, b"RCPT TO:<e@f.example>\r\n", DATA,
+          b"Subject: s\r\nFrom: a@b.example\r\n\r\nhi\r\n.\r\n", Q),
+        ["-bs", "-odq", "-oMa", "192.0.2.1"]),
+    "acl_data_discard": (
+        "acl_smtp_rcpt = accept\nacl_smtp_data = discard log_message = junk\n",
+        d(ENV, DATA, MSG, Q), []),
+    "acl_mail_discard": ("acl_smtp_mail = discard\n" + RCPT_OK,
+                         d(ENV, DATA, MSG, Q), []),
+    "acl_quit_error": ("acl_smtp_quit = deny\n" + RCPT_OK,
+                       d(ENV, DATA, MSG, Q), []),
+    "acl_no_pipelining": ("acl_smtp_helo = accept control = no_pipelining\n"
+                          + RCPT_OK, d(E, Q), []),
+    "acl_auth_unadvertised": (
+        "acl_smtp_helo = accept control = allow_auth_unadvertised\n"
+        + RCPT_OK + "\nauth_advertise_hosts =\n" + AUTHS,
+        d(E, b"AUTH PLAIN " + _P + b"\r\n", Q), []),
     # Exim says "220 TLS go ahead", then the handshake fails on the pipe.
     "starttls_on_pipe": (RCPT_OK, d(E, b"STARTTLS\r\nNOOP\r\n", Q), []),
     "starttls_after_helo": (RCPT_OK + "\n" + LOOSE,
@@ -667,6 +726,8 @@ def spool_snapshot(spool: Path) -> str:
         for ln in h.split("\n"):
             if re.match(r"^\d{9,} 0$", ln):
                 ln = "<TIME> 0"
+            elif ln.startswith("-frozen "):
+                ln = "-frozen <TIME>"
             elif ln.startswith("-received_time_usec") or \
                     ln.startswith("-received_time_complete"):
                 ln = ln.split(" ")[0] + " <TIME>"
