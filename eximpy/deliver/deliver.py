@@ -337,6 +337,8 @@ class _Delivery:
                 else:
                     deferred.append(addr)
                     addr.message = res.message
+                    if res.special_action:
+                        addr.special_action = res.special_action
                     self.addr_main(addr, F.deferred(self.sel, _shown(addr), res.message,
                                          errno_value=res.errno,
                                          original=_shown_original(addr),

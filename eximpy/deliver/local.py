@@ -85,6 +85,9 @@ ERRNO_UIDFAIL = -29
 ERRNO_GIDFAIL = -30
 REPORT_LIMIT = 16 * 1024 * 1024
 _STATUSES = (R.OK, R.DEFER, R.FAIL)
+# {"dropped": True} once deliver_drop_privilege made this process give up
+# its privilege (a cache of the process's state, inherited by its children)
+_DROPPED: dict[str, bool] = {}
 
 
 class UgidError(Exception):
@@ -230,6 +233,8 @@ class Privilege:
     @classmethod
     def detect(cls, config: Any) -> "Privilege":
         """Look at this process; apply deliver_drop_privilege."""
+        if _DROPPED.get("dropped"):
+            return cls(True, True)
         priv = os.geteuid() == 0 or _has_cap_setuid()
         if priv and config.main.get("deliver_drop_privilege"):
             from eximpy import privilege
@@ -237,6 +242,7 @@ class Privilege:
             _warm_imports()     # the library may be unreadable afterwards
             uid, gid = _exim_ids(config)
             privilege.drop_permanently(uid, gid)
+            _DROPPED["dropped"] = True
             return cls(True, True)
         return cls(priv)
 
@@ -352,23 +358,35 @@ def run_local(priv: Privilege, ids: LocalIds, addr: Any, tp: Any,
     if rep is None:
         log.panic(f"failed to read delivery status for {addr.address} "
                   f"from delivery subprocess", mid)
-        if status:
-            if os.WIFEXITED(status):
-                how = f"exit code {os.WEXITSTATUS(status)}"
-            else:
-                how = f"killed by signal {os.WTERMSIG(status)}"
-            log.panic(f"{tp.driver} transport process returned non-zero "
-                      f"status 0x{status:04x}: {how}", mid)
-        return TransportResult(R.DEFER, None, -1)
+        return TransportResult(R.DEFER, None, -1,
+                               special_action=_child_status(status, tp, log, mid))
+    freeze = _child_status(status, tp, log, mid)
     if rep["delivered_path"] is not None:
         addr.delivered_path = rep["delivered_path"]
     res = TransportResult(rep["status"], rep["message"], rep["errno"],
                           rep["more_errno"], rep["user_message"],
-                          rep["special_action"], rep["returned_output"])
+                          rep["special_action"] or freeze,
+                          rep["returned_output"])
     if rep["reply"] is not None and res.status == R.OK:
         from eximpy.transports.autoreply import submit_reply
         res = submit_reply(tctx, rep["reply"], ids.uid, ids.gid) or res
     return res
+
+
+def _child_status(status: int, tp: Any, log: Any, mid: str) -> int:
+    """Exim's check of a local delivery process's exit status: a non-zero
+    status is logged (main and panic) and freezes the message (special
+    action 1), except for death by SIGTERM, SIGKILL or SIGQUIT."""
+    if not status & 0xffff:
+        return 0
+    msb, lsb = (status >> 8) & 255, status & 255
+    code = msb if msb else lsb & 0x7f
+    log.panic(f"{tp.driver} transport process returned non-zero status "
+              f"0x{status & 0xffff:04x}: "
+              f"{'exit code' if msb else 'terminated by signal'} {code}", mid)
+    if msb or code not in (signal.SIGTERM, signal.SIGKILL, signal.SIGQUIT):
+        return 1
+    return 0
 
 
 def _child(priv: Privilege, ids: LocalIds, addr: Any, tp: Any,

@@ -372,3 +372,34 @@ def test_child_report_is_typed_and_checked() -> None:
            json.dumps({**base, "reply": {"data": "!!"}}).encode()]
     for data in bad:
         assert decode_report(data) is None, data
+
+
+def test_drop_privilege_holds_for_every_message_of_a_process(mailuser) -> None:
+    """deliver_drop_privilege: the second message delivered by the same
+    (already dropped) process is refused the uid change like the first."""
+    pw, _supp, base = mailuser
+    site = Site(base, "drop2", pw.pw_name, "deliver_drop_privilege")
+    for _ in range(2):
+        p = site.eximpy(["-odq", "other@test.example"], MSG)
+        assert p.returncode == 0, p.stderr
+    ids = re.findall(r"(\S{6}-\S{6}-\S{2}) <= ", site.log())
+    from eximpy.config import load_config
+    from eximpy.deliver.deliver import _warm_imports, deliver_many
+    config = load_config(str(site.conf))
+    _warm_imports()
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            deliver_many(config, ids)
+            code = 0
+        finally:
+            os._exit(code)
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 0
+    log = site.log()
+    for mid in ids:
+        assert f"{mid} unable to set gid={pw.pw_gid} or uid={pw.pw_uid} " in log
+        assert f"{mid} == other@test.example R=other T=user_file defer (-1)" \
+            in log
+    assert not (site.dir / "mail" / "other").exists()
