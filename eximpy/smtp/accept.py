@@ -87,7 +87,7 @@ def _rcvhost(msg: ReceivedMessage) -> str:
 
 
 def _received(config: Any, msg: ReceivedMessage, mid: str, primary: str,
-              now: float) -> Header:
+              now: float, sender: str | None = None) -> Header:
     template = None
     try:
         template = config.main.get("received_header_text")
@@ -106,7 +106,7 @@ def _received(config: Any, msg: ReceivedMessage, mid: str, primary: str,
         "tls_in_cipher_std": msg.tls.cipher_std if msg.tls else "",
         "tls_in_cipher": msg.tls.cipher if msg.tls else "",
         "version_number": VERSION,
-        "sender_address": msg.sender,
+        "sender_address": msg.sender if sender is None else sender,
         "message_exim_id": mid, "message_id": mid,
         "received_for": received_for,
         "tod_full": _tod_full(now),
@@ -219,10 +219,17 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
                     out.append(Header(h.type, new))
                     h.type = HTYPE_OLD
         headers = out
-    received = _received(config, msg, mid, primary, now)
+    sub = msg.submission
+    # Submission mode without sender_retain: the return path becomes the
+    # address made from $authenticated_id (spec 48.16), before Received:.
+    created = None
+    if sub is not None and not sub.get("sender_retain"):
+        created = _submission_address(msg, qdom)
+        if created and msg.sender:
+            sm.sender = created
+    received = _received(config, msg, mid, primary, now, sm.sender)
     added = [_header(h) for h in msg.added_headers]
     body_headers = list(headers)
-    sub = msg.submission
     resent = any(h.name.lower().startswith("resent-") for h in headers)
     prefix = "Resent-" if resent else ""
     names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
@@ -250,18 +257,14 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
             frm = msg.sender or (_submission_address(msg, qdom)
                                  if sub is not None else None)
             if frm:
-                add(f"{prefix}From: {oname} <{frm}>\n" if oname else
-                    f"{prefix}From: {frm}\n")
-        if f"{prefix}date".lower() not in names:
-            add(f"{prefix}Date: {_tod_full(now)}\n", top=True)
+                add(f"{prefix}From: {_phrase(oname)} <{frm}>\n" if oname
+                    else f"{prefix}From: {frm}\n")
     if sub is not None and not sub.get("sender_retain"):
         # Submission mode: Sender: lines go; one is made from the
-        # authenticated id when From: names someone else, and the return
-        # path follows it (spec 48.16).
+        # authenticated id when From: names someone else (spec 48.16).
         for h in body_headers:
             if h.type != HTYPE_OLD and h.name.lower() == "sender":
                 h.type = HTYPE_OLD
-        created = _submission_address(msg, qdom)
         if created:
             frm_h = next((h for h in body_headers if h.type != HTYPE_OLD and
                           h.name.lower() == "from"), None)
@@ -269,9 +272,10 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
             if frm_addr.lower() != created.lower():
                 name = sub.get("name") or ""
                 body_headers.append(_header(
-                    f"Sender: {name} <{created}>\n" if name else
+                    f"Sender: {_phrase(name)} <{created}>\n" if name else
                     f"Sender: {created}\n"))
-                sm.sender = created
+    if fixups and f"{prefix}date".lower() not in names:
+        add(f"{prefix}Date: {_tod_full(now)}\n", top=True)
     # Headers added by ACLs follow the fix-ups (Exim adds them last);
     # remove_header marks matching lines as "*" (old).
     body_headers += added
@@ -293,6 +297,14 @@ def _submission_address(msg: ReceivedMessage, qdom: str) -> str | None:
     if dom is None:
         return f"{aid}@{qdom}"
     return f"{aid}@{dom}" if dom else aid
+
+
+def _phrase(name: str) -> str:
+    """A display name as an RFC 2822 phrase: quoted when it holds
+    specials (Exim's parse_fix_phrase, simplified)."""
+    if not any(c in name for c in '()<>@,;:\\".[]'):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _first_address(value: str) -> str:

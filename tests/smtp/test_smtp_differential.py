@@ -530,6 +530,31 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                          d(ENV, DATA, MSG, Q), []),
     "acl_quit_error": ("acl_smtp_quit = deny\n" + RCPT_OK,
                        d(ENV, DATA, MSG, Q), []),
+    "acl_submission_auth": (
+        "acl_smtp_mail = accept control = submission/domain=sub.example\n"
+        + RCPT_OK + "\n" + AUTHS,
+        d(b"EHLO x.example\r\n", b"AUTH PLAIN " + _P + b"\r\n", MF, RT,
+          DATA, b"Subject: sub\r\nFrom: other@x.example\r\n\r\nhi\r\n.\r\n",
+          MF, RT, DATA, b"Subject: sub2\r\nFrom: user@sub.example\r\n"
+          b"\r\nhi\r\n.\r\n", Q),
+        ["-bs", "-odq", "-oMa", "192.0.2.1"]),
+    "acl_submission_auth_named": (
+        "acl_smtp_mail = accept control = submission/domain=/name=Joe Q. User\n"
+        + RCPT_OK + "\n" + AUTHS,
+        d(b"EHLO x.example\r\n", b"AUTH PLAIN " + _P + b"\r\n",
+          b"MAIL FROM:<>\r\n", RT, DATA, b"Subject: sub\r\n\r\nhi\r\n.\r\n",
+          Q),
+        ["-bs", "-odq", "-oMa", "192.0.2.1"]),
+    "acl_submission_retain": (
+        "acl_smtp_mail = accept control = submission/sender_retain\n"
+        + RCPT_OK + "\n" + AUTHS,
+        d(b"EHLO x.example\r\n", b"AUTH PLAIN " + _P + b"\r\n", MF, RT,
+          DATA, b"Subject: sub\r\nSender: s@x.example\r\n\r\nhi\r\n.\r\n",
+          Q),
+        ["-bs", "-odq", "-oMa", "192.0.2.1"]),
+    "acl_notquit_eof": ("acl_smtp_notquit = warn logwrite = notquit "
+                        "$smtp_notquit_reason\n" + RCPT_OK,
+                        d(ENV, DATA, b"Subject: x\r\n"), []),
     "acl_no_pipelining": ("acl_smtp_helo = accept control = no_pipelining\n"
                           + RCPT_OK, d(E, Q), []),
     "acl_auth_unadvertised": (

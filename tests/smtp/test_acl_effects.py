@@ -1,0 +1,85 @@
+"""What the SMTP session does with ACL results that the differential
+dialogues cannot show: `delay` flushes the pending replies first (Exim
+fflush()es smtp_out before sleeping), unless control = no_delay_flush;
+queue/freeze controls keep -bs from delivering."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from smtp.conftest import write_conf
+
+
+def _session(smtpdir: Path, extra: str):
+    from eximpy.acl.engine import make_runner
+    from eximpy.config import load_config
+    from eximpy.smtp.server import Session
+    cfg = load_config(str(write_conf(smtpdir, extra)))
+    runner = make_runner(cfg)
+    written: list[bytes] = []
+    at_sleep: list[bytes] = []
+    runner.sleep = lambda s: at_sleep.append(b"".join(written))
+    sess = Session(cfg, runner)
+    sess.writer = written.append
+    return sess, written, at_sleep
+
+
+def test_delay_flushes_pending_replies(smtpdir: Path) -> None:
+    sess, written, at_sleep = _session(
+        smtpdir, "acl_smtp_rcpt = accept delay = 1s\n")
+    written.append(sess.start())
+    out = sess.feed(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\n"
+                    b"RCPT TO:<c@d.example>\r\n")
+    assert len(at_sleep) == 1
+    # The MAIL reply was on the wire before the delay, the RCPT one after.
+    assert at_sleep[0].endswith(b"250 OK\r\n")
+    assert out == b"250 Accepted\r\n"
+
+
+def test_no_delay_flush(smtpdir: Path) -> None:
+    sess, written, at_sleep = _session(
+        smtpdir, "acl_smtp_rcpt = r\nbegin acl\nr:\n"
+        "  accept control = no_delay_flush\n         delay = 1s\n")
+    written.append(sess.start())
+    out = sess.feed(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\n"
+                    b"RCPT TO:<c@d.example>\r\n")
+    assert len(at_sleep) == 1
+    assert b"250 OK\r\n" not in at_sleep[0]
+    assert out.endswith(b"250 OK\r\n250 Accepted\r\n")
+
+
+def test_bs_queue_control_is_not_delivered(smtpdir: Path) -> None:
+    """-bs -odi with control = queue (or freeze): spooled, not delivered
+    (Exim: queue_only_policy / deliver_freeze)."""
+    import io
+    import os
+    from eximpy.cli.options import parse_args
+    from eximpy.cli.smtp_modes import run_bs
+    from eximpy.config import load_config
+    d = smtpdir
+    conf = write_conf(d, "acl_smtp_rcpt = accept control = queue\n")
+    text = conf.read_text().replace("queue_only\n", "")
+    text = text.replace("begin routers\nbegin transports\n", f"""\
+begin routers
+local:
+  driver = accept
+  transport = t
+begin transports
+t:
+  driver = appendfile
+  file = {d}/mbox
+  user = nobody
+""")
+    conf.write_text(text)
+    inv = parse_args(["exim", "-C", str(conf), "-bs", "-odi"])
+    out = io.BytesIO()
+    run_bs(load_config(str(conf)), inv, io.BytesIO(
+        b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n"
+        b"DATA\r\nSubject: s\r\n\r\nhi\r\n.\r\nQUIT\r\n"), out)
+    assert b"250 OK id=" in out.getvalue()
+    assert not (d / "mbox").exists()
+    assert len([n for n in os.listdir(d / "spool" / "input")
+                if n.endswith("-H")]) == 1
+    log = (d / "log" / "mainlog").read_text()
+    assert "no immediate delivery: queued by ACL" in log
+    # No delivery was even attempted.
+    assert not any(f" {flag} " in log for flag in ("=>", "==", "**"))
