@@ -596,12 +596,9 @@ class _Delivery:
                     return TransportResult(R.DEFER, f"failed to expand "
                                            f"{opt} for {tp.name} transport: {e}")
         # The delivery process works in the current (or home) directory;
-        # Exim defers when it cannot change to it.
+        # Exim defers when it cannot change to it (checked here for a run
+        # in this process, by the child -- as the user -- otherwise).
         wd = addr.current_dir or addr.home_dir
-        if wd and not os.path.isdir(wd):
-            import errno as E
-            return TransportResult(R.DEFER, f"{os.strerror(E.ENOENT)}: failed "
-                                   f"to chdir to {wd}", E.ENOENT)
         limit = tp.get("message_size_limit")
         if limit:
             try:
@@ -653,6 +650,10 @@ class _Delivery:
                 return run_local(self.priv, ids, target, tp,
                                  lambda: driver.deliver(target, tctx),
                                  self.log, self.mid, wd or "/", tctx)
+            if wd and not os.path.isdir(wd):
+                import errno as E
+                return TransportResult(R.DEFER, f"{os.strerror(E.ENOENT)}: "
+                                       f"failed to chdir to {wd}", E.ENOENT)
             return driver.deliver(target, tctx)
         except NotImplementedError as e:
             return TransportResult(R.DEFER, str(e))

@@ -353,7 +353,11 @@ def run_local(priv: Privilege, ids: LocalIds, addr: Any, tp: Any,
             total += len(b)
             if total <= REPORT_LIMIT:
                 chunks.append(b)
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:       # reaped by a SIGCHLD handler (Exim's words)
+        log.main(f"{tp.driver} transport process vanished unexpectedly", mid)
+        status = 0
     rep = decode_report(b"".join(chunks)) if total <= REPORT_LIMIT else None
     if rep is None:
         log.panic(f"failed to read delivery status for {addr.address} "
@@ -401,7 +405,12 @@ def _child(priv: Privilege, ids: LocalIds, addr: Any, tp: Any,
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
         signal.signal(sig, signal.SIG_IGN)
     try:
-        privilege.run_as(ids.uid, ids.gid, _groups(ids))
+        groups = _groups(ids)
+    except OSError as e:
+        log.panic(str(e), mid)
+        return 1
+    try:
+        privilege.run_as(ids.uid, ids.gid, groups)
     except (OSError, privilege.PrivilegeError):
         log.panic(f"unable to set gid={ids.gid} or uid={ids.uid} "
                   f"(euid={os.geteuid()}): local delivery to "
@@ -413,8 +422,8 @@ def _child(priv: Privilege, ids: LocalIds, addr: Any, tp: Any,
     try:
         os.chdir(workdir)
     except OSError as e:
-        res = TransportResult(R.DEFER, f"failed to chdir to {workdir}",
-                              e.errno or 0)
+        res = TransportResult(R.DEFER, f"{os.strerror(e.errno or 0)}: "
+                              f"failed to chdir to {workdir}", e.errno or 0)
     else:
         try:
             res = fn()

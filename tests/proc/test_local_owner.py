@@ -117,13 +117,17 @@ class Daemon:
         self.dir.chmod(0o755)
         self.port = _free_port()
         self.user = f"ownd{os.getpid() % 100000}"
-        self.home = self.dir / "home"
+        # the home directory is inside a directory that only the user may
+        # enter: the delivery role (the eximpy user) cannot even stat it, so
+        # the delivery must be the user's own child that changes there.
+        self.home = self.dir / "private" / "home"
         subprocess.run(["useradd", "-M", "-d", str(self.home), "-s", "/bin/sh",
                         self.user], check=True)
         self.pw = pwd.getpwnam(self.user)
-        self.home.mkdir()
-        os.chown(self.home, self.pw.pw_uid, self.pw.pw_gid)
-        self.home.chmod(0o700)
+        for d in (self.home.parent, self.home):
+            d.mkdir()
+            os.chown(d, self.pw.pw_uid, self.pw.pw_gid)
+            d.chmod(0o700)
         (self.dir / "mail").mkdir()
         (self.dir / "mail").chmod(0o777)
         script = self.dir / "ids.sh"
