@@ -46,6 +46,11 @@ ids:
   check_local_user
   local_part_suffix = -ids
   transport = ids_pipe
+vacation:
+  driver = accept
+  check_local_user
+  local_part_suffix = -away
+  transport = away
 rootish:
   driver = accept
   local_parts = rootish
@@ -66,6 +71,12 @@ ids_pipe:
 fixed_file:
   driver = appendfile
   file = {dir}/mail/box
+away:
+  driver = autoreply
+  to = $sender_address
+  subject = away
+  text = I am away.
+  once = $home/once.db
 """
 
 IDS_SH = """\
@@ -261,3 +272,17 @@ def test_never_users_keeps_root_out(daemon: Daemon) -> None:
               f"defer (-29): {text}" in daemon.log(), what="the deferral")
     assert text in daemon.log("panic")
     assert not (daemon.dir / "mail" / "box").exists()
+
+
+def test_vacation_reply_composed_as_the_user_is_spooled(daemon: Daemon) -> None:
+    """autoreply: the child (the user) reads and writes the user's once
+    file; the reply it composed is spooled by the delivery process."""
+    daemon.send(f"{daemon.user}-away@test.example", "are you there?")
+    line = f"<= <> R="
+    _wait_for(lambda: line in daemon.log(), what="the reply")
+    main = daemon.log()
+    assert f"U={daemon.user} P=local" in main.split(line, 1)[1].split("\n")[0]
+    assert f"=> {daemon.user} <{daemon.user}-away@test.example> R=vacation " \
+        f"T=away" in main
+    st = (daemon.home / "once.db").stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (daemon.pw.pw_uid, 0o600)
