@@ -83,3 +83,65 @@ t:
     assert "no immediate delivery: queued by ACL" in log
     # No delivery was even attempted.
     assert not any(f" {flag} " in log for flag in ("=>", "==", "**"))
+
+
+def _socket_dialogue(smtpdir: Path, extra: str, data: bytes) -> bytes:
+    """One connection served by serve_socket (as the daemon does, with the
+    ACL engine) over a socket pair; ``data`` is sent in one write after
+    the banner."""
+    import socket
+    import threading
+    from eximpy.acl.engine import make_runner
+    from eximpy.config import load_config
+    from eximpy.smtp.connection import serve_socket
+    cfg = load_config(str(write_conf(smtpdir, extra)))
+    a, b = socket.socketpair()
+    t = threading.Thread(target=serve_socket, args=(a, cfg), kwargs=dict(
+        peer=("192.0.2.9", 1234), local=("192.0.2.1", 25),
+        acl=make_runner(cfg)), daemon=True)
+    t.start()
+    b.settimeout(10)
+    got = b.recv(4096)
+    assert got.startswith(b"220 ")
+    b.sendall(data)
+    t.join(10)                  # the session ends (QUIT or sync error)
+    assert not t.is_alive()
+    b.settimeout(0.5)
+    while True:
+        try:
+            chunk = b.recv(4096)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        got += chunk
+    b.close()
+    a.close()
+    return got
+
+
+def test_enforce_sync_by_default(smtpdir: Path) -> None:
+    got = _socket_dialogue(smtpdir, "acl_smtp_rcpt = accept\n",
+                           b"HELO x\r\nNOOP\r\nQUIT\r\n")
+    assert b"554 SMTP synchronization error" in got
+
+
+def test_no_enforce_sync_control(smtpdir: Path) -> None:
+    """control = no_enforce_sync in the connect ACL lets an unsynchronised
+    client through (Exim's smtp_enforce_sync = FALSE for the session)."""
+    got = _socket_dialogue(
+        smtpdir, "acl_smtp_connect = accept control = no_enforce_sync\n"
+        "acl_smtp_rcpt = accept\n", b"HELO x\r\nNOOP\r\nQUIT\r\n")
+    assert b"554" not in got
+    assert got.endswith(b"250 OK\r\n221 test.example closing connection\r\n")
+
+
+def test_no_pipelining_control_on_socket(smtpdir: Path) -> None:
+    """control = no_pipelining: EHLO does not offer PIPELINING, so a
+    pipelined MAIL after it is a synchronisation error."""
+    got = _socket_dialogue(
+        smtpdir, "acl_smtp_connect = accept control = no_pipelining\n"
+        "acl_smtp_rcpt = accept\n",
+        b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nQUIT\r\n")
+    assert b"PIPELINING" not in got
+    assert b"554 SMTP synchronization error" in got
