@@ -315,14 +315,20 @@ def test_internal_error_is_421_not_traceback(tmpconf):
 
 def test_bs_delivers_without_queue_only(tmp_path):
     """-bs -odi without queue_only: the accepted message is delivered at
-    once (here by appendfile into a file)."""
+    once (here by appendfile into a file, as "nobody": root is one of
+    Exim's fixed_never_users)."""
     import io
+    import os
+    import shutil
+    import tempfile
     from eximpy.cli.options import parse_args
     from eximpy.cli.smtp_modes import run_bs
     d = tmp_path
     (d / "spool").mkdir()
     (d / "log").mkdir()
     conf = d / "conf"
+    mb = Path(tempfile.mkdtemp(prefix="eximpy-bs-"))
+    os.chmod(mb, 0o1777)
     conf.write_text(f"""\
 primary_hostname = test.example
 spool_directory = {d}/spool
@@ -340,8 +346,8 @@ local:
 begin transports
 t:
   driver = appendfile
-  file = {d}/mbox
-  user = root
+  file = {mb}/mbox
+  user = nobody
 """)
     cfg = load_config(str(conf))
     inv = parse_args(["exim", "-C", str(conf), "-bs", "-odi"])
@@ -351,7 +357,8 @@ t:
                                 b"Subject: deliver me\r\n\r\nhello\r\n.\r\n"
                                 b"QUIT\r\n"), out)
     assert b"250 OK id=" in out.getvalue()
-    mbox = (d / "mbox").read_text()
+    mbox = (mb / "mbox").read_text()
+    shutil.rmtree(mb, ignore_errors=True)
     assert "Subject: deliver me" in mbox and "hello" in mbox
     log = (d / "log" / "mainlog").read_text()
     assert " => c <c@d.example> R=local T=t" in log and " Completed" in log
