@@ -125,6 +125,9 @@ class RoutingContext:
         self.sender_data: str | None = None
         self.router_name: str | None = None
         self.search_error: str | None = None
+        # Optional debug trace (callable(str)): Exim's HDEBUG(D_route)
+        # lines and list matches, for VRFY in -bh test sessions.
+        self.trace: Callable[[str], None] | None = None
 
     # -- helpers ----------------------------------------------------------
     def main(self, name: str) -> Any:
@@ -255,7 +258,10 @@ def _match(rctx: RoutingContext, addr: Address | None, subject: str,
     """(OK|FAIL|DEFER, matched value) for a domain/localpart/address list."""
     from eximpy import match as M
     ctx = rctx.expand_context(addr)
-    if kind == "address":
+    if rctx.trace is not None:
+        rc, value = _match_traced(rctx, ctx, subject, listtext, kind,
+                                  caseless)
+    elif kind == "address":
         rc, value = M.match_address_list(ctx, subject, listtext, caseless=caseless,
                                            expand=True)
     else:
@@ -268,6 +274,25 @@ def _match(rctx: RoutingContext, addr: Address | None, subject: str,
         return FAIL, None
     rctx.search_error = getattr(ctx, "search_error_message", "") or ""
     return DEFER, None
+
+
+def _match_traced(rctx: RoutingContext, ctx: Any, subject: str,
+                  listtext: str, kind: str, caseless: bool
+                  ) -> tuple[str, str | None]:
+    """The same match through the ACL engine's traced list matcher."""
+    from eximpy import match as M
+    from eximpy.acl.lists import ListMatcher
+    lm = ListMatcher(ctx, rctx.trace)
+    if kind == "address":
+        return lm.address(subject, listtext, None, caseless)
+    if kind == "domain":
+        return lm.domain(subject, listtext)
+
+    def item(pat: str, flags: Any) -> str:
+        return M.check_string(ctx, subject, pat, flags.caseless, 0, False,
+                              False)
+    return lm.match(subject, subject, listtext, M.MCL_LOCALPART, item, None,
+                    caseless)
 
 
 def _check_dls(rctx: RoutingContext, rname: str, what: str, listtext: str,
@@ -545,6 +570,8 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
     i = addr.start_router or 0
     r: RouterRuntime | None = None
     yield_ = OK
+    t = rctx.trace or (lambda s: None)
+    t(f"routing {addr.address}")
     try:
         while i < len(routers):
             r = routers[i]
@@ -630,10 +657,12 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
             addr.local_host_removed = False
             if r.driver is None:
                 raise NotImplementedError(f"router driver for {r.name}")
+            t(f"calling {r.name} router")
             yield_ = r.driver.route(addr, rctx, pw)
             rctx.router_name = None
 
             if yield_ == FAIL:
+                t(f"{r.name} router forced address failure")
                 return FAIL
             if ((rctx.verify == V_SENDER and r.opt("fail_verify_sender")) or
                     (rctx.verify == V_RECIPIENT and r.opt("fail_verify_recipient"))) \
@@ -645,6 +674,8 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
                 return FAIL
             if yield_ not in (PASS, DECLINE):
                 break
+            t(f"{r.name} router {'passed' if yield_ == PASS else 'declined'}"
+              f" for {addr.address}")
             addr.host_list = []
             addr.transport = None
             if yield_ == PASS:
@@ -655,6 +686,7 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
                         nexti = target.index
             else:
                 if not rctx.expand_bool(r.opt("more"), addr, "more", r.name):
+                    t('"more" is false: skipping remaining routers')
                     r = None
                     break
             i = nexti
@@ -665,6 +697,7 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
         return DEFER
 
     if r is None:
+        t("no more routers")
         if not addr.message:
             message = "Unrouteable address"
             last = addr.router
@@ -681,11 +714,15 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
         addr.router = None
         return FAIL
 
+    if yield_ == DEFER:
+        t(f"{r.name} router: defer for {addr.address}")
+        t(f"  message: {addr.message or '<none>'}")
     if yield_ in (DEFER, DISCARD):
         return yield_
     if yield_ == ERROR:
         return DEFER if addr.message else ERROR
     if yield_ == REROUTED:
+        t(f"re-routed to {addr.address}")
         return OK
     if yield_ != OK:
         raise RuntimeError(f"{r.name} router returned unknown value {yield_}")
@@ -694,6 +731,7 @@ def route_address(addr: Address, rctx: RoutingContext) -> str:
     except _RouteDefer as e:
         addr.message = str(e)
         return DEFER
+    t(f"routed by {r.name} router{' (unseen)' if unseen else ''}")
     addr.message = None
     if unseen and r.index + 1 < len(routers):
         _route_unseen(r, addr, rctx)
@@ -725,7 +763,8 @@ class VerifyResult:
 def verify(config: Any, address: str, *, is_recipient: bool = True,
            sender_address: str = "", variables: dict[str, Any] | None = None,
            headers: list | None = None,
-           log: Callable[..., None] | None = None) -> VerifyResult:
+           log: Callable[..., None] | None = None,
+           trace: Callable[[str], None] | None = None) -> VerifyResult:
     """Verify one (qualified) address as an ACL's verify=recipient/sender
     does: route it in verify mode, following a single redirection child;
     no output.  Callouts are not done here."""
@@ -734,6 +773,7 @@ def verify(config: Any, address: str, *, is_recipient: bool = True,
     rctx = RoutingContext(config, V_RECIPIENT if is_recipient else V_SENDER,
                           sender_address=sender_address, variables=variables,
                           headers=headers, log=log)
+    rctx.trace = trace
     rctx.duplicates = set()
     rctx.last_address = None
     status = verify_address(address, rctx, io.StringIO(), False, is_recipient,

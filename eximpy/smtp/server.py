@@ -2302,16 +2302,17 @@ class Session:
         if r.rc != OK:
             return self._handle_acl_fail("vrfy", r)
         trace = getattr(self.acl, "trace", None)
-        if self.host_checking and trace is not None:
-            # Exim's verify_address() debug output (its routing trace has
-            # no "end verify" line after a VRFY).
+        if not self.host_checking:
+            trace = None
+        if trace is not None:
+            # Exim's verify_address() debug output and the routing trace
+            # (no "end verify" line after a VRFY).
             trace(">" * 35)
-            trace(f"routing {address}")
         try:
             from eximpy.routing import verify
             res = verify(self.config, address, is_recipient=True,
                          sender_address=self.sender or "",
-                         variables=self._variables())
+                         variables=self._variables(), trace=trace)
             status, umsg = res.status, res.user_message
         except Exception as exc:               # routing trouble: temporary
             self._log_panic(f"VRFY of {address}: {exc}")

@@ -284,6 +284,9 @@ case("data_header", "r:\n  accept\nd:\n  deny condition = ${if def:h_subject:}\n
      "       message = subject: $h_subject:\n")
 case("vrfy_acl", "v:\n  accept local_parts = postmaster\n  deny message = not telling\n",
      dlg=D_VRFY)
+case("vrfy_routing", "v:\n  accept\n",
+     dlg="HELO c\r\nVRFY x@foo.bar\r\nVRFY Info@example.org\r\n"
+     "VRFY bad@example.org\r\nVRFY a@b.c\r\nQUIT\r\n")
 # What the session does with controls and modifiers.
 D_TWO_MSGS = dialogue(rcpts=("info@example.org",)).replace(
     "QUIT\r\n", "") + dialogue(rcpts=("office@example.org",), helo="RSET")

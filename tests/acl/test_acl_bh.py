@@ -8,9 +8,9 @@ the SMTP replies (stdout) and the ">>>" ACL trace plus "LOG:" lines
 
 Not compared, because other subsystems write them (see the report of issue
 6): the session's own host-list checks (">>> host in <option>? ..."), and
-the routing debug lines inside a verify block (between the ">>>>>>>" and
-"end verify" markers, which are compared; after a VRFY, which has no end
-marker, up to the next ACL).
+the routing debug lines inside an ACL's verify block (between the
+">>>>>>>" and "end verify" markers, which are compared).  A VRFY's routing
+trace (after its ACL) is compared.
 """
 from __future__ import annotations
 
@@ -97,7 +97,9 @@ def _norm(text: str, d: Path) -> str:
         if line.startswith("LOG: MSGID <= "):
             continue
         if line.endswith(">" * 35):
-            in_verify = True
+            # After a VRFY's ACL the routing trace is compared too.
+            in_verify = not (out and out[-1].startswith(
+                (">>> end of ACL", ">>> end of inline ACL")))
             out.append(line)
             continue
         if line.endswith("----------- end verify ------------"):
