@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from oracle import EXIM, GOLDEN, ROOT, Result, _parse_golden
+from oracle import EXIM, GOLDEN, ROOT, Result, _parse_golden, keep_golden
 
 BT_MAIN = Path(__file__).resolve().parent / "bt_main.py"
 
@@ -40,13 +40,7 @@ def run_exim(case: str, args: list[str], cwd: Path, work: Path,
         return _parse_golden(path.read_text())
     live = _run([EXIM] + args, cwd, stdin)
     live = Result(live.rc, norm(live.out), norm(live.err))
-    text = live.as_text()
-    if not path.exists() or os.environ.get("EXIMPY_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    elif path.read_text() != text:
-        raise AssertionError(f"real Exim's answer differs from golden {path}\n"
-                             + text)
+    keep_golden(path, live.as_text())
     return live
 
 

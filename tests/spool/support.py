@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.oracle import keep_golden
+
 ROOT = Path(__file__).resolve().parents[2]
 EXIM = shutil.which("exim") or "/usr/sbin/exim"
 EXIMPY = [sys.executable, "-m", "eximpy"]
@@ -147,14 +149,7 @@ def golden_check(name: str, live: str) -> str:
     """Keep real Exim's (normalized) answer as tests/golden/spool/<name>:
     write it when missing or with EXIMPY_REGEN_GOLDEN=1, else it must not
     have changed (as tests/oracle.py does for command output)."""
-    path = GOLDEN / name
-    if not path.exists() or os.environ.get("EXIMPY_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(live)
-    elif path.read_text() != live:
-        raise AssertionError(f"real Exim's answer differs from golden {path}"
-                             "; rerun with EXIMPY_REGEN_GOLDEN=1 if Exim "
-                             "changed on purpose\n" + live)
+    keep_golden(GOLDEN / name, live)
     return live
 
 
