@@ -128,6 +128,10 @@ class RoutingContext:
         # Optional debug trace (callable(str)): Exim's HDEBUG(D_route)
         # lines and list matches, for VRFY in -bh test sessions.
         self.trace: Callable[[str], None] | None = None
+        # With trace: named-list caches of the top-level address
+        # ({"domain": {...}, "localpart": {...}}, the ACL's, as Exim's
+        # verify shares the RCPT address's cache bits).
+        self.list_caches: dict[str, dict] | None = None
 
     # -- helpers ----------------------------------------------------------
     def main(self, name: str) -> Any:
@@ -259,8 +263,12 @@ def _match(rctx: RoutingContext, addr: Address | None, subject: str,
     from eximpy import match as M
     ctx = rctx.expand_context(addr)
     if rctx.trace is not None:
+        cache = None
+        if rctx.list_caches is not None and addr is not None and \
+                addr.parent is None:
+            cache = rctx.list_caches.get(kind)
         rc, value = _match_traced(rctx, ctx, subject, listtext, kind,
-                                  caseless)
+                                  caseless, cache)
     elif kind == "address":
         rc, value = M.match_address_list(ctx, subject, listtext, caseless=caseless,
                                            expand=True)
@@ -277,8 +285,8 @@ def _match(rctx: RoutingContext, addr: Address | None, subject: str,
 
 
 def _match_traced(rctx: RoutingContext, ctx: Any, subject: str,
-                  listtext: str, kind: str, caseless: bool
-                  ) -> tuple[str, str | None]:
+                  listtext: str, kind: str, caseless: bool,
+                  cache: dict | None = None) -> tuple[str, str | None]:
     """The same match through the ACL engine's traced list matcher."""
     from eximpy import match as M
     from eximpy.acl.lists import ListMatcher
@@ -286,12 +294,12 @@ def _match_traced(rctx: RoutingContext, ctx: Any, subject: str,
     if kind == "address":
         return lm.address(subject, listtext, None, caseless)
     if kind == "domain":
-        return lm.domain(subject, listtext)
+        return lm.domain(subject, listtext, cache)
 
     def item(pat: str, flags: Any) -> str:
         return M.check_string(ctx, subject, pat, flags.caseless, 0, False,
                               False)
-    return lm.match(subject, subject, listtext, M.MCL_LOCALPART, item, None,
+    return lm.match(subject, subject, listtext, M.MCL_LOCALPART, item, cache,
                     caseless)
 
 

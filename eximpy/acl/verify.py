@@ -79,6 +79,10 @@ def _route(call: Any, address: str, recipient: bool) -> tuple[str, Any]:
     return rc, addr
 
 
+_NO_CALLOUT = ("Cannot do callout: neither router nor transport provided a "
+               "host list, or transport is not smtp")
+
+
 def route_for_verify(call: Any, address: str, recipient: bool
                      ) -> tuple[str, Any, Any]:
     """Route ``address`` in verify mode; (status, Address, RoutingContext)."""
@@ -93,18 +97,18 @@ def route_for_verify(call: Any, address: str, recipient: bool
     rctx.acl_m = call.env.acl_m
     addr = R.make_address(address)
     call.trace(_START)
-    call.trace(f"routing {address}")
+    if call.engine.trace is not None:
+        # Exim's routing debug lines (HDEBUG(D_route)) and list matches.
+        rctx.trace = call.trace
+        a = call.addr
+        if a is not None and a.address == address:
+            rctx.list_caches = {"domain": a.domain_cache,
+                                "localpart": a.localpart_cache}
     try:
         rc = R.route_address(addr, rctx)
     except Exception as e:                     # a broken router config
         addr.message = str(e)
         rc = DEFER
-    rname = getattr(addr.router, "name", None) if addr.router else None
-    if rc == "OK" and rname:
-        call.trace(f"calling {rname} router")
-        call.trace(f"routed by {rname} router")
-    elif rc == "FAIL" and not rname and addr.message == "Unrouteable address":
-        call.trace("no more routers")
     return rc, addr, rctx
 
 
@@ -249,6 +253,8 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
                         msgs.log = msgs.user = None
                         rc = OK
                     return rc
+                if copts.get("callout"):
+                    call.trace(_NO_CALLOUT)
                 call.trace(_END)
             elif rc in ("FAIL", "DISCARD"):
                 call.trace(_END)
@@ -291,6 +297,8 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
                 if rc != OK:
                     m, um = msgs.log, msgs.user
                     via_callout = True
+            elif rc == OK and copts.get("callout"):
+                call.trace(_NO_CALLOUT)
             call.trace(_END)
             if rc == DEFER and copts.get("defer_ok"):
                 call.trace("verify defer overridden by callout_defer_ok")

@@ -810,8 +810,10 @@ class Session:
         if acl is None and where not in ("rcpt", "vrfy", "expn", "etrn"):
             return AclResult(OK)
         r = self.acl.check(where, acl, env)
-        if r.added_headers:
-            self.acl_added_headers.extend(r.added_headers)
+        for h in r.added_headers:
+            # Exim's setup_header(): an identical line is added only once.
+            if h not in self.acl_added_headers:
+                self.acl_added_headers.append(h)
         self._apply_controls(r)
         if r.rc == ERROR:
             # Exim: an ACL error is a temporary rejection, logged with its

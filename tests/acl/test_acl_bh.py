@@ -6,11 +6,9 @@ through eximpy's -bh (eximpy.cli.host_check.run_bh, in process).  Compared:
 the SMTP replies (stdout) and the ">>>" ACL trace plus "LOG:" lines
 (stderr), normalised for dates, message ids and paths.
 
-Not compared, because other subsystems write them (see the report of issue
-6): the session's own host-list checks (">>> host in <option>? ..."), and
-the routing debug lines inside an ACL's verify block (between the
-">>>>>>>" and "end verify" markers, which are compared).  A VRFY's routing
-trace (after its ACL) is compared.
+Not compared: the session's own host-list checks (">>> host in
+<option>? ...").  The routing trace inside verify blocks and after a VRFY,
+and the "<=" lines, are compared.
 """
 from __future__ import annotations
 
@@ -90,25 +88,8 @@ def _norm(text: str, d: Path) -> str:
     text = _ID.sub("MSGID", text)
     text = _DATE.sub("DATE", text)
     out = []
-    in_verify = False
     for line in text.split("\n"):
         if _SESSION_LIST.match(line):
-            continue
-        if line.startswith("LOG: MSGID <= "):
-            continue
-        if line.endswith(">" * 35):
-            # After a VRFY's ACL the routing trace is compared too.
-            in_verify = not (out and out[-1].startswith(
-                (">>> end of ACL", ">>> end of inline ACL")))
-            out.append(line)
-            continue
-        if line.endswith("----------- end verify ------------"):
-            in_verify = False
-        elif in_verify and line.startswith(">>> using ACL"):
-            # A VRFY's routing trace has no "end verify" line: the next
-            # ACL ends it.
-            in_verify = False
-        elif in_verify:
             continue
         out.append(line)
     return "\n".join(out)
