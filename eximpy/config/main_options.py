@@ -353,7 +353,7 @@ IMPLEMENTED: frozenset[str] = frozenset((
     "message_size_limit", "never_users", "perl_startup", "pid_file_path",
     "pipelining_advertise_hosts", "pipelining_connect_advertise_hosts",
     "primary_hostname", "process_log_path", "qualify_domain",
-    "qualify_recipient", "queue_only", "queue_only_load",
+    "qualify_recipient", "queue_only", "queue_only_load", "queue_run_max",
     "received_header_text", "received_headers_max",
     "recipient_unqualified_hosts", "recipients_max", "recipients_max_reject",
     "return_path_remove", "sender_unqualified_hosts", "smtp_accept_max",

@@ -3,9 +3,10 @@
 SUMMARY
     run_delivery(ctx) reads message ids from the delivery FIFO (written by
     receivers and the queue runner) and forks a child for each, which runs
-    eximpy.deliver.deliver_message().  At most `delivery_parallel` children
-    run at once (remote_max_parallel's role for a whole queue, default 4
-    here); further ids wait in order.  An id already being delivered is not
+    eximpy.deliver.deliver_message().  At most queue_run_max children run
+    at once (Exim's limit on simultaneous queue-runner processes, each of
+    which delivers one message at a time; default 5); further ids wait in
+    order.  An id already being delivered is not
     started twice; a message locked by another process is skipped by
     deliver_message itself.
 
@@ -26,7 +27,7 @@ from collections import deque
 from eximpy.proc import fifo
 from eximpy.proc.skeleton import RoleContext, fork_child
 
-DEFAULT_PARALLEL = 4
+DEFAULT_PARALLEL = 5
 
 
 def _deliver_one(ctx: RoleContext, mid: str) -> int:
@@ -37,7 +38,7 @@ def _deliver_one(ctx: RoleContext, mid: str) -> int:
 
 def run_delivery(ctx: RoleContext) -> int:
     reader = fifo.Reader(fifo.path(ctx.config))
-    limit = DEFAULT_PARALLEL
+    limit = int(ctx.config.main.get("queue_run_max") or DEFAULT_PARALLEL)
     pending: deque[str] = deque()
     running: dict[int, str] = {}
     while not ctx.stopping:

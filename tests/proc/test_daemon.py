@@ -424,3 +424,29 @@ def test_roles_die_with_the_launcher(daemon: Daemon) -> None:
     daemon.proc.wait(10)
     wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in roles),
               what="orphaned roles to go")
+
+
+def test_launcher_binds_port_25_with_only_cap_net_bind_service() -> None:
+    """As systemd's AmbientCapabilities=CAP_NET_BIND_SERVICE gives it: no
+    root, one capability, and the launcher's bind of port 25 works; without
+    the capability it is refused with Exim's message."""
+    from eximpy.errors import ConfigError
+    from eximpy.privilege import drop_permanently
+    from eximpy.proc.launcher import bind_all
+    exim = pwd.getpwnam("eximpy")
+    for keep, expect in ((("net_bind_service",), 0), ((), 13)):
+        pid = os.fork()
+        if pid == 0:
+            code = 99
+            try:
+                drop_permanently(exim.pw_uid, exim.pw_gid, keep=keep)
+                try:
+                    [s] = bind_all([("127.0.0.1", 25)], 5)
+                    s.close()
+                    code = 0
+                except ConfigError as e:
+                    code = 13 if "Permission denied" in str(e) else 98
+            finally:
+                os._exit(code)
+        _, st = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(st) == expect, keep
