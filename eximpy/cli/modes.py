@@ -42,24 +42,15 @@ def run_version(inv: Invocation) -> int:
     return 0
 
 
-def caller_is_admin(config) -> bool:
-    """Exim's admin user: root, the exim user, or a member of admin_groups."""
-    import os
-    uid = os.getuid()
-    if uid == 0 or uid == config.main.get("exim_user"):
-        return True
-    groups = set(os.getgroups()) | {os.getgid()}
-    return bool(groups & set(config.main.get("admin_groups") or ()))
-
-
 def run_print(inv: Invocation) -> int:
     """-bP: print option values, drivers, lists, macros (Exim's readconf_print)."""
     from eximpy.config import printing
+    from eximpy.trust import is_admin
     config = _load(inv)
     try:
         ok = printing.print_args(config, list(inv.args), sys.stdout,
                                  no_labels=inv.no_labels,
-                                 admin=caller_is_admin(config))
+                                 admin=is_admin(config))
     except PermissionError as e:
         sys.stdout.flush()
         sys.stderr.write(f"{e}\n")
@@ -82,19 +73,12 @@ def run_queue(inv: Invocation) -> int:
     return queue_ops.run(config, inv, sys.stdout)
 
 
-USAGE = """\
-Exim is a Mail Transfer Agent. It is normally called by Mail User Agents,
-not directly from a shell command line. Options and/or arguments control
-what it does when called. For a list of options, see the Exim documentation.
-"""
-
-
 def run_receive(inv: Invocation) -> int:
     """Default mode: a message on stdin for the given or -t recipients."""
-    if not inv.args and not inv.extract_recipients:
-        sys.stderr.write(USAGE)
-        return 1
     from eximpy.cli import queue_ops
+    if not inv.args and not inv.extract_recipients:
+        sys.stderr.write(queue_ops.USAGE)
+        return 1
     from eximpy.proc import submission
     config = _load(inv)
     if not submission.can_write_spool(config):

@@ -689,45 +689,6 @@ def run(config: Any, inv: Any, out: TextIO) -> int:
     return 2
 
 
-def caller_is_trusted(config: Any, uid: int | None = None,
-                      gid: int | None = None) -> bool:
-    """Exim's trusted callers: root, the exim user, trusted_users, and
-    members of trusted_groups (by primary or supplementary group)."""
-    from eximpy.spool.layout import config_get
-    uid = os.getuid() if uid is None else uid
-    if uid == 0:
-        return True
-    exim_uid = config_get(config, "exim_user")
-    if isinstance(exim_uid, int) and uid == exim_uid:
-        return True
-    try:
-        login = pwd.getpwuid(uid).pw_name
-    except KeyError:
-        login = str(uid)
-    users = config_get(config, "trusted_users") or []
-    if isinstance(users, str):
-        users = [u for u in users.split(":") if u]
-    if login in users or uid in users or str(uid) in users:
-        return True
-    groups = config_get(config, "trusted_groups") or []
-    if isinstance(groups, str):
-        groups = [x for x in groups.split(":") if x]
-    mine = {os.getgid() if gid is None else gid}
-    if gid is None:
-        mine |= set(os.getgroups())
-    import grp
-    for gname in groups:
-        try:
-            g = gname if isinstance(gname, int) else (
-                int(gname) if str(gname).isdigit()
-                else grp.getgrnam(str(gname)).gr_gid)
-        except KeyError:
-            continue
-        if g in mine:
-            return True
-    return False
-
-
 USAGE = ("Exim is a Mail Transfer Agent. It is normally called by Mail User "
          "Agents,\nnot directly from a shell command line. Options and/or "
          "arguments control\nwhat it does when called. For a list of "
@@ -737,6 +698,7 @@ USAGE = ("Exim is a Mail Transfer Agent. It is normally called by Mail User "
 def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
     """The default mode: receive a message from ``stdin`` and spool it."""
     from eximpy.receive import LocalOptions, ReceiveError, receive_local
+    from eximpy.trust import is_trusted
     if not inv.args and not inv.extract_recipients:
         sys.stderr.write(USAGE)
         return 1
@@ -744,7 +706,7 @@ def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
     opts = LocalOptions(extract_recipients=inv.extract_recipients,
                         dot_ends=inv.dot_ends, sender_name=inv.sender_name,
                         received_protocol=inv.received_protocol,
-                        trusted=caller_is_trusted(config), log=log)
+                        trusted=is_trusted(config), log=log)
     try:
         res = receive_local(config, inv.sender, list(inv.args), stdin, opts)
     except ReceiveError as e:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import socket
 import struct
 import sys
@@ -159,22 +158,6 @@ def _size_limit(config: Any) -> int:
         return 0
 
 
-def is_trusted(config: Any, uid: int, gid: int) -> bool:
-    """Exim's trusted caller: root, the exim user, trusted_users/groups."""
-    if uid == 0 or uid == config.main.get("exim_user"):
-        return True
-    if uid in (config.main.get("trusted_users") or ()):
-        return True
-    groups = {gid}
-    try:
-        import grp
-        name = pwd.getpwuid(uid).pw_name
-        groups |= {g.gr_gid for g in grp.getgrall() if name in g.gr_mem}
-    except KeyError:
-        pass
-    return bool(groups & set(config.main.get("trusted_groups") or ()))
-
-
 def serve(config: Any, conn: socket.socket,
           notify: Callable[[str], None]) -> int:
     """Receive one submission on ``conn`` (in a receiver child)."""
@@ -182,6 +165,7 @@ def serve(config: Any, conn: socket.socket,
 
     from eximpy.log.writer import LogWriter
     from eximpy.receive import LocalOptions, ReceiveError, receive_local
+    from eximpy.trust import is_trusted
     _pid, uid, gid = _peer(conn)
     answer = {"status": 1, "stderr": ""}
     try:
