@@ -2143,9 +2143,11 @@ class Session:
         discard_by = None
         discard_log = None
         mid = None
-        if self.opt.acl["data"]:
-            # The DATA ACL sees the message as it will be spooled: its id,
-            # size, and all headers (Received: and fix-ups included).
+        mbox = False
+        if self.opt.acl["data"] or self.opt.acl["mime"]:
+            # The MIME and DATA ACLs see the message as it will be spooled:
+            # its id, size, and all headers (Received: and fix-ups
+            # included).
             from eximpy.message.ids import new_message_id
             try:
                 lhn = self.config.main.get("localhost_number")
@@ -2154,27 +2156,44 @@ class Session:
             mid = new_message_id(lhn)
             headers: list[tuple[str, str, str]] = []
             size = res.message_size
+            hlines: list[str] = []
             try:
                 from eximpy.smtp.accept import build_spool_message
                 sm = build_spool_message(self.config, self._received_message(
                     res, chunking), mid, self.clock())
                 headers = [(h.name, h.value, h.type) for h in sm.headers
                            if h.type != "*"]
+                hlines = [h.text for h in sm.headers if h.type != "*"]
             except Exception:
                 pass
             body = bytes(res.body[:500]).decode("utf-8", "surrogateescape")
+            extra = {"message_exim_id": mid, "message_id": mid,
+                     "message_size": str(size),
+                     "message_linecount": str(res.header_linecount +
+                                              res.body_linecount),
+                     "body_linecount": str(res.body_linecount),
+                     "body_zerocount": str(res.body_zerocount),
+                     "message_body": Tainted(body.replace("\n", " ")),
+                     "recipients": ", ".join(r[0] for r in self.recipients)}
+            if self.opt.acl["mime"]:
+                r = self._mime_acl(res, headers, hlines, extra)
+                mbox = r is not None
+                if mbox and (r.rc != OK or not self.opt.acl["data"]):
+                    self._unspool_mbox(mid)
+                    mbox = False
+                if r is not None and r.rc not in (OK, DISCARD):
+                    _m, block = self._reject_block(res, received=True,
+                                                   mid=mid)
+                    if self._handle_acl_fail("mime", r, mid, block):
+                        self.closed = True
+                    return
+                if r is not None and r.rc == DISCARD:
+                    discard_by = "MIME"
+        if self.opt.acl["data"] and discard_by is None:
             r = self._acl("data", self.opt.acl["data"], headers=headers,
-                          extra={"message_exim_id": mid, "message_id": mid,
-                                 "message_size": str(size),
-                                 "message_linecount": str(
-                                     res.header_linecount +
-                                     res.body_linecount),
-                                 "body_linecount": str(res.body_linecount),
-                                 "body_zerocount": str(res.body_zerocount),
-                                 "message_body": Tainted(body.replace(
-                                     "\n", " ")),
-                                 "recipients": ", ".join(
-                                     r[0] for r in self.recipients)})
+                          extra=extra)
+            if mbox:
+                self._unspool_mbox(mid)
             if r.rc not in (OK, DISCARD):
                 _m, block = self._reject_block(res, received=True, mid=mid)
                 done = self._handle_acl_fail("data", r, mid, block)
@@ -2212,6 +2231,39 @@ class Session:
             self._printf("451 Temporary local problem - please try later")
             return
         self._store(msg, res, chunking, user_msg)
+
+    def _unspool_mbox(self, mid: str | None) -> None:
+        """Exim's unspool_mbox() debug line (-bh) once the MIME ACL's
+        message copy is no longer needed (eximpy keeps none)."""
+        trace = getattr(self.acl, "trace", None)
+        if self.host_checking and trace is not None:
+            spool = self.opt.get("spool_directory") or ""
+            trace(f"unspool_mbox(): unlinking '{spool}/scan/{mid}/{mid}.eml'")
+
+    def _mime_acl(self, res: Any, headers: list[tuple[str, str, str]],
+                  hlines: list[str], extra: dict[str, Any]
+                  ) -> AclResult | None:
+        """acl_smtp_mime once per MIME part (eximpy.smtp.mime), for a
+        message with a Content-Type: header; the first result other than
+        OK, or the last one (None when the ACL never ran)."""
+        from eximpy.smtp.mime import is_mime, mime_parts
+        if not is_mime(headers):
+            return None
+        body = bytes(res.body).decode("utf-8", "surrogateescape")
+        r = None
+        for part in mime_parts(hlines, body):
+            v = dict(extra)
+            v.update({k: Tainted(val) if k in (
+                "mime_filename", "mime_content_type", "mime_charset",
+                "mime_boundary", "mime_content_disposition",
+                "mime_content_id", "mime_content_description",
+                "mime_content_transfer_encoding") else val
+                for k, val in part.items()})
+            r = self._acl("mime", self.opt.acl["mime"], headers=headers,
+                          extra=v)
+            if r.rc != OK:
+                break
+        return r
 
     def _received_message(self, res: Any, chunking: bool) -> ReceivedMessage:
         return ReceivedMessage(

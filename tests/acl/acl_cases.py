@@ -287,6 +287,41 @@ case("vrfy_acl", "v:\n  accept local_parts = postmaster\n  deny message = not te
 case("vrfy_routing", "v:\n  accept\n",
      dlg="HELO c\r\nVRFY x@foo.bar\r\nVRFY Info@example.org\r\n"
      "VRFY bad@example.org\r\nVRFY a@b.c\r\nQUIT\r\n")
+# The MIME ACL: once per part, $mime_* variables.
+D_MIME = dialogue(rcpts=("info@example.org",)).replace(
+    "DATA\r\nSubject: test\r\nFrom: a@b.c\r\nTo: info@example.org\r\n\r\n"
+    "body line\r\n.\r\n",
+    "DATA\r\nSubject: mime\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed;\r\n boundary=\"XX\"\r\n\r\n"
+    "preamble\r\n--XX\r\nContent-Type: text/plain; charset=\"UTF-8\"\r\n\r\n"
+    "hello\r\n--XX\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n"
+    "--YY\r\nContent-Type: text/plain\r\n\r\nalt1\r\n--YY\r\n"
+    "Content-Type: text/html\r\n\r\n<p>alt2</p>\r\n--YY--\r\n--XX\r\n"
+    "Content-Type: application/pdf; name=\"r e.pdf\"\r\n"
+    "Content-Disposition: attachment;\r\n\tfilename=\"report.pdf\"\r\n"
+    "Content-Transfer-Encoding: base64\r\nContent-ID: <id1@x>\r\n\r\n"
+    "AAAA\r\n--XX--\r\nepilogue\r\n.\r\n")
+MIME_LOG = ("  warn logwrite = part $mime_part_count: [$mime_content_type] "
+            "[$mime_charset] [$mime_filename] [$mime_boundary] "
+            "[$mime_content_disposition] [$mime_content_transfer_encoding] "
+            "[$mime_content_id] mp=$mime_is_multipart "
+            "cl=$mime_is_coverletter\n")
+case("mime_walk", "r:\n  accept\nmi:\n" + MIME_LOG + "  accept\n",
+     dlg=D_MIME, extra="acl_smtp_mime = mi\n")
+case("mime_deny_pdf", "r:\n  accept\nd:\n  accept\nmi:\n"
+     "  deny condition = ${if eq{$mime_filename}{report.pdf}}\n"
+     "       message = no $mime_filename here\n  accept\n",
+     dlg=D_MIME, extra="acl_smtp_mime = mi\n")
+case("mime_then_data", "r:\n  accept\nmi:\n  accept\n"
+     "d:\n  deny message = data says no\n", dlg=D_MIME,
+     extra="acl_smtp_mime = mi\n")
+case("mime_discard", "r:\n  accept\nmi:\n  discard mime_is_multipart = 0\n"
+     "  accept\n".replace("mime_is_multipart = 0", "condition = "
+                           "${if eq{$mime_content_type}{text/html}}"),
+     dlg=D_MIME, extra="acl_smtp_mime = mi\n")
+case("mime_plain_not_run", "r:\n  accept\n",
+     extra="acl_smtp_mime = deny message = never\n")
+
 # What the session does with controls and modifiers.
 D_TWO_MSGS = dialogue(rcpts=("info@example.org",)).replace(
     "QUIT\r\n", "") + dialogue(rcpts=("office@example.org",), helo="RSET")

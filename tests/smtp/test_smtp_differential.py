@@ -555,6 +555,15 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
     "acl_notquit_eof": ("acl_smtp_notquit = warn logwrite = notquit "
                         "$smtp_notquit_reason\n" + RCPT_OK,
                         d(ENV, DATA, b"Subject: x\r\n"), []),
+    "acl_mime_deny": (
+        "acl_smtp_mime = deny condition = ${if eq{$mime_content_type}"
+        "{application/zip}}\n" + RCPT_OK,
+        d(ENV, DATA, b"Subject: m\r\nMIME-Version: 1.0\r\nContent-Type: "
+          b"multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/"
+          b"plain\r\n\r\nhi\r\n--B\r\nContent-Type: application/zip\r\n"
+          b"\r\nUEsD\r\n--B--\r\n.\r\n", MF, RT, DATA,
+          b"Subject: m2\r\nContent-Type: text/plain\r\n\r\nok\r\n.\r\n",
+          Q), []),
     "acl_no_pipelining": ("acl_smtp_helo = accept control = no_pipelining\n"
                           + RCPT_OK, d(E, Q), []),
     "acl_auth_unadvertised": (
