@@ -12,6 +12,7 @@ SUMMARY
                    fix-ups), spool it durably, log "<="
     auth.py        server AUTH exchanges: plaintext, cram_md5, dovecot
     tls.py         ssl contexts for STARTTLS / TLS-on-connect, TlsInfo
+    mime.py        the MIME ACL's walk over a message's parts
     connection.py  the only I/O: serve_socket() for a connected socket,
                    serve_stream() for -bs, prepare() before forking
 

@@ -2,7 +2,7 @@
 
 SUMMARY
     SpoolSink(config, log, now=None)        MessageSink that writes the spool
-    TestSink(config)                        -bh: an id, no files (Exim's -bh)
+    TestSink(config, log=None)              -bh: an id, no files (Exim's -bh)
     build_spool_message(config, msg, mid, now) -> (SpoolMessage, body)
 
 DESCRIPTION
@@ -14,10 +14,17 @@ DESCRIPTION
         loop";
       * a Received: header from received_header_text (expanded with
         eximpy.expand; an empty expansion adds none), then the message's
-        own headers, then the headers added by ACLs;
-      * for locally submitted SMTP (-bs, no host address): Message-Id:,
-        From: and Date: when missing, as Exim adds them to local messages
-        (remote messages get none of these; submission mode is issue 6);
+        own headers;
+      * for locally submitted SMTP (-bs, no host address) unless
+        control = suppress_local_fixups, and in submission mode:
+        Message-Id:, From: and Date: when missing; in submission mode
+        Sender: lines are replaced by one built from $authenticated_id
+        when From: differs, and the return path follows it;
+      * then the headers added by ACLs; remove_header marks lines "*";
+      * control = freeze: -H "-frozen", "frozen by ACL"; control = queue:
+        "no immediate delivery: queued by ACL" (ReceivedMessage.queued_by
+        tells the caller not to deliver); queue = name: the named queue's
+        spool and " Q=name" in "<=";  fakereject logs "(=";
       * the -D file is written and fsynced, the -H file written durably
         (eximpy.spool), and only then the "250 OK id=..." answer is given;
       * the "<=" line goes to the mainlog.

@@ -11,6 +11,8 @@ SUMMARY
                                 handshake, then s.tls_started(TlsInfo) or
                                 s.tls_failed(reason)
     s.closed                    the session is over (close the connection)
+    s.writer                    optional callable(bytes) set by the driver:
+                                `delay` in an ACL sends pending replies first
     SessionOptions              the main options the session uses, read once
     MessageSink (protocol)      .store(ReceivedMessage) -> (code, text, id)
                                 [.blackhole(msg, reason) for discarded ones]
@@ -24,9 +26,19 @@ DESCRIPTION
     (smtp_enforce_sync; only on a real socket, as in Exim), the ESMTP
     keywords per the *_advertise_hosts options, SIZE checked at MAIL and
     during DATA, and the hook points for ACLs (eximpy.acl.runner: connect
-    helo mail mailauth rcpt predata data quit notquit vrfy expn etrn
+    helo mail mailauth rcpt predata mime data quit notquit vrfy expn etrn
     starttls auth).  AUTH runs the exchanges of eximpy.smtp.auth; VRFY
-    routes in verify mode (eximpy.routing.verify) when its ACL accepts.
+    routes in verify mode (eximpy.routing.verify, traced in -bh) when its
+    ACL accepts; the MIME ACL runs per part (eximpy.smtp.mime).
+
+    What an AclResult carries is acted on (_apply_controls): controls
+    no_pipelining, enforce_sync/no_enforce_sync, allow_auth_unadvertised,
+    no_multiline_responses for the connection; freeze, queue/queue_only,
+    fakereject/fakedefer, submission, suppress_local_fixups, and the
+    modifiers queue, remove_header, add_header (identical lines once),
+    log_reject_target for the message (passed on in ReceivedMessage).
+    In -bh the last message id stays in front of log lines until the next
+    DATA, as Exim's message_id global does there.
     The message data is read by eximpy.smtp.dataread with Exim 4.96's
     line-ending rules.  Log lines follow Exim's texts and log_selector.
 
@@ -46,9 +58,11 @@ DESCRIPTION
     is not LAST is answered (Exim 4.96 crashes); under SMTPUTF8, invalid
     or overlong UTF-8 in addresses is refused.
 
-    Not yet: PRDR, acl_smtp_mime, DKIM verification, host_lookup (reverse DNS for
-    $sender_host_name), helo_verify_hosts, smtp_ratelimit_*, ETRN running
-    a queue run (it is logged and answered only).
+    Not yet: PRDR, DKIM verification, host_lookup (reverse DNS for
+    $sender_host_name), helo_verify_hosts, smtp_ratelimit_*,
+    smtp_etrn_serialize; in the MIME ACL decode=, mime_regex and
+    message/rfc822 parts.  ETRN starts smtp_etrn_command or "-R domain"
+    in a detached process.
 
 SECURITY
     All input is client data.  Replies that echo it go through
