@@ -319,6 +319,10 @@ case("mime_discard", "r:\n  accept\nmi:\n  discard mime_is_multipart = 0\n"
      "  accept\n".replace("mime_is_multipart = 0", "condition = "
                            "${if eq{$mime_content_type}{text/html}}"),
      dlg=D_MIME, extra="acl_smtp_mime = mi\n")
+case("quit_after_data_reject", "r:\n  accept\nd:\n  deny\nq:\n"
+     "  warn logwrite = quit $message_id\n  accept\n")
+case("quit_after_discard", "r:\n  accept\nd:\n  discard\nq:\n"
+     "  warn logwrite = quit $message_id\n  accept\n")
 case("mime_plain_not_run", "r:\n  accept\n",
      extra="acl_smtp_mime = deny message = never\n")
 
