@@ -57,7 +57,10 @@ while (1) {
 }
 '''
 
-_HELPERS: dict[int, "PerlHelper"] = {}
+# (pid, perl_startup) -> helper: a forked child starts its own, and a
+# process that reads another configuration (tests, -be of another file)
+# never calls into code loaded for a different perl_startup.
+_HELPERS: dict[tuple[int, str], "PerlHelper"] = {}
 
 
 class PerlHelper:
@@ -123,23 +126,26 @@ def start(config) -> None:
     privilege changes, when config.main.get("perl_at_start") is true."""
     from eximpy.expand import ExpandContext
     ctx = ExpandContext(config=config)
-    pid = os.getpid()
-    if pid not in _HELPERS:
-        startup = ctx.main_option("perl_startup")
-        if startup:
-            _HELPERS.clear()
-            _HELPERS[pid] = PerlHelper(startup)
+    startup = ctx.main_option("perl_startup")
+    if startup:
+        _helper(startup)
+
+
+def _helper(startup: str) -> "PerlHelper":
+    key = (os.getpid(), startup)
+    h = _HELPERS.get(key)
+    if h is None:
+        for (pid, _s), old in list(_HELPERS.items()):
+            if pid == key[0]:
+                old.close()        # this process's helper for another config
+        _HELPERS.clear()
+        h = _HELPERS[key] = PerlHelper(startup)
+    return h
 
 
 def call(ctx, name: str, args: list[str]) -> str:
-    pid = os.getpid()
-    h = _HELPERS.get(pid)
-    if h is None:
-        startup = ctx.main_option("perl_startup")
-        if not startup:
-            raise ExpansionError("A setting of perl_startup is needed when using the Perl "
-                                 "interpreter")
-        h = PerlHelper(startup)
-        _HELPERS.clear()
-        _HELPERS[pid] = h
-    return h.call(ctx, name, args)
+    startup = ctx.main_option("perl_startup")
+    if not startup:
+        raise ExpansionError("A setting of perl_startup is needed when using the Perl "
+                             "interpreter")
+    return _helper(startup).call(ctx, name, args)
