@@ -732,7 +732,9 @@ class Session:
             "recipients_count": str(len(self.recipients)),
             "interface_address": self.interface_address or "",
             "interface_port": str(self.interface_port or ""),
-            "authenticated_id": self.authenticated_id or "",
+            # Client data, so tainted (an inline ACL using it is refused).
+            "authenticated_id": Tainted(self.authenticated_id)
+            if self.authenticated_id else "",
             "sender_host_authenticated": self.authenticated or "",
             "message_size": str(self.message_size),
             "rcpt_count": str(self.rcpt_count),

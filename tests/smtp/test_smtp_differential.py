@@ -564,6 +564,10 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
           b"\r\nUEsD\r\n--B--\r\n.\r\n", MF, RT, DATA,
           b"Subject: m2\r\nContent-Type: text/plain\r\n\r\nok\r\n.\r\n",
           Q), []),
+    "acl_auth_variables": (
+        "acl_smtp_mail = warn logwrite = auth=$sender_host_authenticated "
+        "id=$authenticated_id\n" + RCPT_OK + "\n" + AUTHS,
+        d(E, MF, b"RSET\r\n", b"AUTH PLAIN " + _P + b"\r\n", MF, Q), []),
     "acl_no_pipelining": ("acl_smtp_helo = accept control = no_pipelining\n"
                           + RCPT_OK, d(E, Q), []),
     "acl_auth_unadvertised": (
