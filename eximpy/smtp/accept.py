@@ -404,9 +404,21 @@ class SpoolSink:
             df.abandon()
             raise
         df.close()
-        if self.log is not None:
-            self._log_received(msg, sm, now)
+        if self.log is not None and not self._log_received(msg, sm, now):
+            # No "<=" line, no message: a message accepted without its log
+            # line would leave no audit trail.  The client tries again.
+            self._unspool(layout, mid)
+            return 451, "Temporary local problem - please try later", None
         return 250, f"OK id={mid}", mid
+
+    def _unspool(self, layout: Any, mid: str) -> None:
+        for suffix in ("-H", "-D"):
+            path = layout.find(mid, suffix)
+            if path is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
     def _log_controls(self, msg: ReceivedMessage, mid: str) -> None:
         """After "<=": what ACL controls did (Exim's receive_msg())."""
@@ -437,7 +449,7 @@ class SpoolSink:
         return 250, f"OK id={mid}", mid
 
     def _log_received(self, msg: ReceivedMessage, sm: SpoolMessage,
-                      start: float) -> None:
+                      start: float) -> bool:
         from eximpy.log import format as logfmt
         sel = getattr(self.log, "selector", None)
         if sel is None:
@@ -480,8 +492,10 @@ class SpoolSink:
             line = re.sub(r"( S=\d+(?: M8S=\d+)?)",
                           lambda m: f"{m.group(1)} Q={msg.queue_name}",
                           line, count=1)
-        self.log.main(line, sm.id)
+        if not self.log.main(line, sm.id):
+            return False
         self._log_controls(msg, sm.id)
+        return True
 
 
 class TestSink(SpoolSink):
