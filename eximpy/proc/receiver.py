@@ -58,7 +58,12 @@ class NotifyingSink:
         if mid:
             self.count += 1
             over = self.per_connection and self.count > self.per_connection
-            if self.deliver_now and not over:
+            # An ACL may have frozen the message or asked for it to be
+            # queued only (control = freeze / queue): the queue runner (or
+            # a thaw) takes it from there.
+            held = getattr(msg, "queued_by", None) or \
+                getattr(msg, "frozen_by", None)
+            if self.deliver_now and not over and not held:
                 fifo.notify(self.fifo_path, [mid])
         return result
 

@@ -51,7 +51,7 @@ maildir:
 
 
 class Daemon:
-    def __init__(self, conf_text: str) -> None:
+    def __init__(self, conf_text: str, queue_interval: str = "1s") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="eximpy-daemon-"))
         self.dir.chmod(0o755)
         self.port = free_port()
@@ -63,7 +63,7 @@ class Daemon:
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "eximpy", "-C", str(self.conf), "-bdf",
-             "-q1s"], env=env, stdout=subprocess.PIPE,
+             "-q" + queue_interval], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         wait_for(lambda: len(self.roles()) == 3, what="three roles")
         wait_for(self._accepts, what="the listener")
@@ -450,3 +450,22 @@ def test_launcher_binds_port_25_with_only_cap_net_bind_service() -> None:
                 os._exit(code)
         _, st = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(st) == expect, keep
+
+
+def test_acl_control_queue_keeps_the_message_queued() -> None:
+    """control = queue in an ACL: the daemon spools but does not deliver."""
+    d = Daemon(CONF.replace("acl_smtp_rcpt = accept",
+                            "acl_smtp_rcpt = acl_rcpt") +
+               "begin acl\nacl_rcpt:\n  accept control = queue\n",
+               queue_interval="1h")
+    try:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as c:
+            c.sendmail("s@test.example", ["alice@test.example"],
+                       b"Subject: held\r\n\r\nx\r\n")
+        time.sleep(2)
+        assert not (d.dir / "mail" / "alice" / "new").exists() or \
+            not any((d.dir / "mail" / "alice" / "new").iterdir())
+        assert "no immediate delivery: queued by ACL" in d.log("main")
+        assert list((d.dir / "spool" / "input").glob("*-H"))
+    finally:
+        d.stop()
