@@ -335,7 +335,7 @@ _GENERATED_MAIN_OPTIONS = OptionTable((
 IMPLEMENTED: frozenset[str] = frozenset((
     "accept_8bitmime", "acl_smtp_auth", "acl_smtp_connect", "acl_smtp_data",
     "acl_smtp_etrn", "acl_smtp_expn", "acl_smtp_helo", "acl_smtp_mail",
-    "acl_smtp_mailauth", "acl_smtp_notquit", "acl_smtp_predata",
+    "acl_smtp_mailauth", "acl_smtp_mime", "acl_smtp_notquit", "acl_smtp_predata",
     "acl_smtp_quit", "acl_smtp_rcpt", "acl_smtp_starttls", "acl_smtp_vrfy",
     "admin_groups", "allow_domain_literals", "auth_advertise_hosts",
     "bounce_message_file", "bounce_return_size_limit",
