@@ -23,6 +23,8 @@ SEE ALSO
 """
 from __future__ import annotations
 
+from eximpy.address import parse_find_address_end
+
 from dataclasses import dataclass
 
 ADDRESS_MAXLENGTH = 512
@@ -359,50 +361,8 @@ def _finish(p: _P, mailbox: str, result: str, domain: int, start: int,
     return result, domain, start, endptr
 
 
-def find_address_end(s: str, i: int = 0, nl_ends: bool = False) -> int:
-    """Exim's parse_find_address_end(): index of the comma (or end) that
-    ends the address starting at ``i``."""
-    n = len(s)
-    source_routing = i < n and s[i] == "@"
-    no_term = 1 if source_routing else 0
-    while i < n and (s[i] != "," or no_term > 0) and \
-            (s[i] != "\n" or not nl_ends):
-        c = s[i]
-        if c == "\\" and i + 1 < n:
-            i += 2
-        elif c == '"':
-            i += 1
-            while i < n and (s[i] != "\n" or not nl_ends):
-                if s[i] == "\\" and i + 1 < n:
-                    i += 1
-                elif s[i] == '"':
-                    i += 1
-                    break
-                i += 1
-        elif c == "(":
-            level = 1
-            i += 1
-            while i < n and (s[i] != "\n" or not nl_ends):
-                if s[i] == "\\" and i + 1 < n:
-                    i += 1
-                elif s[i] == "(":
-                    level += 1
-                elif s[i] == ")":
-                    level -= 1
-                    if level <= 0:
-                        i += 1
-                        break
-                i += 1
-        else:
-            if c == "<":
-                source_routing = i + 1 < n and s[i + 1] == "@"
-                no_term = 2 if source_routing else 1
-            elif c == ">":
-                no_term -= 1
-            elif source_routing and c == ":":
-                no_term -= 1
-            i += 1
-    return i
+# Exim's parse_find_address_end(): one implementation, shared with routing.
+find_address_end = parse_find_address_end
 
 
 def qualify_header(text: str, is_sender: bool, sender_domain: str,
