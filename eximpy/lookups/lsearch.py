@@ -21,7 +21,6 @@ SEE ALSO
 from __future__ import annotations
 
 import ipaddress
-import os
 
 from eximpy.lookups import register
 from eximpy.lookups.base import Lookup, LookupDefer, LookupFailure
@@ -44,27 +43,29 @@ def iter_entries(path: str, data: bytes):
         i += 1
         if not line or line[0] == "#" or line[0] in _WS:
             continue
-        if line[0] == '"':
-            from eximpy.expand.parser import interpret_escape
-            out = []
-            j = 1
-            while j < len(line) and line[j] != '"':
-                if line[j] == "\\":
-                    c, j = interpret_escape(line, j)
-                    out.append(c)
-                else:
-                    out.append(line[j])
-                    j += 1
-            key = "".join(out)
+        key, j = entry_key(line)
+        yield key, (line, j, i), line[0] == '"'
+
+
+def entry_key(line: str) -> tuple[str, int]:
+    """The key of an entry line ("quoted" with escapes, or up to a colon or
+    white space) and the index just after it."""
+    if line[0] != '"':
+        j = 0
+        while j < len(line) and line[j] != ":" and line[j] not in _WS:
             j += 1
-            quoted = True
+        return line[:j], j
+    from eximpy.expand.parser import interpret_escape
+    out = []
+    j = 1
+    while j < len(line) and line[j] != '"':
+        if line[j] == "\\":
+            c, j = interpret_escape(line, j)
+            out.append(c)
         else:
-            j = 0
-            while j < len(line) and line[j] != ":" and line[j] not in _WS:
-                j += 1
-            key = line[:j]
-            quoted = False
-        yield key, (line, j, i), quoted
+            out.append(line[j])
+            j += 1
+    return "".join(out), j + 1
 
 
 def entry_data(lines: list[str], line: str, j: int, next_i: int) -> str:
@@ -133,24 +134,7 @@ class LSearch(Lookup):
             i += 1
             if not line or line[0] == "#" or line[0] in _WS:
                 continue
-            if line[0] == '"':
-                from eximpy.expand.parser import interpret_escape
-                out = []
-                j = 1
-                while j < len(line) and line[j] != '"':
-                    if line[j] == "\\":
-                        c, j = interpret_escape(line, j)
-                        out.append(c)
-                    else:
-                        out.append(line[j])
-                        j += 1
-                lk = "".join(out)
-                j += 1
-            else:
-                j = 0
-                while j < len(line) and line[j] != ":" and line[j] not in _WS:
-                    j += 1
-                lk = line[:j]
+            lk, j = entry_key(line)
             if kind == "lsearch":
                 if _lower(lk) != lkey:
                     continue

@@ -23,9 +23,9 @@ SEE ALSO
 """
 from __future__ import annotations
 
-from eximpy.address import parse_find_address_end
-
 from dataclasses import dataclass
+
+from eximpy.address import parse_find_address_end
 
 ADDRESS_MAXLENGTH = 512
 _SPECIALS = set(' ()<>@,;:\\".[]')
