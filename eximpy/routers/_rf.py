@@ -494,6 +494,12 @@ def lookup_hostlist(r: Any, addr: Address, rctx: Any, ignore_target_hosts: str,
         if status == "AGAIN":
             addr.message = f"host lookup for {h.name} did not complete (DNS timeout?)"
             return R.DEFER
+        if ignore_target_hosts and found and status != "FAILED":
+            ctx = rctx.expand_context(addr)
+            found = [f for f in found if M.match_host_list(
+                ctx, f[1], f[0], ignore_target_hosts, expand=True)[0] != M.OK]
+            # Every address of this host is to be ignored: Exim treats that
+            # as a failed lookup (host_find_failed applies, just below).
         if status == "FAILED" or not found:
             if hff_code == "ignore":
                 continue
@@ -507,25 +513,6 @@ def lookup_hostlist(r: Any, addr: Address, rctx: Any, ignore_target_hosts: str,
             if hff_code == "freeze":
                 addr.special_action = 1
             return R.DEFER
-        if ignore_target_hosts and found:
-            ctx = rctx.expand_context(addr)
-            found = [f for f in found if M.match_host_list(
-                ctx, f[1], f[0], ignore_target_hosts, expand=True)[0] != M.OK]
-            if not found:
-                # Every address of this host is to be ignored: Exim treats
-                # that as a failed lookup (host_find_failed applies).
-                if hff_code == "ignore":
-                    continue
-                if hff_code == "decline":
-                    return R.DECLINE
-                if hff_code == "pass":
-                    return R.PASS
-                addr.message = f"lookup of host \"{h.name}\" failed in {r.name} router"
-                if hff_code == "fail":
-                    return R.FAIL
-                if hff_code == "freeze":
-                    addr.special_action = 1
-                return R.DEFER
         for name, a, mx in found:
             nh = Host(name=name, address=a, port=h.port, mx=mx if mx >= 0 else
                       (h.mx if h.mx >= 0 else MX_NONE), sort_key=h.sort_key)
