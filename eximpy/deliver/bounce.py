@@ -183,14 +183,10 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
     return data
 
 
-def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
-                log: Any = None, to: str | None = None,
-                items: list[str] | None = None) -> str | None:
-    """Spool a bounce to the message's sender; None when there is nobody to
-    tell (the sender is <>: Exim would freeze a double bounce)."""
-    to = to or msg.sender
-    if not failed or not to:
-        return None
+def _spool_from_exim(config: Any, msg: Any, to: str, data: bytes,
+                     log: Any) -> str:
+    """Spool a message Exim itself sends about ``msg`` (bounce, DSN,
+    warning): sender <>, submitted as the exim user, R=<parent id>."""
     import pwd
     from eximpy.receive import LocalOptions, receive_local
     from eximpy.spool.layout import config_get
@@ -200,11 +196,21 @@ def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
         login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
     except KeyError:
         login, uid, gid = None, None, None
-    data = bounce_text(config, msg, body, failed, to=to, items=items)
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
                         login=login, uid=uid, gid=gid, gecos="", log=log)
-    res = receive_local(config, "", [to], io.BytesIO(data), opts)
-    return res.id
+    return receive_local(config, "", [to], io.BytesIO(data), opts).id
+
+
+def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
+                log: Any = None, to: str | None = None,
+                items: list[str] | None = None) -> str | None:
+    """Spool a bounce to the message's sender; None when there is nobody to
+    tell (the sender is <>: Exim would freeze a double bounce)."""
+    to = to or msg.sender
+    if not failed or not to:
+        return None
+    data = bounce_text(config, msg, body, failed, to=to, items=items)
+    return _spool_from_exim(config, msg, to, data, log)
 
 
 def success_dsn_text(config: Any, msg: Any, delivered: list[Any],
@@ -261,19 +267,8 @@ def send_success_dsn(config: Any, msg: Any, delivered: list[Any],
     addresses that asked for NOTIFY=SUCCESS)."""
     if not delivered or not msg.sender:
         return None
-    import pwd
-    from eximpy.receive import LocalOptions, receive_local
-    from eximpy.spool.layout import config_get
-    user = config_get(config, "exim_user", "Debian-exim")
-    try:
-        pw = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(str(user))
-        login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
-    except KeyError:
-        login, uid, gid = None, None, None
     data = success_dsn_text(config, msg, delivered)
-    opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
-                        login=login, uid=uid, gid=gid, gecos="", log=log)
-    return receive_local(config, "", [msg.sender], io.BytesIO(data), opts).id
+    return _spool_from_exim(config, msg, msg.sender, data, log)
 
 
 def warn_delay_text(age: float) -> str:
@@ -385,16 +380,5 @@ def send_warning(config: Any, msg: Any, delayed: list[Any], age: float,
                  log: Any = None, items: list[str] | None = None) -> str | None:
     if not delayed or not msg.sender:
         return None
-    import pwd
-    from eximpy.receive import LocalOptions, receive_local
-    from eximpy.spool.layout import config_get
-    user = config_get(config, "exim_user", "Debian-exim")
-    try:
-        pw = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(str(user))
-        login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
-    except KeyError:
-        login, uid, gid = None, None, None
     data = warning_text(config, msg, delayed, age, items=items)
-    opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
-                        login=login, uid=uid, gid=gid, gecos="", log=log)
-    return receive_local(config, "", [msg.sender], io.BytesIO(data), opts).id
+    return _spool_from_exim(config, msg, msg.sender, data, log)
