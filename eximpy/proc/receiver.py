@@ -220,14 +220,17 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
                      tls_on_connect=local[1] in warm.tls_on_connect_ports)
     except _Shutdown:
         # A message being received is abandoned by the spool writer; tell
-        # the client to come back (Exim's reply when the daemon goes away).
+        # the client to come back, with Exim 4.96's text and log line
+        # (smtp_in.c command_sigterm_handler).
         host = config.main.get("smtp_active_hostname") or \
             config.main.get("primary_hostname") or ""
         try:
-            conn.sendall(f"421 {host} Service not available - closing "
+            conn.sendall(f"421 {host}: Service not available - closing "
                          "connection\r\n".encode())
         except OSError:
             pass
+        log.main(f"SMTP connection from [{peer[0]}] closed after "
+                 "SIGTERM")
         return 0
     except Exception as e:
         log.panic(f"SMTP session from [{peer[0]}]:{peer[1]} crashed: "

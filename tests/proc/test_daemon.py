@@ -410,11 +410,12 @@ def test_sigterm_with_a_session_open_says_421(daemon: Daemon) -> None:
     t0 = time.monotonic()
     daemon.proc.send_signal(signal.SIGTERM)
     data = s.recv(200)
-    assert data == b"421 test.example Service not available - closing " \
+    assert data == b"421 test.example: Service not available - closing " \
                    b"connection\r\n"
     assert s.recv(200) == b""
     assert time.monotonic() - t0 < 15
     assert daemon.proc.wait(20) == 0
+    assert "closed after SIGTERM" in daemon.log("main")
     s.close()
 
 
