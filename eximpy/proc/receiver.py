@@ -35,18 +35,47 @@ from eximpy.proc.skeleton import RoleContext, fork_child
 class NotifyingSink:
     """Wraps the spool sink: after a message is stored, wake delivery.
 
-    Messages are only queued (not announced) when ``deliver_now`` is false
-    (queue_only, smtp_accept_queue, queue_only_load) or after
-    smtp_accept_queue_per_connection messages on this connection.
+    As Exim's daemon decides per message (daemon.c): a session is queue-only
+    from the start (queue_only, or more than smtp_accept_queue connections),
+    or becomes so after smtp_accept_queue_per_connection messages, or, per
+    message, when the load average is above queue_only_load (which then
+    sticks for the session when queue_only_load_latch is set).  Each reason
+    but queue_only is logged with the message id, in Exim's words.
     """
 
-    def __init__(self, inner: Any, fifo_path: str, deliver_now: bool,
-                 per_connection: int = 0) -> None:
+    def __init__(self, inner: Any, fifo_path: str, config: Any,
+                 queue_reason: str | None) -> None:
         self.inner = inner
         self.fifo_path = fifo_path
-        self.deliver_now = deliver_now
-        self.per_connection = per_connection
+        main = config.main
+        self.queue_only = bool(main.get("queue_only")) or \
+            queue_reason is not None
+        self.queue_reason = queue_reason
+        self.per_connection = int(
+            main.get("smtp_accept_queue_per_connection") or 0)
+        load = main.get("queue_only_load")
+        self.load_limit = None if load is None or load < 0 else load / 1000.0
+        self.load_latch = bool(main.get("queue_only_load_latch"))
         self.count = 0
+
+    def _queue_reason(self) -> str | None:
+        """Why this message is only queued ("" for plain queue_only)."""
+        if self.queue_only:
+            return self.queue_reason or ""
+        if self.per_connection and self.count > self.per_connection:
+            self.queue_only = True
+            self.queue_reason = (f"no immediate delivery: more than "
+                                 f"{self.per_connection} messages received "
+                                 "in one connection")
+            return self.queue_reason
+        if self.load_limit is not None:
+            load = os.getloadavg()[0]
+            if load > self.load_limit:
+                reason = f"no immediate delivery: load average {load:.2f}"
+                if self.load_latch:
+                    self.queue_only, self.queue_reason = True, reason
+                return reason
+        return None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -57,13 +86,17 @@ class NotifyingSink:
             else None
         if mid:
             self.count += 1
-            over = self.per_connection and self.count > self.per_connection
+            reason = self._queue_reason()
+            if reason:
+                log = getattr(self.inner, "log", None)
+                if log is not None and "delay_delivery" in log.selector:
+                    log.main(reason, mid)
             # An ACL may have frozen the message or asked for it to be
             # queued only (control = freeze / queue): the queue runner (or
             # a thaw) takes it from there.
             held = getattr(msg, "queued_by", None) or \
                 getattr(msg, "frozen_by", None)
-            if self.deliver_now and not over and not held:
+            if reason is None and not held:
                 fifo.notify(self.fifo_path, [mid])
         return result
 
@@ -124,16 +157,15 @@ class Admission:
                     "too many connections from that IP address")
         return None
 
-    def deliver_now(self, n_connections: int) -> bool:
-        """False when messages of a new connection should only be queued."""
-        main = self.config.main
-        if main.get("queue_only"):
-            return False
-        accept_queue = int(main.get("smtp_accept_queue") or 0)
-        if accept_queue and n_connections >= accept_queue:
-            return False
-        load = self._fixed("queue_only_load")
-        return not (load is not None and os.getloadavg()[0] > load)
+    def queue_reason(self, n_connections: int) -> str | None:
+        """Why every message of a new connection is only queued, as Exim
+        logs it, when there are more than smtp_accept_queue connections
+        (counting this one); else None."""
+        accept_queue = int(self.config.main.get("smtp_accept_queue") or 0)
+        if accept_queue and n_connections + 1 > accept_queue:
+            return (f"no immediate delivery: too many connections "
+                    f"({n_connections + 1}, max {accept_queue})")
+        return None
 
 
 def _serve_submission(ctx: RoleContext, conn: socket.socket,
@@ -200,7 +232,7 @@ def _tls_on_connect_ports(config: Any) -> frozenset[int]:
 
 def _serve_connection(ctx: RoleContext, conn: socket.socket,
                       peer: tuple[str, int], listeners: list[socket.socket],
-                      deliver_now: bool, warm: Warm) -> int:
+                      queue_reason: str | None, warm: Warm) -> int:
     from eximpy.smtp.accept import SpoolSink
     from eximpy.smtp.connection import serve_socket
     for s in listeners:
@@ -209,10 +241,8 @@ def _serve_connection(ctx: RoleContext, conn: socket.socket,
     log = warm.log
     signal.signal(signal.SIGTERM, _on_term)
     try:
-        per_conn = int(config.main.get("smtp_accept_queue_per_connection")
-                       or 0)
         sink = NotifyingSink(SpoolSink(config, log), fifo.path(config),
-                             deliver_now, per_conn)
+                             config, queue_reason)
         local = conn.getsockname()[:2]
         serve_socket(conn, config, peer=peer, local=local, sink=sink,
                      log=log, acl=warm.acl, options=warm.options,
@@ -286,9 +316,9 @@ def run_receiver(ctx: RoleContext, warm: "Warm | None" = None) -> int:
             if refused is not None:
                 _refuse(conn, ctx, peer, *refused)
                 continue
-            deliver_now = admission.deliver_now(len(children))
+            reason = admission.queue_reason(len(children))
             pid = fork_child(
-                lambda c=conn, p=peer, d=deliver_now:
+                lambda c=conn, p=peer, d=reason:
                     _serve_connection(ctx, c, p, listeners, d, warm),
                 f"eximpy: receiver: handling incoming connection from "
                 f"[{peer[0]}]:{peer[1]}")

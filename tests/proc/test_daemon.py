@@ -470,3 +470,25 @@ def test_acl_control_queue_keeps_the_message_queued() -> None:
         assert list((d.dir / "spool" / "input").glob("*-H"))
     finally:
         d.stop()
+
+
+def test_queue_per_connection_logs_like_exim() -> None:
+    """smtp_accept_queue_per_connection = 1: the second message of a
+    connection is only queued, with Exim's delay_delivery log line."""
+    d = Daemon("smtp_accept_queue_per_connection = 1\n" + CONF,
+               queue_interval="1h")
+    try:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as c:
+            for subject in ("first", "second"):
+                c.sendmail("s@test.example", ["alice@test.example"],
+                           f"Subject: {subject}\r\n\r\nx\r\n".encode())
+        maildir = d.dir / "mail" / "alice"
+        wait_for(lambda: (maildir / "new").exists() and
+                 any((maildir / "new").iterdir()), what="first delivery")
+        time.sleep(1)
+        assert [m["Subject"] for m in mailbox.Maildir(str(maildir),
+                                                      create=False)] == ["first"]
+        assert "no immediate delivery: more than 1 messages received in " \
+               "one connection" in d.log("main")
+    finally:
+        d.stop()
