@@ -5,24 +5,39 @@ SUMMARY
     accepts (Exim's optionlist_auths, spec chapter 33.2).  Authenticator is
     the base class of the authenticator drivers in this package.
 
+    Authenticator.server(initial, expand, items) -> Exchange
+        the server side of one AUTH exchange, as a sans-IO generator: each
+        value it yields is a prompt (raw bytes; the session base64-encodes
+        it and sends "334 <base64>"), the client's next line is sent back
+        in, and its return value is OK FAIL DEFER BAD64 CANCELLED or
+        UNEXPECTED, as Exim's drivers return them.  ``items`` is filled
+        with $auth1, $auth2 ... for server_set_id.
+    Authenticator.server_configured() -> bool
+        Exim's "ablock->server": the instance can act as a server.
+    read_input(data, items) / check_server_condition(auth, items, expand)
+        Exim's auth_read_input() and auth_check_serv_cond().
+
 DESCRIPTION
-    server(session, initial_response) runs the server side of one AUTH
-    exchange and returns OK / FAIL / DEFER / CANCELLED / BAD64 / UNEXPECTED
-    as Exim's auth drivers do; client(conn) runs the client side for the
-    smtp transport.  SMTP AUTH is issue 5; both raise NotImplementedError
-    until then.
+    Drivers whose class overrides server() are the ones eximpy offers;
+    the SMTP session (eximpy.smtp.auth) finds them through the registry.
+    client() is the client side for the smtp transport (not built yet).
 
 SEE ALSO
     spec chapter 33 "SMTP authentication"; Exim auths/README.
 """
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+from typing import Any, Callable, Generator
 
 from eximpy.config.options import Computed, OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 
-__all__ = ["AUTH_GENERIC_OPTIONS", "Authenticator", "Computed"]
+__all__ = ["AUTH_GENERIC_OPTIONS", "Authenticator", "Computed", "Exchange",
+           "Expander", "OK", "FAIL", "DEFER", "BAD64", "CANCELLED",
+           "UNEXPECTED", "b64decode", "read_input", "split_items",
+           "split_prompts", "check_server_condition"]
 
 # BEGIN GENERATED OPTIONS
 # Generic authenticator options of Exim 4.96
@@ -42,6 +57,96 @@ AUTH_GENERIC_OPTIONS = OptionTable((
 # END GENERATED OPTIONS
 
 
+#: The outcomes of a server exchange (Exim's OK FAIL DEFER, and the
+#: protocol errors auth_read_input()/auth_get_data() report).
+OK, FAIL, DEFER, BAD64, CANCELLED, UNEXPECTED = (
+    "OK", "FAIL", "DEFER", "BAD64", "CANCELLED", "UNEXPECTED")
+#: Exim's EXPAND_MAXN: at most this many $auth<n>/$<n> items.
+EXPAND_MAXN = 20
+
+Exchange = Generator[bytes, str, str]
+#: expand(text, items): expand ``text`` with $auth1... (and $1...) = items.
+Expander = Callable[[str, "list[str]"], str]
+
+
+def b64decode(data: str) -> bytes | None:
+    """Strict base64, or None (the client then gets 501)."""
+    try:
+        return base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def split_items(clear: bytes, items: list[str]) -> None:
+    """Split decoded data at binary zeros into $auth<n> items."""
+    for part in clear.split(b"\0"):
+        if len(items) >= EXPAND_MAXN:
+            break
+        items.append(part.decode("utf-8", "surrogateescape"))
+
+
+def read_input(data: str, items: list[str]) -> str:
+    """Exim's auth_read_input(): "=" is one empty item, anything else is
+    base64 split at binary zeros.  OK or BAD64."""
+    if data == "=":
+        items.append("")
+        return OK
+    clear = b64decode(data)
+    if clear is None:
+        return BAD64
+    split_items(clear, items)
+    return OK
+
+
+def split_prompts(text: str) -> list[str]:
+    """A colon-separated list (a doubled colon is a colon), as Exim's
+    string_nextinlist(): an empty string is one empty item."""
+    items: list[str] = []
+    cur: list[str] = []
+    i = 0
+    ended_at_sep = False
+    while i < len(text):
+        c = text[i]
+        ended_at_sep = False
+        if c == ":":
+            if i + 1 < len(text) and text[i + 1] == ":":
+                cur.append(":")
+                i += 2
+                continue
+            items.append("".join(cur).strip())
+            cur = []
+            ended_at_sep = True
+        else:
+            cur.append(c)
+        i += 1
+    if text and not ended_at_sep:
+        items.append("".join(cur).strip())
+    return items
+
+
+def check_server_condition(auth: "Authenticator", items: list[str],
+                           expand: Expander) -> str:
+    """Exim's auth_check_serv_cond(): unset fails; "", "0", "no", "false"
+    fail; "1", "yes", "true" succeed; anything else, or an expansion
+    error, defers; a forced failure fails."""
+    cond = auth.option("server_condition")
+    if cond is None:
+        return FAIL
+    from eximpy.errors import ExpansionForcedFail
+    try:
+        r = expand(cond, items)
+    except ExpansionForcedFail:
+        return FAIL
+    except Exception:
+        return DEFER
+    low = r.lower()
+    if r == "" or r == "0" or low in ("no", "false"):
+        return FAIL
+    if low in ("1", "yes", "true"):
+        return OK
+    return DEFER
+
+
 class Authenticator:
     """Base class for authenticator drivers (one instance per `name:` block)."""
 
@@ -50,10 +155,26 @@ class Authenticator:
         self.name: str = instance.name
 
     def option(self, name: str) -> Any:
-        return self.instance.get(name)
+        try:
+            return self.instance.get(name)
+        except (KeyError, AttributeError):
+            return None
 
-    def server(self, session: Any, initial: str | None) -> Any:
-        raise NotImplementedError("SMTP AUTH is not implemented yet (issue 5)")
+    @property
+    def public_name(self) -> str:
+        """The SASL mechanism name (public_name, else the instance name)."""
+        return (self.option("public_name") or self.name).upper()
+
+    def server_configured(self) -> bool:
+        """Exim's ablock->server, set by each driver's init function."""
+        return self.option("server_condition") is not None
+
+    def server(self, initial: str, expand: Expander,
+               items: list[str]) -> Exchange:
+        raise NotImplementedError(
+            f"the {self.instance.driver} authenticator has no server side")
+        yield b""                                   # pragma: no cover
 
     def client(self, conn: Any) -> Any:
-        raise NotImplementedError("SMTP AUTH is not implemented yet (issue 5)")
+        raise NotImplementedError(
+            "the client side of SMTP AUTH is not built yet")

@@ -1,9 +1,12 @@
 """The cram_md5 authenticator: its private options and driver class.
 
 SUMMARY
-    OPTIONS is the cram_md5 authenticator's private option table (names, types and
-    defaults as in Exim 4.96); CramMd5Authenticator is registered as `driver = cram_md5`.
-    The driver's work itself is not implemented yet.
+    OPTIONS is the cram_md5 authenticator's private option table (names,
+    types and defaults as in Exim 4.96); CramMd5Authenticator is
+    registered as `driver = cram_md5` and runs the server side.
+
+SECURITY
+    The digest is compared in constant time.
 
 SEE ALSO
     spec chapter 35 "The cram_md5 authenticator".
@@ -13,7 +16,14 @@ from __future__ import annotations
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import AUTHS
-from eximpy.auths.base import Authenticator
+import hashlib
+import hmac
+import os
+import time
+
+from eximpy.auths.base import (
+    BAD64, CANCELLED, DEFER, FAIL, OK, UNEXPECTED, Authenticator, Exchange,
+    Expander, b64decode)
 
 # BEGIN GENERATED OPTIONS
 # Private options of the cram_md5 authenticator
@@ -30,3 +40,40 @@ OPTIONS = OptionTable((
 @AUTHS.register("cram_md5", OPTIONS)
 class CramMd5Authenticator(Authenticator):
     """`driver = cram_md5`."""
+
+    def server_configured(self) -> bool:
+        return self.option("server_secret") is not None
+
+    def server(self, initial: str, expand: Expander,
+               items: list[str]) -> Exchange:
+        """RFC 2195: send a challenge, expect "user digest"; the digest is
+        the HMAC-MD5 of the challenge keyed with the expanded
+        server_secret ($auth1 = user, $auth2 = digest)."""
+        if initial:
+            return UNEXPECTED
+        try:
+            host = expand("$primary_hostname", [])
+        except Exception:
+            host = "localhost"
+        challenge = f"<{os.getpid()}.{int(time.time())}@{host}>".encode()
+        line = yield challenge
+        if line.strip() == "*":
+            return CANCELLED
+        clear = b64decode(line)
+        if clear is None:
+            return BAD64
+        text = clear.decode("utf-8", "surrogateescape")
+        user, _, digest = text.rpartition(" ")
+        if not user:
+            return FAIL
+        items[:] = [user, digest]
+        from eximpy.errors import ExpansionForcedFail
+        try:
+            secret = expand(self.option("server_secret"), items)
+        except ExpansionForcedFail:
+            return FAIL
+        except Exception:
+            return DEFER
+        want = hmac.new(secret.encode("utf-8", "surrogateescape"), challenge,
+                        hashlib.md5).hexdigest()
+        return OK if hmac.compare_digest(want, digest.lower()) else FAIL

@@ -1,9 +1,10 @@
 """The dovecot authenticator: its private options and driver class.
 
 SUMMARY
-    OPTIONS is the dovecot authenticator's private option table (names, types and
-    defaults as in Exim 4.96); DovecotAuthenticator is registered as `driver = dovecot`.
-    The driver's work itself is not implemented yet.
+    OPTIONS is the dovecot authenticator's private option table (names,
+    types and defaults as in Exim 4.96); DovecotAuthenticator is
+    registered as `driver = dovecot` and relays the server side to a
+    Dovecot auth socket (server_socket).
 
 SEE ALSO
     spec chapter 37 "The dovecot authenticator".
@@ -13,7 +14,11 @@ from __future__ import annotations
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import AUTHS
-from eximpy.auths.base import Authenticator
+import os
+import socket
+
+from eximpy.auths.base import (
+    CANCELLED, DEFER, FAIL, OK, Authenticator, Exchange, Expander, b64decode)
 
 # BEGIN GENERATED OPTIONS
 # Private options of the dovecot authenticator
@@ -28,3 +33,81 @@ OPTIONS = OptionTable((
 @AUTHS.register("dovecot", OPTIONS)
 class DovecotAuthenticator(Authenticator):
     """`driver = dovecot`."""
+
+    def server_configured(self) -> bool:
+        return self.option("server_socket") is not None
+
+    def server(self, initial: str, expand: Expander,
+               items: list[str]) -> Exchange:
+        """Relay the exchange to Dovecot's auth socket (auth-client
+        protocol 1.x): VERSION/CPID, then AUTH with the mechanism, CONT
+        lines both ways, OK or FAIL with user= (which becomes $auth1)."""
+        try:
+            path = expand(self.option("server_socket"), [])
+            rip = expand("$sender_host_address", [])
+            lip = expand("$interface_address", [])
+            secured = expand("${if def:tls_in_cipher{yes}{}}", [])
+        except Exception:
+            return DEFER
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        try:
+            sock.connect(path)
+            f = sock.makefile("rwb", buffering=0)
+
+            def send(line: str) -> None:
+                sock.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
+
+            def read() -> list[str]:
+                ln = f.readline()
+                if not ln.endswith(b"\n"):
+                    raise OSError("dovecot auth socket closed")
+                return ln[:-1].decode("utf-8", "surrogateescape").split("\t")
+            send(f"VERSION\t1\t0\nCPID\t{os.getpid()}")
+            mechs = set()
+            while True:
+                parts = read()
+                if parts[0] == "VERSION" and (len(parts) < 2 or parts[1] != "1"):
+                    return DEFER
+                if parts[0] == "MECH" and len(parts) > 1:
+                    mechs.add(parts[1].upper())
+                if parts[0] == "DONE":
+                    break
+            if self.public_name.upper() not in mechs:
+                return DEFER
+            fields = [f"AUTH\t1\t{self.public_name}\tservice=smtp"]
+            if secured:
+                fields.append("secured")
+            if lip:
+                fields.append(f"lip={lip}")
+            if rip:
+                fields.append(f"rip={rip}")
+            if initial:
+                fields.append(f"resp={initial}")
+            send("\t".join(fields))
+            while True:
+                parts = read()
+                kind = parts[0]
+                params: dict[str, str] = {}
+                for p in parts[2:]:
+                    k, _eq, v = p.partition("=")
+                    params[k] = v
+                if kind == "CONT":
+                    data = parts[2] if len(parts) > 2 else ""
+                    clear = b64decode(data) if data else b""
+                    line = yield clear if clear is not None else b""
+                    if line.strip() == "*":
+                        return CANCELLED
+                    send(f"CONT\t1\t{line.strip()}")
+                    continue
+                if "user" in params:
+                    items.append(params["user"])
+                if kind == "OK":
+                    return OK
+                if kind == "FAIL":
+                    return DEFER if "temp" in params else FAIL
+                return DEFER
+        except (OSError, ValueError):
+            return DEFER
+        finally:
+            sock.close()

@@ -1,9 +1,10 @@
 """The external authenticator: its private options and driver class.
 
 SUMMARY
-    OPTIONS is the external authenticator's private option table (names, types and
-    defaults as in Exim 4.96); ExternalAuthenticator is registered as `driver = external`.
-    The driver's work itself is not implemented yet.
+    OPTIONS is the external authenticator's private option table (names,
+    types and defaults as in Exim 4.96); ExternalAuthenticator is
+    registered as `driver = external` and runs the server side (SASL
+    EXTERNAL, usually with a TLS client certificate behind it).
 
 SEE ALSO
     spec chapter 41 "The external authenticator".
@@ -13,7 +14,9 @@ from __future__ import annotations
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import AUTHS
-from eximpy.auths.base import Authenticator
+from eximpy.auths.base import (
+    BAD64, CANCELLED, DEFER, FAIL, OK, Authenticator, Exchange, Expander,
+    b64decode, check_server_condition, read_input, split_items)
 
 # BEGIN GENERATED OPTIONS
 # Private options of the external authenticator
@@ -30,3 +33,36 @@ OPTIONS = OptionTable((
 @AUTHS.register("external", OPTIONS)
 class ExternalAuthenticator(Authenticator):
     """`driver = external`."""
+
+    def server(self, initial: str, expand: Expander,
+               items: list[str]) -> Exchange:
+        """RFC 4422 appendix A as Exim's external.c: the data on the AUTH
+        command (or the answer to an empty prompt) becomes $auth1;
+        server_param2 and server_param3, expanded, become $auth2 and
+        $auth3; then server_condition decides."""
+        if initial:
+            rc = read_input(initial, items)
+            if rc != OK:
+                return rc
+        else:
+            line = yield b""
+            if line.strip() == "*":
+                return CANCELLED
+            clear = b64decode(line)
+            if clear is None:
+                return BAD64
+            split_items(clear, items)
+        param2 = self.option("server_param2")
+        if param2 is not None:
+            from eximpy.errors import ExpansionForcedFail
+            try:
+                del items[1:]
+                items.append(expand(param2, items))
+                param3 = self.option("server_param3")
+                if param3 is not None:
+                    items.append(expand(param3, items))
+            except ExpansionForcedFail:
+                return FAIL
+            except Exception:
+                return DEFER
+        return check_server_condition(self, items, expand)

@@ -1,9 +1,10 @@
 """The plaintext authenticator: its private options and driver class.
 
 SUMMARY
-    OPTIONS is the plaintext authenticator's private option table (names, types and
-    defaults as in Exim 4.96); PlaintextAuthenticator is registered as `driver = plaintext`.
-    The driver's work itself is not implemented yet.
+    OPTIONS is the plaintext authenticator's private option table (names,
+    types and defaults as in Exim 4.96); PlaintextAuthenticator is
+    registered as `driver = plaintext` and runs the server side (PLAIN,
+    LOGIN and any other server_prompts dialogue).
 
 SEE ALSO
     spec chapter 34 "The plaintext authenticator".
@@ -13,7 +14,10 @@ from __future__ import annotations
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import AUTHS
-from eximpy.auths.base import Authenticator
+from eximpy.auths.base import (
+    CANCELLED, DEFER, EXPAND_MAXN, OK, BAD64, Authenticator, Exchange,
+    Expander, b64decode, check_server_condition, read_input, split_items,
+    split_prompts)
 
 # BEGIN GENERATED OPTIONS
 # Private options of the plaintext authenticator
@@ -30,3 +34,34 @@ OPTIONS = OptionTable((
 @AUTHS.register("plaintext", OPTIONS)
 class PlaintextAuthenticator(Authenticator):
     """`driver = plaintext`."""
+
+    def server(self, initial: str, expand: Expander,
+               items: list[str]) -> Exchange:
+        """Exim's plaintext.c: data on the AUTH command fills the first
+        items; each server_prompts item not yet answered is sent, and its
+        answer ("*" cancels) is split at binary zeros into more items;
+        then server_condition decides."""
+        try:
+            prompts = expand(self.option("server_prompts") or "", items)
+        except Exception:
+            return DEFER
+        if initial:
+            rc = read_input(initial, items)
+            if rc != OK:
+                return rc
+        number = 1
+        for prompt in split_prompts(prompts):
+            if len(items) >= EXPAND_MAXN:
+                break
+            if number <= len(items):
+                number += 1
+                continue
+            number += 1
+            line = yield prompt.encode("utf-8", "surrogateescape")
+            if line.strip() == "*":
+                return CANCELLED
+            clear = b64decode(line)
+            if clear is None:
+                return BAD64
+            split_items(clear, items)
+        return check_server_condition(self, items, expand)

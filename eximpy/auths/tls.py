@@ -3,7 +3,8 @@
 SUMMARY
     OPTIONS is the tls authenticator's private option table (names, types and
     defaults as in Exim 4.96); TlsAuthenticator is registered as `driver = tls`.
-    The driver's work itself is not implemented yet.
+    Its server side runs once the TLS handshake is done (a client
+    certificate, checked by server_condition), never as an AUTH mechanism.
 
 SEE ALSO
     spec chapter 42 "The tls authenticator".
@@ -13,7 +14,8 @@ from __future__ import annotations
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import AUTHS
-from eximpy.auths.base import Authenticator
+from eximpy.auths.base import (
+    DEFER, FAIL, Authenticator, Exchange, Expander, check_server_condition)
 
 # BEGIN GENERATED OPTIONS
 # Private options of the tls authenticator
@@ -31,6 +33,26 @@ OPTIONS = OptionTable((
 @AUTHS.register("tls", OPTIONS)
 class TlsAuthenticator(Authenticator):
     """`driver = tls`."""
+
+    def server(self, initial: str, expand: Expander,
+               items: list[str]) -> Exchange:
+        """Run after the TLS handshake, not by an AUTH command: each of
+        server_param1..3 that is set, expanded, becomes the next $auth<n>;
+        then server_condition decides (a forced failure fails, any other
+        expansion error defers)."""
+        from eximpy.errors import ExpansionForcedFail
+        for name in ("server_param1", "server_param2", "server_param3"):
+            text = self.option(name)
+            if text is None:
+                continue
+            try:
+                items.append(expand(text, items))
+            except ExpansionForcedFail:
+                return FAIL
+            except Exception:
+                return DEFER
+        return check_server_condition(self, items, expand)
+        yield b""                                   # pragma: no cover
 
     @staticmethod
     def check_options(instance: object) -> None:

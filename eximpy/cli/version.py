@@ -51,10 +51,6 @@ def _version() -> str:
 
 
 def _implemented(info: Any, base: type, method: str) -> bool:
-    if info.kind == "authenticator":
-        # Server sides live with the SMTP session (eximpy.smtp.auth).
-        from eximpy.smtp.auth import SERVER_DRIVERS
-        return info.name in SERVER_DRIVERS
     cls = info.factory
     return cls is not None and getattr(cls, method, None) is not getattr(
         base, method, None)

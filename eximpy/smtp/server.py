@@ -261,8 +261,9 @@ class SessionOptions:
             "notquit", "vrfy", "expn", "etrn", "starttls", "auth", "mime",
             "mailauth")}
         self.tls_certificate = get("tls_certificate")
-        from eximpy.smtp.auth import server_authenticators
+        from eximpy.smtp.auth import server_authenticators, tls_authenticator
         self.auths = server_authenticators(config)
+        self.tls_auth = tls_authenticator(config)
 
 
 def _bad_utf8(address: str) -> bool:
@@ -559,8 +560,41 @@ class Session:
         self.sync_cmd_limit = _NON_SYNC_NON_PIPELINING
         prot = PROTOCOLS_LOCAL if self.local else PROTOCOLS
         self.received_protocol = prot[1]
+        if info.peerdn is not None and info.certificate_verified and \
+                self.opt.tls_auth is not None:
+            self._tls_auth(self.opt.tls_auth)
         self._run()
         return self._flush()
+
+    def _tls_auth(self, mech: Any) -> None:
+        """The tls authenticator, once per handshake with a verified client
+        certificate, before the next command is read (Exim's smtp_in.c):
+        acl_smtp_auth first; success authenticates the connection (and
+        AUTH is then not advertised), failure is silent."""
+        if self.opt.acl["auth"]:
+            r = self._acl("auth", self.opt.acl["auth"])
+            if r.rc != OK:
+                self._handle_acl_fail("auth", r)
+                return
+        from eximpy.smtp.auth import OK as AOK
+        gen = mech.exchange("", self._auth_expand)
+        try:
+            next(gen)
+            rc = "DEFER"                  # a tls exchange never prompts
+        except StopIteration as stop:
+            rc = stop.value
+        set_id_text = mech.opt("server_set_id")
+        set_id = None
+        if rc == AOK and set_id_text is not None:
+            try:
+                set_id = printable(self._auth_expand(set_id_text,
+                                                     mech.last_items))
+            except Exception:
+                rc = "DEFER"
+        if rc == AOK:
+            self.authenticated = mech.name
+            self.authenticated_id = set_id
+            self.auth_pubname = mech.public_name
 
     def tls_failed(self, reason: str) -> bytes:
         """The handshake failed: Exim logs it and the connection ends."""
