@@ -4,12 +4,13 @@ DESCRIPTION
     Expands Exim's default received_header_text and an ACL-like condition
     100,000 times each (override with -n) in an SMTP-like context, and
     reports expansions per second.  It also measures the cost of a first
-    expansion (parse + evaluate, cache cleared every time) against a
+    expansion (parse + evaluate, tree cache cleared every time) against a
     repeat (cached tree), and fails (exit 1) unless the repeat is at least
-    10 times cheaper for received_header_text (a string whose cost is
-    mostly parsing).  For the ACL-like condition the figures are reported
-    too; there evaluation (list matching) dominates, so the tree cache
-    alone cannot give 10x.
+    10 times cheaper for both strings.  The repeat's evaluation is itself
+    cheap: literal parts of conditions (numbers, regular expressions) are
+    prepared once per tree, plain variables are read without a call, and
+    the match_* conditions go straight to eximpy.match (see
+    eximpy/expand/evaluate.py, "Specialised two-argument conditions").
 
     Run: .venv/bin/python tools/bench_expand.py [-n COUNT]
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {r:,.0f} expansions/s cached; first expansion (parse+evaluate) "
               f"{r_first:,.0f}/s; parse only {r_parse:,.0f}/s; repeat is "
               f"{speedup:.1f}x cheaper than first")
-        if name == "received_header_text" and speedup < 10:
+        if speedup < 10:
             ok = False
     return 0 if ok else 1
 

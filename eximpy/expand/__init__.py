@@ -22,6 +22,7 @@ from collections.abc import Callable
 from eximpy.errors import ExpansionError, ExpansionForcedFail
 from eximpy.expand.context import ExpandContext
 from eximpy.expand.taint import Tainted, is_tainted
+from eximpy.expand.parser import _CACHE as _TREES
 
 __all__ = ["expand_string", "expand_check_condition", "ExpandContext", "Tainted",
            "is_tainted", "ExpansionError", "ExpansionForcedFail", "expand_string_integer"]
@@ -37,16 +38,23 @@ def expand_string(text: str, ctx: ExpandContext) -> str:
         if fn is not None:
             fn(msg)
         raise ExpansionError(msg)
-    from eximpy.expand.parser import parse_cached
+    node = _TREES.get(text)
+    if node is None:
+        node = _parse_cached(text)
     ctx.search_find_defer = False
     try:
-        return parse_cached(text).ev(ctx)
+        return node.ev(ctx)
     except (ExpansionError, ExpansionForcedFail):
         raise
     except RecursionError:
         raise ExpansionError("expansion nested too deeply")
     except Exception as e:  # a bug must not become a traceback on the wire
         raise ExpansionError(f"internal error in expansion: {type(e).__name__}: {e}")
+
+
+def _parse_cached(text: str):
+    from eximpy.expand.parser import parse_cached
+    return parse_cached(text)
 
 
 def expand_check_condition(text: str, ctx: ExpandContext,

@@ -17,6 +17,9 @@ import re
 from typing import Any
 
 from eximpy.errors import ExpansionError, ExpansionForcedFail
+from eximpy import match as _M
+from eximpy.expand.operators import ip_type
+from eximpy.expand.regex import compile_pcre, match_setup
 from eximpy.expand.taint import Tainted, is_tainted, join, like
 
 _SPACE = " \t\n\r\f\v"
@@ -161,6 +164,9 @@ class Var(Node):
         self.name = name
 
     def ev(self, ctx) -> str:
+        v = ctx.variables.get(self.name)
+        if v.__class__ is str or v.__class__ is Tainted:
+            return v                  # the common case: a plain stored value
         v = ctx.get_var(self.name)
         if v is None:
             from eximpy.expand.variables import unknown_suffix
@@ -339,14 +345,20 @@ class YesNo:
             ctx.lookup_value = save_lookup
             return r
         if ok:
-            r = self.yes.ev(ctx)
+            y = self.yes
+            r = y.s if y.__class__ is Text else y.ev(ctx)
             ctx.lookup_value = save_lookup
-            skip(self.no, ctx)          # read while skipping
+            no = self.no
+            if no is not None and (no.errmsg or no.skipfx):
+                skip(no, ctx)           # read while skipping
             return r
-        skip(self.yes, ctx)
+        y = self.yes
+        if y.errmsg or y.skipfx:
+            skip(y, ctx)
         ctx.lookup_value = save_lookup
-        if self.no is not None:
-            return self.no.ev(ctx)
+        no = self.no
+        if no is not None:
+            return no.s if no.__class__ is Text else no.ev(ctx)
         if self.fail:
             raise ExpansionForcedFail(f'"{self.kind}" failed and "fail" requested')
         return ""
@@ -1031,24 +1043,24 @@ class AndOr(Cond):
 
     def test(self, ctx) -> bool:
         is_and = self.name == "and"
-        res = is_and
-        for k, c in enumerate(self.subs):
+        k = 0
+        for c in self.subs:
+            k += 1
             try:
                 t = c.test(ctx)
             except ExpansionForcedFail as e:
                 raise ExpansionForcedFail(f'{e} inside "{self.name}{{...}}" condition')
             except ExpansionError as e:
                 raise ExpansionError(f'{e} inside "{self.name}{{...}}" condition')
-            if (is_and and not t) or (not is_and and t):
-                res = t
-                for rest in self.subs[k + 1:]:     # scanned while skipping
+            if (not t) is is_and:
+                for rest in self.subs[k:]:     # scanned while skipping
                     if rest.skipfx:
                         ctx.runrc = 0
                     if rest.errmsg:
                         raise ExpansionError(
                             f'{rest.errmsg} inside "{self.name}{{...}}" condition')
-                break
-        return res != self.neg
+                return bool(t) != self.neg
+        return is_and != self.neg
 
 
 class ForCond(Cond):
@@ -1157,3 +1169,172 @@ class TwoArgCond(Cond):
         x = self.a.ev(ctx)
         y = self.b.ev(ctx)
         return self.fn(ctx, x, y, self) != self.neg
+
+
+# Specialised two-argument conditions for the hot paths (ACL conditions):
+# the arguments are read without a call when they are a plain variable or
+# literal text, and constant parts (a literal number, a literal regular
+# expression) are prepared once per tree.  The results and errors are the
+# generic ones (TwoArgCond), in the same order.
+
+def _arg(node, ctx) -> str:
+    if node.__class__ is Text:
+        return node.s
+    if node.__class__ is Var:
+        v = ctx.variables.get(node.name)
+        if v.__class__ is str or v.__class__ is Tainted:
+            return v
+    return node.ev(ctx)
+
+
+class StrCmpCond(TwoArgCond):
+    """eq lt le gt ge (caseful byte comparison)."""
+    __slots__ = ("want",)
+
+    def __init__(self, neg, name, a, b) -> None:
+        super().__init__(neg, name, a, b)
+        self.want = {"eq": (0,), "lt": (-1,), "le": (-1, 0), "gt": (1,),
+                     "ge": (0, 1)}[name]
+
+    def test(self, ctx) -> bool:
+        a = self.a
+        if a.__class__ is Var:
+            x = ctx.variables.get(a.name)
+            if x.__class__ is not str and x.__class__ is not Tainted:
+                x = a.ev(ctx)
+        else:
+            x = a.s if a.__class__ is Text else a.ev(ctx)
+        b = self.b
+        y = b.s if b.__class__ is Text else _arg(b, ctx)
+        if x == y:
+            c = 0
+        elif x.isascii() and y.isascii():
+            c = -1 if x < y else 1
+        else:
+            from eximpy.expand.operators import to_bytes
+            xb, yb = to_bytes(x), to_bytes(y)
+            c = (xb > yb) - (xb < yb)
+        return (c in self.want) != self.neg
+
+
+_NUM_OPS = {"<": int.__lt__, "<=": int.__le__, "=": int.__eq__, "==": int.__eq__,
+            ">": int.__gt__, ">=": int.__ge__}
+
+
+def _to_int(s: str) -> int:
+    if s.isdigit() and s.isascii() and len(s) < 18:
+        return int(s)
+    return 0 if s == "" else expanded_string_integer(s, False)
+
+
+class NumCmpCond(TwoArgCond):
+    """< <= = == > >= (integers with K/M/G suffixes)."""
+    __slots__ = ("op", "bint")
+
+    def __init__(self, neg, name, a, b) -> None:
+        super().__init__(neg, name, a, b)
+        self.op = _NUM_OPS[name]
+        self.bint = None
+        if b.__class__ is Text:
+            try:
+                self.bint = _to_int(b.s)
+            except ExpansionError:
+                pass          # raised at run time, after the first argument's
+
+    def test(self, ctx) -> bool:
+        a = self.a
+        if a.__class__ is Var:
+            x = ctx.variables.get(a.name)
+            if x.__class__ is not str and x.__class__ is not Tainted:
+                x = a.ev(ctx)
+        else:
+            x = _arg(a, ctx)
+        yi = self.bint
+        if yi is None:
+            y = _arg(self.b, ctx)
+            xi = _to_int(x)
+            yi = _to_int(y)
+        else:
+            xi = _to_int(x)
+        return self.op(xi, yi) != self.neg
+
+
+class MatchCond(TwoArgCond):
+    """match: a literal pattern is compiled once per tree."""
+    __slots__ = ("rx",)
+
+    def __init__(self, neg, name, a, b) -> None:
+        super().__init__(neg, name, a, b)
+        self.rx = None
+
+    def test(self, ctx) -> bool:
+        a = self.a
+        if a.__class__ is Var:
+            x = ctx.variables.get(a.name)
+            if x.__class__ is not str and x.__class__ is not Tainted:
+                x = a.ev(ctx)
+        else:
+            x = _arg(a, ctx)
+        rx = self.rx
+        if rx is None:
+            b = self.b
+            y = _arg(b, ctx)
+            rx = compile_pcre(y)
+            if b.__class__ is Text:
+                self.rx = rx
+        if rx.groups:
+            return match_setup(ctx, rx, x) != self.neg
+        m = rx.search(x)
+        if m is None:
+            return self.neg
+        ctx.nstrings = [x[m.start():m.end()]]
+        return not self.neg
+
+
+class MatchListCond(TwoArgCond):
+    """match_domain, match_local_part, match_address, match_ip: the list
+    (never expanded) goes straight to eximpy.match."""
+    __slots__ = ()
+
+    def test(self, ctx) -> bool:
+        M = _M
+        a = self.a
+        if a.__class__ is Var:
+            x = ctx.variables.get(a.name)
+            if x.__class__ is not str and x.__class__ is not Tainted:
+                x = a.ev(ctx)
+        else:
+            x = _arg(a, ctx)
+        b = self.b
+        y = b.s if b.__class__ is Text else b.ev(ctx)
+        name = self.name
+        if name == "match_ip":
+            if x and ip_type(x, allow_mask=False)[0] == 0:
+                raise ExpansionError(f'"{x}" is not an IP address')
+            rc, value = M.match_host_list(ctx, x, "", y, ip_only=True)
+        elif name == "match_domain":
+            rc, value = M.match_isinlist(ctx, x, y, M.MCL_DOMAIN, caseless=True)
+        elif name == "match_local_part":
+            rc, value = M.match_isinlist(ctx, x, y, M.MCL_LOCALPART, caseless=True)
+        else:
+            rc, value = M.match_address_list(ctx, x, y, caseless=True)
+        ctx.lookup_value = value
+        if rc == "OK":
+            return not self.neg
+        if rc == "FAIL":
+            return self.neg
+        raise ExpansionError(f'unable to complete match against "{y}": '
+                             f'{ctx.search_error_message or ""}')
+
+
+def two_arg_cond(neg, name, a, b) -> TwoArgCond:
+    """The node for a two-argument condition (a specialised one when there is)."""
+    if name in ("eq", "lt", "le", "gt", "ge"):
+        return StrCmpCond(neg, name, a, b)
+    if name in _NUM_OPS:
+        return NumCmpCond(neg, name, a, b)
+    if name == "match":
+        return MatchCond(neg, name, a, b)
+    if name.startswith("match_"):
+        return MatchListCond(neg, name, a, b)
+    return TwoArgCond(neg, name, a, b)

@@ -745,7 +745,7 @@ class Parser:
             node, i = self.seq(i + 1, True, dollar2 or k == 0)
             i += 1
             args.append(node)
-        return E.TwoArgCond(neg, name, args[0], args[1]), i
+        return E.two_arg_cond(neg, name, args[0], args[1]), i
 
 
 def parse(text: str):
