@@ -395,7 +395,8 @@ def _logwrite(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
     s = s.lstrip()
     if not (main or reject or panic):
         main = True
-    call.engine.log_write(printing(s), main=main, reject=reject, panic=panic)
+    call.engine.log_write(printing(s, allow_tab=True), main=main,
+                          reject=reject, panic=panic)
     return OK
 
 
@@ -547,6 +548,13 @@ def _spf(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
     return acl_spf(call, cb.name, arg, msgs)
 
 
+def _dkim(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
+    from eximpy.acl import dkim
+    fn = dkim.acl_dkim_signers if cb.name == "dkim_signers" \
+        else dkim.acl_dkim_status
+    return fn(call, arg, msgs)
+
+
 _DISPATCH = {
     "acl": _acl, "add_header": _add_header, "authenticated": _authenticated,
     "condition": _condition, "continue": _continue, "control": _control,
@@ -561,6 +569,5 @@ _DISPATCH = {
     "malware": _unsupported("no malware scanner interface"),
     "spam": _unsupported("no spamd interface"),
     "mime_regex": _unsupported("no MIME ACL support"),
-    "dkim_signers": _unsupported("no DKIM verification"),
-    "dkim_status": _unsupported("no DKIM verification"),
+    "dkim_signers": _dkim, "dkim_status": _dkim,
 }

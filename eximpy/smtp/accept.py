@@ -48,23 +48,17 @@ from eximpy.smtp.server import VERSION, ReceivedMessage, _tod_full
 from eximpy.spool import data_file, header_file
 from eximpy.spool.layout import SpoolLayout
 from eximpy.spool.message import (HTYPE_OLD, HTYPE_RECEIVED, Header,
-                                  Recipient, SpoolMessage, header_type_for)
+                                  Recipient, SpoolMessage, header_type_for,
+                                  mark_tainted_acl_vars)
 
 
 def _s(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-_RESENT_TYPED = ("bcc", "cc", "from", "message-id", "sender", "to")
-
-
 def _htype(name: str) -> str:
-    """The -H type letter, counting Resent- forms as Exim does
-    (header_checkname with is_resent)."""
-    low = name.strip().lower()
-    if low.startswith("resent-") and low[7:] in _RESENT_TYPED:
-        return header_type_for(low[7:])
-    return header_type_for(low)
+    """The -H type letter (Resent- forms counted as Exim does)."""
+    return header_type_for(name)
 
 
 def _header(text: str) -> Header:
@@ -195,6 +189,7 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.host_auth_pubname = msg.auth_pubname
     sm.acl_vars = {k[4:]: v for k, v in msg.acl_m.items()}
     sm.acl_vars.update({k[4:]: v for k, v in msg.acl_c.items()})
+    mark_tainted_acl_vars(sm)
     sm.recipients = [Recipient(a, orcpt=o, dsn_flags=f)
                      for a, o, f in msg.recipients]
     headers = [_header(_s(h)) for h in msg.headers]
@@ -486,6 +481,13 @@ class SpoolSink:
             subject=subj.value if subj else None,
             recipients=[r[0] for r in msg.recipients],
             fakereject=msg.fake_response == "FAIL")
+        dkim_dom = getattr(msg, "dkim_domain", None)
+        if dkim_dom and "dkim" in sel:
+            # Exim: " DKIM=<first passing domain>" after S= (and M8S=).
+            import re
+            line = re.sub(r"( S=\d+(?: M8S=\d+)?)",
+                          lambda m: f"{m.group(1)} DKIM={dkim_dom}",
+                          line, count=1)
         if msg.queue_name:
             # Exim puts " Q=<queue>" after S= (and M8S=).
             import re

@@ -186,6 +186,7 @@ class ReceivedMessage:
     submission: dict | None = None        # domain / name / sender_retain
     suppress_local_fixups: bool = False
     removed_headers: list = field(default_factory=list)
+    dkim_domain: str | None = None        # DKIM= on the "<=" line
 
 
 class MessageSink(Protocol):
@@ -910,6 +911,8 @@ class Session:
                 self.submission = dict(opts)
             elif name == "suppress_local_fixups":
                 self.suppress_local_fixups = True
+            elif name == "dkim_disable_verify":
+                self.dkim_disable_verify = True
 
     def _handle_acl_fail(self, where: str, r: AclResult,
                          mid: str | None = None,
@@ -1059,6 +1062,8 @@ class Session:
         self.suppress_local_fixups = False
         self.acl_removed_headers: list[str] = []
         self.log_reject_target: list[str] | None = None
+        self.dkim_disable_verify = False
+        self.dkim_state: Any = None           # eximpy.acl.dkim.DkimState
 
     def _message_start(self) -> None:
         """The start of Exim's smtp_setup_msg() for each new message."""
@@ -2194,7 +2199,9 @@ class Session:
         discard_log = None
         mid = None
         mbox = False
-        if self.opt.acl["data"] or self.opt.acl["mime"]:
+        from eximpy.acl import dkim
+        dkim_work = dkim.wanted(self, res)
+        if self.opt.acl["data"] or self.opt.acl["mime"] or dkim_work:
             # The MIME and DATA ACLs see the message as it will be spooled:
             # its id, size, and all headers (Received: and fix-ups
             # included).
@@ -2225,7 +2232,19 @@ class Session:
                      "body_zerocount": str(res.body_zerocount),
                      "message_body": Tainted(body.replace("\n", " ")),
                      "recipients": ", ".join(r[0] for r in self.recipients)}
-            if self.opt.acl["mime"]:
+            if dkim_work:
+                # DKIM verification and acl_smtp_dkim (eximpy.acl.dkim).
+                r = dkim.run_on_receipt(self, res, mid, headers, extra)
+                if r is not None and r.rc == DISCARD:
+                    discard_by = "DKIM"
+                    discard_log = r.log_message
+                elif r is not None:
+                    _m, block = self._reject_block(res, received=True,
+                                                   mid=mid)
+                    if self._handle_acl_fail("dkim", r, mid, block):
+                        self.closed = True
+                    return
+            if self.opt.acl["mime"] and discard_by is None:
                 r = self._mime_acl(res, headers, hlines, extra)
                 mbox = r is not None
                 if mbox and (r.rc != OK or not self.opt.acl["data"]):
@@ -2356,7 +2375,9 @@ class Session:
             else None,
             submission=self.submission,
             suppress_local_fixups=self.suppress_local_fixups,
-            removed_headers=list(self.acl_removed_headers))
+            removed_headers=list(self.acl_removed_headers),
+            dkim_domain=self.dkim_state.overall if self.dkim_state
+            else None)
 
     def _store(self, msg: ReceivedMessage, res: Any, chunking: bool,
                user_msg: str | None) -> None:
