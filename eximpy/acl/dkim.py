@@ -36,7 +36,8 @@ DESCRIPTION
     statuses become the colon list $dkim_verify_status for the DATA ACL.
     Without the ACL every signature is just logged.  The first passing
     domain (Exim's precedence rules, kept) goes on the "<=" line as DKIM=.
-    dkim_verify_minimal stops at the first pass.
+    dkim_verify_minimal stops verifying at the first pass (4.96: the
+    signatures after it stay "none", and the ACL still runs for them).
 
 SECURITY
     Everything in a signature and a key record is remote data: values are
@@ -95,7 +96,10 @@ class Signature:
     ext: str | None = None
     pubkey: dict[str, Any] | None = None
     keybits: int = 0
-    policy: tuple[str, str] | None = None   # (status, reason) from the ACL
+    # The ACL overrode the result (Exim's PDKIM_VERIFY_POLICY bit): the
+    # signature then reads as status "none", reason "" (Exim's switch has
+    # no case for it), and is logged with the current status and reason.
+    policy: bool = False
 
     @property
     def algo(self) -> str:
@@ -130,7 +134,7 @@ def _qp_decode(s: str) -> str:
 
 def _b64(s: str) -> bytes | None:
     try:
-        return base64.b64decode(s, validate=False) if s else b""
+        return base64.b64decode(s, validate=True) if s else b""
     except (binascii.Error, ValueError):
         return None
 
@@ -231,7 +235,7 @@ def parse_pubkey(record: str) -> dict[str, Any] | None:
     pub.setdefault("granularity", "*")
     pub.setdefault("keytype", "rsa")
     pub.setdefault("srvtype", "*")
-    if not pub.get("key"):
+    if pub.get("key") is None:
         return None
     return pub
 
@@ -267,7 +271,7 @@ def _import_key(sig: Signature, pub: dict[str, Any]) -> tuple[Any, int] | str:
         from dkim import bitsize
         return pk, bitsize(pk["modulus"])
     except Exception:
-        return "ASN1 parser: Error in DER parsing."
+        return "ASN1 parser: Error in TAG."
 
 
 def verify_message(headers: list[bytes], body: bytes, *,
@@ -529,7 +533,7 @@ class DkimState:
 
 def _sig_status(s: Signature | None) -> tuple[str, str]:
     """dkim_exim_expand_query() for the status and reason."""
-    if s is None:
+    if s is None or s.policy:
         return NONE, ""
     reason = {R_UNAVAIL: R_UNAVAIL, R_DNSREC: R_DNSREC, R_IMPORT: R_IMPORT,
               R_KEYSIZE: R_KEYSIZE, R_BODY: R_BODY,
@@ -547,10 +551,10 @@ def _log_sig(state: DkimState, s: Signature | None, acl_status: str | None,
     if (state.overall is None and acl_status is not None):
         if acl_status == PASS:
             state.overall = s.domain
-    elif s.status == PASS and s.policy is None:
+    elif s.status == PASS and not s.policy:
         state.overall = s.domain
     if acl_status is not None and overridden:
-        s.policy = (acl_status, state.reason or "")
+        s.policy = True
     if not verbose:
         return
     g = f"DKIM: d={s.domain or '<UNSET>'} s={s.selector or '<UNSET>'}"
@@ -564,8 +568,8 @@ def _log_sig(state: DkimState, s: Signature | None, acl_status: str | None,
         g += f" x={s.expires}"
     if s.bodylength > -1:
         g += f" l={s.bodylength}"
-    if s.policy is not None:
-        g += f" [{s.policy[0]} - {s.policy[1]}]"
+    if s.policy:
+        g += f" [{state.status} - {state.reason}]"
     elif s.status == NONE:
         g += " [not verified]"
     elif s.status == INVALID:
@@ -621,7 +625,7 @@ def run_on_receipt(session: Any, res: Any, mid: str | None,
     run_acl = bool(acl) and bool(signers_opt)
     v = verify_message(res.headers, bytes(res.body), hashes=hashes,
                        keytypes=keytypes, min_keysizes=mins,
-                       stop_at_pass=minimal and not run_acl,
+                       stop_at_pass=minimal,
                        dns_txt=_dns_txt, log=log)
     if v.errstr and not any(s.status == PASS for s in v.sigs):
         log(f"DKIM: validation error: {v.errstr}")
@@ -683,7 +687,7 @@ def _acl_run(session: Any, acl: str, item: str, state: DkimState,
         state.key_length = s.keybits
         state.status, state.reason = _sig_status(s)
         ran = _acl_call(session, acl, state, extra, results, verbose, log)
-        if ran.rc != OK or (minimal and state.status == PASS):
+        if ran.rc != OK:
             return ran
     if ran is not None:
         return ran
@@ -715,8 +719,8 @@ def authres(state: DkimState) -> str:
     g = ""
     for s in state.sigs:
         g += ";\n\tdkim="
-        if s.policy is not None:
-            g += f"policy ({s.policy[0]} - {s.policy[1]})"
+        if s.policy:
+            g += f"policy ({state.status} - {state.reason})"
         elif s.status == NONE:
             g += "none"
         elif s.status == INVALID:
