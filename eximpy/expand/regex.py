@@ -1,13 +1,22 @@
-"""PCRE2-compatible regular expressions on top of Python's re.
+"""PCRE2-compatible regular expressions on top of Python's re and regex.
 
 DESCRIPTION
-    Exim uses PCRE2 (without UTF).  compile_pcre() translates the PCRE
-    constructs that Python's re spells differently ((?<name>...), \\k<name>,
-    \\g{n}, \\z, \\Z, \\h, POSIX classes, \\Q..\\E, mid-pattern (?i) settings,
-    literal "{,n}") and caches compiled patterns; matching is ASCII-only for
-    \\w \\d \\s \\b and caseless matching, as in PCRE without UCP.  Not
-    translated (they give a regular expression error): \\K, \\p{..}, branch
-    reset (?|...), look-behind alternatives of different lengths.  Errors become ExpansionError
+    Exim 4.96 uses PCRE2 10.42 (without UTF).  compile_pcre() translates the
+    PCRE constructs that Python spells differently ((?<name>...),
+    \\k<name>, \\g{n} and \\g{-n}, \\z, \\Z, \\h \\H \\v \\V \\R \\N \\C,
+    \\x{hh}, \\o{ooo}, POSIX classes, \\Q..\\E, mid-pattern (?i) settings,
+    literal "{,n}", (?(<name>)...) conditions) and caches compiled
+    patterns; matching is ASCII-only for \\w \\d \\s \\b and caseless
+    matching, as in PCRE without UCP, while \\p{..}/\\P{..} use Unicode
+    properties of the (Latin-1) code points, as PCRE does.
+
+    Two engines: a pattern is compiled with the standard library's re
+    (fastest) unless it uses something only the third-party regex module
+    has (\\K, \\p{..}, branch reset (?|...), recursion (?R) (?1) (?&n),
+    \\G, \\X, negated POSIX classes, look-behind whose alternatives differ
+    in length) or re refuses it; then regex compiles it.  PCRE2 10.42's
+    rule that every branch of a look-behind has a fixed length is checked
+    here, since regex allows any look-behind.  Errors become ExpansionError
     with Exim's 'regular expression error in "<re>": <text> at offset <n>'
     wording (the <text> part follows PCRE2's wording for the common cases).
 
@@ -17,8 +26,18 @@ SEE ALSO
 from __future__ import annotations
 
 import re
+import warnings
+
+import regex as _regex
 
 from eximpy.errors import ExpansionError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    try:
+        import re._parser as _sre_parse        # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse as _sre_parse
 
 _POSIX = {
     "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
@@ -27,17 +46,63 @@ _POSIX = {
     "print": r" -~", "graph": r"!-~",
 }
 
-_CACHE: dict[tuple[str, int], re.Pattern] = {}
+_CACHE: dict[tuple[str, int], object] = {}
+
+# Escapes PCRE has and Python's re has not, outside a character class.
+_PLAIN_ESCAPES = {
+    "h": "[\\t \\xa0]", "H": "[^\\t \\xa0]",
+    "v": "[\\n\\x0b\\f\\r\\x85]", "V": "[^\\n\\x0b\\f\\r\\x85]",
+    "R": "(?>\\r\\n|[\\n\\x0b\\f\\r\\x85])", "N": "[^\\n]", "C": "(?s:.)",
+}
+# ... and inside one.
+_CLASS_ESCAPES = {"h": "\\t \\xa0", "v": "\\n\\x0b\\f\\r\\x85"}
+# Escapes only the regex module knows.
+_REGEX_ESCAPES = frozenset("KGX")
+
+
+class PcreError(Exception):
+    """A pattern PCRE2 refuses: (message, offset) in PCRE2's words."""
+
+    def __init__(self, msg: str, offset: int) -> None:
+        super().__init__(msg)
+        self.msg, self.offset = msg, offset
+
+
+def _prop(p: str, i: int) -> tuple[str, int]:
+    """\\p / \\P at p[i] (the backslash): (text for regex, index after)."""
+    n = len(p)
+    if i + 2 >= n:
+        raise PcreError("malformed \\P or \\p sequence", n)
+    if p[i + 2] == "{":
+        j = p.find("}", i + 3)
+        if j < 0:
+            raise PcreError("malformed \\P or \\p sequence", n)
+        name = p[i + 3:j]
+        end = j + 1
+    else:
+        name = p[i + 2]
+        end = i + 3
+    text = f"\\{p[i + 1]}{{{name}}}"
+    try:
+        _regex.compile(text)
+    except _regex.error:
+        raise PcreError("unknown property after \\P or \\p", end)
+    return text, end
 
 
 _INLINE_FLAGS = re.compile(r"\(\?([imsx]*)(?:-([imsx]*))?\)")
 
 
-def translate(p: str) -> str:
+def translate(p: str) -> tuple[str, bool]:
+    """PCRE pattern -> (Python pattern, needs the regex module)."""
     out = []
     i = 0
     n = len(p)
     in_class = False
+    class_start = 0
+    class_prop = False
+    need = False
+    ngroups = 0
     # open groups: for each, how many ")" to add when it closes (for inline
     # flag settings turned into scoped groups)
     extra: list[int] = [0]
@@ -51,6 +116,26 @@ def translate(p: str) -> str:
                 out.append(re.escape(lit))
                 i = n if j < 0 else j + 2
                 continue
+            if d in "pP":
+                text, i = _prop(p, i)
+                need = True
+                if in_class:
+                    class_prop = True
+                    out.append(text)
+                else:
+                    out.append(f"(?u-i:{text})")
+                continue
+            if d in "xo" and i + 2 < n and p[i + 2] == "{":
+                j = p.find("}", i + 3)
+                if j > 0:
+                    try:
+                        v = int(p[i + 3:j], 16 if d == "x" else 8)
+                    except ValueError:
+                        v = -1
+                    if 0 <= v <= 0xff:
+                        out.append(f"\\x{v:02x}")
+                        i = j + 1
+                        continue
             if not in_class and d == "k" and i + 2 < n and p[i + 2] in "<{'":
                 close = {"<": ">", "{": "}", "'": "'"}[p[i + 2]]
                 j = p.find(close, i + 3)
@@ -58,18 +143,38 @@ def translate(p: str) -> str:
                     out.append(f"(?P={p[i + 3:j]})")
                     i = j + 1
                     continue
-            if not in_class and d == "g" and i + 2 < n and p[i + 2] == "{":
-                j = p.find("}", i + 3)
-                if j > 0 and p[i + 3:j].isdigit():
-                    out.append("\\" + p[i + 3:j])
-                    i = j + 1
+            if not in_class and d == "g":
+                m = re.compile(r"\{(-?\d+)\}|(-?\d+)|\{([A-Za-z_]\w*)\}").match(p, i + 2)
+                if m:
+                    if m.group(3):
+                        out.append(f"(?P={m.group(3)})")
+                    else:
+                        k = int(m.group(1) or m.group(2))
+                        if k < 0:
+                            k = ngroups + 1 + k
+                        out.append(f"(?:\\{k})")
+                    i = m.end()
                     continue
-            if not in_class and d == "z":
+            if d == "c":
+                if i + 2 >= n:
+                    raise PcreError("\\c at end of pattern", n)
+                out.append(f"\\x{ord(p[i + 2].upper()) ^ 0x40:02x}")
+                i += 3
+                continue
+            if in_class and d in "dDwWsShHvV" and p.startswith("-", i + 2) \
+                    and i + 3 < n and p[i + 3] != "]":
+                raise PcreError("invalid range in character class", i + 2)
+            if d in _REGEX_ESCAPES:
+                need = True
+                out.append(p[i:i + 2])
+            elif not in_class and d == "z":
                 out.append(r"\Z")
             elif not in_class and d == "Z":
                 out.append(r"(?=\n?\Z)")
-            elif d == "h":
-                out.append(r"[ \t]" if not in_class else r" \t")
+            elif not in_class and d in _PLAIN_ESCAPES:
+                out.append(_PLAIN_ESCAPES[d])
+            elif in_class and d in _CLASS_ESCAPES:
+                out.append(_CLASS_ESCAPES[d])
             else:
                 out.append(p[i:i + 2])
             i += 2
@@ -85,13 +190,26 @@ def translate(p: str) -> str:
                         out.append(cls)
                         i = j + 2
                         continue
+                    if cls is not None:
+                        need = True          # regex knows [:^name:]
+                        out.append(p[i:j + 2])
+                        i = j + 2
+                        continue
             if c == "]" and not (out and out[-1] in ("[", "[^")):
                 in_class = False
+                if class_prop:
+                    # \p inside a class: Unicode properties for the class
+                    out.insert(class_start, "(?u:")
+                    out.append("])")
+                    class_prop = False
+                    i += 1
+                    continue
             out.append(c)
             i += 1
             continue
         if c == "[":
             in_class = True
+            class_start = len(out)
             if p.startswith("[^", i):
                 out.append("[^")
                 i += 2
@@ -105,8 +223,16 @@ def translate(p: str) -> str:
         if c == "(" and p.startswith("(?<", i) and i + 3 < n and p[i + 3] not in "=!":
             out.append("(?P<")
             extra.append(0)
+            ngroups += 1
             i += 3
             continue
+        if c == "(" and p.startswith("(?(", i):
+            m = re.compile(r"\(\?\((?:<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)')\)").match(p, i)
+            if m:
+                out.append(f"(?({m.group(1) or m.group(2)})")
+                extra.append(0)
+                i = m.end()
+                continue
         if c == "(":
             m = _INLINE_FLAGS.match(p, i)
             if m and (m.group(1) or m.group(2)):
@@ -120,6 +246,13 @@ def translate(p: str) -> str:
                     extra[-1] += 1
                 i = m.end()
                 continue
+            if p.startswith("(?|", i) or p.startswith("(?R", i) or p.startswith("(?&", i) \
+                    or p.startswith("(?P>", i) or p.startswith("(?(?", i) \
+                    or (p.startswith("(?", i) and i + 2 < n and p[i + 2] in "0123456789+-"
+                        and not _INLINE_FLAGS.match(p, i)):
+                need = True
+            if not p.startswith("(?", i) or p.startswith("(?P<", i) or p.startswith("(?'", i):
+                ngroups += 1
             extra.append(0)
             out.append(c)
             i += 1
@@ -138,7 +271,99 @@ def translate(p: str) -> str:
         out.append(c)
         i += 1
     out.append(")" * extra[0])
-    return "".join(out)
+    return "".join(out), need
+
+
+def _group_end(p: str, i: int) -> int:
+    """Index of the ")" closing the group opened at p[i] (or len(p))."""
+    n = len(p)
+    depth = 0
+    in_class = False
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            if p.startswith("\\Q", i):
+                j = p.find("\\E", i + 2)
+                i = n if j < 0 else j + 2
+                continue
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            if p.startswith("[]", i) or p.startswith("[^]", i):
+                i += 2 if p[i + 1] == "]" else 3
+                continue
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return n
+
+
+def _branches(body: str) -> list[str]:
+    """The top-level alternatives of a group body."""
+    out = []
+    depth = 0
+    in_class = False
+    start = 0
+    i = 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            if body.startswith("[]", i) or body.startswith("[^]", i):
+                i += 2 if body[i + 1] == "]" else 3
+                continue
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(body[start:i])
+            start = i + 1
+        i += 1
+    out.append(body[start:])
+    return out
+
+
+_LOOKBEHIND = re.compile(r"\(\?<[=!]")
+
+
+def check_lookbehinds(p: str) -> None:
+    """PCRE2 10.42: each branch of a look-behind must have a fixed length
+    (the regex module would accept any)."""
+    for m in _LOOKBEHIND.finditer(p):
+        start = m.start()
+        # not inside a class or an escape: count backslashes before it
+        k = start - 1
+        while k >= 0 and p[k] == "\\":
+            k -= 1
+        if (start - 1 - k) % 2:
+            continue
+        end = _group_end(p, start)
+        for alt in _branches(p[m.end():end]):
+            if re.search(r"\\[1-9gk]|\(\?[R&P0-9]", alt):
+                continue        # back references, recursion: not checked
+            try:
+                t, _need = translate(alt)
+                lo, hi = _sre_parse.parse(t, re.ASCII).getwidth()
+            except (re.error, PcreError, RecursionError, OverflowError):
+                continue
+            if lo != hi:
+                raise PcreError("lookbehind assertion is not fixed length", start)
 
 
 _MSGS = [
@@ -149,41 +374,116 @@ _MSGS = [
     ("multiple repeat", "quantifier does not follow a repeatable item"),
     ("bad escape (end of pattern)", "\\ at end of pattern"),
     ("bad character range", "range out of order in character class"),
+    ("min repeat greater than max repeat", "numbers out of order in {} quantifier"),
+    ("redefinition of group name",
+     "two named subpatterns have the same name (PCRE2_DUPNAMES not set)"),
+    ("unknown group name", "reference to non-existent subpattern"),
 ]
 
 
-def compile_pcre(pattern: str, caseless: bool = False) -> re.Pattern:
+_REGEX_MSGS = [
+    ("missing )", "missing closing parenthesis"),
+    ("unbalanced parenthesis", "unmatched closing parenthesis"),
+    ("unterminated character set", "missing terminating ] for character class"),
+    ("nothing to repeat", "quantifier does not follow a repeatable item"),
+    ("multiple repeat", "quantifier does not follow a repeatable item"),
+    ("bad escape (end of pattern)", "\\ at end of pattern"),
+    ("min repeat greater than max repeat", "numbers out of order in {} quantifier"),
+    ("unknown extension", "unrecognized character after (? or (?-"),
+]
+
+
+def _error(pattern: str, msg: str, off: int) -> ExpansionError:
+    return ExpansionError(f'regular expression error in "{pattern}": {msg} at offset '
+                          f'{off}')
+
+
+def _re_error(pattern: str, e: re.error) -> ExpansionError:
+    msg = e.msg
+    off = len(pattern) if e.pos is None else e.pos
+    for py, pc in _MSGS:
+        if msg.startswith(py):
+            msg = pc
+            if pc in ("missing closing parenthesis",
+                      "missing terminating ] for character class",
+                      "\\ at end of pattern"):
+                off = len(pattern)
+            elif pc == "unmatched closing parenthesis":
+                off = e.pos if e.pos is not None else off
+            elif pc.startswith("numbers out of order"):
+                j = pattern.find("}", off)
+                off = j if j >= 0 else off
+            elif py == "redefinition of group name":
+                off = off + len(e.msg.split("'")[1]) + 1
+            elif py == "unknown group name":
+                off = off - 1
+            elif py == "bad character range":
+                rng = e.msg[len("bad character range "):]
+                if rng.startswith("\\"):
+                    msg = "invalid range in character class"
+                    off = off + 2
+                else:
+                    off = off + len(rng) - 1
+            break
+    return _error(pattern, msg, off)
+
+
+def _regex_error(pattern: str, e) -> ExpansionError:
+    msg = e.msg
+    off = len(pattern) if e.pos is None else e.pos
+    for py, pc in _REGEX_MSGS:
+        if msg.startswith(py):
+            msg = pc
+            if pc in ("missing closing parenthesis",
+                      "missing terminating ] for character class",
+                      "\\ at end of pattern"):
+                off = len(pattern)
+            elif pc.startswith("numbers out of order"):
+                j = pattern.find("}", off)
+                off = j if j >= 0 else off
+            break
+    return _error(pattern, msg, off)
+
+
+def compile_pcre(pattern: str, caseless: bool = False):
+    """The compiled pattern (an re or regex pattern object: search, groups,
+    group, start, end, finditer behave alike); raises ExpansionError."""
     key = (pattern, caseless)
     r = _CACHE.get(key)
     if r is not None:
         return r
     try:
-        # PCRE without UTF/UCP: \w, \d, \s, \b and caseless matching are
-        # ASCII-only, as Python's ASCII flag makes them.
-        flags = re.ASCII | (re.IGNORECASE if caseless else 0)
-        r = re.compile(translate(pattern), flags)
-    except re.error as e:
-        msg = e.msg
-        off = len(pattern) if e.pos is None else e.pos
-        for py, pc in _MSGS:
-            if msg.startswith(py):
-                msg = pc
-                if pc in ("missing closing parenthesis",
-                          "missing terminating ] for character class",
-                          "\\ at end of pattern"):
-                    off = len(pattern)
-                elif pc == "unmatched closing parenthesis":
-                    off = e.pos if e.pos is not None else off
-                break
-        raise ExpansionError(f'regular expression error in "{pattern}": {msg} at offset '
-                             f'{off}')
+        t, need = translate(pattern)
+    except PcreError as e:
+        raise _error(pattern, e.msg, e.offset)
+    re_err = None
+    if not need:
+        try:
+            # PCRE without UTF/UCP: \w, \d, \s, \b and caseless matching are
+            # ASCII-only, as Python's ASCII flag makes them.
+            r = re.compile(t, re.ASCII | (re.IGNORECASE if caseless else 0))
+        except re.error as e:
+            if not e.msg.startswith(("bad escape", "unknown extension", "look-behind",
+                                     "cannot refer to group defined in the same lookbehind")):
+                raise _re_error(pattern, e)
+            re_err = e          # perhaps something only regex knows
+    if r is None:
+        try:
+            check_lookbehinds(pattern)
+        except PcreError as e:
+            raise _error(pattern, e.msg, e.offset)
+        try:
+            r = _regex.compile(t, _regex.ASCII | _regex.VERSION0
+                               | (_regex.IGNORECASE if caseless else 0))
+        except _regex.error as e:
+            raise _regex_error(pattern, e)
     if len(_CACHE) > 5000:
         _CACHE.clear()
     _CACHE[key] = r
     return r
 
 
-def match_setup(ctx, rx: re.Pattern, subject: str) -> bool:
+def match_setup(ctx, rx, subject: str) -> bool:
     """Exim's regex_match_and_setup(re, subject, 0, -1): on a match set
     $0..$n."""
     m = rx.search(subject)
