@@ -155,12 +155,14 @@ def _log_address(addr: Address) -> str:
 
 
 class _Delivery:
-    def __init__(self, config: Any, mid: str, forced: bool) -> None:
+    def __init__(self, config: Any, mid: str, forced: bool,
+                 queue_run: bool = False) -> None:
         from eximpy.log.writer import LogWriter
         from eximpy.spool.layout import SpoolLayout
         self.config = config
         self.mid = mid
         self.forced = forced
+        self.queue_run = queue_run      # retry times apply (eximpy.deliver.retry)
         self.layout = SpoolLayout.from_config(config)
         self.log = LogWriter.from_config(config)
         self.sel = self.log.selector
@@ -240,6 +242,8 @@ class _Delivery:
                 self.main(F.completed(self.sel, time.time() - msg.received_time))
                 self.outcome.completed = True
             return
+        from eximpy.deliver.retry import DeliveryRetry
+        self.retry = DeliveryRetry(self.config, msg, self.forced, self.queue_run)
         rctx = R.RoutingContext(
             self.config, R.V_NONE, sender_address=msg.sender,
             variables=message_variables(msg, body),
@@ -281,7 +285,15 @@ class _Delivery:
                 split_address(addr)
                 if addr.parent is not None and addr.address in msg.non_recipients:
                     continue
+                if self.retry.routing_skip(addr):
+                    deferred.append(addr)
+                    self._retry_skip_log(addr)
+                    continue
+                old_domain = addr.domain
                 rc = R.route_address(addr, rctx)
+                if rc == R.DEFER:
+                    addr.basic_errno = addr.basic_errno or -1
+                self.retry.after_routing(addr, old_domain, rc == R.DEFER)
                 if rc == R.FAIL:
                     failed.append(addr)
                     self.addr_main(addr, F.failed(self.sel, _shown(addr), addr.message,
@@ -289,7 +301,10 @@ class _Delivery:
                                        router=addr.router.name if addr.router else None))
                 elif rc in (R.DEFER, R.ERROR):
                     deferred.append(addr)
+                    # (Exim's address_defaults have basic_errno -1)
+                    addr.basic_errno = addr.basic_errno or -1
                     self.addr_main(addr, F.deferred(self.sel, _shown(addr), addr.message,
+                                         errno_value=addr.basic_errno,
                                          original=_shown_original(addr),
                                          router=addr.router.name if addr.router else None))
                 elif rc == R.DISCARD:
@@ -310,7 +325,19 @@ class _Delivery:
                     done_ok.append(addr)
                     continue
                 seen.add(key)
+                if self.retry.transport_skip(addr):
+                    deferred.append(addr)
+                    self._retry_skip_log(addr)
+                    continue
                 res = self._run_transport(addr, tctx)
+                addr.basic_errno = res.errno or 0
+                # (more_errno matters for quota errors only: the pipe's exit
+                # code is not kept in Exim's retry records)
+                addr.more_errno = (getattr(res, "more_errno", 0) or 0) \
+                    if res.errno in (-22, 28, 122) else 0
+                if res.status != R.OK:
+                    addr.message = res.message
+                self.retry.after_transport(addr, res.status not in (R.OK, R.FAIL))
                 rname = addr.router.name if addr.router is not None else None
                 if res.status == R.OK:
                     # -J first: a crash after this must not deliver again.
@@ -348,21 +375,19 @@ class _Delivery:
                 rname = addr.router.name if addr.router is not None else None
                 tname = addr.transport.name if addr.transport is not None else None
                 addr.message = "remote delivery is not implemented yet"
+                from eximpy.deliver.retry import RF_HOST, add_item
+                for h in addr.host_list[:1]:
+                    add_item(addr, f"T:{h.name}:{h.address}", RF_HOST)
                 self.addr_main(addr, F.deferred(self.sel, _shown(addr), addr.message,
                                      original=_shown_original(addr), router=rname,
                                      transport=tname))
         finally:
             jnl.close()
-        # An address with no retry rule at all times out at once (Exim:
-        # "retry timeout exceeded"); the deferred chain is walked from its
-        # most recent end, as Exim does.
-        for a in reversed(list(deferred)):
-            if not self._has_retry_rule(a):
-                deferred.remove(a)
-                failed.append(a)
-                a.message = "retry timeout exceeded"
-                self.addr_main(a, F.failed(self.sel, _shown(a), a.message,
-                                   original=_shown_original(a)))
+        # The retry database is updated, and deferred addresses past their
+        # cutoff (or with no retry rule) time out (eximpy.deliver.retry).
+        failed.extend(self.retry.update(
+            done_ok, failed, deferred,
+            lambda a, text: self.addr_main(a, text, msglog="")))
         # (Exim 4.96 still reports NOTIFY=NEVER recipients in a bounce that
         # is sent for other failures.)
         to_bounce = [a for a in failed if not a.prop.ignore_error]
@@ -376,7 +401,7 @@ class _Delivery:
             age = time.time() - msg.received_time
             for a in list(to_bounce):
                 if (limit is not None and age > limit) or \
-                        a.message == "retry timeout exceeded":
+                        getattr(a, "retry_timedout", False):
                     self.main(f"{a.address}: error ignored")
                     to_bounce.remove(a)
             if to_bounce:
@@ -458,7 +483,10 @@ class _Delivery:
         for t in tops:
             if id(t) not in pending_tops:
                 msg.non_recipients.add(t.address)
-        if pending_tops and deferred and msg.sender and not msg.frozen:
+        from eximpy.deliver.retry import ERRNO_WARN_BASE
+        if pending_tops and deferred and msg.sender and not msg.frozen and \
+                any(a.basic_errno > ERRNO_WARN_BASE for a in deferred):
+            # (no warning when every deferral was a retry-time skip)
             # Exim's deferred chain is built by prepending.
             self._maybe_warn(msg, rctx, list(reversed(deferred)))
         if freeze_reason is not None and pending_tops:
@@ -520,6 +548,28 @@ class _Delivery:
             except Exception:  # noqa: BLE001 - expansion errors: default text
                 out.append("")
         return out
+
+    def _retry_skip_log(self, addr: Address) -> None:
+        """The "retry time not reached" deferral line: in the main log only
+        with log_selector +retry_defer, in the message log only on a first
+        delivery attempt (Exim's post_process_one)."""
+        from eximpy.log import format as F
+        if addr.router is None:
+            text = F.deferred(self.sel, _shown(addr), None,
+                              original=_shown_original(addr))
+            text += f" routing defer ({addr.basic_errno}): {addr.message}"
+        else:
+            text = F.deferred(self.sel, _shown(addr), addr.message,
+                              errno_value=addr.basic_errno,
+                              original=_shown_original(addr),
+                              router=addr.router.name,
+                              transport=addr.transport.name
+                              if addr.transport is not None else None)
+        if "retry_defer" in self.sel:
+            self.addr_main(addr, text, msglog=text[3:]
+                           if self.msg.deliver_firsttime else "")
+        elif self.msg.deliver_firsttime:
+            self._msglog(text[3:])
 
     def _has_retry_rule(self, addr: Address) -> bool:
         """Whether some retry rule's pattern matches the address."""
@@ -703,9 +753,10 @@ def _warm_imports() -> None:
     sys.modules["eximpy.deliver._warmed"] = sys.modules[__name__]
 
 
-def deliver_message(config: Any, message_id: str, forced: bool = False) -> DeliveryOutcome:
+def deliver_message(config: Any, message_id: str, forced: bool = False,
+                    queue_run: bool = False) -> DeliveryOutcome:
     """Deliver (or try to deliver) one spooled message; see module docstring."""
-    return _Delivery(config, message_id, forced).run()
+    return _Delivery(config, message_id, forced, queue_run).run()
 
 
 def deliver_many(config: Any, ids: list[str], parallel: int = 1,

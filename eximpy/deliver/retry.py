@@ -1,0 +1,629 @@
+"""The retry hints database and retry rules, as Exim keeps and applies them.
+
+SUMMARY
+    rr = DeliveryRetry(config, msg, forced=..., queue_run=...)
+    rr.routing_skip(addr) -> bool       before routing: "retry time not reached"
+    rr.after_routing(addr, rc)          add a routing retry item (R: key)
+    rr.transport_skip(addr) -> bool     before a local transport:
+                                        "Retry time not yet reached"
+    rr.after_transport(addr, status)    add/delete a T: retry item
+    rr.update(succeeded, failed, deferred) -> timed-out addresses
+                                        (Exim's retry_update(): writes the
+                                        database, times out addresses)
+    find_config(config, key, alternate, basic_errno, more_errno, sender)
+    check_host(...)                     host status for remote transports
+    read_all(spool) / tidy(spool, ...)  for exinext and exim_tidydb
+
+DESCRIPTION
+    Keys (spec "Retry configuration", Exim deliver.c/retry.c):
+      R:<domain> and R:<local_part>@<domain>   routing deferrals (the router's
+                          retry_use_local_part chooses which); a sender form
+                          R:<lp>@<domain>:<sender> is read and deleted too;
+      T:<local_part>@<domain> or T:<domain>    local transport deferrals (the
+                          transport's retry_use_local_part, true for local
+                          transports);
+      T:<pipe/file/reply>:<parent unique>      pipe, file and autoreply
+                          deliveries;
+      T:<host>:<ip>[:<port>][:<msgid>]         remote hosts (check_host()).
+    Each record holds time_stamp, first_failed, last_try, next_try, the
+    expired flag, basic_errno, more_errno and a text (strerror() of a
+    positive errno, else the error message; at most 150 characters).
+
+    Records older than retry_data_expire are ignored.  In a queue run that
+    is not forced (-q, not -qf/-M), an address whose record says the next
+    try time has not come is deferred without trying: "retry time not
+    reached" (routing, errno -52) or "Retry time not yet reached" (local
+    transport, errno -53); those lines appear in the main log only with
+    log_selector +retry_defer, in the message log only on a first delivery
+    attempt.  The ultimate address timeout lets a delivery go ahead anyway
+    when the message is older than the last rule's cutoff.
+
+    After the deliveries update() computes each destination's next try from
+    the first matching rule (F fixed, G geometric, H randomised geometric,
+    capped by retry_interval_max), using the message age when it is longer
+    than the failing interval for non-host errors; deletes records after a
+    success; and moves a deferred address whose retry items all timed out
+    (or found no rule at all: "no rule" means timed out, and nothing is
+    written) to the failed list with "** addr <parent>: retry timeout
+    exceeded".
+
+    The database is an LMDB environment <spool>/db/retry (eximpy.hintsdb),
+    not Exim's Berkeley DB file; exinext (spool_tools/exinext.py) prints it
+    as Exim's exinext/exim_dumpdb do.
+
+SEE ALSO
+    spec chapter 32 "Retry configuration", 3.8 hints databases; Exim
+    retry.c, deliver.c (do_local_deliveries, the routing loop).
+"""
+from __future__ import annotations
+
+import errno as E
+import os
+import random
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Exim 4.96 private error numbers (macros.h) that matter for retries.
+ERRNO_SMTPCLOSED = -18
+ERRNO_EXIMQUOTA = -22
+ERRNO_UNKNOWNHOST = -32
+ERRNO_TLSFAILURE = -37
+ERRNO_TLSREQUIRED = -38
+ERRNO_AUTHFAIL = -42
+ERRNO_RCPT4XX = -44
+ERRNO_MAIL4XX = -45
+ERRNO_DATA4XX = -46
+ERRNO_RETRY_BASE = -52
+ERRNO_RRETRY = -52          # not time for routing
+ERRNO_WARN_BASE = -53
+ERRNO_LRETRY = -53          # not time for local delivery
+ERRNO_HRETRY = -54          # not time for any remote host
+RTEF_CTOUT = 0x100          # connect timeout flag in more_errno
+
+RF_DELETE = 1               # retry item flags
+RF_HOST = 2
+RF_MESSAGE = 4
+
+DB_NAME = "retry"
+_HEAD = struct.Struct("<qqqqBii")
+
+
+@dataclass
+class RetryRecord:
+    """One record of the retry database (Exim's dbdata_retry)."""
+
+    time_stamp: int
+    first_failed: int
+    last_try: int
+    next_try: int
+    expired: bool = False
+    basic_errno: int = 0
+    more_errno: int = 0
+    text: str = ""
+
+    def pack(self) -> bytes:
+        return _HEAD.pack(self.time_stamp, self.first_failed, self.last_try,
+                          self.next_try, 1 if self.expired else 0,
+                          self.basic_errno, self.more_errno) + \
+            self.text.encode("utf-8", "surrogateescape")
+
+    @classmethod
+    def unpack(cls, data: bytes) -> "RetryRecord | None":
+        if len(data) < _HEAD.size:
+            return None
+        ts, ff, lt, nt, ex, be, me = _HEAD.unpack_from(data)
+        return cls(ts, ff, lt, nt, bool(ex), be, me,
+                   data[_HEAD.size:].decode("utf-8", "surrogateescape"))
+
+
+@dataclass
+class RetryItem:
+    """A pending update of one key (Exim's retry_item)."""
+
+    key: str
+    basic_errno: int = 0
+    more_errno: int = 0
+    message: str | None = None
+    flags: int = 0
+
+
+def add_item(addr: Any, key: str, flags: int = 0) -> None:
+    """Exim's retry_add_item(): remember an update for the end of delivery."""
+    items = getattr(addr, "retries", None)
+    if items is None:
+        items = []
+        addr.retries = items
+    host = getattr(addr, "host_used", None)
+    msg = addr.message
+    if host is not None and msg is not None:
+        msg = f"H={host.name} [{host.address}]: {msg}"
+    items.insert(0, RetryItem(key, addr.basic_errno or 0,
+                              addr.more_errno or 0, msg, flags))
+
+
+# ----------------------------------------------------------------------
+# The database
+
+def _spool(config: Any) -> str:
+    return config.main.get("spool_directory") or "/var/spool/exim4"
+
+
+def open_db(spool_directory: str) -> Any:
+    from eximpy import hintsdb
+    return hintsdb.open(spool_directory, DB_NAME)
+
+
+def _exists(spool_directory: str) -> bool:
+    from eximpy import hintsdb
+    return os.path.isdir(hintsdb.db_path(spool_directory, DB_NAME))
+
+
+def read_all(spool_directory: str) -> list[tuple[str, RetryRecord]]:
+    """Every record, in key order (for exinext / dumps)."""
+    if not _exists(spool_directory):
+        return []
+    out = []
+    for k, v in open_db(spool_directory).items():
+        rec = RetryRecord.unpack(v)
+        if rec is not None:
+            out.append((k.decode("utf-8", "surrogateescape"), rec))
+    return out
+
+
+def tidy(spool_directory: str, max_age: int = 30 * 86400,
+         now: float | None = None) -> list[str]:
+    """exim_tidydb for the retry database: remove records not updated for
+    ``max_age`` seconds (default 30d), and message-specific host records
+    (T:host:ip:msgid) whose message is no longer on the spool.  Returns the
+    removed keys."""
+    if not _exists(spool_directory):
+        return []
+    now = time.time() if now is None else now
+    db = open_db(spool_directory)
+    removed = []
+    import re
+    msgid = re.compile(r":([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4})$")
+    with db.write() as txn:
+        for k, v in list(txn.cursor()):
+            key = bytes(k).decode("utf-8", "surrogateescape")
+            rec = RetryRecord.unpack(bytes(v))
+            drop = rec is None or now - rec.time_stamp > max_age
+            m = msgid.search(key) if key.startswith("T:") else None
+            if not drop and m:
+                mid = m.group(1)
+                inp = os.path.join(spool_directory, "input")
+                if not (os.path.exists(os.path.join(inp, mid + "-D")) or
+                        os.path.exists(os.path.join(inp, mid[5], mid + "-D"))):
+                    drop = True
+            if drop:
+                txn.delete(bytes(k))
+                removed.append(key)
+    return removed
+
+
+# ----------------------------------------------------------------------
+# Rules
+
+_ERROR_CODES = {
+    "quota": ERRNO_EXIMQUOTA, "refused": E.ECONNREFUSED,
+    "timeout": E.ETIMEDOUT, "auth_failed": ERRNO_AUTHFAIL,
+    "rcpt_4xx": ERRNO_RCPT4XX, "mail_4xx": ERRNO_MAIL4XX,
+    "data_4xx": ERRNO_DATA4XX, "lost_connection": ERRNO_SMTPCLOSED,
+    "tls_required": ERRNO_TLSREQUIRED, "lookup": ERRNO_UNKNOWNHOST,
+}
+
+
+def rule_errno(rule: Any) -> tuple[int, int]:
+    """(basic_errno, more_errno) of a parsed rule, as Exim's
+    readconf_retry_error() encodes them."""
+    basic = _ERROR_CODES.get(rule.basic_error, 0)
+    more = rule.more_errno
+    if basic == ERRNO_EXIMQUOTA:
+        return basic, int(more or 0)
+    if basic == E.ECONNREFUSED:
+        return basic, ord(more) if more else 0
+    if basic == E.ETIMEDOUT:
+        m = 0
+        text = (more or "").lower()
+        if text.startswith("connect"):
+            m |= RTEF_CTOUT
+            text = text[7:].lstrip("_")
+        if text in ("a", "mx"):
+            m |= ord(text[0].upper())
+        return basic, m
+    if basic in (ERRNO_RCPT4XX, ERRNO_MAIL4XX, ERRNO_DATA4XX):
+        d = str(more or "xx")
+        if d == "xx":
+            wanted = 255
+        elif d[1] == "x":
+            wanted = 100 + int(d[0]) * 10
+        else:
+            wanted = int(d)
+        return basic, wanted << 8
+    return basic, 0
+
+
+def _error_matches(rule: Any, basic_errno: int, more_errno: int) -> bool:
+    r_basic, r_more = rule_errno(rule)
+    if r_basic == 0:
+        return True
+    if r_basic == ERRNO_EXIMQUOTA:
+        if basic_errno not in (ERRNO_EXIMQUOTA, E.EDQUOT, E.ENOSPC):
+            return False
+        return not (r_more and r_more > more_errno)
+    if r_basic == ERRNO_TLSREQUIRED:
+        return basic_errno in (ERRNO_TLSREQUIRED, ERRNO_TLSFAILURE)
+    if r_basic in (ERRNO_RCPT4XX, ERRNO_MAIL4XX, ERRNO_DATA4XX):
+        if basic_errno != r_basic:
+            return False
+        wanted = (r_more >> 8) & 255
+        if wanted == 255:
+            return True
+        got = (more_errno >> 8) & 255
+        if wanted >= 100:
+            return (got // 10) * 10 == wanted - 100
+        return got == wanted
+    if r_basic == E.ETIMEDOUT:
+        if basic_errno != E.ETIMEDOUT:
+            return False
+        if r_more == RTEF_CTOUT:
+            return bool(more_errno & RTEF_CTOUT)
+        if r_more:
+            cf = more_errno if r_more & RTEF_CTOUT else more_errno & ~RTEF_CTOUT
+            return cf == r_more
+        return True
+    return r_basic == basic_errno and (not r_more or r_more == more_errno)
+
+
+def find_config(config: Any, key: str, alternate: str | None,
+                basic_errno: int, more_errno: int,
+                sender: str | None) -> Any:
+    """Exim's retry_find_config(): the first rule for ``key`` (without its
+    R:/T: prefix), or None."""
+    rules = getattr(config, "retry_rules", None) or []
+    if not rules:
+        return None
+    colon = key.find(":")
+    if colon >= 0:
+        key = key[:colon] if key[:1].isalnum() else key[key.rfind(":") + 1:]
+    if "@" not in key:
+        key = "*@" + key
+    alt = f"*@{alternate}" if alternate else None
+    from eximpy import match as M
+    from eximpy.expand import ExpandContext
+    ctx = ExpandContext(config=config)
+    for rule in rules:
+        if not _error_matches(rule, basic_errno, more_errno):
+            continue
+        if rule.senders is not None:
+            if sender is None:
+                continue
+            rc, _v = M.match_address_list(ctx, sender, rule.senders,
+                                          expand=True)
+            if rc != M.OK:
+                continue
+        rc, _v = M.match_address_list(ctx, key, rule.pattern, expand=True)
+        if rc == M.OK:
+            return rule
+        if alt is not None:
+            rc, _v = M.match_address_list(ctx, alt, rule.pattern, expand=True)
+            if rc == M.OK:
+                return rule
+    return None
+
+
+def ultimate_address_timeout(config: Any, key: str, domain: str | None,
+                             rec: RetryRecord, received_time: float,
+                             sender: str | None, now: float) -> bool:
+    """Exim's retry_ultimate_address_timeout(): whether the message has
+    been queued longer than the last cutoff of the matching rule (or there
+    is no rule)."""
+    rule = find_config(config, key[2:], domain, rec.basic_errno,
+                       rec.more_errno, sender)
+    if rule is None or not rule.items:
+        return True
+    return now - received_time > rule.items[-1].timeout
+
+
+# ----------------------------------------------------------------------
+# Per-delivery state
+
+class DeliveryRetry:
+    """Retry handling for one delivery attempt of one message."""
+
+    def __init__(self, config: Any, msg: Any, forced: bool = False,
+                 queue_run: bool = False, now: float | None = None) -> None:
+        self.config = config
+        self.msg = msg
+        self.forced = forced
+        self.queue_run = queue_run
+        self.now = int(time.time() if now is None else now)
+        self.spool = _spool(config)
+        self.expire = config.main.get("retry_data_expire")
+        if self.expire is None:
+            self.expire = 604800
+        self._db: Any = None
+
+    # -- reading --------------------------------------------------------
+    def _read(self, key: str) -> RetryRecord | None:
+        if self._db is None:
+            if not _exists(self.spool):
+                return None
+            self._db = open_db(self.spool)
+        data = self._db.read(key.encode("utf-8", "surrogateescape"))
+        return RetryRecord.unpack(data) if data is not None else None
+
+    def _fresh(self, key: str) -> RetryRecord | None:
+        rec = self._read(key)
+        if rec is not None and self.now - rec.time_stamp > self.expire:
+            return None
+        return rec
+
+    @property
+    def _sender(self) -> str:
+        return self.msg.sender or ""
+
+    # -- routing ----------------------------------------------------------
+    def routing_skip(self, addr: Any) -> bool:
+        """Set the R: keys; True (with the address's message and errno set)
+        when routing is to be deferred because its retry time has not come."""
+        addr.domain_retry_key = f"R:{addr.domain}"
+        addr.address_retry_key = f"R:{addr.local_part}@{addr.domain}"
+        drec = self._fresh(addr.domain_retry_key)
+        arec = self._fresh(addr.address_retry_key)
+        if arec is None:
+            arec = self._fresh(f"{addr.address_retry_key}:<{self._sender}>")
+        if self.queue_run and not self.forced and (
+                (drec is not None and self.now < drec.next_try
+                 and not drec.expired)
+                or (arec is not None and self.now < arec.next_try)) and (
+                drec is not None or arec is None or
+                not ultimate_address_timeout(
+                    self.config, addr.address_retry_key, addr.domain, arec,
+                    self.msg.received_time, self._sender, self.now)):
+            addr.message = "retry time not reached"
+            addr.basic_errno = ERRNO_RRETRY
+            return True
+        addr.dr_retry_exists = drec is not None or arec is not None
+        return False
+
+    def after_routing(self, addr: Any, old_domain: str, deferred: bool) -> None:
+        """Exim's routing-loop retry items: an R: update after a routing
+        defer, deletes of the old records after any other result."""
+        if deferred:
+            r = addr.router
+            ulp = False
+            if r is not None:
+                try:
+                    ulp = bool(r.get("retry_use_local_part"))
+                except KeyError:
+                    ulp = False
+            add_item(addr, f"R:{addr.local_part}@{addr.domain}" if ulp
+                     else f"R:{addr.domain}")
+        elif getattr(addr, "dr_retry_exists", False):
+            akey = getattr(addr, "address_retry_key",
+                           f"R:{addr.local_part}@{addr.domain}")
+            add_item(addr, f"{akey}:<{self._sender}>", RF_DELETE)
+            add_item(addr, akey, RF_DELETE)
+            add_item(addr, getattr(addr, "domain_retry_key",
+                                   f"R:{addr.domain}"), RF_DELETE)
+            if addr.domain != old_domain:
+                add_item(addr, f"R:{old_domain}", RF_DELETE)
+
+    # -- local transports -------------------------------------------------
+    def transport_key(self, addr: Any) -> str:
+        if addr.pfr:
+            return f"T:{addr.unique}"
+        ulp = True
+        tp = addr.transport
+        if tp is not None:
+            try:
+                ulp = bool(tp.get("retry_use_local_part"))
+            except KeyError:
+                ulp = True
+        return (f"T:{addr.local_part}@{addr.domain}" if ulp
+                else f"T:{addr.domain}")
+
+    def transport_skip(self, addr: Any) -> bool:
+        """True (message and errno set) when a local delivery is to be
+        deferred because its retry time has not come."""
+        key = self.transport_key(addr)
+        rec = self._read(key)
+        if rec is None:
+            return False
+        addr.lt_retry_exists = True
+        if not (self.queue_run and not self.forced):
+            return False
+        ok = (self.now - rec.time_stamp > self.expire or
+              self.now >= rec.next_try or rec.expired)
+        if not ok:
+            ok = ultimate_address_timeout(
+                self.config, key, addr.domain, rec, self.msg.received_time,
+                self._sender, self.now)
+        if ok:
+            return False
+        addr.message = "Retry time not yet reached"
+        addr.basic_errno = ERRNO_LRETRY
+        return True
+
+    def after_transport(self, addr: Any, deferred: bool) -> None:
+        if deferred or getattr(addr, "lt_retry_exists", False):
+            add_item(addr, self.transport_key(addr),
+                     0 if deferred else RF_DELETE)
+
+    # -- remote hosts -------------------------------------------------------
+    def check_host(self, domain: str, host_name: str, host_address: str,
+                   port: str = "", include_ip: bool = True,
+                   message_id: str | None = None) -> tuple[str, str | None, str | None]:
+        """Exim's retry_check_address() for the smtp transport:
+        (status, host_key, message_key) with status "usable",
+        "usable_expired", "unusable" or "unusable_expired"."""
+        hkey = (f"T:{host_name.lower()}:{host_address}{port}" if include_ip
+                else f"T:{host_name.lower()}{port}")
+        mkey = f"{hkey}:{message_id or self.msg.id}"
+        hrec = self._fresh(hkey)
+        mrec = self._fresh(mkey)
+        status = "usable"
+        out_h = out_m = None
+        if hrec is not None:
+            out_h = hkey
+            if self.now < hrec.next_try and not self.forced:
+                if not hrec.expired and ultimate_address_timeout(
+                        self.config, hkey, domain, hrec,
+                        self.msg.received_time, self._sender, self.now):
+                    return "usable", None, None
+                return ("unusable_expired" if hrec.expired else "unusable",
+                        out_h, None)
+            if hrec.expired:
+                status = "usable_expired"
+        if mrec is not None:
+            out_m = mkey
+            if self.now < mrec.next_try and not self.forced:
+                if not ultimate_address_timeout(
+                        self.config, hkey, domain, mrec,
+                        self.msg.received_time, self._sender, self.now):
+                    return "unusable", out_h, out_m
+                return "usable", out_h, out_m
+        return status, out_h, out_m
+
+    # -- the end-of-delivery update -----------------------------------------
+    def update(self, succeeded: list[Any], failed: list[Any],
+               deferred: list[Any],
+               log: Callable[[Any, str], None]) -> list[Any]:
+        """Exim's retry_update().  ``deferred`` is walked from its most
+        recent end; an address that times out is removed from it, marked
+        (``retry_timedout``), its message extended, logged through ``log``
+        and returned (the caller adds it to its failed list)."""
+        if not any(getattr(a, "retries", None) for chain in
+                   (succeeded, failed, deferred) for b in chain
+                   for a in _lineage(b)):
+            return []
+        from eximpy import hintsdb  # noqa: F401 - opened below
+        db = open_db(self.spool)
+        timed_out_addrs: list[Any] = []
+        now = self.now
+        message_age = now - int(self.msg.received_time)
+        rimax = self.config.main.get("retry_interval_max")
+        if rimax is None:
+            rimax = 86400
+        no_defer = not deferred
+        with db.write() as txn:
+            for which, chain in ((0, succeeded), (1, failed),
+                                 (2, list(reversed(deferred)))):
+                for endaddr in chain:
+                    timed_out = False
+                    for addr in _lineage(endaddr):
+                        update_count = timedout_count = 0
+                        for rti in getattr(addr, "retries", None) or []:
+                            if no_defer and rti.flags & RF_MESSAGE:
+                                rti.flags |= RF_DELETE
+                            bkey = rti.key.encode("utf-8", "surrogateescape")
+                            if rti.flags & RF_DELETE:
+                                txn.delete(bkey)
+                                continue
+                            update_count += 1
+                            rule = find_config(
+                                self.config, rti.key[2:],
+                                addr.domain if rti.flags & RF_HOST else None,
+                                rti.basic_errno, rti.more_errno,
+                                self._sender)
+                            if rule is None:
+                                if addr is endaddr:
+                                    timedout_count += 1
+                                continue
+                            if rti.basic_errno > 0:
+                                text = os.strerror(rti.basic_errno)
+                            elif rti.message is None:
+                                text = "unknown error"
+                            else:
+                                from eximpy.log.format import printing
+                                text = printing(rti.message)
+                            text = text[:150]
+                            old = txn.get(bkey)
+                            rec = RetryRecord.unpack(bytes(old)) if old else None
+                            if rec is not None and now - rec.time_stamp > self.expire:
+                                rec = None
+                            if rec is None:
+                                rec = RetryRecord(now, now, now, now)
+                            failing = now - rec.first_failed
+                            if not rti.flags & RF_HOST and message_age > failing:
+                                failing = message_age
+                            item = None
+                            final = None
+                            for it in rule.items:
+                                if failing <= it.timeout:
+                                    item = it
+                                    break
+                                final = it
+                            if item is not None:
+                                rec.expired = False
+                            else:
+                                item = final
+                                rec.expired = True
+                                if addr is endaddr:
+                                    timedout_count += 1
+                            if (self.msg.received_time <= rec.first_failed
+                                    and addr is endaddr and not rec.expired
+                                    and item is not None):
+                                last = rule.items[-1]
+                                if now - self.msg.received_time > last.timeout:
+                                    timedout_count += 1
+                                    item = None
+                            next_try = now if item is None else \
+                                now + _next_gap(item, rec, now)
+                            if next_try - now > rimax:
+                                next_try = now + rimax
+                            rec.time_stamp = now
+                            rec.last_try = now
+                            rec.next_try = next_try
+                            rec.basic_errno = rti.basic_errno
+                            rec.more_errno = rti.more_errno
+                            rec.text = text
+                            txn.put(bkey, rec.pack())
+                        if update_count > 0 and update_count == timedout_count:
+                            if not getattr(endaddr, "retry_skipped", False):
+                                timed_out = True
+                    if which == 2 and timed_out and \
+                            getattr(endaddr, "retries", None):
+                        endaddr.retry_timedout = True
+                        endaddr.message = (
+                            f"{endaddr.message}: retry timeout exceeded"
+                            if endaddr.message else "retry timeout exceeded")
+                        um = getattr(endaddr, "user_message", None)
+                        endaddr.user_message = (
+                            f"{um}: retry timeout exceeded" if um
+                            else "retry timeout exceeded")
+                        deferred.remove(endaddr)
+                        timed_out_addrs.append(endaddr)
+                        p = endaddr.parent
+                        log(endaddr, f"** {endaddr.address}"
+                            + (f" <{p.address}>" if p is not None else "")
+                            + ": retry timeout exceeded")
+        return timed_out_addrs
+
+
+def _lineage(addr: Any) -> list[Any]:
+    out = []
+    a = addr
+    while a is not None:
+        out.append(a)
+        a = a.parent
+    return out
+
+
+def _next_gap(item: Any, rec: RetryRecord, now: int) -> int:
+    """The gap to the next try from one F/G/H rule item."""
+    if item.letter == "F":
+        return item.p1
+    predicted = rec.next_try - rec.last_try
+    actual = now - rec.last_try
+    lastgap = min(predicted, actual)
+    next_gap = lastgap * item.p2 // 1000
+    if item.letter == "G":
+        return item.p1 if lastgap < item.p1 else next_gap
+    gap = item.p1
+    if next_gap > item.p1:
+        gap += random.randrange(next_gap - item.p1) // 2 + (next_gap - item.p1) // 2
+    return gap

@@ -1,0 +1,269 @@
+"""The retry hints database against real Exim: the same queued message is
+delivered by `exim -M`, then queue runs (`-q`, `-qf`) follow, on Exim's
+spool and on a copy handled by eximpy; the main log lines, the message
+logs, what stays queued, and the retry records (exim_dumpdb against
+eximpy's exinext --dump) must agree.
+
+Deferrals come from a pipe exiting with a temp_errors code, an appendfile
+into a missing directory, an appendfile over its quota and a redirect
+router's :defer:.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from oracle import EXIM, GOLDEN, keep_golden
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+WORK = ROOT / "tests" / "_work" / "retry"
+DELIVER_MAIN = HERE / "deliver_main.py"
+
+# eximpy's queue run, with retry times applied (queue_run=True); the
+# daemon/`-q` front door is eximpy.proc.queuerun.
+QRUN = """
+import sys
+sys.path.insert(0, %r)
+from eximpy.cli.main import load
+from eximpy.cli.options import parse_args
+from eximpy.proc.queuerun import queued_ids
+from eximpy.deliver.deliver import deliver_message
+inv = parse_args(["exim"] + sys.argv[1:])
+config = load(inv)
+for mid in queued_ids(config):
+    deliver_message(config, mid, forced=inv.deliver_force, queue_run=True)
+""" % str(ROOT)
+
+CONF = """\
+primary_hostname = vm.example
+qualify_domain = example.org
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+never_users = root
+keep_environment =
+@SELECTOR@
+begin routers
+d:
+  driver = redirect
+  local_parts = dd
+  data = :defer: not now
+  allow_defer
+q:
+  driver = accept
+  local_parts = qq
+  transport = quota
+nd:
+  driver = accept
+  local_parts = nodir
+  transport = strict
+r1:
+  driver = accept
+  local_parts = tf : ok
+  transport = ${if eq{$local_part}{tf}{tfpipe}{mbox}}
+begin transports
+mbox:
+  driver = appendfile
+  file = @ROOT@/mail/$local_part_data
+  user = nobody
+strict:
+  driver = appendfile
+  file = @ROOT@/nonexistent/$local_part_data
+  create_directory = false
+  user = nobody
+quota:
+  driver = appendfile
+  file = @ROOT@/mail/$local_part_data
+  user = nobody
+  quota = 10
+tfpipe:
+  driver = pipe
+  command = /bin/sh -c "exit 75"
+  user = nobody
+  temp_errors = 75
+begin retry
+@RULES@
+"""
+
+
+def _prepare(root: Path, conf: str) -> Path:
+    if root.exists():
+        shutil.rmtree(root)
+    for d in ("spool", "log", "mail"):
+        (root / d).mkdir(parents=True)
+    (root / "mail").chmod(0o777)
+    for d in ("spool", "log"):
+        shutil.chown(root / d, "Debian-exim", "Debian-exim")
+    path = root / "exim.conf"
+    path.write_text(conf.replace("@ROOT@", str(root)))
+    return path
+
+
+def _copy_spool(ex: Path, py: Path) -> None:
+    shutil.rmtree(py / "spool")
+    shutil.copytree(ex / "spool", py / "spool")
+    for d, _, files in os.walk(py / "spool"):
+        shutil.chown(d, "Debian-exim", "Debian-exim")
+        for f in files:
+            shutil.chown(os.path.join(d, f), "Debian-exim", "Debian-exim")
+
+
+def _eximpy(conf: Path, args: list[str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if args[0].startswith("-q"):
+        subprocess.run([sys.executable, "-c", QRUN, "-C", str(conf)] + args,
+                       capture_output=True, env=env, timeout=120)
+    else:
+        subprocess.run([sys.executable, str(DELIVER_MAIN), "-C", str(conf)]
+                       + args, capture_output=True, env=env, timeout=120)
+
+
+def _norm(root: Path, text: str) -> str:
+    text = text.replace(str(root), "@ROOT@")
+    text = re.sub(r"\.lock\.([^.\s]+(?:\.[^.\s]+)*)\.[0-9a-f]{8}\.[0-9a-f]{8}",
+                  r".lock.\1.TIME.PID", text)
+    return text
+
+
+def _log(root: Path, mid: str) -> list[str]:
+    out = []
+    for ln in (root / "log" / "mainlog").read_text().splitlines():
+        ln = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "", ln)
+        if ln.startswith(mid + " ") and " <= " not in ln:
+            out.append(_norm(root, ln))
+    return out
+
+
+def _msglog(root: Path, mid: str) -> list[str]:
+    p = root / "spool" / "msglog" / mid
+    if not p.exists():
+        return []
+    return [_norm(root, re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "", ln))
+            for ln in p.read_text().splitlines()]
+
+
+def _dump_exim(root: Path) -> list[str]:
+    p = subprocess.run(["/usr/sbin/exim_dumpdb", str(root / "spool"), "retry"],
+                       capture_output=True, text=True)
+    return _dump_norm(root, p.stdout)
+
+
+def _dump_eximpy(root: Path) -> list[str]:
+    p = subprocess.run([sys.executable, str(ROOT / "spool_tools" / "exinext.py"),
+                        "--dump", str(root / "spool")],
+                       capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return _dump_norm(root, p.stdout)
+
+
+def _dump_norm(root: Path, text: str) -> list[str]:
+    """Keys, errors and texts; the three times reduced to their order
+    (first failed <= last try, and next try - last try)."""
+    out = []
+    lines = text.splitlines()
+    for i in range(0, len(lines) - 1, 2):
+        head, times = lines[i], lines[i + 1]
+        m = re.match(r"(\d\d-\w{3}-\d{4} \d\d:\d\d:\d\d)  (\S+ \S+)  (\S+ \S+)"
+                     r" ?(\*?)$", times)
+        assert m, times
+        import datetime as dt
+        t = [dt.datetime.strptime(m.group(k), "%d-%b-%Y %H:%M:%S")
+             for k in (1, 2, 3)]
+        gap = int((t[2] - t[1]).total_seconds())
+        # (appendfile's more_errno for a quota error is the time since the
+        # mailbox was last read: not comparable between two runs)
+        head = re.sub(r"^(  T:\S+ -22) \d+ ", r"\1 N ", head)
+        out.append(f"{_norm(root, head)} | gap={gap} expired={m.group(4)}")
+    return sorted(out)
+
+
+def _run_both(name: str, rules: str, steps: list[list[str] | float],
+              selector: str = "", rcpts: tuple[str, ...] = ("tf", "dd", "qq",
+                                                            "nodir", "ok")):
+    if EXIM is None:
+        pytest.fail("real Exim is needed for the retry differential tests")
+    conf = CONF.replace("@RULES@", rules).replace("@SELECTOR@", selector)
+    ex, py = WORK / name / "exim", WORK / name / "eximpy"
+    cex, cpy = _prepare(ex, conf), _prepare(py, conf)
+    p = subprocess.run([EXIM, "-C", str(cex), "-odq", "-f", "s@example.org"]
+                       + list(rcpts), input=b"Subject: retry\n\nbody\n",
+                       capture_output=True)
+    assert p.returncode == 0, p.stderr
+    mid = next(f.name[:-2] for f in (ex / "spool" / "input").iterdir()
+               if f.name.endswith("-H"))
+    _copy_spool(ex, py)
+    for step in steps:
+        if isinstance(step, float):
+            time.sleep(step)
+            continue
+        args = [a.replace("@ID@", mid) for a in step]
+        subprocess.run([EXIM, "-C", str(cex)] + args, capture_output=True,
+                       timeout=120)
+        _eximpy(cpy, args)
+    return ex, py, mid
+
+
+def _compare(name: str, ex: Path, py: Path, mid: str) -> None:
+    lx, lp = _log(ex, mid), _log(py, mid)
+    keep_golden(GOLDEN / "delivery_retry" / f"{name}.mainlog",
+                "\n".join(lx).replace(mid, "MSGID") + "\n")
+    assert lp == lx
+    assert _msglog(py, mid) == _msglog(ex, mid)
+    for side in (ex, py):
+        assert (side / "mail" / "ok").read_text().count("Subject: retry") == 1
+    assert (py / "spool" / "input" / f"{mid}-H").exists() == \
+        (ex / "spool" / "input" / f"{mid}-H").exists()
+    dx = _dump_exim(ex)
+    keep_golden(GOLDEN / "delivery_retry" / f"{name}.dump", "\n".join(dx) + "\n")
+    assert _dump_eximpy(py) == dx
+
+
+def test_queue_run_skips_until_retry_time():
+    """-M tries everything and writes T:/R: records; a plain -q skips
+    every address (nothing logged by default); -qf tries them again."""
+    name = "skip_default"
+    ex, py, mid = _run_both(name, "* * F,1h,15m",
+                            [["-M", "@ID@"], ["-q"], ["-qf"], ["-q"]])
+    _compare(name, ex, py, mid)
+
+
+def test_retry_defer_selector_off_hides_skips():
+    """retry_defer is a default log selector; with log_selector =
+    -retry_defer the skipped addresses ("routing defer (-52): retry time
+    not reached", "defer (-53): Retry time not yet reached") are not
+    logged, and the message log gets them only on a first attempt."""
+    name = "skip_unlogged"
+    ex, py, mid = _run_both(name, "* * F,1h,15m",
+                            [["-M", "@ID@"], ["-q"], ["-M", "@ID@"], ["-q"]],
+                            selector="log_selector = -retry_defer")
+    _compare(name, ex, py, mid)
+
+
+def test_cutoff_times_out_addresses():
+    """Past the rule's cutoff the ultimate address timeout lets a queue run
+    try again, and the failures time out: "** ...: retry timeout
+    exceeded", a bounce, and the message completes."""
+    name = "cutoff"
+    ex, py, mid = _run_both(name, "* * F,3s,1h",
+                            [["-M", "@ID@"], ["-q"], 4.0, ["-q"]])
+    _compare(name, ex, py, mid)
+
+
+def test_rule_without_parameters_and_specific_errors():
+    """A rule with no parameter sets times out at once; an error-specific
+    rule (quota) applies only to that error; a domain/address pattern picks
+    its addresses."""
+    name = "rules"
+    rules = ("tf@example.org * \n"
+             "* quota F,1h,10m\n"
+             "nodir@* * G,1h,5m,2\n"
+             "example.org * F,1h,20m")
+    ex, py, mid = _run_both(name, rules, [["-M", "@ID@"], ["-qf"]])
+    _compare(name, ex, py, mid)
