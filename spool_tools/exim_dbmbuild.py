@@ -4,9 +4,10 @@ DESCRIPTION
     exim_dbmbuild [-nolc] [-nozero] [-lastdup] [-nowarn] <source> <output>
 
     Reads "key: data" lines (continuation lines start with white space,
-    '#' lines are comments, keys may be "quoted") and writes an LMDB file
-    that eximpy's dbm, dbmnz and dbmjz lookups read (Exim's own tool writes
-    the host's DBM format, which eximpy does not read).  Keys are lowercased
+    '#' lines are comments, keys may be "quoted") and writes a Berkeley DB
+    hash file, as Debian's Exim's own tool does: real Exim's dbm, dbmnz and
+    dbmjz lookups read it, and eximpy's read files Exim's tool built (see
+    eximpy/lookups/dbm.py).  Keys are lowercased
     unless -nolc; a NUL is appended to keys and data unless -nozero; the
     first of duplicate keys wins unless -lastdup.  Prints "N entries
     written" and, for duplicates, a count and '** Duplicate key "k"' lines
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from eximpy.lookups.dbm import build
     try:
         build(seen.items(), dst)
-    except Exception as e:  # lmdb errors
+    except Exception as e:  # Berkeley DB or file system errors
         print(f"exim_dbmbuild: {e}")
         return 2
     n = len(seen)

@@ -1,9 +1,12 @@
-"""dbm, dbmnz, dbmjz: keyed files built by exim_dbmbuild, served from LMDB.
+"""dbm, dbmnz, dbmjz: Berkeley DB files, as Debian's Exim reads them.
 
 DESCRIPTION
-    Exim's dbm lookups read the host's DBM library format (Berkeley DB on
-    Debian).  eximpy stores the same keys and data in an LMDB file (one
-    file, no sub-directory) built by spool_tools/exim_dbmbuild.py:
+    Debian's Exim 4.96 is built with Berkeley DB 5.3: its dbm lookups open
+    the file with type "unknown" (a hash or a btree file), and its
+    exim_dbmbuild writes a hash file under exactly the name given.  eximpy
+    reads and writes the same files through the berkeleydb module (Debian
+    package libdb5.3-dev to build it), so files built by either exim_dbmbuild
+    serve both programs:
 
       dbm     keys are stored with a terminating NUL byte (exim_dbmbuild's
               default), so the lookup adds one
@@ -11,21 +14,37 @@ DESCRIPTION
       dbmjz   the key is a list; its items are joined with NUL bytes and
               looked up without a terminating NUL
 
-    Data values are stored as they are (exim_dbmbuild also adds a NUL to the
-    data unless -nozero; it is removed on reading).
+    A data value is returned up to its first NUL (Exim copies it as a C
+    string).  A file that cannot be opened as a Berkeley DB file gives
+    Exim's 'failed to open <file> as a db (v4.1+) file: <error>'.
+
+    build(pairs, path) writes a hash file atomically (a temporary file in
+    the same directory, then rename), for spool_tools/exim_dbmbuild.py.
 
 SEE ALSO
     spec sections "Single-key lookup types" (dbm ...) and "exim_dbmbuild".
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from eximpy.lookups import register
-from eximpy.lookups.base import Lookup, LookupDefer, LookupFailure
+from eximpy.lookups.base import Lookup, LookupFailure
 
 
-_ENVS: dict[str, tuple] = {}   # cache: path -> ((inode, mtime), lmdb env)
+def _bdb():
+    from berkeleydb import db
+    return db
+
+
+def _open_error(filename: str, err: int | None) -> LookupFailure:
+    # Exim reports errno after the failed open; for a file that exists but
+    # is not a database Berkeley DB leaves ENOENT there.
+    if not err or err in (errno.EINVAL, -30972) or err < 0:
+        err = errno.ENOENT
+    return LookupFailure(f"failed to open {filename} as a db (v4.1+) file: "
+                         f"{os.strerror(err)}")
 
 
 class DBMLookup(Lookup):
@@ -36,23 +55,19 @@ class DBMLookup(Lookup):
         self.names = (name,)
 
     def open(self, filename):
-        import lmdb
-        if not os.path.exists(filename):
-            raise LookupFailure(f"failed to open {filename} as a db (v4.1+) file: No such "
-                                f"file or directory")
-        st = os.stat(filename)
-        cached = _ENVS.get(filename)
-        if cached is not None and cached[0] == (st.st_ino, st.st_mtime_ns):
-            return cached[1]
+        db = _bdb()
         try:
-            if cached is not None:
-                cached[1].close()
-            env = lmdb.open(filename, subdir=False, readonly=True, lock=False,
-                            max_dbs=0)
-            _ENVS[filename] = ((st.st_ino, st.st_mtime_ns), env)
-        except lmdb.Error as e:
-            raise LookupFailure(f"failed to open {filename} as a db (v4.1+) file: {e}")
-        return env
+            os.stat(filename)
+        except OSError as e:
+            raise _open_error(filename, e.errno)
+        d = db.DB()
+        try:
+            d.open(filename, None, db.DB_UNKNOWN, db.DB_RDONLY)
+        except db.DBError as e:
+            d.close()
+            code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+            raise _open_error(filename, code)
+        return d
 
     def find(self, handle, filename, key, opts, ctx):
         from eximpy.expand.operators import to_bytes, from_bytes
@@ -63,17 +78,16 @@ class DBMLookup(Lookup):
             k = to_bytes(key)
         else:
             k = to_bytes(key) + b"\0"
-        with handle.begin() as txn:
-            v = txn.get(k)
+        v = handle.get(k)
         if v is None:
             return None
-        v = bytes(v)
-        if v.endswith(b"\0"):
-            v = v[:-1]
+        z = v.find(b"\0")
+        if z >= 0:
+            v = v[:z]
         return from_bytes(v)
 
     def close(self, handle):
-        return None     # LMDB environments stay open (one per file per process)
+        handle.close()
 
 
 for _n in ("dbm", "dbmjz", "dbmnz"):
@@ -81,28 +95,24 @@ for _n in ("dbm", "dbmjz", "dbmnz"):
 
 
 def build(pairs, path: str) -> int:
-    """Write (key bytes, data bytes) pairs to a new LMDB file at path
-    (atomically); returns the number of records."""
-    import lmdb
-    tmp = f"{path}.tmp{os.getpid()}"
-    for p in (tmp, tmp + "-lock"):
-        try:
-            os.unlink(p)
-        except FileNotFoundError:
-            pass
-    pairs = list(pairs)
-    size = max(1 << 20, sum(len(k) + len(v) + 64 for k, v in pairs) * 4)
-    env = lmdb.open(tmp, subdir=False, map_size=size, lock=False)
-    n = 0
-    with env.begin(write=True) as txn:
-        for k, v in pairs:
-            if txn.put(k, v, overwrite=False):
-                n += 1
-    env.sync(True)
-    env.close()
-    os.replace(tmp, path)
+    """Write (key bytes, data bytes) pairs to a new Berkeley DB hash file at
+    ``path`` (atomically); returns the number of records."""
+    db = _bdb()
+    d_name, b_name = os.path.split(path)
+    tmp = os.path.join(d_name, f".{b_name}.dbmbuild_temp{os.getpid()}")
     try:
-        os.unlink(tmp + "-lock")
+        os.unlink(tmp)
     except FileNotFoundError:
         pass
+    d = db.DB()
+    n = 0
+    try:
+        d.open(tmp, None, db.DB_HASH, db.DB_CREATE | db.DB_EXCL, 0o644)
+        for k, v in pairs:
+            d.put(k, v)
+            n += 1
+        d.sync()
+    finally:
+        d.close()
+    os.replace(tmp, path)
     return n

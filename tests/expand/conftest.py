@@ -101,7 +101,7 @@ def make_work() -> Path:
                       "insert into t values (4, 'four', null);")
     con.commit()
     con.close()
-    # dbm: real Exim reads Berkeley DB (its own exim_dbmbuild), eximpy LMDB.
+    # dbm: Berkeley DB files from real exim_dbmbuild (exim/) and from ours (py/).
     src = str(FIX / "dbin")
     exb = shutil.which("exim_dbmbuild")
     if exb:

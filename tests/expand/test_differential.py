@@ -120,6 +120,24 @@ def test_dbm(work):
     compare("dbm", lines, dbm=True)
 
 
+def test_dbm_cross(work):
+    """Files built by our exim_dbmbuild read by real Exim, and files built by
+    real exim_dbmbuild read by eximpy: the same answers."""
+    lines = ["${lookup{k1}dbm{@D@/d1}}", "${lookup{K1}dbm{@D@/d1}}",
+             "${lookup{k2}dbm{@D@/d1}}", "${lookup{q k}dbm{@D@/d1}}",
+             "${lookup{k1}dbmnz{@D@/d1}{y}{n}}", "${lookup{k1}dbmnz{@D@/d2}}",
+             "${lookup{k2}dbmnz{@D@/d2}}", "${lookup{q k}dbmnz{@D@/d2}}",
+             "${lookup{k1}dbm{@D@/d2}{y}{n}}", "${lookup{k1:k2}dbmjz{@D@/d2}{y}{n}}",
+             "${lookup{K1}dbm{@D@/d3}{y}{n}}", "${lookup{k1}dbm{@D@/d3}}",
+             "${lookup{nokey}dbm*{@D@/d1}{y}{n}}", "${lookup{k2}partial-dbm{@D@/d1}}"]
+    conf = str(WORK / "conf")
+    exim_reads_ours = run_exim("dbm_cross", lines, conf, None, str(WORK / "py"))
+    ours_reads_exim = run_eximpy(lines, conf, None, str(WORK / "exim"))
+    assert ours_reads_exim == exim_reads_ours
+    ours_reads_ours = run_eximpy(lines, conf, None, str(WORK / "py"))
+    assert ours_reads_ours == exim_reads_ours
+
+
 def test_args_and_front_door(work):
     """`eximpy -C conf -be arg...` through the real command line."""
     conf = str(WORK / "conf")
