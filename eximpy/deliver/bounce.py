@@ -21,8 +21,17 @@ DESCRIPTION
     from bounce_message_file / warn_message_file (read_template), returned
     pipe output, ENVID / ORCPT / RET=HDRS.
 
-    Not implemented yet: bounce_return_size_limit / bounce_return_body,
-    errors_reply_to, bounce_sender_authentication, Will-Retry-Until.
+    errors_reply_to adds a Reply-To: header to bounces, warnings and DSNs.
+    The returned message is headers only (text/rfc822-headers) for RET=HDRS,
+    when bounce_return_body is false, when a received line was longer than
+    bounce_return_linesize_limit, or when the -D file is larger than
+    bounce_return_size_limit rounded up to a multiple of 8K (Exim's
+    DELIVER_IN_BUFFER_SIZE); the last two (and bounce_return_body false with
+    RET=FULL) add "X-Exim-DSN-Information: Due to administrative limits only
+    headers are returned".  Exim 4.96 ignores bounce_return_message (its
+    deliver.c says so), and so does eximpy.
+
+    Not implemented yet: bounce_sender_authentication, Will-Retry-Until.
 
 SEE ALSO
     spec chapter 48 "Customizing bounce and warning messages"; RFC 3464;
@@ -36,7 +45,11 @@ import random
 import time
 from typing import Any
 
+DSN_RET_FULL = 1
 DSN_RET_HDRS = 2
+DELIVER_IN_BUFFER_SIZE = 8192
+DSN_LIMIT_HEADER = ("X-Exim-DSN-Information: Due to administrative limits "
+                    "only headers are returned")
 NOTIFY_NEVER = 0x02
 NOTIFY_SUCCESS = 0x04
 NOTIFY_FAILURE = 0x08
@@ -71,6 +84,33 @@ def _describe(addr: Any) -> list[str]:
         for ln in msg.splitlines():
             lines.append(f"    {ln}")
     return lines
+
+
+def _reply_to(config: Any) -> list[str]:
+    """The Reply-To: header line from errors_reply_to, if set."""
+    text = config.main.get("errors_reply_to")
+    return [f"Reply-To: {text}"] if text else []
+
+
+def returned_part(config: Any, msg: Any, body: bytes) -> tuple[bool, str | None]:
+    """(headers only, extra header) for the returned message of a bounce,
+    as Exim 4.96 decides them."""
+    main = config.main
+    ret = getattr(msg, "dsn_ret", 0)
+    if ret == DSN_RET_HDRS:
+        return True, None
+    if not main.get("bounce_return_body"):
+        return True, DSN_LIMIT_HEADER if ret == DSN_RET_FULL else None
+    limit = main.get("bounce_return_size_limit") or 0
+    most = (limit // DELIVER_IN_BUFFER_SIZE + 1) * DELIVER_IN_BUFFER_SIZE
+    linesize = main.get("bounce_return_linesize_limit")
+    if linesize is None:
+        linesize = 998
+    dsize = len(msg.id) + 3 + len(body)
+    if (getattr(msg, "max_received_linelength", 0) or 0) > linesize or \
+            (limit > 0 and dsize > most):
+        return True, DSN_LIMIT_HEADER
+    return False, None
 
 
 def read_template(path: str) -> list[str] | None:
@@ -111,6 +151,7 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
             tops.append(top.address)
     h = [
         "X-Failed-Recipients: " + ",\n  ".join(tops),
+        *_reply_to(config),
         "Auto-Submitted: auto-replied",
         f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
         f"To: {to or msg.sender}",
@@ -124,7 +165,8 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
         h[-1] = items[0].rstrip("\n")
     mid_hdr = msg.header("message-id")
     if mid_hdr is not None:
-        h[4] = "References: " + mid_hdr.text.split(":", 1)[1].strip()
+        k = next(i for i, x in enumerate(h) if x.startswith("References: "))
+        h[k] = "References: " + mid_hdr.text.split(":", 1)[1].strip()
     out = ["\n".join(h), "\n\n",
            f"--{boundary}\n",
            "Content-type: text/plain; charset=us-ascii\n\n"]
@@ -168,13 +210,15 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
         out.append(f"Action: failed\nFinal-Recipient: rfc822;{top.address}\n"
                    "Status: 5.0.0\n")
     out.append(f"\n--{boundary}\n")
-    headers_only = getattr(msg, "dsn_ret", 0) == DSN_RET_HDRS
+    headers_only, extra = returned_part(config, msg, body)
     out.append("Content-type: text/rfc822-headers\n\n" if headers_only
                else "Content-type: message/rfc822\n\n")
     out.append(f"Return-path: <{msg.sender}>\n")
     for hd in msg.headers:
         if hd.type != "*":
             out.append(hd.text)
+    if extra:
+        out.append(extra + "\n")
     out.append("\n")
     data = "".join(out).encode("utf-8", "surrogateescape")
     if not headers_only:
@@ -224,7 +268,8 @@ def success_dsn_text(config: Any, msg: Any, delivered: list[Any],
     mid_hdr = msg.header("message-id")
     refs = mid_hdr.text.split(":", 1)[1].strip() if mid_hdr is not None \
         else f"<E{msg.id}@{primary}>"
-    h = [f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
+    h = [*_reply_to(config),
+         f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
          "Auto-Submitted: auto-generated",
          f"To: {msg.sender}",
          "Subject: Delivery Status Notification",
@@ -291,7 +336,8 @@ def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
     mid_hdr = msg.header("message-id")
     refs = mid_hdr.text.split(":", 1)[1].strip() if mid_hdr is not None \
         else f"<E{msg.id}@{primary}>"
-    h = ["Auto-Submitted: auto-replied",
+    h = [*_reply_to(config),
+         "Auto-Submitted: auto-replied",
          f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
          f"To: {msg.sender}",
          f"References: {refs}",
