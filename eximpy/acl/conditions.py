@@ -571,3 +571,8 @@ _DISPATCH = {
     "mime_regex": _unsupported("no MIME ACL support"),
     "dkim_signers": _dkim, "dkim_status": _dkim,
 }
+
+# Content scanning (decode, mime_regex, regex, malware, spam): eximpy.acl.content.
+from eximpy.acl.content import CONTENT_DISPATCH  # noqa: E402
+
+_DISPATCH.update(CONTENT_DISPATCH)

@@ -82,6 +82,7 @@ from typing import Any, Callable, Protocol
 from eximpy.acl.runner import (DEFER, DISCARD, ERROR, FAIL, FAIL_DROP, OK,
                                WHERE_CODES, WHERE_NAMES, AclEnv, AclResult,
                                MinimalAclRunner, match_host_simple)
+from eximpy.acl.content import CONTENT_KEY, content_scan_for, unspool_after
 from eximpy.smtp.address import AddressError, ParseOptions, extract_address
 from eximpy.smtp.dataread import (END_HEADER_LINE, END_HEADER_SIZE,
                                   END_NOT_CRLF, END_SIZE, DataReader)
@@ -2232,6 +2233,8 @@ class Session:
                      "body_zerocount": str(res.body_zerocount),
                      "message_body": Tainted(body.replace("\n", " ")),
                      "recipients": ", ".join(r[0] for r in self.recipients)}
+            # the .eml copy and scan state (eximpy.acl.content)
+            content_scan_for(self, mid, hlines, res, extra)
             if dkim_work:
                 # DKIM verification and acl_smtp_dkim (eximpy.acl.dkim).
                 r = dkim.run_on_receipt(self, res, mid, headers, extra)
@@ -2248,7 +2251,7 @@ class Session:
                 r = self._mime_acl(res, headers, hlines, extra)
                 mbox = r is not None
                 if mbox and (r.rc != OK or not self.opt.acl["data"]):
-                    self._unspool_mbox(mid)
+                    self._unspool_mbox(mid, extra, r)
                     mbox = False
                 if r is not None and r.rc not in (OK, DISCARD):
                     _m, block = self._reject_block(res, received=True,
@@ -2261,8 +2264,7 @@ class Session:
         if self.opt.acl["data"] and discard_by is None:
             r = self._acl("data", self.opt.acl["data"], headers=headers,
                           extra=extra)
-            if mbox:
-                self._unspool_mbox(mid)
+            self._unspool_mbox(mid, extra, r)
             if r.rc not in (OK, DISCARD):
                 _m, block = self._reject_block(res, received=True, mid=mid)
                 done = self._handle_acl_fail("data", r, mid, block)
@@ -2301,13 +2303,12 @@ class Session:
             return
         self._store(msg, res, chunking, user_msg)
 
-    def _unspool_mbox(self, mid: str | None) -> None:
-        """Exim's unspool_mbox() debug line (-bh) once the MIME ACL's
-        message copy is no longer needed (eximpy keeps none)."""
+    def _unspool_mbox(self, mid: str | None, extra: dict[str, Any],
+                      r: Any) -> None:
+        """Exim's unspool_mbox() (eximpy.acl.content): the scan directory
+        goes once the MIME/DATA ACLs are done with it."""
         trace = getattr(self.acl, "trace", None)
-        if self.host_checking and trace is not None:
-            spool = self.opt.get("spool_directory") or ""
-            trace(f"unspool_mbox(): unlinking '{spool}/scan/{mid}/{mid}.eml'")
+        unspool_after(extra, r, trace if self.host_checking else None)
 
     def _mime_acl(self, res: Any, headers: list[tuple[str, str, str]],
                   hlines: list[str], extra: dict[str, Any]
@@ -2320,7 +2321,7 @@ class Session:
             return None
         body = bytes(res.body).decode("utf-8", "surrogateescape")
         r = None
-        for part in mime_parts(hlines, body):
+        for part in mime_parts(hlines, body, extra.get(CONTENT_KEY)):
             v = dict(extra)
             v.update({k: Tainted(val) if k in (
                 "mime_filename", "mime_content_type", "mime_charset",

@@ -1,0 +1,220 @@
+"""The message copy that content scanning works on (Exim's spool_mbox.c).
+
+SUMMARY
+    CONTENT_KEY                     key of the ContentScan in ACL variables
+    ContentScan(spool_directory, message_id, header_lines, body, sender,
+                recipients)
+    scan.mbox_path() -> str        writes <spool>/scan/<id>/<id>.eml once
+    scan.mbox_bytes() -> bytes
+    scan.unspool(trace)            removes the scan directory
+    content_scan_for(session, mid, header_lines, res) -> ContentScan
+    get_content(call) -> ContentScan | None
+
+DESCRIPTION
+    Every content-scanning facility (the MIME ACL, decode, regex,
+    mime_regex, malware, spam) works on an MBOX copy of the message,
+    written when first needed to
+
+        <spool_directory>/scan/<message_id>/<message_id>.eml
+
+    as Exim writes it: a "From <return path or MAILER-DAEMON> <bsd date>"
+    line, X-Envelope-From: / X-Envelope-To: lines, the header lines that
+    are not deleted, a blank line and the body as in the -D file.  Decoded
+    MIME parts go to the same directory.  unspool() removes the directory
+    (with Exim's "unspool_mbox(): unlinking '...'" debug line per file)
+    unless control = no_mbox_unspool was obeyed.
+
+    The object also holds what Exim keeps in globals for one message: the
+    malware and spam results with their "already done" markers, and
+    $mime_part_count after the MIME ACL.  The SMTP session puts one into
+    the variables of the MIME and DATA ACLs under CONTENT_KEY (a name no
+    expansion can reach).
+
+SECURITY
+    The directory is made 0750 and files 0640 (SPOOL_MODE), under the
+    spool directory only; the message id names them, never client data.
+
+SEE ALSO
+    spec 45 "Content scanning at ACL time"; Exim spool_mbox.c.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+CONTENT_KEY = "content scan"       # has a space: not a variable name
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+           "Oct", "Nov", "Dec")
+
+
+def _bsdinbox(t: float) -> str:
+    lt = time.localtime(int(t))
+    return (f"{_DAYS[lt.tm_wday]} {_MONTHS[lt.tm_mon - 1]} {lt.tm_mday:2d} "
+            f"{lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d} {lt.tm_year}")
+
+
+def _b(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
+class ContentScan:
+    """One message's scan directory and content-scanning state."""
+
+    def __init__(self, spool_directory: str, message_id: str,
+                 header_lines: list[str], body: bytes, sender: str | None,
+                 recipients: list[str], return_path: str | None = None
+                 ) -> None:
+        self.spool_directory = spool_directory
+        self.message_id = message_id
+        self.header_lines = header_lines
+        self.body = body
+        self.sender = sender
+        self.recipients = recipients
+        self.return_path = sender if return_path is None else return_path
+        self.spooled = False
+        self.no_unspool = False
+        # Exim's globals for the message
+        self.malware_ok = False
+        self.malware_name: str | None = None
+        self.spam_ok = False
+        self.spam_user: str | None = None
+        self.spam_address: str | None = None
+        self.spam_rc: str | None = None
+        self.spam_vars: dict[str, str] = {}
+        self.mime_part_count = -1
+        self.sticky: dict[str, Any] = {}
+
+    # -- the files ------------------------------------------------------
+    @property
+    def scan_dir(self) -> str:
+        return f"{self.spool_directory}/scan/{self.message_id}"
+
+    def mbox_bytes(self) -> bytes:
+        rp = self.return_path
+        out = [_b(f"From {rp if rp else 'MAILER-DAEMON'} "
+                  f"{_bsdinbox(time.time())}\n")]
+        if self.sender:
+            out.append(_b(f"X-Envelope-From: <{self.sender}>\n"))
+        if self.recipients:
+            out.append(_b(f"X-Envelope-To: {', '.join(self.recipients)}\n"))
+        for h in self.header_lines:
+            out.append(_b(h if h.endswith("\n") else h + "\n"))
+        out.append(b"\n")
+        out.append(self.body)
+        return b"".join(out)
+
+    def mbox_path(self) -> str:
+        """The .eml file, written the first time (OSError when it cannot
+        be)."""
+        path = f"{self.scan_dir}/{self.message_id}.eml"
+        if not self.spooled:
+            os.makedirs(self.scan_dir, mode=0o750, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.mbox_bytes())
+            self.spooled = True
+        return path
+
+    def unspool(self, trace: Callable[[str], None] | None = None) -> None:
+        """Exim's unspool_mbox(): forget the scan results and remove the
+        directory (kept with control = no_mbox_unspool)."""
+        self.spam_ok = False
+        self.malware_ok = False
+        if self.spooled and not self.no_unspool:
+            d = self.scan_dir
+            try:
+                names = os.listdir(d)
+            except OSError:
+                names = []
+            for name in names:
+                p = f"{d}/{name}"
+                if trace is not None:
+                    trace(f"unspool_mbox(): unlinking '{p}'")
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        self.spooled = False
+
+
+def content_scan_for(session: Any, mid: str, header_lines: list[str],
+                     res: Any, extra: dict[str, Any]) -> ContentScan:
+    """The ContentScan for a message the SMTP session has just read, put
+    into ``extra`` (the MIME/DATA ACL variables) with a $mime_part_count
+    that follows the MIME ACL."""
+    try:
+        spool = session.config.main.get("spool_directory") or ""
+    except (KeyError, AttributeError):
+        spool = ""
+    body = bytes(res.body)
+    scan = ContentScan(spool, mid, list(header_lines), body,
+                       session.sender, [r[0] for r in session.recipients])
+    extra[CONTENT_KEY] = scan
+    extra["mime_part_count"] = lambda: str(scan.mime_part_count)
+    return scan
+
+
+def unspool_after(extra: dict[str, Any] | None, result: Any,
+                  trace: Callable[[str], None] | None) -> None:
+    """After the MIME/DATA ACLs: remove the scan directory (not when the
+    ACL obeyed control = no_mbox_unspool)."""
+    scan = (extra or {}).get(CONTENT_KEY)
+    if not isinstance(scan, ContentScan):
+        return
+    if "no_mbox_unspool" in (getattr(result, "controls", None) or ()):
+        scan.no_unspool = True
+    scan.unspool(trace)
+
+
+def get_content(call: Any) -> ContentScan | None:
+    """The message's ContentScan in an ACL call, if the session gave one."""
+    v = call.ctx.variables.get(CONTENT_KEY)
+    return v if isinstance(v, ContentScan) else None
+
+
+def slash_list(text: str) -> list[str]:
+    """A condition's argument as Exim's acl.c splits it: a list separated
+    by "/" unless it starts with "<c"."""
+    from eximpy.expand.lists import iter_list
+    if len(text) >= 2 and text.lstrip().startswith("<"):
+        return list(iter_list(text))
+    return list(iter_list(text, "/"))
+
+
+# ---------------------------------------------------------------------------
+# the conditions, as eximpy.acl.conditions calls them
+
+def _decode(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
+    from eximpy.acl.mime_decode import acl_decode
+    return acl_decode(call, arg, msgs)
+
+
+def _mime_regex(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
+    from eximpy.acl.mime_decode import acl_mime_regex
+    return acl_mime_regex(call, arg, msgs)
+
+
+def _regex(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
+    from eximpy.acl.mime_decode import acl_regex
+    return acl_regex(call, arg, msgs)
+
+
+def _malware(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
+    from eximpy.acl.malware import acl_malware
+    return acl_malware(call, arg, msgs)
+
+
+def _spam(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
+    from eximpy.acl.spam import acl_spam
+    return acl_spam(call, arg, msgs)
+
+
+CONTENT_DISPATCH = {"decode": _decode, "mime_regex": _mime_regex,
+                    "regex": _regex, "malware": _malware, "spam": _spam}
