@@ -40,8 +40,8 @@ import os
 import re
 
 from eximpy.errors import EximpyError
-from eximpy.spool.layout import SPOOL_MODE, SpoolLayout, fsync_dir, \
-    open_regular
+from eximpy.spool.layout import (SPOOL_MODE, SpoolLayout, fsync_dir,
+                                 open_regular, spool_mode_kept)
 from eximpy.spool.message import (
     Header, NonRecipients, Recipient, SpoolMessage, _Node, blen)
 from eximpy.message.ids import ANY_ID_RE
@@ -597,7 +597,8 @@ def format(msg: SpoolMessage) -> bytes:  # noqa: A001 - Exim's word
 
 def write(layout: SpoolLayout, msg: SpoolMessage,
           split: bool | None = None, uid: int | None = None,
-          gid: int | None = None) -> int:
+          gid: int | None = None, sync_first: int | None = None,
+          dir_fd: int | None = None) -> int:
     """Durably write ``msg``'s -H file; returns the header size.
 
     hdr.<id> is created exclusively (one unlink-and-retry if a crash left
@@ -605,6 +606,13 @@ def write(layout: SpoolLayout, msg: SpoolMessage,
     directory fsynced.  ``split`` overrides the layout's split choice (use
     the layout the message already lives in).  ``uid``/``gid`` chown the
     file (the exim user) when running as root.
+
+    ``sync_first`` is a descriptor (the new -D file, written but not yet
+    synced) that is fsynced after hdr.<id> is written and before hdr.<id>
+    itself: both are on disk before the rename gives the -H its name, as
+    in Exim, but the two syncs share one file-system journal commit.
+    ``dir_fd`` is an open descriptor of the input directory to fsync (a
+    receiving session keeps one); without it the directory is opened.
     """
     data = format(msg)
     tname = layout.temp_header(msg.id, split)
@@ -620,11 +628,14 @@ def write(layout: SpoolLayout, msg: SpoolMessage,
                       -1 if gid is None else gid)
         else:
             layout.chown(fd)
-        os.fchmod(fd, SPOOL_MODE)
+        if not spool_mode_kept():
+            os.fchmod(fd, SPOOL_MODE)
         view = memoryview(data)
         while view:
             n = os.write(fd, view)
             view = view[n:]
+        if sync_first is not None:
+            os.fsync(sync_first)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -643,7 +654,14 @@ def write(layout: SpoolLayout, msg: SpoolMessage,
         except OSError:
             pass
         raise
-    fsync_dir(os.path.dirname(fname))
+    if dir_fd is not None:
+        try:
+            os.fsync(dir_fd)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+    else:
+        fsync_dir(os.path.dirname(fname))
     return msg.header_size
 
 

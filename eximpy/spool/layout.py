@@ -254,6 +254,25 @@ class SpoolLayout:
         return uniq
 
 
+class _Umask:
+    """This process's umask, read once per process (the daemon never
+    changes it; a fork re-reads)."""
+
+    pid = -1
+    keeps = False
+
+
+def spool_mode_kept() -> bool:
+    """True when open(..., SPOOL_MODE) gives exactly SPOOL_MODE (the umask
+    clears none of its bits), so no fchmod() is needed."""
+    pid = os.getpid()
+    if _Umask.pid != pid:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        _Umask.pid, _Umask.keeps = pid, not (mask & SPOOL_MODE)
+    return _Umask.keeps
+
+
 def open_regular(path: str) -> int:
     """Open a spool file for reading: never through a symlink, never
     blocking on a FIFO or device planted in the spool (OSError EINVAL

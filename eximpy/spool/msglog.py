@@ -2,6 +2,7 @@
 
 SUMMARY
     append(layout, id, text, now=None)    one timestamped line
+    create(layout, id, data)              the reception lines (receiving)
     read(layout, id) -> bytes             (for -Mvl)
 
 DESCRIPTION
@@ -36,6 +37,26 @@ def append(layout: SpoolLayout, mid: str, text: str,
         layout.chown(fd)
         line = timestamp(now, millisec, timezone) + " " + text + "\n"
         os.write(fd, line.encode("utf-8", "surrogateescape"))
+    finally:
+        os.close(fd)
+
+
+def create(layout: SpoolLayout, mid: str, data: str) -> None:
+    """Write the first lines of a new message's log (already formatted),
+    in the configured layout, making the directory only when missing."""
+    path = layout.msglog_file(mid)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC \
+        | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags, SPOOL_MODE)
+    except FileNotFoundError:
+        d = os.path.dirname(path)
+        os.makedirs(d, mode=0o750, exist_ok=True)
+        layout.chown(d)
+        fd = os.open(path, flags, SPOOL_MODE)
+    try:
+        layout.chown(fd)
+        os.write(fd, data.encode("utf-8", "surrogateescape"))
     finally:
         os.close(fd)
 
