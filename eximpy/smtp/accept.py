@@ -48,17 +48,23 @@ from eximpy.smtp.server import VERSION, ReceivedMessage, _tod_full
 from eximpy.spool import data_file, header_file
 from eximpy.spool.layout import SpoolLayout
 from eximpy.spool.message import (HTYPE_OLD, HTYPE_RECEIVED, Header,
-                                  Recipient, SpoolMessage, header_type_for,
-                                  mark_tainted_acl_vars)
+                                  Recipient, SpoolMessage, header_type_for)
 
 
 def _s(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
+_RESENT_TYPED = ("bcc", "cc", "from", "message-id", "sender", "to")
+
+
 def _htype(name: str) -> str:
-    """The -H type letter (Resent- forms counted as Exim does)."""
-    return header_type_for(name)
+    """The -H type letter, counting Resent- forms as Exim does
+    (header_checkname with is_resent)."""
+    low = name.strip().lower()
+    if low.startswith("resent-") and low[7:] in _RESENT_TYPED:
+        return header_type_for(low[7:])
+    return header_type_for(low)
 
 
 def _header(text: str) -> Header:
@@ -189,7 +195,6 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.host_auth_pubname = msg.auth_pubname
     sm.acl_vars = {k[4:]: v for k, v in msg.acl_m.items()}
     sm.acl_vars.update({k[4:]: v for k, v in msg.acl_c.items()})
-    mark_tainted_acl_vars(sm)
     sm.recipients = [Recipient(a, orcpt=o, dsn_flags=f)
                      for a, o, f in msg.recipients]
     headers = [_header(_s(h)) for h in msg.headers]
