@@ -537,31 +537,35 @@ def _check_host(ctx, host_address: str, host_name: str, pattern: str, flags,
                 return _lookup_item(ctx, key, p2, len(rest), False, -1)
             return _lookup_item(ctx, addr, pattern, semi, False, -1)
         if not host_name:
-            return _host_name_needed(ctx, host_address, flags)
+            return _host_name_needed(ctx, host_address, flags, pattern)
         return _lookup_item(ctx, _lc(host_name), pattern, semi, True, -1)
     if ip_only:
         _error_msg(ctx, "cannot use a host name item in an IP-only list")
         return ERROR
-    name = host_name or _reverse_lookup(ctx, host_address)
+    name = host_name or _reverse_lookup(ctx, host_address, pattern)
     if name is None:
         return ERROR
     return check_string(ctx, name, pattern, True, -1, False, False)
 
 
-def _host_name_needed(ctx, host_address, flags):
-    name = _reverse_lookup(ctx, host_address)
+def _host_name_needed(ctx, host_address, flags, pattern=None):
+    name = _reverse_lookup(ctx, host_address, pattern)
     if name is None:
         return ERROR
     return FAIL
 
 
-def _reverse_lookup(ctx, address: str) -> str | None:
+def _reverse_lookup(ctx, address: str, pattern: str | None = None
+                    ) -> str | None:
     """The host's name for name items in host lists (Exim's
     host_name_lookup()): ctx.host_name_lookup(address) when the caller
     provides one, else $sender_host_name when it is for this address, else
     a DNS PTR lookup whose names are confirmed by a forward lookup.  The
     answer is remembered in the context.  None: no name (an "unknown"
     host, see +include_unknown)."""
+    trace = getattr(ctx, "list_trace", None)
+    if trace is not None and pattern is not None:
+        trace(f"sender host name required, to match against {pattern}")
     fn = getattr(ctx, "host_name_lookup", None)
     if fn is not None:
         return fn(address)
@@ -571,7 +575,12 @@ def _reverse_lookup(ctx, address: str) -> str | None:
     name = None
     if ctx.variables.get("sender_host_address") == address:
         v = ctx.variables.get("sender_host_name")
-        name = (v() if callable(v) else v) or None
+        if callable(v) and not isinstance(v, str):
+            # The session looks the name up (once) and remembers failure.
+            name = v() or None
+            known[address] = name
+            return name
+        name = v or None
     if name is None:
         name = _dns_host_name(ctx, address)
     known[address] = name
@@ -579,20 +588,20 @@ def _reverse_lookup(ctx, address: str) -> str | None:
 
 
 def _dns_host_name(ctx, address: str) -> str | None:
+    """The forward-confirmed host name of ``address`` (eximpy.hostlookup),
+    or None."""
+    from eximpy.hostlookup import host_name_lookup
+    order = None
+    cfg = getattr(ctx, "config", None)
+    if cfg is not None:
+        try:
+            order = cfg.main.get("host_lookup_order")
+        except (AttributeError, KeyError):
+            order = None
     try:
-        from eximpy.lookups import dnsdb
-        st, ans = dnsdb.query(ctx, dnsdb._ptr_name(address), "PTR")
+        return host_name_lookup(address, order, ctx).name
     except Exception:
         return None
-    if st != "OK":
-        return None
-    for rd in ans.rrset:
-        name = dnsdb._name(rd.target)
-        for t in ("A", "AAAA"):
-            st2, a = dnsdb.query(ctx, name, t)
-            if st2 == "OK" and any(r.address == address for r in a.rrset):
-                return name.lower()
-    return None
 
 
 def match_host_list(ctx, host_address: str, host_name: str, list_text: str,

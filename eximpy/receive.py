@@ -48,13 +48,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from eximpy.acl.nonsmtp import NonSmtpAcls, place_added_headers
+from eximpy.acl.runner import DISCARD, OK
 from eximpy.log import format as logfmt
 from eximpy.log.writer import LogWriter
 from eximpy.message.ids import new_message_id
 from eximpy.spool import data_file, header_file, msglog
 from eximpy.spool.layout import SpoolLayout
 from eximpy.spool.message import (
-    HTYPE_OLD, HTYPE_RECEIVED, Header, Recipient, SpoolMessage)
+    HTYPE_OLD, HTYPE_RECEIVED, Header, Recipient, SpoolMessage,
+    mark_tainted_acl_vars)
 
 VERSION = "4.96"
 _HEADER_RE = re.compile(rb"[!-9;-~]+[ \t]*:")
@@ -105,6 +108,7 @@ class ReceiveResult:
     message: SpoolMessage
     size: int
     recipients: list[str] = field(default_factory=list)
+    queued: bool = False        # an ACL froze or queued it: no delivery now
 
 
 def localhost_number(value: Any) -> int | None:
@@ -465,28 +469,48 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
         raise ReceiveError("no recipients", 1)
     msg.recipients = [Recipient(a) for a in rcpts]
 
+    # The non-SMTP ACLs (eximpy.acl.nonsmtp).  Exim runs the start ACL
+    # before reading; the envelope it sees is the same.
+    acls = NonSmtpAcls(config, opt.log, login)
+    if acls.active:
+        acls.start(msg.sender, cmdline if not opt.extract_recipients else [])
+    fixups = not acls.suppress_local_fixups
+
     received_for = rcpts[0] if len(rcpts) == 1 else None
     rtext = _received_header(config, msg, primary, received_for, start)
     names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
+    # With Resent- headers the fix-ups are Resent-Message-Id: and
+    # Resent-Date:, put at the top (after Received:), and Resent-From:.
+    prefix = "Resent-" if any(n.startswith("resent-") for n in names) \
+        else ""
+    top: list[Header] = []
     added: list[Header] = []
-    if "message-id" not in names:
+    if fixups and f"{prefix}message-id".lower() not in names:
         dom = g("message_id_header_domain") or primary
         text = g("message_id_header_text")
         local = f"E{mid}" + (f"-{text}" if text else "")
-        added.append(Header.make(f"Message-Id: <{local}@{dom}>\n"))
-    if "from" not in names and msg.sender:
+        (top if prefix else added).append(
+            Header.make(f"{prefix}Message-Id: <{local}@{dom}>\n"))
+    if prefix and fixups and "resent-from" not in names and msg.sender:
+        added.append(Header.make(f"Resent-From: {msg.sender}\n"))
+    elif fixups and not prefix and "from" not in names and msg.sender:
         if msg.sender_local:
             name = opt.sender_name if opt.sender_name is not None else gecos
             fr = f"{name} <{msg.sender}>" if name else msg.sender
         else:
             fr = msg.sender
         added.append(Header.make(f"From: {fr}\n"))
-    if not opt.trusted and g("local_from_check", True) is not False:
+    if fixups and not opt.trusted and \
+            g("local_from_check", True) is not False:
         _untrusted_sender_header(msg, headers, added, login,
                                  qualify_domain, opt, gecos,
                                  bool(g("local_sender_retain")))
-    if "date" not in names:
-        added.append(Header.make(f"Date: {tod_full(start)}\n"))
+    if fixups and f"{prefix}date".lower() not in names:
+        h = Header.make(f"{prefix}Date: {tod_full(start)}\n")
+        if prefix:
+            top.insert(0, h)
+        else:
+            added.append(h)
     if too_big:
         # Exim stops reading one byte past the limit; the rejectlog gets
         # the envelope and the headers as fixed up so far (no Received:).
@@ -500,7 +524,7 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
         raise ReceiveError(f"message rejected: message too big "
                            f"(max={limit})", 1)
     msg.headers = ([Header(HTYPE_RECEIVED, rtext)] if rtext is not None
-                   else []) + headers + added
+                   else []) + top + headers + added
 
     layout = SpoolLayout.from_config(config)
     layout.ensure_dirs(mid)
@@ -509,10 +533,24 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
         df.write(body)
         df.finish()
         msg.body_size = len(body)
+        r = acls.check(mid, msg.sender, rcpts, msg.headers, len(data),
+                       body, msg.received_protocol)
+        if r is not None and r.rc not in (OK, DISCARD):
+            df.abandon()
+            _nonsmtp_rejected(msg, rcpts, r, opt.log)
+        place_added_headers(msg.headers, acls.added_headers)
+        msg.acl_vars = {k[4:]: v for k, v in acls.acl_m.items()}
+        mark_tainted_acl_vars(msg)
+        if acls.frozen_by is not None:
+            msg.frozen = True
+            msg.frozen_at = int(time.time() if opt.now is None else opt.now)
         done = time.time() if opt.now is None else opt.now
         msg.received_time_complete = (int(done),
                                       int((done - int(done)) * 1_000_000))
-        header_file.write(layout, msg)
+        if r is not None and r.rc == DISCARD:
+            df.abandon()
+        else:
+            header_file.write(layout, msg)
     except BaseException:
         df.abandon()
         raise
@@ -543,6 +581,35 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
             msel = logfmt.LogSelector(sel.on - {"received_sender",
                                                 "received_recipients"})
             mline = logfmt.received(msel, msg.sender, **fields)
-            msglog.append(layout, mid, "Received from " + mline[3:],
-                          now=opt.now, millisec="millisec" in sel)
-    return ReceiveResult(mid, msg, size, rcpts)
+            if r is None or r.rc != DISCARD:
+                msglog.append(layout, mid, "Received from " + mline[3:],
+                              now=opt.now, millisec="millisec" in sel)
+        if r is not None and r.rc == DISCARD:
+            extra = f": {r.log_message}" if r.log_message else ""
+            opt.log.main("=> blackhole (non-SMTP ACL discarded recipients)"
+                         f"{extra}", mid)
+            opt.log.main("Completed", mid)
+        elif acls.frozen_by is not None:
+            opt.log.main(f"frozen by {acls.frozen_by}", mid)
+        elif acls.queued_by is not None and "delay_delivery" in sel:
+            opt.log.main(f"no immediate delivery: queued by "
+                         f"{acls.queued_by}", mid)
+    if r is not None and r.rc == DISCARD:
+        # Exim exits 1 when every recipient was discarded.
+        raise ReceiveError("", 1, logged=True, mid=mid)
+    return ReceiveResult(mid, msg, size, rcpts, queued=acls.queued_by
+                         is not None or acls.frozen_by is not None)
+
+
+def _nonsmtp_rejected(msg: SpoolMessage, rcpts: list[str], r: Any,
+                      log: LogWriter | None) -> None:
+    """acl_not_smtp rejected the message (any rejection is permanent)."""
+    if log is not None:
+        block = logfmt.reject_log_block(
+            msg.sender, rcpts, [(h.type, h.text) for h in msg.headers
+                                if h.type != HTYPE_OLD])
+        log.reject(
+            f"F=<{msg.sender}> rejected by non-SMTP ACL: "
+            f"{r.log_message if r.log_message else 'NULL'}", msg.id, block)
+    raise ReceiveError("message rejected by non-SMTP ACL: " +
+                       (r.user_message or "local configuration problem"), 1)

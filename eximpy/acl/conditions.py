@@ -331,8 +331,11 @@ def _encrypted(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
 
 
 def _hosts(call: Any, cb: Any, arg: str, msgs: Any, verb: str) -> str:
-    rc, val = call.lists.host(call.var("sender_host_address"),
-                              call.var("sender_host_name"), arg,
+    name = call.ctx.variables.get("sender_host_name")
+    # A name the session has not looked up yet stays unknown until a
+    # name item needs it (eximpy.match._reverse_lookup), as in Exim.
+    name = "" if callable(name) else call.var("sender_host_name")
+    rc, val = call.lists.host(call.var("sender_host_address"), name, arg,
                               call.engine.conn["host_cache"])
     if rc == DEFER:
         msgs.log = call.ctx.search_error_message or None

@@ -61,6 +61,8 @@ class ListMatcher:
     def __init__(self, ctx: Any, trace: Callable[[str], None] | None) -> None:
         self.ctx = ctx
         self.trace = trace
+        # eximpy.match traces "sender host name required ..." through it.
+        ctx.list_trace = trace
 
     # ------------------------------------------------------------------
     def match(self, subject: str, label: str, text: str, kind: str,

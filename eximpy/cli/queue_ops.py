@@ -718,7 +718,8 @@ def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
         return e.exit_status
     mode = inv.delivery_mode
     from eximpy.spool.layout import config_get
-    if mode in ("q", "qs") or config_get(config, "queue_only"):
+    if mode in ("q", "qs") or config_get(config, "queue_only") or \
+            res.queued:
         return 0
     _deliver_after_submission(config, res.id, log,
                               background=mode not in ("i", "f"))

@@ -490,8 +490,9 @@ def reject_log_block(sender: str, recipients: Iterable[str],
     each header prefixed by its -H type letter (two spaces for ordinary
     headers).  ``headers`` is (type letter, text with newlines)."""
     out = [f"Envelope-from: <{sender}>\n"]
-    for r in recipients:
-        out.append(f"Envelope-to: <{r}>\n")
+    for i, r in enumerate(recipients):
+        # Exim's log.c: one Envelope-to:, further recipients indented.
+        out.append(f"Envelope-to: <{r}>\n" if i == 0 else f"    <{r}>\n")
     for t, text in headers:
         if t == "*":
             continue

@@ -186,7 +186,7 @@ def serve(config: Any, conn: socket.socket,
         else:
             answer = {"status": 0, "stderr": ""}
             if request.get("delivery_mode") not in ("q", "qs") and \
-                    not config.main.get("queue_only"):
+                    not config.main.get("queue_only") and not res.queued:
                 notify(res.id)
     except (ValueError, OSError) as e:
         answer = {"status": 1, "stderr": f"eximpy: submission refused: {e}\n"}

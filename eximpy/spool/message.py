@@ -63,9 +63,17 @@ def blen(s: str) -> int:
     return len(s.encode("utf-8", "surrogateescape"))
 
 
+#: Resent-<name> headers typed as <name> (Exim's header_checkname with
+#: is_resent).
+_RESENT_TYPED = ("bcc", "cc", "from", "message-id", "sender", "to")
+
+
 def header_type_for(name: str) -> str:
     """The -H type letter Exim gives a header with this name."""
-    return _TYPE_BY_NAME.get(name.lower(), HTYPE_OTHER)
+    low = name.strip().lower()
+    if low.startswith("resent-") and low[7:] in _RESENT_TYPED:
+        low = low[7:]
+    return _TYPE_BY_NAME.get(low, HTYPE_OTHER)
 
 
 @dataclass
@@ -360,3 +368,12 @@ class SpoolMessage:
 
     def is_delivered(self, address: str) -> bool:
         return address in self.non_recipients
+
+
+def mark_tainted_acl_vars(msg: "SpoolMessage") -> None:
+    """Record which ACL variable values are tainted: Exim writes those as
+    "--aclc"/"--aclm" lines in the -H file."""
+    from eximpy.expand.taint import is_tainted
+    for name, value in msg.acl_vars.items():
+        if is_tainted(value):
+            msg.tainted.add("acl_" + name)

@@ -1,0 +1,180 @@
+"""The non-SMTP ACLs: acl_not_smtp_start and acl_not_smtp for local messages.
+
+SUMMARY
+    NonSmtpAcls(config, log, login)          one per locally submitted message
+    acls.start(sender, recipients)           acl_not_smtp_start
+    acls.check(mid, sender, recipients, headers, size, body) -> AclResult
+                                             acl_not_smtp (None when unset)
+    acls.suppress_local_fixups / frozen_by / queued_by / added_headers
+    place_added_headers(headers, added)      add_header positions
+
+DESCRIPTION
+    What Exim's receive_msg() does for a message that did not come over
+    SMTP (-bm, -t, sendmail): acl_not_smtp_start runs before the message
+    is read and its verdict is ignored; it can set ACL variables and
+    controls (suppress_local_fixups).  acl_not_smtp runs once the data
+    file is written and before the header file is: a deny (or defer: any
+    rejection is permanent here) removes the message, logs
+    "F=<sender> rejected by non-SMTP ACL: <log message or NULL>" to the
+    main and reject logs and tells the caller; discard keeps nothing and
+    logs the message as delivered to the blackhole.  Header lines added by
+    either ACL are added after both have run, at the position their
+    :at_start: / :after_received: / :at_start_rfc: / :at_end: prefix asks.
+    control = freeze and control = queue act as in the SMTP DATA ACL.
+
+SEE ALSO
+    spec 44.3 "The non-SMTP ACLs", 44.24 "Adding header lines in ACLs";
+    Exim receive.c.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from eximpy.acl.runner import OK, AclEnv, AclResult
+from eximpy.expand.taint import Tainted
+from eximpy.spool.message import HTYPE_OLD, Header
+
+_POSITIONS = (":after_received:", ":at_start_rfc:", ":at_start:", ":at_end:")
+
+
+def place_added_headers(headers: list[Header], added: list[str]) -> None:
+    """Insert ACL-added header texts (each possibly with a position
+    prefix) into ``headers`` as Exim's add_acl_headers() does: at_end
+    appends; at_start goes before everything; after_received goes after
+    the first block of Received: lines (that place is found once, and
+    later after_received lines go in front of earlier ones there);
+    at_start_rfc goes after the first header and the uninterrupted run of
+    Received: and Resent-* lines that follows it."""
+    anchor: Header | None = None
+
+    def is_received(h: Header) -> bool:
+        return h.name.lower() == "received"
+    for text in added:
+        pos = ""
+        for p in _POSITIONS:
+            if text.startswith(p):
+                pos, text = p, text[len(p):]
+                break
+        h = Header.make(text)
+        if pos == ":at_start:" or (pos and not headers):
+            headers.insert(0, h)
+        elif pos == ":after_received:":
+            if anchor is None:
+                i = next((k for k, x in enumerate(headers)
+                          if is_received(x)), None)
+                if i is None:
+                    headers.append(h)
+                    continue
+                while i + 1 < len(headers) and is_received(headers[i + 1]):
+                    i += 1
+                anchor = headers[i]
+            headers.insert(_index(headers, anchor) + 1, h)
+        elif pos == ":at_start_rfc:":
+            i = 0
+            while i + 1 < len(headers) and (
+                    is_received(headers[i + 1]) or
+                    headers[i + 1].name.lower().startswith("resent-")):
+                i += 1
+            anchor = headers[i]
+            headers.insert(i + 1, h)
+        else:
+            headers.append(h)
+
+
+def _index(headers: list[Header], h: Header) -> int:
+    return next(k for k, x in enumerate(headers) if x is h)
+
+
+class NonSmtpAcls:
+    """The non-SMTP ACL runs of one message (they share $acl_m_*)."""
+
+    def __init__(self, config: Any, log: Any, login: str) -> None:
+        from eximpy.spool.layout import config_get
+        self.config = config
+        self.log = log
+        self.login = login
+        self.start_acl = config_get(config, "acl_not_smtp_start")
+        self.acl = config_get(config, "acl_not_smtp")
+        self.acl_m: dict[str, str] = {}
+        self.added_headers: list[str] = []
+        self.suppress_local_fixups = False
+        self.frozen_by: str | None = None
+        self.queued_by: str | None = None
+        self._engine: Any = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.start_acl or self.acl)
+
+    def _run(self, where: str, acl: str, variables: dict[str, Any],
+             mid: str | None,
+             headers: list[tuple[str, str, str]] | None) -> AclResult:
+        if self._engine is None:
+            from eximpy.acl.engine import make_runner
+            self._engine = make_runner(self.config, log=self.log)
+        log = self.log
+
+        def logwrite(text: str) -> None:
+            if log is not None:
+                log.main(text, mid)
+        env = AclEnv(variables=variables, acl_c={}, acl_m=self.acl_m,
+                     log=logwrite, headers=headers)
+        r = self._engine.check(where, acl, env)
+        for h in r.added_headers:
+            if h not in self.added_headers:
+                self.added_headers.append(h)
+        for c in r.controls:
+            name = c.split("/", 1)[0]
+            if name == "suppress_local_fixups" and where == "notsmtp_start":
+                self.suppress_local_fixups = True
+            elif name == "freeze" and where == "notsmtp":
+                self.frozen_by = "ACL"
+            elif name in ("queue", "queue_only") and where == "notsmtp":
+                self.queued_by = "ACL"
+        return r
+
+    def _variables(self, sender: str, recipients: list[str]
+                   ) -> dict[str, Any]:
+        lp, at, dom = sender.rpartition("@")
+        return {
+            "sender_address": Tainted(sender),
+            "sender_address_local_part": Tainted(lp if at else sender),
+            "sender_address_domain": Tainted(dom if at else ""),
+            "recipients": ", ".join(recipients),
+            "recipients_count": str(len(recipients)),
+            "received_protocol": "local",
+            "sender_ident": self.login,
+        }
+
+    def start(self, sender: str, recipients: list[str]) -> None:
+        """acl_not_smtp_start; its verdict is ignored (spec 44.3)."""
+        if self.start_acl:
+            self._run("notsmtp_start", self.start_acl,
+                      self._variables(sender, recipients), None, None)
+
+    def check(self, mid: str, sender: str, recipients: list[str],
+              headers: list[Header], size: int, body: bytes,
+              protocol: str) -> AclResult | None:
+        """acl_not_smtp, once the data is on the spool."""
+        if not self.acl:
+            return None
+        from eximpy.spool.layout import config_get
+        v = self._variables(sender, recipients)
+        visible = int(config_get(self.config, "message_body_visible", 500)
+                      or 0)
+        text = body.decode("utf-8", "surrogateescape")
+        v.update({
+            "message_id": mid, "message_exim_id": mid,
+            "message_size": str(size), "received_protocol": protocol,
+            "body_linecount": str(body.count(b"\n")),
+            "body_zerocount": str(body.count(b"\0")),
+            "message_body": Tainted(text[:visible].replace("\n", " ")),
+            "message_body_end": Tainted(
+                text[-visible:].replace("\n", " ") if visible else ""),
+        })
+        hl = [(h.name, h.text.split(":", 1)[1] if ":" in h.text else "",
+               h.type) for h in headers if h.type != HTYPE_OLD]
+        return self._run("notsmtp", self.acl, v, mid, hl)
+
+
+__all__ = ["NonSmtpAcls", "place_added_headers", "OK"]
