@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install (as root) or check (as a plain user) the Debian packages eximpy
 # needs.  Usage: tools/setup_system.sh build|test
-#   build: what `make run` needs (headers to build python-prctl)
+#   build: what `make run` needs (headers to build python-prctl and the
+#          berkeleydb module that reads Exim's dbm files)
 #   test:  what `make test` needs on top (real Exim as the oracle, swaks, ...)
 set -eu
 what=${1:-build}
 
-BUILD_PKGS="libcap-dev"
-TEST_PKGS="exim4-daemon-heavy exim4-doc-info swaks dnsmasq-base"
+BUILD_PKGS="libcap-dev libdb5.3-dev"
+TEST_PKGS="exim4-daemon-heavy exim4-doc-info swaks dnsmasq-base dovecot-core
+  clamav-daemon spamd"
 
 pkgs=$BUILD_PKGS
 [ "$what" = test ] && pkgs="$BUILD_PKGS $TEST_PKGS"
