@@ -75,7 +75,9 @@ def _describe(addr: Any) -> list[str]:
                 top = top.parent
             lines.append(f"    (generated from {top.address})")
     msg = addr.user_message or addr.message
-    if addr.message == "return message generated":
+    if getattr(addr, "pass_message", True) is False:
+        msg = None          # Exim prints only af_pass_message texts
+    elif addr.message == "return message generated":
         msg = None
     elif addr.pfr and addr.address.startswith("|"):
         msg = addr.user_message if addr.user_message and \

@@ -156,13 +156,17 @@ def _log_address(addr: Address) -> str:
 
 class _Delivery:
     def __init__(self, config: Any, mid: str, forced: bool,
-                 queue_run: bool = False) -> None:
+                 queue_run: bool = False, force_thaw: bool | None = None) -> None:
         from eximpy.log.writer import LogWriter
         from eximpy.spool.layout import SpoolLayout
         self.config = config
         self.mid = mid
         self.forced = forced
         self.queue_run = queue_run      # retry times apply (eximpy.deliver.retry)
+        # -M and -qff thaw a frozen message; -qf does not
+        self.force_thaw = (forced and not queue_run) if force_thaw is None \
+            else force_thaw
+        self.manual_thaw = False
         self.layout = SpoolLayout.from_config(config)
         self.log = LogWriter.from_config(config)
         self.sel = self.log.selector
@@ -230,18 +234,11 @@ class _Delivery:
         from eximpy.log import format as F
         from eximpy.spool import header_file, journal
         from eximpy.transports._write import TransportContext
-        if msg.frozen and not self.forced:
-            # timeout_frozen_after: a frozen bounce (sender <>) older than
-            # this is thrown away (other frozen messages stay frozen here).
-            limit = self.config.main.get("timeout_frozen_after")
-            if limit and not msg.sender and \
-                    time.time() - msg.received_time >= limit:
-                from eximpy.spool import header_file
-                self.main("cancelled by timeout_frozen_after")
-                header_file.remove_files(self.layout, self.mid)
-                self.main(F.completed(self.sel, time.time() - msg.received_time))
-                self.outcome.completed = True
-            return
+        fail_timeout = False
+        if msg.frozen:
+            fail_timeout = self._frozen(msg)
+            if msg.frozen:
+                return
         from eximpy.deliver.retry import DeliveryRetry
         self.retry = DeliveryRetry(self.config, msg, self.forced, self.queue_run)
         rctx = R.RoutingContext(
@@ -268,6 +265,16 @@ class _Delivery:
         rctx.addr_new = list(tops)
         failed: list[Address] = []
         deferred: list[Address] = []
+        if fail_timeout:
+            # Every recipient fails (bounced, or discarded for a bounce),
+            # without routing and without "**" lines (Exim's
+            # RECIP_FAIL_TIMEOUT).
+            rctx.addr_new = []
+            for a in tops:
+                a.message = "delivery cancelled; message timed out"
+                a.pass_message = False
+            if msg.sender:
+                failed.extend(tops)
         discarded: list[Address] = []
         # Exim routes in passes: each pass takes the new addresses (pipes
         # and files straight onto the local chain), then routes the others
@@ -400,9 +407,11 @@ class _Delivery:
             limit = self.config.main.get("ignore_bounce_errors_after")
             age = time.time() - msg.received_time
             for a in list(to_bounce):
-                if (limit is not None and age > limit) or \
+                if (limit is not None and age >= limit) or \
                         getattr(a, "retry_timedout", False):
-                    self.main(f"{a.address}: error ignored")
+                    self.main(f"{a.address}"
+                              + (f" <{a.parent.address}>" if a.parent else "")
+                              + ": error ignored", msglog="")
                     to_bounce.remove(a)
             if to_bounce:
                 freeze_reason = "delivery error message"
@@ -548,6 +557,42 @@ class _Delivery:
             except Exception:  # noqa: BLE001 - expansion errors: default text
                 out.append("")
         return out
+
+    def _frozen(self, msg: Any) -> bool:
+        """Exim's handling of a frozen message at the start of delivery:
+        timeout_frozen_after (returns True: fail every recipient), the
+        ignore_bounce_errors_after timer for bounces, auto_thaw, and a
+        forced thaw (-M, -qff); otherwise the message stays frozen and
+        nothing is done ("Message is frozen" with +skip_delivery)."""
+        main = self.config.main
+        now = time.time()
+        age = now - msg.received_time
+        tfa = main.get("timeout_frozen_after") or 0
+        ibea = main.get("ignore_bounce_errors_after")
+        if ibea is None:
+            ibea = 6048000
+        timed_out = False
+        if tfa > 0 and age >= tfa:
+            self.main("cancelled by timeout_frozen_after", msglog="")
+            timed_out = True
+        elif not msg.sender and age >= ibea:
+            self.main("Unfrozen by errmsg timer", msglog="")
+        else:
+            auto_thaw = main.get("auto_thaw") or 0
+            if (not msg.sender or auto_thaw <= 0
+                    or now <= msg.frozen_at + auto_thaw) and \
+                    not self.force_thaw:
+                if "skip_delivery" in self.sel:
+                    self.log.main("Message is frozen", self.mid)
+                return False
+            if self.forced:
+                self.manual_thaw = True
+                self.main("Unfrozen by forced delivery", msglog="")
+            else:
+                self.main("Unfrozen by auto-thaw", msglog="")
+        msg.frozen = False
+        msg.frozen_at = 0
+        return timed_out
 
     def _retry_skip_log(self, addr: Address) -> None:
         """The "retry time not reached" deferral line: in the main log only
@@ -754,9 +799,10 @@ def _warm_imports() -> None:
 
 
 def deliver_message(config: Any, message_id: str, forced: bool = False,
-                    queue_run: bool = False) -> DeliveryOutcome:
+                    queue_run: bool = False,
+                    force_thaw: bool | None = None) -> DeliveryOutcome:
     """Deliver (or try to deliver) one spooled message; see module docstring."""
-    return _Delivery(config, message_id, forced, queue_run).run()
+    return _Delivery(config, message_id, forced, queue_run, force_thaw).run()
 
 
 def deliver_many(config: Any, ids: list[str], parallel: int = 1,
