@@ -73,7 +73,9 @@ class ContentScan:
         self.body = body
         self.sender = sender
         self.recipients = recipients
-        self.return_path = sender if return_path is None else return_path
+        # $return_path is not set yet while the SMTP ACLs run, so Exim's
+        # "From " line names MAILER-DAEMON there.
+        self.return_path = return_path
         self.spooled = False
         self.no_unspool = False
         # Exim's globals for the message

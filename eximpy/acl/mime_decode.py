@@ -39,6 +39,7 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from eximpy.acl.runner import DEFER, FAIL, OK
@@ -88,8 +89,12 @@ def _compile(call: Any, arg: str) -> list[tuple[str, Any]]:
         try:
             rx = compile_pcre(pat, False)
         except Exception as e:
-            call.engine.log_write(f"regex acl condition warning - {e}, "
-                                  "skipped", main=True)
+            m = re.match(r'regular expression error in ".*": (.*)$', str(e),
+                         re.S)
+            what = m.group(1) if m else str(e)
+            call.engine.log_write("regex acl condition warning - error in "
+                                  f"regex '{pat}': {what}, skipped.",
+                                  main=True)
             continue
         out.insert(0, (pat, rx))
     return out
@@ -115,7 +120,8 @@ def _match(call: Any, res: list[tuple[str, Any]], text: str) -> bool:
             if i > last:
                 break
             g = groups[i - 1]
-            v[f"regex{i}"] = Tainted(g or "")
+            # a C string: a captured NUL ends it
+            v[f"regex{i}"] = Tainted((g or "").split("\0", 1)[0])
         return True
     return False
 

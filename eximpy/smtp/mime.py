@@ -225,7 +225,7 @@ def _next_semicolon(p: bytes, i: int) -> int:
     return i
 
 
-_EW = re.compile(rb"=\?([^?]+)\?([qQbB])\?([^?]*)\?=")
+_EW = re.compile(rb"=\?([^?]*)\?([qQbB])\?([^?]*)\?=")
 
 
 def rfc2047_decode(raw: bytes, check_length: bool = True) -> bytes:
@@ -427,7 +427,7 @@ def _read(content: Any) -> bytes:
 
 def _next_rfc822(content: Any, done: set[str]) -> str | None:
     try:
-        names = sorted(os.listdir(content.scan_dir))
+        names = os.listdir(content.scan_dir)     # readdir() order, as Exim
     except OSError:
         return None
     for n in names:
