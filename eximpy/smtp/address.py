@@ -23,6 +23,7 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from eximpy.address import parse_find_address_end
@@ -227,9 +228,22 @@ class GroupState:
         self.found = False
 
 
+# The common form of an SMTP address, "<dot-atom@domain>" in ASCII: the
+# full parser would give the same answer, so it is taken directly.
+_SIMPLE_ADDRESS = re.compile(
+    r"<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*)"
+    r"@([A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9][A-Za-z0-9-]*)*)>")
+
+
 def extract_address(mailbox: str, allow_null: bool,
                     opts: ParseOptions = _DEFAULT) -> tuple[str, int]:
     """Exim's parse_extract_address(); raises AddressError."""
+    m = _SIMPLE_ADDRESS.fullmatch(mailbox)
+    if m is not None and len(mailbox) - 2 <= ADDRESS_MAXLENGTH:
+        lp = m.group(1)
+        return mailbox[1:-1], len(lp) + 1
+    if allow_null and mailbox == "<>":
+        return "", 0
     r, dom, _s, _e = extract_address_span(mailbox, allow_null, opts)
     return r, dom
 

@@ -52,6 +52,7 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Generator
 
@@ -69,6 +70,8 @@ _LF, _CR, _DOT, _SP, _TAB, _NUL, _COLON = 10, 13, 46, 32, 9, 0, 58
 _S_LF, _S_MID, _S_CR, _S_DOT, _S_DOTCR = 0, 1, 2, 3, 4
 
 _SPACE = frozenset(b" \t\n\v\f\r")
+# Bytes the header loop must see one at a time.
+_HEADER_SPECIAL = re.compile(rb"[\r\n\0]")
 
 
 @dataclass
@@ -202,7 +205,22 @@ class DataReader:
         had_zero = 0
         prevlines = 0
         eod_seen = False                  # BDAT: the LAST chunk has ended
+        special = _HEADER_SPECIAL.search
         while True:
+            if not self._back and self._pos < self._end and \
+                    (text or self._buf[self._pos] != _DOT):
+                # Fast path: a run of ordinary bytes (no CR, LF or NUL) is
+                # appended at once, with the same size accounting as the
+                # byte loop below when it stays under header_maxsize.
+                m = special(self._buf, self._pos)
+                j = m.start() if m is not None else self._end
+                n = j - self._pos
+                if n and r.message_size + n < self.header_maxsize:
+                    text += self._buf[self._pos:j]
+                    r.message_size += n
+                    self._pos = j
+                    if j == self._end:
+                        continue
             ch = yield from self._getc()
             eol = False
             if ch == -2:
@@ -370,10 +388,38 @@ class DataReader:
         pos = self._pos
         back = self._back
         maxlen = r.max_received_linelength
+        bulk = True
         while True:
             if back:
                 ch = back.pop()
             elif pos < end:
+                if state == _S_LF and bulk and buf[pos] != _DOT:
+                    # Fastest path: a run of whole ordinary "text CRLF"
+                    # lines up to the next line that starts with a dot
+                    # (or the last complete line): no bare CR or LF, no
+                    # NUL, within the size limit.  Stored and counted as
+                    # the line-at-a-time path below would.
+                    d = buf.find(b"\r\n.", pos)
+                    stop = d + 2 if d >= 0 else buf.rfind(b"\r\n", pos) + 2
+                    if stop > pos + 2:
+                        region = buf[pos:stop]
+                        nl = region.count(b"\r\n")
+                        out = region.replace(b"\r\n", b"\n")
+                        if region.count(b"\r") == nl and \
+                                out.count(b"\n") == nl and \
+                                b"\0" not in region and \
+                                (not writing or size + len(out) <= limit):
+                            if writing:
+                                body += out
+                            size += len(out)
+                            r.body_linecount += nl
+                            longest = max(map(len, out.split(b"\n")))
+                            if longest > maxlen:
+                                maxlen = longest
+                            linelength = 0
+                            pos = stop
+                            continue
+                    bulk = False
                 if state == _S_LF:
                     # Fast path: a whole ordinary "text CRLF" line (no
                     # leading dot, no CR, LF or NUL inside) is stored as
