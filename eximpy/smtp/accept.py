@@ -45,26 +45,21 @@ from typing import Any
 
 from eximpy.message.ids import new_message_id
 from eximpy.smtp.server import VERSION, ReceivedMessage, _tod_full
-from eximpy.spool import data_file, header_file
+from eximpy.acl.nonsmtp import place_added_headers
+from eximpy.spool import data_file, header_file, msglog
 from eximpy.spool.layout import SpoolLayout
 from eximpy.spool.message import (HTYPE_OLD, HTYPE_RECEIVED, Header,
-                                  Recipient, SpoolMessage, header_type_for)
+                                  Recipient, SpoolMessage, header_type_for,
+                                  mark_tainted_acl_vars)
 
 
 def _s(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
-_RESENT_TYPED = ("bcc", "cc", "from", "message-id", "sender", "to")
-
-
 def _htype(name: str) -> str:
-    """The -H type letter, counting Resent- forms as Exim does
-    (header_checkname with is_resent)."""
-    low = name.strip().lower()
-    if low.startswith("resent-") and low[7:] in _RESENT_TYPED:
-        return header_type_for(low[7:])
-    return header_type_for(low)
+    """The -H type letter (Resent- forms counted as Exim does)."""
+    return header_type_for(name)
 
 
 def _header(text: str) -> Header:
@@ -195,6 +190,7 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     sm.host_auth_pubname = msg.auth_pubname
     sm.acl_vars = {k[4:]: v for k, v in msg.acl_m.items()}
     sm.acl_vars.update({k[4:]: v for k, v in msg.acl_c.items()})
+    mark_tainted_acl_vars(sm)
     sm.recipients = [Recipient(a, orcpt=o, dsn_flags=f)
                      for a, o, f in msg.recipients]
     headers = [_header(_s(h)) for h in msg.headers]
@@ -235,7 +231,6 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
         if created and msg.sender:
             sm.sender = created
     received = _received(config, msg, mid, primary, now, sm.sender)
-    added = [_header(h) for h in msg.added_headers]
     body_headers = list(headers)
     resent = any(h.name.lower().startswith("resent-") for h in headers)
     prefix = "Resent-" if resent else ""
@@ -285,10 +280,11 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
         add(f"{prefix}Date: {_tod_full(now)}\n", top=True)
     # Headers added by ACLs follow the fix-ups (Exim adds them last);
     # remove_header marks matching lines as "*" (old).
-    body_headers += added
-    if msg.removed_headers:
-        _remove_headers(body_headers, msg.removed_headers)
     sm.headers = [received] + body_headers
+    place_added_headers(sm.headers, msg.added_headers)
+    if msg.removed_headers:
+        _remove_headers([h for h in sm.headers if h is not received],
+                        msg.removed_headers)
     if msg.frozen_by is not None:
         sm.frozen = True
         sm.frozen_at = int(now)
@@ -352,6 +348,12 @@ class SpoolSink:
         self.log = log
         self.now = now
         self.layout = SpoolLayout.from_config(config)
+        self._dir_fds: dict[str, int] = {}
+        try:
+            self.message_logs = config.main.get("message_logs") \
+                is not False
+        except (KeyError, AttributeError):
+            self.message_logs = True
         try:
             self.localhost_number = config.main.get("localhost_number")
         except (KeyError, AttributeError):
@@ -391,25 +393,57 @@ class SpoolSink:
             # `queue =` in an ACL: the message goes to that named queue.
             layout = SpoolLayout.from_config(self.config,
                                              queue=msg.queue_name)
-        df = data_file.create(layout, mid, layout.uid, layout.gid)
+        df = data_file.create(layout, mid, layout.uid, layout.gid,
+                              body=msg.body)
         try:
-            df.write(msg.body)
-            df.finish()
             sm.body_size = len(msg.body)
             done = time.time() if self.now is None else self.now
             sm.received_time_complete = (int(done),
                                          int((done - int(done)) * 1_000_000))
-            header_file.write(layout, sm, uid=layout.uid, gid=layout.gid)
+            # The -D is fsynced together with the -H, before the rename.
+            header_file.write(layout, sm, uid=layout.uid, gid=layout.gid,
+                              sync_first=df.fd,
+                              dir_fd=self._input_dir_fd(layout, mid))
         except BaseException:
             df.abandon()
             raise
+        ok = self.log is None or self._log_received(msg, sm, now, layout)
         df.close()
-        if self.log is not None and not self._log_received(msg, sm, now):
+        if not ok:
             # No "<=" line, no message: a message accepted without its log
             # line would leave no audit trail.  The client tries again.
             self._unspool(layout, mid)
             return 451, "Temporary local problem - please try later", None
         return 250, f"OK id={mid}", mid
+
+    def _input_dir_fd(self, layout: SpoolLayout, mid: str) -> int | None:
+        """An open descriptor of the input directory the message's -H goes
+        to, kept for the session (one open() per connection, not per
+        message)."""
+        d = layout.input_dir(mid)
+        fd = self._dir_fds.get(d)
+        if fd is None:
+            try:
+                fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            self._dir_fds[d] = fd
+        return fd
+
+    def close(self) -> None:
+        """Close the kept directory descriptors."""
+        for fd in self._dir_fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._dir_fds.clear()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def _unspool(self, layout: Any, mid: str) -> None:
         for suffix in ("-H", "-D"):
@@ -419,6 +453,10 @@ class SpoolSink:
                     os.unlink(path)
                 except OSError:
                     pass
+        try:
+            os.unlink(layout.msglog_file(mid))
+        except OSError:
+            pass
 
     def _log_controls(self, msg: ReceivedMessage, mid: str) -> None:
         """After "<=": what ACL controls did (Exim's receive_msg())."""
@@ -449,7 +487,11 @@ class SpoolSink:
         return 250, f"OK id={mid}", mid
 
     def _log_received(self, msg: ReceivedMessage, sm: SpoolMessage,
-                      start: float) -> bool:
+                      start: float, layout: SpoolLayout | None = None
+                      ) -> bool:
+        """The "<=" line (and what ACL controls did); with ``layout``, the
+        message log is created first with its "Received from" line, as
+        Exim's receive_msg() does (message_logs)."""
         from eximpy.log import format as logfmt
         sel = getattr(self.log, "selector", None)
         if sel is None:
@@ -499,10 +541,40 @@ class SpoolSink:
             line = re.sub(r"( S=\d+(?: M8S=\d+)?)",
                           lambda m: f"{m.group(1)} Q={msg.queue_name}",
                           line, count=1)
+        if layout is not None and self.message_logs:
+            # The message log gets the line without what log_write adds
+            # for +received_sender / +received_recipients.
+            mline = line
+            if msg.recipients and "received_recipients" in sel:
+                mline = mline[:-len(" for " + " ".join(
+                    r[0] for r in msg.recipients))]
+            if "received_sender" in sel:
+                mline = mline[:-len(f" from <{sm.sender}>")]
+            self._msglog(layout, msg, sm.id, "Received from " + mline[3:],
+                         "millisec" in sel)
         if not self.log.main(line, sm.id):
             return False
         self._log_controls(msg, sm.id)
         return True
+
+    def _msglog(self, layout: SpoolLayout, msg: ReceivedMessage, mid: str,
+                text: str, millisec: bool) -> None:
+        """Create the message log with its reception lines (Exim writes
+        "frozen by" and "no immediate delivery" lines there too)."""
+        from eximpy.log.format import timestamp
+        stamp = timestamp(None, millisec)
+        lines = [f"{stamp} {text}\n"]
+        if msg.frozen_by is not None:
+            lines.append(f"{stamp} frozen by {msg.frozen_by}\n")
+        if msg.queued_by is not None:
+            where = f" in {msg.queue_name}" if msg.queue_name else ""
+            lines.append(f"{stamp} no immediate delivery: queued{where} by "
+                         f"{msg.queued_by}\n")
+        try:
+            msglog.create(layout, mid, "".join(lines))
+        except OSError as e:
+            self.log.panic(f"Couldn't open message log "
+                           f"{layout.msglog_file(mid)}: {e.strerror}")
 
 
 class TestSink(SpoolSink):

@@ -749,13 +749,23 @@ def ehlo_keywords(text: str) -> list[list[str]]:
 
 
 def spool_snapshot(spool: Path) -> str:
-    """The -H and -D files, normalised, ordered by message id."""
+    """The -H, -D and message log files, normalised, ordered by message
+    id (message logs: Exim writes "Received from" at reception)."""
     inp = spool / "input"
+    out = []
+    mlog = spool / "msglog"
+    if mlog.exists():
+        for name in sorted(os.listdir(mlog)):
+            text = (mlog / name).read_bytes().decode("utf-8",
+                                                     "surrogateescape")
+            text = re.sub(r"(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{3})? ",
+                          "<TS> ", text)
+            text = re.sub(r" RT=\S+", " RT=<T>", text)
+            out.append(f"=== msglog {name}\n{text}")
     if not inp.exists():
-        return ""
+        return _norm_ids("\n".join(out))
     names = sorted(os.listdir(inp))
     ids = sorted({n[:-2] for n in names if n.endswith("-H")})
-    out = []
     for mid in ids:
         h = (inp / f"{mid}-H").read_bytes().decode("utf-8", "surrogateescape")
         dd = (inp / f"{mid}-D").read_bytes().decode("utf-8",
