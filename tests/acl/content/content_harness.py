@@ -23,9 +23,11 @@ from oracle import ROOT, exim_run
 
 WORK = ROOT / "tests" / "_work" / "acl_content"
 
-_ID = re.compile(r"\b[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}\b")
+_ID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-"
+                 r"[0-9A-Za-z]{2}(?![0-9A-Za-z])")
 _DATE = re.compile(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}")
 _BSD = re.compile(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}")
+_PORT = re.compile(r"\]:\d{4,5}\b")
 _SESSION_LIST = re.compile(r"^>>> \S+ in [a-z0-9_]+\? ")
 _UNSPOOL = ">>> unspool_mbox(): unlinking"
 
@@ -59,6 +61,7 @@ def normalize(text: str, d: Path) -> str:
     text = _ID.sub("MSGID", text)
     text = _DATE.sub("DATE", text)
     text = _BSD.sub("BSDDATE", text)
+    text = _PORT.sub("]:PORT", text)
     out: list[str] = []
     run: list[str] = []
     for line in text.split("\n"):
@@ -99,6 +102,8 @@ def run_case(name: str, acls: str, extra: str, dlg: str,
     for fn, content in (files or {}).items():
         (d / fn).parent.mkdir(parents=True, exist_ok=True)
         (d / fn).write_text(content)
+        if fn.endswith(".sh"):
+            (d / fn).chmod(0o755)
     for who in ("exim", "py"):
         spool = d / f"spool_{who}"
         (spool / "log").mkdir(parents=True)

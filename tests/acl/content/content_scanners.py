@@ -160,11 +160,16 @@ class SockScanner:
                 return
             with c:
                 data = b""
+                c.settimeout(5)
                 while not data.endswith(b"\n"):
-                    b = c.recv(4096)
+                    try:
+                        b = c.recv(4096)
+                    except OSError:
+                        break
                     if not b:
                         break
                     data += b
+                    c.settimeout(0.3)
                 cmd = data.decode().strip()
                 self.commands.append(cmd)
                 fname = cmd.split()[-1] if cmd else ""
@@ -172,10 +177,11 @@ class SockScanner:
                     body = Path(fname).read_text(errors="replace")
                 except OSError:
                     body = ""
-                if VIRUS_TEXT in body:
-                    c.sendall(b"VIRUS Sock.Test.Virus found\n")
-                else:
-                    c.sendall(b"CLEAN\n")
+                try:
+                    c.sendall(b"VIRUS Sock.Test.Virus found\n"
+                              if VIRUS_TEXT in body else b"CLEAN\n")
+                except OSError:
+                    pass
 
     def stop(self) -> None:
         self.srv.close()
