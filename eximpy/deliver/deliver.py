@@ -275,6 +275,27 @@ class _Delivery:
                 a.pass_message = False
             if msg.sender:
                 failed.extend(tops)
+        elif self.config.main.get("system_filter"):
+            # The system filter runs before routing (eximpy.deliver.
+            # system_filter); it may ignore, defer, freeze or fail the
+            # original recipients and generate addresses of its own.
+            from eximpy.deliver.system_filter import run_system_filter
+            sf = run_system_filter(self, msg, body)
+            if sf is None:
+                return
+            rctx.headers = _header_pairs(msg)
+            if sf.process != "accept":
+                rctx.addr_new = []
+            if sf.process in ("defer", "freeze"):
+                deferred.extend(tops)
+                if sf.process == "freeze":
+                    self.frozen_info = sf.frozen_info
+            elif sf.process == "fail":
+                for a in tops:
+                    a.message = sf.message or "delivery cancelled"
+                if msg.sender:
+                    failed.extend(tops)
+            rctx.addr_new = sf.new + rctx.addr_new
         discarded: list[Address] = []
         # Exim routes in passes: each pass takes the new addresses (pipes
         # and files straight onto the local chain), then routes the others
@@ -498,11 +519,16 @@ class _Delivery:
             # (no warning when every deferral was a retry-time skip)
             # Exim's deferred chain is built by prepending.
             self._maybe_warn(msg, rctx, list(reversed(deferred)))
+        if getattr(self, "frozen_info", None) is not None:
+            freeze_reason = freeze_reason or ""
         if freeze_reason is not None and pending_tops:
             from eximpy.log.format import frozen_text
             msg.frozen = True
             msg.frozen_at = int(time.time())
-            self.main(frozen_text(freeze_reason or None))
+            info = getattr(self, "frozen_info", None)
+            text = "Frozen" + info if info is not None \
+                else frozen_text(freeze_reason or None)
+            self.main(text, msglog="*** " + text)
         if not pending_tops:
             header_file.remove_files(self.layout, self.mid)
             self.main(F.completed(self.sel, time.time() - msg.received_time))
