@@ -228,7 +228,12 @@ class Call:
         ident = self.var("sender_ident")
         if not addr:
             return f"U={ident}" if useflag and ident else ident
-        h = host_text(self.var("sender_host_name") or None,
+        # Exim's host_and_ident() reads the sender_host_name global: it
+        # never starts the lazy host name lookup $sender_host_name does.
+        v = self.ctx.variables.get("sender_host_name")
+        if callable(v):
+            v = getattr(getattr(v, "__self__", None), "host_name", None)
+        h = host_text(v or None,
                       self.var("sender_helo_name") or None, addr)
         if useflag:
             h = "H=" + h

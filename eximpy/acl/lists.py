@@ -68,7 +68,11 @@ class ListMatcher:
     def match(self, subject: str, label: str, text: str, kind: str,
               item: Callable[[str, Any], str], cache: dict | None = None,
               caseless: bool = True, expand: bool = True,
-              _depth: int = 0) -> tuple[str, Any]:
+              _depth: int = 0, display: str | None = None
+              ) -> tuple[str, Any]:
+        """match_check_list() with its debug lines; ``display`` is the
+        option name Exim shows for a list that is an option's value
+        ("host in helo_accept_junk_hosts? ..."), else the quoted list."""
         ctx = self.ctx
         if expand:
             from eximpy.expand import expand_string
@@ -80,6 +84,7 @@ class ListMatcher:
                 self._log_panic(
                     f'failed to expand "{text}" while checking a list: {e}')
                 return DEFER, None
+        shown = display if display is not None else f'"{text}"'
         flags = M._Flags(caseless)
         yield_ = OK
         for raw in iter_list(text):
@@ -113,7 +118,7 @@ class ListMatcher:
                 if ncache is not None and ss in ncache:
                     rc, val = ncache[ss]
                     if rc == OK:
-                        self._out(subject, label, text,
+                        self._out(subject, label, shown,
                                   "yes" if yield_ == OK else "no",
                                   f'matched "{raw}" - cached')
                         return yield_, val
@@ -123,12 +128,12 @@ class ListMatcher:
                 if ncache is not None and rc in (OK, FAIL):
                     ncache[ss] = (rc, val)
                 if rc == OK:
-                    self._out(subject, label, text,
+                    self._out(subject, label, shown,
                               "yes" if yield_ == OK else "no",
                               f'matched "{raw}"')
                     return yield_, val
                 if rc == DEFER:
-                    self._deferred(subject, label, text, raw)
+                    self._deferred(subject, label, shown, raw)
                     return DEFER, None
                 continue
             if ss.startswith("/"):
@@ -154,7 +159,7 @@ class ListMatcher:
                         y = FAIL if y == OK else OK
                     rc = item(line, flags)
                     if rc == OK:
-                        self._out(subject, label, text,
+                        self._out(subject, label, shown,
                                   "yes" if file_yield == OK else "no",
                                   f'matched "{rawline}" in {ss}')
                         v = ctx._match_value
@@ -164,7 +169,7 @@ class ListMatcher:
                             continue
                         if flags.include_defer:
                             return OK, None
-                        self._deferred(subject, label, text, line)
+                        self._deferred(subject, label, shown, line)
                         return DEFER, None
                     yield_ = y
                 continue
@@ -178,7 +183,7 @@ class ListMatcher:
                 return DEFER, None
             rc = item(ss, flags)
             if rc == OK:
-                self._out(subject, label, text,
+                self._out(subject, label, shown,
                           "yes" if yield_ == OK else "no",
                           f'matched "{raw}"')
                 return yield_, ctx._match_value
@@ -187,34 +192,34 @@ class ListMatcher:
                     continue
                 if flags.include_defer:
                     return OK, None
-                self._deferred(subject, label, text, raw)
+                self._deferred(subject, label, shown, raw)
                 return DEFER, None
             if rc == ERROR:
                 if flags.ignore_unknown:
                     continue
                 if flags.include_unknown:
-                    self._out(subject, label, text,
+                    self._out(subject, label, shown,
                               "yes" if yield_ == OK else "no",
                               "include_unknown")
                     return yield_, None
-                self._out(subject, label, text, "no",
+                self._out(subject, label, shown, "no",
                           "failed to find host name for "
                           f"{getattr(item, 'host_address', '')}")
                 return FAIL, None
         final = FAIL if yield_ == OK else OK
-        self._out(subject, label, text, "no" if final == FAIL else "yes",
+        self._out(subject, label, shown, "no" if final == FAIL else "yes",
                   "end of list")
         return final, None
 
     def _out(self, subject: str, label: str, text: str, yn: str,
              why: str) -> None:
         if self.trace is not None:
-            self.trace(f'{label} in "{text}"? {yn} ({why})')
+            self.trace(f'{label} in {text}? {yn} ({why})')
 
     def _deferred(self, subject: str, label: str, text: str,
                   item: str) -> None:
         if self.trace is not None:
-            self.trace(f'{label} in "{text}"? list match deferred for {item}')
+            self.trace(f'{label} in {text}? list match deferred for {item}')
 
     def _log_panic(self, msg: str) -> None:
         fn = getattr(self.ctx, "log_panic", None)
@@ -233,14 +238,15 @@ class ListMatcher:
                           caseless)
 
     def domain(self, domain: str, text: str, cache: dict | None = None,
-               expand: bool = True) -> tuple[str, Any]:
+               expand: bool = True, display: str | None = None
+               ) -> tuple[str, Any]:
         ctx = self.ctx
 
         def item(pat: str, flags: Any) -> str:
             return M.check_string(ctx, domain, pat, flags.caseless, 0, True,
                                   True)
         return self.match(domain, domain, text, M.MCL_DOMAIN, item, cache,
-                          True, expand)
+                          True, expand, display=display)
 
     def local_part(self, lp: str, text: str, cache: dict | None = None
                    ) -> tuple[str, Any]:
@@ -261,14 +267,15 @@ class ListMatcher:
                           caseless)
 
     def host(self, address: str, name: str, text: str,
-             cache: dict | None = None) -> tuple[str, Any]:
+             cache: dict | None = None, display: str | None = None
+             ) -> tuple[str, Any]:
         ctx = self.ctx
 
         def item(pat: str, flags: Any) -> str:
             return M._check_host(ctx, address, name, pat, flags, False)
         item.host_address = address  # type: ignore[attr-defined]
         return self.match(address, "host", text, M.MCL_HOST, item, cache,
-                          True)
+                          True, display=display)
 
     # ------------------------------------------------------------------
     def _check_address(self, address: str, pattern: str, flags: Any) -> str:
@@ -312,5 +319,5 @@ class ListMatcher:
         return rc
 
     def _empty_domain(self, dom: str) -> tuple[str, Any]:
-        self._out(dom, dom, "", "no", "end of list")
+        self._out(dom, dom, '""', "no", "end of list")
         return FAIL, None

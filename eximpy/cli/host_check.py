@@ -14,6 +14,12 @@ DESCRIPTION
     no log files in -bh mode).  The banner and the SMTP replies go to
     stdout.  Nothing is spooled.
 
+    The session's own host-list checks (hosts_connection_nolog,
+    host_reject_connection, helo_accept_junk_hosts, the *_advertise_hosts
+    at EHLO, smtp_accept_max_nonmail_hosts, ignore_fromline_hosts, ...)
+    are traced through session_list(), at the points and in the order
+    Exim consults them, with "no (option unset)" for unset options.
+
     The main-program dispatcher can point -bh (and -bhc: callouts are
     treated the same until eximpy has an SMTP client) at run_bh here.
 
@@ -22,6 +28,7 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -84,11 +91,50 @@ def run_bh(config: Any, inv: Any, stdin: Any = sys.stdin,
     login, uid, gid = S._caller()
     runner = make_runner(config, log=log, trace=trace, host_checking=True,
                          callouts_in_bh=getattr(inv, "mode", "") == "bhc")
+    # The session's own list checks are traced too (Session._host_in).
+    runner.session_list = functools.partial(session_list, runner)
     session = Session(config, acl=runner, sink=TestSink(config),
                       host_address=host, host_port=port, host_checking=True,
                       trusted=True, login=login, uid=uid, gid=gid, log=log)
     del err
     return S._run(session, stdin, stdout, config)
+
+
+def session_list(engine: Any, session: Any, name: str, listtext: Any,
+                 subject: str | None = None) -> str:
+    """One of the session's own list checks, traced as Exim traces it in
+    -bh (">>> host in helo_accept_junk_hosts? yes (matched "*")"): the
+    host lists (and helo_lookup_domains, a domain list, when ``subject``
+    is given) that smtp_in.c and receive.c consult.  The named-list cache
+    is the connection's, shared with the ACLs, as in Exim.  Returns OK,
+    FAIL or DEFER."""
+    from eximpy.acl.engine import Call
+    from eximpy.acl.runner import DEFER, FAIL, OK, AclEnv, AclResult
+    try:
+        raw = session.config.main.get(name)
+    except (KeyError, AttributeError):
+        raw = listtext
+    label = "host" if subject is None else subject
+    if raw is None:
+        if engine.trace is not None:
+            engine.trace(f"{label} in {name}? no (option unset)")
+        return FAIL
+    env = AclEnv(variables=session._variables(), acl_c=session.acl_c,
+                 acl_m=session.acl_m, host_address=session.host_address,
+                 log=session._log_main)
+    engine._lifetimes(env)
+    call = Call(engine, "connect", env, AclResult(FAIL))
+    text = str(listtext if listtext is not None else raw)
+    try:
+        if subject is None:
+            rc, _ = call.lists.host(session.host_address or "",
+                                    session.host_name or "", text,
+                                    engine.conn["host_cache"], display=name)
+        else:
+            rc, _ = call.lists.domain(subject, text, None, display=name)
+    except Exception:
+        rc = DEFER
+    return rc if rc in (OK, FAIL) else DEFER
 
 
 _IPV4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|\d{1,2})"

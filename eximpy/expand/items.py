@@ -202,7 +202,12 @@ def item_authresults(ctx, a):
         g += f";\n\tlocal=pass (non-smtp, {a[0]})"
         if get("authenticated_id"):
             g += " u=" + get("authenticated_id")
-    shn = get("sender_host_name")
+    # Exim's authres_iprev() reads the sender_host_name global: a lazy
+    # $sender_host_name lookup is not started here.
+    shn = ctx.variables.get("sender_host_name")
+    if callable(shn):
+        shn = getattr(getattr(shn, "__self__", None), "host_name", None)
+    shn = shn or ""
     sha = get("sender_host_address")
     iprev = None
     if shn:

@@ -350,7 +350,8 @@ class Session:
         self.helo_seen = False
         self.esmtp = False
         self.helo_name: str | None = None
-        self.helo_required = False
+        self.helo_required = False            # helo_verify_hosts matched
+        self.helo_verify_required = False
         self.helo_accept_junk = False
         self.auth_advertised = False
         self.tls_advertised = False
@@ -397,10 +398,10 @@ class Session:
         self.acl_c: dict[str, str] = {}
         self.received_protocol = (PROTOCOLS_LOCAL if self.local
                                   else PROTOCOLS)[0]
-        self.allow_unqualified_sender = self.local or self._host_in(
-            self.opt.sender_unqualified_hosts) == OK
-        self.allow_unqualified_recipient = self.local or self._host_in(
-            self.opt.recipient_unqualified_hosts) == OK
+        # For a remote host, start() checks the *_unqualified_hosts.
+        self.allow_unqualified_sender = self.local
+        self.allow_unqualified_recipient = self.local
+        self.pipe_connect_acceptable = False
         self.size_limit = 0
         # Per-message state.
         self._mode = "command"            # command data bdat discard_line
@@ -453,20 +454,34 @@ class Session:
             self.closed = True
             return self._flush()
         if not self.local:
-            if self._host_in(self.opt.get("host_reject_connection")) == OK:
+            self._host_in(self.opt.get("hosts_connection_nolog"),
+                          "hosts_connection_nolog")
+            self._host_in(self.opt.get("host_lookup"), "host_lookup")
+            if self._host_in(self.opt.get("host_reject_connection"),
+                             "host_reject_connection") == OK:
                 self._log_reject(f"refused connection from "
                                  f"{self._host_and_ident()} "
                                  "(host_reject_connection)")
                 self._printf("554 SMTP service not available")
                 self.closed = True
                 return self._flush()
-            self.helo_required = self._host_in(
-                self.opt.hosts_require_helo) == OK
+            # The order of Exim's smtp_start_session() (it matters for the
+            # -bh trace); hosts_require_helo is consulted at MAIL.
+            self.allow_unqualified_sender = self._host_in(
+                self.opt.sender_unqualified_hosts,
+                "sender_unqualified_hosts") == OK
+            self.allow_unqualified_recipient = self._host_in(
+                self.opt.recipient_unqualified_hosts,
+                "recipient_unqualified_hosts") == OK
+            self.helo_verify_required = self._host_in(
+                self.opt.get("helo_verify_hosts"), "helo_verify_hosts") == OK
+            if not self.helo_verify_required:
+                self._host_in(self.opt.get("helo_try_verify_hosts"),
+                              "helo_try_verify_hosts")
             self.helo_accept_junk = self._host_in(
-                self.opt.helo_accept_junk_hosts) == OK
-        else:
-            self.helo_required = self._host_in(
-                self.opt.hosts_require_helo) == OK
+                self.opt.helo_accept_junk_hosts,
+                "helo_accept_junk_hosts") == OK
+            self._host_in(self.opt.get("hosts_proxy"), "hosts_proxy")
         user_msg = None
         if self.opt.acl["connect"]:
             r = self._acl("connect", self.opt.acl["connect"])
@@ -475,6 +490,10 @@ class Session:
                 self.closed = True
                 return self._flush()
             user_msg = r.user_message
+        # Exim decides here whether PIPECONNECT may be advertised.
+        self.pipe_connect_acceptable = self.host_address is not None and \
+            self._host_in(self.opt.pipelining_connect_advertise_hosts,
+                          "pipelining_connect_advertise_hosts") == OK
         code, esc = 220, ""
         if user_msg is None:
             try:
@@ -803,8 +822,14 @@ class Session:
                             acl_c=self.acl_c, acl_m=self.acl_m)
         return expand_string(text, ctx)
 
-    def _host_in(self, listtext: Any) -> str:
-        """verify_check_host() for a host list option: OK, FAIL or DEFER."""
+    def _host_in(self, listtext: Any, name: str | None = None) -> str:
+        """verify_check_host() for a host list option: OK, FAIL or DEFER.
+        In -bh, a check naming its option is traced as Exim traces it
+        (eximpy.cli.host_check.session_list)."""
+        if name is not None and self.host_checking:
+            traced = getattr(self.acl, "session_list", None)
+            if traced is not None:
+                return traced(self, name, listtext)
         if listtext is None:
             return FAIL
         text = str(listtext)
@@ -1177,7 +1202,8 @@ class Session:
                 if not self.is_mail_cmd.get(cmd, True):
                     if self.count_nonmail is None:
                         self.count_nonmail = self._host_in(
-                            self.opt.smtp_accept_max_nonmail_hosts) != FAIL
+                            self.opt.smtp_accept_max_nonmail_hosts,
+                            "smtp_accept_max_nonmail_hosts") != FAIL
                     if self.count_nonmail:
                         self.nonmail_command_count += 1
                         if self.nonmail_command_count > \
@@ -1302,8 +1328,9 @@ class Session:
         elif cmd == HELP:
             self._had(HELP)
             buf = " AUTH"
-            if self.tls is None and self.opt.tls_advertise_hosts and \
-                    self._host_in(self.opt.tls_advertise_hosts) != FAIL:
+            if self.tls is None and self._host_in(
+                    self.opt.tls_advertise_hosts,
+                    "tls_advertise_hosts") != FAIL:
                 buf += " STARTTLS"
             buf += " HELO EHLO MAIL RCPT DATA BDAT NOOP QUIT RSET HELP"
             if self.opt.acl["etrn"]:
@@ -1463,6 +1490,24 @@ class Session:
             self.helo_name = s
         return ok
 
+    def _helo_lookup_domain(self, helo: str) -> str:
+        """Is the HELO name in helo_lookup_domains (traced in -bh)?"""
+        text = self.opt.get("helo_lookup_domains")
+        traced = getattr(self.acl, "session_list", None)
+        if self.host_checking and traced is not None:
+            return traced(self, "helo_lookup_domains", text, subject=helo)
+        if not text:
+            return FAIL
+        try:
+            from eximpy import match as _match
+            from eximpy.expand import ExpandContext
+            ctx = ExpandContext(config=self.config,
+                                variables=self._variables())
+            rc, _v = _match.match_domain(helo, str(text), ctx)
+        except Exception:
+            return DEFER
+        return rc
+
     def _helo(self, cmd: int, data: str) -> int:
         self._had(cmd)
         hello = "HELO" if cmd == HELO else "EHLO"
@@ -1483,6 +1528,13 @@ class Session:
                     f"\"{printable(self._cmd_line)}\", {self._connhad()})")
                 return 1
             return 0
+        if not self.local and self.host_name is None:
+            # Exim forces a reverse lookup for a HELO name in
+            # helo_lookup_domains.
+            helo = (data.split() or [""])[0].lower()
+            if self._helo_lookup_domain(helo) == OK and \
+                    hasattr(self, "_host_name_lookup"):
+                self._host_name_lookup()
         user_msg = None
         if self.opt.acl["helo"]:
             r = self._acl("helo", self.opt.acl["helo"])
@@ -1521,7 +1573,8 @@ class Session:
                 lines.append("SIZE")
             if self.opt.accept_8bitmime:
                 lines.append("8BITMIME")
-            if self._host_in(self.opt.dsn_advertise_hosts) != FAIL and \
+            if self._host_in(self.opt.dsn_advertise_hosts,
+                             "dsn_advertise_hosts") != FAIL and \
                     self.opt.dsn_advertise_hosts:
                 lines.append("DSN")
                 self.dsn_advertised = True
@@ -1532,16 +1585,17 @@ class Session:
             if self.opt.acl["expn"]:
                 lines.append("EXPN")
             if self.pipelining_enable and self._host_in(
-                    self.opt.pipelining_advertise_hosts) == OK:
+                    self.opt.pipelining_advertise_hosts,
+                    "pipelining_advertise_hosts") == OK:
                 lines.append("PIPELINING")
                 self.sync_cmd_limit = _NON_SYNC_PIPELINING
                 self.pipelining_advertised = True
-                if self.host_address is not None and self._host_in(
-                        self.opt.pipelining_connect_advertise_hosts) == OK:
+                if self.pipe_connect_acceptable:
                     lines.append("PIPECONNECT")
             self._advertised = set()
             if self.opt.auths and not self.authenticated and self._host_in(
-                    self.opt.auth_advertise_hosts) == OK:
+                    self.opt.auth_advertise_hosts,
+                    "auth_advertise_hosts") == OK:
                 names = []
                 for m in self.opt.auths:
                     cond = m.opt("server_advertise_condition")
@@ -1559,20 +1613,22 @@ class Session:
                 if names:
                     lines.append("AUTH " + " ".join(names))
                     self.auth_advertised = True
-            if self._host_in(self.opt.chunking_advertise_hosts) != FAIL and \
+            if self._host_in(self.opt.chunking_advertise_hosts,
+                             "chunking_advertise_hosts") != FAIL and \
                     self.opt.chunking_advertise_hosts:
                 lines.append("CHUNKING")
                 self.chunking_offered = True
                 self.chunking_state = CHUNKING_OFFERED
-            if self.tls is None and self.opt.tls_advertise_hosts and \
-                    self._host_in(self.opt.tls_advertise_hosts) != FAIL:
+            if self.tls is None and self._host_in(
+                    self.opt.tls_advertise_hosts,
+                    "tls_advertise_hosts") != FAIL:
                 lines.append("STARTTLS")
                 self.tls_advertised = True
             if self.opt.prdr_enable:
                 lines.append("PRDR")
-            if self.opt.accept_8bitmime and self.opt.smtputf8_advertise_hosts \
-                    and self._host_in(self.opt.smtputf8_advertise_hosts) \
-                    != FAIL:
+            if self.opt.accept_8bitmime and self._host_in(
+                    self.opt.smtputf8_advertise_hosts,
+                    "smtputf8_advertise_hosts") != FAIL:
                 lines.append("SMTPUTF8")
                 self.smtputf8_advertised = True
             lines.append("HELP")
@@ -1619,7 +1675,9 @@ class Session:
     def _mail(self, data: str) -> tuple[int, bool]:
         self._had(MAIL)
         self.mailcmd_count += 1
-        if self.helo_required and not self.helo_seen:
+        if not self.helo_seen and (self.helo_verify_required or
+                                   self._host_in(self.opt.hosts_require_helo,
+                                                 "hosts_require_helo") == OK):
             self._printf("503 HELO or EHLO required")
             self._log_reject(f"rejected MAIL from {self._host_and_ident()}: "
                              "no HELO/EHLO given")
@@ -1949,6 +2007,9 @@ class Session:
                 self._printf('354 Enter message, ending with "." on a line '
                              "by itself")
         self._log_mid = None
+        if self.host_address is not None:
+            self._host_in(self.opt.get("ignore_fromline_hosts"),
+                          "ignore_fromline_hosts")
         self._reader = DataReader(self.size_limit, self.opt.header_maxsize,
                                   self.opt.header_line_maxsize, chunking=bdat)
         self._data_start = self.clock()

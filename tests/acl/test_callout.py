@@ -130,8 +130,6 @@ def _norm(text: str, d: Path) -> str:
                   "DATE", text)
     out, inside = [], False
     for ln in text.split("\n"):
-        if re.match(r"^>>> \S+ in [a-z0-9_]+\? ", ln):
-            continue
         if ln.endswith(">" * 35):
             inside = True
             out.append(ln)

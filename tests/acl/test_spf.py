@@ -59,8 +59,7 @@ def _norm(text: str, d: Path) -> str:
     text = text.replace("\r\n", "\n").replace(str(d), "DIR")
     text = re.sub(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}",
                   "DATE", text)
-    return "\n".join(ln for ln in text.split("\n")
-                     if not re.match(r"^>>> \S+ in [a-z0-9_]+\? ", ln))
+    return text
 
 
 @pytest.mark.parametrize("ip", IPS)
