@@ -306,17 +306,19 @@ class _Delivery:
             for addr in rctx.addr_new:
                 if addr.pfr:
                     rctx.addr_local.insert(0, addr)
-                else:
-                    addr_route.insert(0, addr)
-            rctx.addr_new = []
-            for addr in addr_route:
+                    continue
                 split_address(addr)
                 if addr.parent is not None and addr.address in msg.non_recipients:
                     continue
+                # routing retry times are checked in this scan, before any
+                # routing (Exim's order)
                 if self.retry.routing_skip(addr):
                     deferred.append(addr)
                     self._retry_skip_log(addr)
                     continue
+                addr_route.insert(0, addr)
+            rctx.addr_new = []
+            for addr in addr_route:
                 old_domain = addr.domain
                 rc = R.route_address(addr, rctx)
                 if rc == R.DEFER:
@@ -371,6 +373,9 @@ class _Delivery:
                     # -J first: a crash after this must not deliver again.
                     jnl.record(addr.unique)
                     done_ok.append(addr)
+                    if res.special_action == 3:     # SPECIAL_WARN (quota)
+                        from eximpy.transports.appendfile import send_quota_warning
+                        send_quota_warning(addr.transport, addr, tctx)
                     shadow = self._shadow(addr, tctx)
                     orig = _original(addr)
                     self.addr_main(addr, F.delivered(self.sel, _log_address(addr),

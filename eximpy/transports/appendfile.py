@@ -153,8 +153,45 @@ def _fsync(fd: int) -> None:
             raise
 
 
+# Exim's private errno values (exim.h) as they appear in "defer (N)".
 ERRNO_LOCKFAILED = -9
 ERRNO_EXIMQUOTA = -22
+ERRNO_BADUGID = -6
+ERRNO_BADMODE = -7
+ERRNO_NOTREGULAR = -4
+ERRNO_INODECHANGED = -8
+ERRNO_EXISTRACE = -3
+ERRNO_NOTDIRECTORY = -5
+ERRNO_BADCREATE = -34
+ERRNO_NOTABSOLUTE = -28
+ERRNO_EXPANDFAIL = -12
+
+SPECIAL_FREEZE = 1
+SPECIAL_WARN = 3
+
+MBX_HDRSIZE = 2048
+MBX_NUSERFLAGS = 30
+
+
+class _Fail(Exception):
+    """A delivery failure: status, errno, message (Exim's addr fields)."""
+
+    def __init__(self, message: str, errno: int = 0, status: str = "DEFER",
+                 special: int = 0, user_message: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.errno, self.status = message, errno, status
+        self.special, self.user_message = special, user_message
+
+    def result(self) -> Any:
+        from eximpy import routing as R
+        from eximpy.transports._write import TransportResult
+        text = self.message
+        if self.errno > 0:
+            # Exim's log shows strerror(basic_errno) before the message.
+            text = f"{os.strerror(self.errno)}: {text}"
+        return TransportResult(R.FAIL if self.status == "FAIL" else R.DEFER,
+                               text, self.errno, 0, self.user_message,
+                               self.special)
 
 
 def _popt(inst: Any, name: str) -> Any:
@@ -165,44 +202,218 @@ def _popt(inst: Any, name: str) -> Any:
     return p.get(name)
 
 
-def _ugid(addr: Any, inst: Any) -> tuple[int | None, int | None]:
-    uid, gid = addr.uid, addr.gid
-    u = inst.get("user")
-    if isinstance(u, int):
-        uid = u
-        if gid is None:
-            import pwd
+_NUM = __import__("re").compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
+
+
+class _Quota:
+    """appendfile_transport_setup(): the expanded quota values."""
+    value = 0
+    filecount = 0
+    warn = 0
+    warn_percent = False
+    mailbox_size = -1
+    mailbox_filecount = -1
+    use_size_file = False
+
+    def threshold_check(self) -> bool:
+        # Exim's THRESHOLD_CHECK
+        return self.warn > 0 and (not self.warn_percent or self.value > 0)
+
+
+def _setup(inst: Any, addr: Any, tctx: Any) -> _Quota:
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    q = _Quota()
+    name = inst.name
+    mus = inst.private.get("maildir_use_size_file")
+    if isinstance(mus, str):
+        try:
+            v = tctx.expand(mus, addr).strip().lower()
+        except ExpansionForcedFail:
+            v = "false"
+        except ExpansionError as e:
+            raise _Fail(f"failed to expand \"maildir_use_size_file\" in "
+                        f"{name} transport: {e}")
+        q.use_size_file = v in ("true", "yes", "1")
+    else:
+        q.use_size_file = bool(mus)
+    for k, opt in enumerate(("quota", "quota_filecount", "quota_warn_threshold",
+                             "mailbox_size", "mailbox_filecount")):
+        text = inst.private.get(opt)
+        if text is None:
+            d = 0.0 if k < 3 else -1.0
+        else:
             try:
-                gid = pwd.getpwuid(u).pw_gid
-            except KeyError:
-                pass
-    g = inst.get("group")
-    if isinstance(g, int):
-        gid = g
-    return uid, gid
+                s = tctx.expand(text, addr)
+            except (ExpansionError, ExpansionForcedFail) as e:
+                raise _Fail(f"Expansion of \"{text}\" in {name} transport "
+                            f"failed: {e}", status="FAIL")
+            m = _NUM.match(s)
+            d = float(m.group(1)) if m else 0.0
+            rest = s[m.end():] if m else s.lstrip()
+            c = rest[:1]
+            if c.lower() == "k":
+                d *= 1024.0
+                rest = rest[1:]
+            elif c.lower() == "m":
+                d *= 1024.0 * 1024.0
+                rest = rest[1:]
+            elif c.lower() == "g":
+                d *= 1024.0 * 1024.0 * 1024.0
+                rest = rest[1:]
+            elif c == "%" and k == 2:
+                if q.value <= 0 and not q.use_size_file:
+                    d = 0
+                elif int(d) < 0 or int(d) > 100:
+                    raise _Fail(f"Invalid quota_warn_threshold percentage "
+                                f"({int(d)}) for {name} transport", status="FAIL")
+                q.warn_percent = True
+                rest = rest[1:]
+            if rest.strip():
+                raise _Fail(f"Malformed value \"{s}\" (expansion of \"{text}\") "
+                            f"in {name} transport", status="FAIL")
+        if k in (1, 4) and d >= 2.0 * 1024 ** 3:
+            raise _Fail(f"{opt} value {d:.10g} is too large (overflow) in "
+                        f"{name} transport", status="FAIL")
+        if k == 0:
+            q.value = int(d)
+        elif k == 1:
+            q.filecount = int(d)
+        elif k == 2:
+            q.warn = int(d)
+        elif k == 3:
+            q.mailbox_size = int(d)
+        else:
+            q.mailbox_filecount = int(d)
+    return q
+
+
+def _check_creation(filename: str, create_file: str | None,
+                    home: str | None) -> bool:
+    """Exim's check_creation(): may this file be created (create_file)?"""
+    if not home or not create_file or create_file == "anywhere":
+        return True
+    f = filename
+    while f.startswith("//"):
+        f = f[1:]
+    n = len(home)
+    if not f.startswith(home) or f[n:n + 1] != "/":
+        return False
+    if "/" in f[n + 2:] and (create_file != "belowhome" or "/../" in f[n:]):
+        return False
+    if create_file == "belowhome":
+        # The real path of the longest existing part must lie in the home.
+        part = f
+        rp = None
+        while rp is None and "/" in part[1:]:
+            part = part[:part.rindex("/")]
+            if os.path.exists(part):
+                rp = os.path.realpath(part)
+        if rp is not None:
+            rph = os.path.realpath(home) if os.path.exists(home) else home
+            k = min(len(rp), len(rph))
+            if rp[:k] != rph[:k]:
+                return False
+    return True
+
+
+def _apply_lock(fd: int, exclusive: bool, use_fcntl: bool, fcntl_time: int,
+                use_flock: bool, flock_time: int) -> bool:
+    """Exim's apply_lock(): fcntl and/or flock, blocking with a timeout
+    when one is set; True when locked."""
+    import signal
+
+    def _alarm(_s: int, _f: Any) -> None:
+        raise TimeoutError
+    try:
+        if use_fcntl:
+            kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            if fcntl_time > 0:
+                old = signal.signal(signal.SIGALRM, _alarm)
+                signal.alarm(fcntl_time)
+                try:
+                    fcntl.lockf(fd, kind)
+                finally:
+                    signal.alarm(0)
+                    signal.signal(signal.SIGALRM, old)
+            else:
+                fcntl.lockf(fd, kind | fcntl.LOCK_NB)
+        if use_flock:
+            kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            if flock_time > 0:
+                old = signal.signal(signal.SIGALRM, _alarm)
+                signal.alarm(flock_time)
+                try:
+                    fcntl.flock(fd, kind)
+                finally:
+                    signal.alarm(0)
+                    signal.signal(signal.SIGALRM, old)
+            else:
+                fcntl.flock(fd, kind | fcntl.LOCK_NB)
+        return True
+    except (OSError, TimeoutError):
+        return False
+
+
+def _rcpt_address(a: Any, include_affixes: bool) -> str:
+    """Exim's transport_rcpt_address()."""
+    if include_affixes or not (a.prefix or a.suffix):
+        return a.address
+    return f"{a.local_part}@{a.domain}"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
+    try:
+        return _deliver1(inst, addr, tctx)
+    except _Fail as f:
+        return f.result()
+
+
+def _message_size(tctx: Any) -> int:
+    try:
+        return int(tctx.rctx.variables.get("message_size"))
+    except (TypeError, ValueError):
+        return tctx.msg.header_size + len(tctx.body)
+
+
+def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
     from eximpy import routing as R
     from eximpy.errors import ExpansionError, ExpansionForcedFail
     from eximpy.expand.taint import is_tainted
     from eximpy.transports._write import TransportResult, message_bytes
+    addrs = getattr(addr, "batch", None) or [addr]
     name = inst.name
     fileopt = _popt(inst, "file")
     diropt = _popt(inst, "directory")
-    path_text = fileopt if fileopt is not None else diropt
-    is_dir = fileopt is None and diropt is not None
-    if path_text is None:
-        if addr.pfr and addr.address.startswith("/"):
-            path = addr.address
-            is_dir = path.endswith("/")
-        else:
+    maildir = bool(_popt(inst, "maildir_format"))
+    mailstore = bool(_popt(inst, "mailstore_format"))
+    address_file = addr.address if addr.pfr else ""
+    if addr.pfr and fileopt is None and diropt is None:
+        if not addr.address.startswith("/"):
             return TransportResult(R.DEFER, f"Mandatory file or directory option "
                                    f"missing from {name} transport")
+        path_text = None
+        is_dir = addr.address.endswith("/") or maildir or mailstore
+        path = addr.address
     else:
+        path_text = fileopt if fileopt is not None else diropt
+        is_dir = fileopt is None
+        if path_text is None:
+            return TransportResult(R.DEFER, f"Mandatory file or directory option "
+                                   f"missing from {name} transport")
+    if (maildir or mailstore) and not is_dir:
+        return TransportResult(R.DEFER, f"mail{'dir' if maildir else 'store'}"
+                               f"_format requires \"directory\" to be specified "
+                               f"for the {name} transport")
+    if path_text is not None:
         try:
-            path = tctx.expand(path_text, addr, address_file=addr.address
-                               if addr.pfr else "")
+            path = tctx.expand(path_text, addr, address_file=address_file)
         except ExpansionForcedFail:
             return TransportResult(R.DEFER, f'Expansion of "{path_text}" (file or '
                                    f"directory name for {name} transport) forced failure")
@@ -214,258 +425,942 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                                    f"name for {name} transport) not permitted")
     if not path.startswith("/"):
         return TransportResult(R.FAIL, f"appendfile: file or directory name "
-                               f'"{path}" is not absolute')
+                               f'"{path}" is not absolute', ERRNO_NOTABSOLUTE)
+    q = _setup(inst, addr, tctx)
     return_path = getattr(addr, "return_path", None) or \
         addr.prop.errors_address or tctx.msg.sender
-    extra = {"return_path": return_path}
+    extra = {"return_path": return_path, "address_file": address_file}
     prefix = _popt(inst, "message_prefix")
     suffix = _popt(inst, "message_suffix")
     try:
-        if prefix:
-            prefix = tctx.expand(prefix, addr, **extra)
-        if suffix:
-            suffix = tctx.expand(suffix, addr, **extra)
-    except (ExpansionError, ExpansionForcedFail) as e:
-        return TransportResult(R.DEFER, f"failed to expand message_prefix or "
-                               f"message_suffix in {name} transport: {e}")
-    data, err = message_bytes(inst, addr, tctx, prefix=prefix, suffix=suffix,
+        prefix = tctx.expand(prefix, addr, **extra) if prefix else ""
+    except (ExpansionError, ExpansionForcedFail):
+        raise _Fail(f'Expansion of "{prefix}" (prefix for {name} transport) '
+                    "failed", ERRNO_EXPANDFAIL)
+    try:
+        suffix = tctx.expand(suffix, addr, **extra) if suffix else ""
+    except (ExpansionError, ExpansionForcedFail):
+        raise _Fail(f'Expansion of "{suffix}" (suffix for {name} transport) '
+                    "failed", ERRNO_EXPANDFAIL)
+    data, err = message_bytes(inst, addr, tctx, prefix=None, suffix=None,
                               check_string=_popt(inst, "check_string"),
                               escape_string=_popt(inst, "escape_string"),
                               return_path=return_path)
     if data is None:
         return TransportResult(R.DEFER, err)
-    uid, gid = _ugid(addr, inst)
+    mbx = bool(_popt(inst, "mbx_format")) and not is_dir
+    crlf = bool(_popt(inst, "use_crlf")) or mbx
+    if mbx and not _popt(inst, "use_crlf"):
+        data = data.replace(b"\n", b"\r\n")
+    enc = lambda t: t.encode("utf-8", "surrogateescape")  # noqa: E731
+    head = enc(prefix)
+    tail = enc(suffix)
+    counted_from = 0            # transport_count starts after this many bytes
+    if _popt(inst, "use_bsmtp"):
+        cr = "\r" if crlf else ""
+        counted_from = len(head)
+        lines = [f"MAIL FROM:<{return_path}>{cr}\n"]
+        inc = bool(inst.get("rcpt_include_affixes"))
+        for a in addrs:
+            b = a.parent if a.pfr and a.parent is not None else a
+            lines.append(f"RCPT TO:<{_rcpt_address(b, inc)}>{cr}\n")
+        lines.append(f"DATA{cr}\n")
+        head += enc("".join(lines))
+        tail += enc(f".{cr}\n")
+    out = head + data + tail
     if addr.pfr:
         addr.delivered_path = path   # what the => line shows
-    if is_dir or _popt(inst, "maildir_format"):
-        return _maildir(inst, addr, tctx, path, data, uid, gid)
-    if path == "/dev/null":
-        # spec: "If the name of the file is /dev/null, no action is taken,
-        # and a success return is given" (no lock file next to it).
-        return TransportResult(R.OK)
     host = tctx.rctx.main("primary_hostname") or socket.gethostname()
-    quota = _popt(inst, "quota")
-    qlimit = None
-    if quota:
-        try:
-            from eximpy.expand import expand_string_integer
-            qlimit = expand_string_integer(quota, tctx.rctx.expand_context(addr))
-        except Exception as e:  # noqa: BLE001 - expansion errors
-            return TransportResult(R.DEFER, f"Expansion of \"{quota}\" (quota "
-                                   f"setting for {name} transport) failed: {e}")
-    return _mbox(inst, addr, path, data, uid, gid, host, qlimit)
+    if not is_dir:
+        if path == "/dev/null":
+            # spec: "If the name of the file is /dev/null, no action is
+            # taken, and a success return is given".
+            return TransportResult(R.OK)
+        return _to_file(inst, addr, tctx, path, out, counted_from, q, host, mbx)
+    return _to_directory(inst, addr, addrs, tctx, path, out, counted_from, q,
+                         host, maildir, mailstore)
 
 
-def _mkdirs(d: str, mode: int, uid: int | None, gid: int | None) -> None:
+def _mkdirs(d: str, mode: int) -> None:
+    """Exim's directory_make(): each missing directory, with ``mode``."""
     parent = os.path.dirname(d.rstrip("/"))
-    if parent and not os.path.isdir(parent):
-        _mkdirs(parent, mode, uid, gid)
+    if parent and parent != d and not os.path.isdir(parent):
+        _mkdirs(parent, mode)
     try:
         os.mkdir(d, mode)
+        os.chmod(d, mode)
     except FileExistsError:
-        return
-    if os.getuid() == 0 and uid is not None:
-        os.chown(d, uid, gid if gid is not None else -1)
+        if not os.path.isdir(d):
+            raise
 
 
-def _dotlock(path: str, inst: Any, host: str) -> tuple[str | None, str | None, int]:
+def _dotlock(path: str, inst: Any, host: str) -> str:
     """Take Exim's lock file "<path>.lock" (hitching post + link)."""
     lockname = path + ".lock"
-    retries = _popt(inst, "lock_retries") or 0
-    interval = _popt(inst, "lock_interval") or 3
-    timeout = _popt(inst, "lockfile_timeout") or 1800
-    for attempt in range(retries + 1):
-        hitch = f"{lockname}.{host}.{int(time.time()):08x}.{os.getpid():08x}"
+    retries = max(1, _popt(inst, "lock_retries") or 0)
+    interval = _popt(inst, "lock_interval") or 0
+    timeout = _popt(inst, "lockfile_timeout") or 0
+    for i in range(retries):
+        if i:
+            time.sleep(interval)
+        hitch = f"{lockname}.{host}.{int(time.time()) & 0xffffffff:08x}." \
+                f"{os.getpid():08x}"
         try:
             fd = os.open(hitch, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                          _popt(inst, "lockfile_mode") or 0o600)
-            os.close(fd)
-            try:
-                os.link(hitch, lockname)
-                os.unlink(hitch)
-                return lockname, None, 0
-            except FileExistsError:
-                os.unlink(hitch)
         except OSError as e:
-            return None, (f"{os.strerror(e.errno or 0)}: creating lock file "
-                          f"hitching post {hitch} (euid={os.geteuid()} "
-                          f"egid={os.getegid()})"), e.errno or 0
+            raise _Fail(f"creating lock file hitching post {hitch} "
+                        f"(euid={os.geteuid()} egid={os.getegid()})",
+                        e.errno or 0)
+        nlink = 0
+        try:
+            os.link(hitch, lockname)
+            ok = True
+        except OSError:
+            ok = False
+            nlink = os.fstat(fd).st_nlink
+        os.close(fd)
+        os.unlink(hitch)
+        if ok or nlink == 2:
+            return lockname
         try:
             st = os.stat(lockname)
-            if time.time() - st.st_mtime > timeout:
+            if timeout > 0 and time.time() - st.st_ctime > timeout:
                 os.unlink(lockname)
-                continue
-        except OSError:
-            continue
-        if attempt < retries:
-            time.sleep(interval)
-    return None, "failed to lock mailbox " + path + " (lock file)", ERRNO_LOCKFAILED
-
-
-def _mbox(inst: Any, addr: Any, path: str, data: bytes,
-          uid: int | None, gid: int | None, host: str = "",
-          quota: int | None = None) -> Any:
-    from eximpy import routing as R
-    from eximpy.transports._write import TransportResult
-    d = os.path.dirname(path)
-    if not os.path.isdir(d):
-        if _popt(inst, "create_directory"):
-            try:
-                _mkdirs(d, _popt(inst, "directory_mode") or 0o700, uid, gid)
-            except OSError as e:
-                return TransportResult(R.DEFER, f"failed to create directory {d}: "
-                                       f"{os.strerror(e.errno or 0)}", e.errno or 0)
-    exists = os.path.lexists(path)
-    if exists and _popt(inst, "check_owner") and uid is not None:
-        # Exim looks at the file (lstat) before opening it.
-        try:
-            lst = os.lstat(path)
-            if lst.st_uid != uid:
-                return TransportResult(
-                    R.DEFER, f"mailbox {path} has wrong uid "
-                    f"({lst.st_uid} != {uid})", -6)
         except OSError:
             pass
-    if not exists and _popt(inst, "file_must_exist"):
-        return TransportResult(R.DEFER, f"file {path} does not exist",
-                               _errno.ENOENT)
-    lockname = None
-    if _popt(inst, "use_lockfile"):
-        lockname, err, eno = _dotlock(path, inst, host)
-        if lockname is None:
-            return TransportResult(R.DEFER, err, eno)
-    try:
-        mode = _popt(inst, "mode") or 0o600
+    if retries:
+        time.sleep(interval)
+    raise _Fail(f"failed to lock mailbox {path} (lock file)", ERRNO_LOCKFAILED)
+
+
+def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
+             counted_from: int, q: _Quota, host: str, mbx: bool) -> Any:
+    """Append to a single file (mbox or MBX), Exim's (5f)-(12f)."""
+    from eximpy import routing as R
+    from eximpy.transports._write import TransportResult
+    uid, gid = os.geteuid(), os.getegid()
+    mode = getattr(addr, "mode", 0) or _popt(inst, "mode") or 0o600
+    allow_create = _check_creation(filename, _popt(inst, "create_file"),
+                                   addr.home_dir)
+    if _popt(inst, "create_directory") and allow_create:
+        d = filename[:filename.rindex("/")]
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT |
-                         os.O_NOFOLLOW, mode)
+            if d and not os.path.isdir(d):
+                _mkdirs(d, _popt(inst, "directory_mode") or 0o700)
         except OSError as e:
-            return TransportResult(R.DEFER, f"failed to open {path}: "
-                                   f"{os.strerror(e.errno or 0)}", e.errno or 0)
-        try:
-            st = os.fstat(fd)
-            if not exists:
-                if os.getuid() == 0 and uid is not None:
-                    os.fchown(fd, uid, gid if gid is not None else -1)
-                os.fchmod(fd, mode)
-            elif _popt(inst, "check_owner") and uid is not None and \
-                    st.st_uid != uid:
-                return TransportResult(
-                    R.DEFER, f"mailbox {path} has wrong uid "
-                    f"({st.st_uid} != {uid})", -6)
-            use_fcntl = bool(_popt(inst, "use_fcntl_lock"))
-            use_flock = bool(_popt(inst, "use_flock_lock"))
-            if use_fcntl or use_flock:
-                tries = (_popt(inst, "lock_retries") or 0) + 1
-                for k in range(tries):
-                    try:
-                        if use_fcntl:
-                            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        if use_flock:
-                            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except OSError:
-                        if k == tries - 1:
-                            return TransportResult(
-                                R.DEFER, f"failed to lock mailbox {path} "
-                                "(fcntl/flock)", ERRNO_LOCKFAILED)
-                        time.sleep(_popt(inst, "lock_interval") or 3)
-            if quota and st.st_size + len(data) > quota:
-                return TransportResult(
-                    R.DEFER, "mailbox is full (MTA-imposed quota exceeded "
-                    f"while writing to {path})", ERRNO_EXIMQUOTA)
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            _fsync(fd)
-        finally:
-            os.close(fd)
+            raise _Fail(f"failed to create directories for {d}: "
+                        f"{os.strerror(e.errno or 0)}", e.errno or 0)
+    lockname = None
+    fd = -1
+    mbx_lockfd = -1
+    mbx_lockname = None
+    try:
+        if _popt(inst, "use_lockfile"):
+            lockname = _dotlock(filename, inst, host)
+        fd, isfifo, st = _open_mailbox(inst, addr, filename, mode, uid, gid,
+                                       allow_create)
+        if isinstance(fd, tuple):       # (fd, mbx lock fd, name)
+            fd, mbx_lockfd, mbx_lockname = fd
+        atime, mtime = st.st_atime, st.st_mtime
+        saved_size = st.st_size
+        mailbox_size = q.mailbox_size if q.mailbox_size >= 0 else saved_size
+        message_size = _message_size(tctx)
+        failure = None
+        if q.value > 0 and mailbox_size + (
+                message_size if _popt(inst, "quota_is_inclusive") else 0) > q.value:
+            failure = _Fail(f"mailbox is full (MTA-imposed quota exceeded while "
+                            f"writing to {filename})", ERRNO_EXIMQUOTA,
+                            user_message="mailbox is full")
+        written = 0
+        if failure is None:
+            data = out
+            if mbx:
+                data = _mbx_block(out, saved_size)
+            try:
+                _write_all(fd, data)
+                if not isfifo:
+                    _fsync(fd)
+                written = len(data) - (0 if mbx else counted_from)
+            except OSError as e:
+                eno = e.errno or 0
+                if eno in (_errno.EDQUOT, _errno.ENOSPC) and eno == _errno.EDQUOT:
+                    failure = _Fail("mailbox is full", eno,
+                                    user_message="mailbox is full")
+                else:
+                    failure = _Fail(f"error while writing to {filename}", eno)
+        special = 0
+        if failure is None and q.threshold_check():
+            threshold = q.warn
+            if q.warn_percent:
+                threshold = int(q.value * threshold / 100)
+            if mailbox_size <= threshold < mailbox_size + written:
+                special = SPECIAL_WARN
+        if failure is not None and not isfifo:
+            try:
+                os.ftruncate(fd, saved_size)
+            except OSError:
+                pass
+        if not isfifo:
+            try:
+                os.utime(filename, (atime, time.time() if failure is None
+                                    else mtime))
+            except OSError:
+                pass
+        if _popt(inst, "notify_comsat") and failure is None:
+            _notify_comsat(addr.local_part, saved_size)
+        if failure is not None:
+            raise failure
+        if mbx_lockfd >= 0 and _apply_lock(fd, True, bool(_popt(inst, "use_fcntl_lock")),
+                                           0, bool(_popt(inst, "use_flock_lock")), 0):
+            try:
+                os.unlink(mbx_lockname)
+            except OSError:
+                pass
+        return TransportResult(R.OK, special_action=special)
     finally:
+        if fd >= 0:
+            os.close(fd)
+        if mbx_lockfd >= 0:
+            os.close(mbx_lockfd)
         if lockname:
             try:
                 os.unlink(lockname)
             except OSError:
                 pass
-    return TransportResult(R.OK)
 
 
-def _maildir(inst: Any, addr: Any, tctx: Any, path: str, data: bytes,
-             uid: int | None, gid: int | None) -> Any:
+def _mbx_block(data: bytes, saved_size: int) -> bytes:
+    """Exim's copy_mbx_message(): the MBX header block for a new file, then
+    the message's own header line and the message (CRLF lines)."""
+    out = b""
+    if saved_size == 0:
+        h = f"*mbx*\r\n{int(time.time()) & 0xffffffff:08x}00000000\r\n" + \
+            "\r\n" * MBX_NUSERFLAGS
+        out = h.encode("ascii").ljust(MBX_HDRSIZE, b"\0")
+    t = time.localtime()
+    off = t.tm_gmtoff // 60
+    stamp = f"{t.tm_mday:2d}-{time.strftime('%b-%Y %H:%M:%S', t)} " \
+        f"{'+' if off >= 0 else '-'}{abs(off) // 60:02d}{abs(off) % 60:02d}"
+    line = f"{stamp},{len(data)};{0:08x}{0:04x}-{0:08x}\r\n"
+    return out + line.encode("ascii") + data
+
+
+def _notify_comsat(user: str, offset: int) -> None:
+    """notify_comsat: "user@offset" to the biff service on 127.0.0.1 (UDP);
+    silently nothing when biff/udp is not a known service."""
+    try:
+        port = socket.getservbyname("biff", "udp")
+    except OSError:
+        return
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(f"{user[:200]}@{offset}\n\0".encode("utf-8", "replace"),
+                     ("127.0.0.1", port))
+    except OSError:
+        pass
+
+
+def _open_mailbox(inst: Any, addr: Any, filename: str, mode: int, uid: int,
+                  gid: int, allow_create: bool) -> tuple[Any, bool, os.stat_result]:
+    """Exim's open/lock loop (6f)-(10f): returns (fd, isfifo, fstat) with
+    the file locked as configured; raises _Fail."""
+    import stat as S
+    retries = max(1, _popt(inst, "lock_retries") or 0)
+    interval = _popt(inst, "lock_interval") or 0
+    use_fcntl = bool(_popt(inst, "use_fcntl_lock"))
+    use_flock = bool(_popt(inst, "use_flock_lock"))
+    use_mbx = bool(_popt(inst, "use_mbx_lock"))
+    fcntl_time = _popt(inst, "lock_fcntl_timeout") or 0 if use_fcntl else 0
+    flock_time = _popt(inst, "lock_flock_timeout") or 0 if use_flock else 0
+    check_owner = bool(_popt(inst, "check_owner"))
+    check_group = bool(_popt(inst, "check_group"))
+    allow_fifo = bool(_popt(inst, "allow_fifo"))
+    use_lstat = True
+    file_opened = False
+    i = 0
+    while i < retries:
+        file_opened = False
+        isfifo = False
+        try:
+            st = os.lstat(filename) if use_lstat else os.stat(filename)
+            exists = True
+        except OSError as e:
+            if e.errno != _errno.ENOENT:
+                raise _Fail(f"attempting to stat mailbox {filename}", e.errno or 0)
+            exists = False
+        if not exists:
+            if _popt(inst, "file_must_exist"):
+                raise _Fail(f"mailbox {filename} does not exist, but "
+                            "file_must_exist is set", _errno.ENOENT)
+            if not allow_create:
+                raise _Fail(f"mailbox {filename} does not exist, but creation "
+                            "outside the home directory is not permitted",
+                            ERRNO_BADCREATE)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | \
+                (os.O_EXCL if use_lstat else 0)
+            try:
+                fd = os.open(filename, flags, mode)
+            except OSError as e:
+                if e.errno == _errno.EEXIST:
+                    i += 1
+                    continue
+                fail = addr.pfr and e.errno in (_errno.EPERM, _errno.ENOENT,
+                                                _errno.EACCES)
+                raise _Fail(f"while creating mailbox {filename}", e.errno or 0,
+                            status="FAIL" if fail else "DEFER")
+            try:
+                os.chown(filename, uid, gid)
+            except OSError:
+                pass
+            try:
+                os.chmod(filename, mode)
+            except OSError:
+                pass
+        else:
+            oldmode = st.st_mode
+            inode = st.st_ino
+            islink = S.S_ISLNK(oldmode)
+            sym = " (symlink)" if islink else ""
+            if check_owner and st.st_uid != uid:
+                raise _Fail(f"mailbox {filename}{sym} has wrong uid "
+                            f"({st.st_uid} != {uid})", ERRNO_BADUGID)
+            if check_group and st.st_gid != gid:
+                raise _Fail(f"mailbox {filename}{sym} has wrong gid "
+                            f"({st.st_gid} != {gid})", ERRNO_BADUGID)
+            if islink and _popt(inst, "allow_symlink"):
+                use_lstat = False
+                continue                  # not counted as a try
+            if allow_fifo and S.S_ISFIFO(oldmode):
+                isfifo = True
+            elif not S.S_ISREG(oldmode):
+                raise _Fail(f"mailbox {filename} is not a regular file"
+                            + (" or named pipe" if allow_fifo else ""),
+                            ERRNO_NOTREGULAR)
+            oldmode &= 0o7777
+            if oldmode != mode:
+                diffs = oldmode ^ mode
+                if getattr(addr, "mode", 0) > 0 or (diffs & oldmode) == diffs:
+                    try:
+                        os.chmod(filename, mode)
+                    except OSError as e:
+                        raise _Fail(f"attempting to chmod mailbox {filename}",
+                                    e.errno or 0)
+                    oldmode = mode
+                elif _popt(inst, "mode_fail_narrower"):
+                    raise _Fail(f"mailbox {filename} has the wrong mode "
+                                f"{oldmode:o} ({mode:o} expected)", ERRNO_BADMODE)
+            try:
+                fd = os.open(filename, (os.O_WRONLY | os.O_NDELAY) if isfifo
+                             else (os.O_RDWR | os.O_APPEND), mode)
+            except OSError as e:
+                if e.errno == _errno.ENOENT:
+                    use_lstat = True
+                    continue
+                if isfifo:
+                    raise _Fail(f"while opening named pipe {filename} (could "
+                                "mean no process is reading it)", e.errno or 0)
+                raise _Fail(f"while opening mailbox {filename}", e.errno or 0)
+            st2 = os.fstat(fd)
+            why = None
+            if inode != st2.st_ino:
+                why = (f"opened mailbox {filename} inode number changed from "
+                       f"{inode} to {st2.st_ino}", ERRNO_INODECHANGED)
+            elif (not isfifo and not S.S_ISREG(st2.st_mode)) or \
+                    (isfifo and not S.S_ISFIFO(st2.st_mode)):
+                why = (f"opened mailbox {filename} is no longer a "
+                       f"{'named pipe' if isfifo else 'regular file'}",
+                       ERRNO_NOTREGULAR)
+            elif (check_owner and st2.st_uid != uid) or \
+                    (check_group and st2.st_gid != gid):
+                why = (f"opened mailbox {filename} has wrong uid or gid",
+                       ERRNO_BADUGID)
+            elif (st2.st_mode & 0o7777) != oldmode:
+                why = (f"opened mailbox {filename} has wrong mode "
+                       f"{st2.st_mode & 0o7777:o} ({mode:o} expected)",
+                       ERRNO_BADMODE)
+            if why is not None:
+                os.close(fd)
+                raise _Fail(why[0], why[1], special=SPECIAL_FREEZE)
+        file_opened = True
+        if not use_mbx and (use_fcntl or use_flock):
+            if _apply_lock(fd, True, use_fcntl, fcntl_time, use_flock, flock_time):
+                return fd, isfifo, os.fstat(fd)
+        elif use_mbx:
+            got = _mbx_lock(fd, filename, inst, use_fcntl, fcntl_time,
+                            use_flock, flock_time)
+            if got is not None:
+                return (fd, got[0], got[1]), isfifo, os.fstat(fd)
+        else:
+            return fd, isfifo, os.fstat(fd)
+        os.close(fd)
+        use_lstat = True
+        i += 1
+        if i < retries and not (fcntl_time > 0 or flock_time > 0):
+            time.sleep(interval)
+    if not file_opened:
+        raise _Fail(f"mailbox {filename}: existence unclear", ERRNO_EXISTRACE,
+                    special=SPECIAL_FREEZE)
+    raise _Fail(f"failed to lock mailbox {filename} (fcntl/flock)",
+                ERRNO_LOCKFAILED)
+
+
+def _mbx_lock(fd: int, filename: str, inst: Any, use_fcntl: bool,
+              fcntl_time: int, use_flock: bool,
+              flock_time: int) -> tuple[int, str] | None:
+    """MBX locking (c-client's rules): a shared lock on the mailbox and an
+    exclusive lock on /tmp/.<dev>.<inode>; (lock fd, lock name) or None."""
+    import stat as S
+    if not use_fcntl and not use_flock:
+        use_fcntl = True
+    if not _apply_lock(fd, False, use_fcntl, fcntl_time, use_flock, flock_time):
+        return None
+    st = os.fstat(fd)
+    name = f"/tmp/.{st.st_dev:x}.{st.st_ino:x}"
+    try:
+        lst = os.lstat(name)
+        if S.S_ISLNK(lst.st_mode):
+            raise _Fail(f"symbolic link on MBX lock file {name}", ERRNO_LOCKFAILED)
+        if lst.st_nlink > 1:
+            raise _Fail(f"hard link to MBX lock file {name}", ERRNO_LOCKFAILED)
+    except FileNotFoundError:
+        pass
+    lmode = _popt(inst, "lockfile_mode") or 0o600
+    try:
+        lfd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, lmode)
+    except OSError as e:
+        raise _Fail(f"failed to open MBX lock file {name} :"
+                    f"{os.strerror(e.errno or 0)}", ERRNO_LOCKFAILED)
+    try:
+        os.chmod(name, lmode)
+    except OSError:
+        pass
+    if _apply_lock(lfd, True, use_fcntl, fcntl_time, use_flock, flock_time):
+        try:
+            a, b = os.lstat(name), os.fstat(lfd)
+            if a.st_dev == b.st_dev and a.st_ino == b.st_ino:
+                return lfd, name
+        except OSError:
+            pass
+    os.close(lfd)
+    return None
+
+
+# -- directories --------------------------------------------------------
+
+def _check_dir_size(dirname: str, regex: Any) -> tuple[int, int]:
+    """Exim's check_dir_size(): (total size, file count) of a tree; a
+    quota_size_regex match on a name gives the size without a stat()."""
+    import stat as S
+    total = count = 0
+    try:
+        names = os.listdir(dirname)
+    except OSError:
+        return 0, 0
+    for n in names:
+        count += 1
+        if regex is not None:
+            m = regex.search(n)
+            if m and m.lastindex and m.group(1).isdigit():
+                total += int(m.group(1))
+                continue
+        p = f"{dirname}/{n}"
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if S.S_ISREG(st.st_mode):
+            total += st.st_size
+        elif S.S_ISDIR(st.st_mode):
+            t, c = _check_dir_size(p, regex)
+            total += t
+            count += c
+    return total, count
+
+
+def _maildir_compute_size(path: str, regex: Any, dir_regex: Any,
+                          timestamp_only: bool) -> tuple[int, int, float]:
+    """tf_maildir's maildir_compute_size(): (size, count, latest mtime)."""
+    import stat as S
+    total = count = 0
+    latest = 0.0
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return 0, 0, 0.0
+    for n in names:
+        if dir_regex is not None and not dir_regex.search(n):
+            continue
+        p = f"{path}/{n}"
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if not S.S_ISDIR(st.st_mode):
+            continue
+        latest = max(latest, int(st.st_mtime))
+        if n.startswith("."):
+            t, c, lt = _maildir_compute_size(p, regex, dir_regex, timestamp_only)
+            total += t
+            count += c
+            latest = max(latest, lt)
+        elif not timestamp_only:
+            t, c = _check_dir_size(p, regex)
+            total += t
+            count += c
+    return total, count, latest
+
+
+def _parse_maildirsize(text: bytes, q: _Quota) -> tuple[int, int, int] | None:
+    """(size, filecount, lines) from a maildirsize file whose quota line
+    agrees with ``q``, or None when it must be recalculated."""
+    import re
+    if len(text) >= 5120:
+        return None
+    s = text.decode("latin-1")
+    first, _, rest = s.partition("\n")
+    cached_s = cached_c = 0
+    for item in first.split(","):
+        m = re.match(r"\s*([+-]?\d+(?:\.\d*)?)([A-Za-z])", item)
+        if not m or item[m.end():].strip():
+            return None
+        if m.group(2) == "S":
+            cached_s = int(float(m.group(1)))
+        elif m.group(2) == "C":
+            cached_c = int(float(m.group(1)))
+    if cached_s != q.value or cached_c != q.filecount:
+        return None
+    size = count = lines = 0
+    for ln in rest.split("\n"):
+        if ln == "":
+            continue
+        m = re.fullmatch(r"\s*([+-]?\d+)\s+([+-]?\d+)", ln)
+        if not m:
+            return None
+        lines += 1
+        size += int(m.group(1))
+        count += int(m.group(2))
+    if size < 0 or count < 0:
+        return None
+    return size, count, lines
+
+
+def _ensure_sizefile(inst: Any, path: str, q: _Quota, regex: Any,
+                     dir_regex: Any, message_size: int,
+                     host: str) -> tuple[int, int, int]:
+    """tf_maildir's maildir_ensure_sizefile(): (fd or -2, size, count);
+    raises _Fail when the file can be neither read nor made."""
+    filename = f"{path}/maildirsize"
+    fmode = _popt(inst, "mode") or 0o600
+    fd = -1
+    try:
+        fd = os.open(filename, os.O_RDWR | os.O_APPEND, fmode)
+    except OSError as e:
+        if e.errno != _errno.ENOENT:
+            raise _Fail(f"while opening or reading {filename}", e.errno or 0)
+    if fd >= 0:
+        got = _parse_maildirsize(os.read(fd, 5120), q)
+        if got is not None:
+            size, count, lines = got
+            over = q.value > 0 and (
+                size + (message_size if _popt(inst, "quota_is_inclusive") else 0)
+                > q.value or (q.filecount > 0 and count + (
+                    1 if _popt(inst, "quota_is_inclusive") else 0) > q.filecount))
+            if not over or (lines <= 1 and
+                            time.time() - os.fstat(fd).st_mtime <= 15 * 60):
+                return fd, size, count
+        os.close(fd)
+        fd = -1
+    size, count, old_latest = _maildir_compute_size(path, regex, dir_regex, False)
+    now = time.time()
+    tempname = f"{path}/tmp/{int(now)}.H{int((now % 1) * 1e6)}P{os.getpid()}.{host}"
+    eno = 0
+    try:
+        fd = os.open(tempname, os.O_RDWR | os.O_CREAT | os.O_EXCL, fmode)
+        try:
+            _write_all(fd, f"{q.value}S,{q.filecount}C\n{size} {count}\n"
+                       .encode("ascii"))
+            os.rename(tempname, filename)
+        except OSError as e:
+            eno = e.errno or 0
+            os.close(fd)
+            fd = -1
+    except OSError as e:
+        eno = e.errno or 0
+        fd = -1
+    _s, _c, new_latest = _maildir_compute_size(path, None, dir_regex, True)
+    if new_latest > old_latest:
+        try:
+            os.unlink(filename)
+        except OSError:
+            pass
+        if fd >= 0:
+            os.close(fd)
+        fd = -2
+    if fd == -1:
+        raise _Fail(f"while opening or reading {filename}", eno)
+    return fd, size, count
+
+
+def _maildir_dirs(inst: Any, path: str) -> None:
+    """tf_maildir's maildir_ensure_directories() (and maildirfolder)."""
+    import re
+    import stat as S
+    create = bool(_popt(inst, "create_directory"))
+    dmode = _popt(inst, "directory_mode") or 0o700
+    for mdir in ("", "/tmp", "/new", "/cur"):
+        d = path + mdir
+        for _ in range(10):
+            try:
+                st = os.stat(d)
+                if S.S_ISDIR(st.st_mode):
+                    break
+                raise _Fail(f"{path}{mdir} is not a directory", ERRNO_NOTDIRECTORY)
+            except FileNotFoundError as e:
+                if create:
+                    try:
+                        _mkdirs(d, dmode)
+                    except FileExistsError:
+                        continue
+                    except OSError as e2:
+                        raise _Fail(f"cannot create {path}{mdir}", e2.errno or 0)
+                    break
+                raise _Fail(f"stat() error for {path}{mdir}: "
+                            f"{os.strerror(e.errno or 0)}", e.errno or 0)
+            except _Fail:
+                raise
+            except OSError as e:
+                raise _Fail(f"stat() error for {path}{mdir}: "
+                            f"{os.strerror(e.errno or 0)}", e.errno or 0)
+        else:
+            raise _Fail(f"existence of {path}{mdir} unclear\n", 0,
+                        special=SPECIAL_FREEZE)
+    rx = _popt(inst, "maildirfolder_create_regex")
+    if rx:
+        try:
+            c = re.compile(rx)
+        except re.error as e:
+            raise _Fail(f"appendfile: regular expression error: {e} while "
+                        f"compiling {rx}")
+        if c.search(path):
+            fname = f"{path}/maildirfolder"
+            if not os.path.exists(fname):
+                try:
+                    os.close(os.open(fname, os.O_WRONLY | os.O_APPEND |
+                                     os.O_CREAT, 0o600))
+                except OSError as e:
+                    raise _Fail(f"appendfile: failed to create maildirfolder "
+                                f"file in {path} directory: "
+                                f"{os.strerror(e.errno or 0)}")
+
+
+def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
+                  out: bytes, counted_from: int, q: _Quota, host: str,
+                  maildir: bool, mailstore: bool) -> Any:
+    """A new file in a directory: Maildir, mailstore or "smail" format,
+    with the quota checks and maildirsize file, Exim's (2d)-(12d)."""
+    import re
     from eximpy import routing as R
     from eximpy.errors import ExpansionError, ExpansionForcedFail
     from eximpy.transports._write import TransportResult
-    path = path.rstrip("/")
-    mode = _popt(inst, "directory_mode") or 0o700
-    if _popt(inst, "maildir_format"):
-        if not _popt(inst, "create_directory"):
+    name = inst.name
+    path = path.rstrip("/") or "/"
+    uid, gid = os.geteuid(), os.getegid()
+    mode = getattr(addr, "mode", 0) or _popt(inst, "mode") or 0o600
+    dmode = _popt(inst, "directory_mode") or 0o700
+    if not _check_creation(f"{path}/any", _popt(inst, "create_file"),
+                           addr.home_dir):
+        raise _Fail(f"tried to create file in {path}, but file creation "
+                    "outside the home directory is not permitted",
+                    ERRNO_BADCREATE)
+    if maildir:
+        _maildir_dirs(inst, path)
+    message_size = _message_size(tctx)
+    check_path = path
+    regex = None
+    disable_quota = False
+    if q.value > 0 or q.threshold_check() or q.use_size_file:
+        rx = _popt(inst, "quota_size_regex")
+        if rx:
             try:
-                os.stat(path)
-            except OSError as e:
-                err = os.strerror(e.errno or 0)
-                return TransportResult(R.DEFER, f"{err}: stat() error for "
-                                       f"{path}: {err}", e.errno or 0)
-        for sub in ("tmp", "new", "cur"):
-            d = f"{path}/{sub}"
-            if not os.path.isdir(d):
-                if not _popt(inst, "create_directory"):
-                    return TransportResult(R.DEFER, f"{d} does not exist")
-                try:
-                    _mkdirs(d, mode, uid, gid)
-                except OSError as e:
-                    return TransportResult(
-                        R.DEFER, f"{os.strerror(e.errno or 0)}: cannot create "
-                        f"{path}", e.errno or 0)
-        host = tctx.rctx.main("primary_hostname") or socket.gethostname()
-        for _ in range(max(1, _popt(inst, "maildir_retries") or 10)):
-            now = time.time()
-            base = f"{int(now)}.M{int((now % 1) * 1e6)}P{os.getpid()}.{host}"
-            tmp = f"{path}/tmp/{base}"
-            if not os.path.exists(tmp):
-                break
-            time.sleep(0.001)
-        tag = _popt(inst, "maildir_tag")
-        if tag:
+                regex = re.compile(rx)
+            except re.error as e:
+                raise _Fail(f"appendfile: regular expression error: {e} while "
+                            f"compiling {rx}")
+        qd = _popt(inst, "quota_directory")
+        if qd is not None:
             try:
-                tag = tctx.expand(tag, addr)
+                check_path = tctx.expand(qd, addr)
             except (ExpansionError, ExpansionForcedFail) as e:
-                return TransportResult(R.DEFER, f"failed to expand maildir_tag: {e}")
-        final = f"{path}/new/{base}{tag or ''}"
-    else:
-        if not os.path.isdir(path):
-            if not _popt(inst, "create_directory"):
-                return TransportResult(R.DEFER, f"{path} does not exist")
-            _mkdirs(path, mode, uid, gid)
-        now = time.time()
-        tmp = f"{path}/temp.{os.getpid()}.{socket.gethostname()}"
-        final = None
-    fmode = _popt(inst, "mode") or 0o600
+                raise _Fail(f"Expansion of \"{qd}\" (quota_directory name for "
+                            f"{name} transport) failed: {e}")
+            if not check_path.startswith("/"):
+                raise _Fail(f"appendfile: quota_directory name \"{check_path}\" "
+                            "is not absolute", ERRNO_NOTABSOLUTE)
+        elif maildir and os.path.exists(f"{path}/maildirfolder"):
+            check_path = os.path.dirname(path)
+    mailbox_size = q.mailbox_size
+    mailbox_filecount = q.mailbox_filecount
+    sizefd = -1
+    if maildir and q.use_size_file:
+        dir_regex = None
+        drx = _popt(inst, "maildir_quota_directory_regex")
+        if drx:
+            try:
+                dir_regex = re.compile(drx)
+            except re.error as e:
+                raise _Fail(f"appendfile: regular expression error: {e} while "
+                            f"compiling {drx}")
+            if path.startswith(check_path):
+                rest = path[len(check_path):].lstrip("/")
+                rest = "new" if not rest else f"{rest}/new"
+                if not dir_regex.search(rest):
+                    disable_quota = True
+        if not disable_quota:
+            sizefd, size, count = _ensure_sizefile(inst, check_path, q, regex,
+                                                   dir_regex, message_size, host)
+            if mailbox_size < 0:
+                mailbox_size = size
+            if mailbox_filecount < 0:
+                mailbox_filecount = count
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, fmode)
-    except OSError as e:
-        return TransportResult(R.DEFER, f"failed to create {tmp}: "
-                               f"{os.strerror(e.errno or 0)}", e.errno or 0)
-    try:
-        if os.getuid() == 0 and uid is not None:
-            os.fchown(fd, uid, gid if gid is not None else -1)
-        os.fchmod(fd, fmode)
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        _fsync(fd)
-    finally:
+        if not disable_quota and (q.value > 0 or q.threshold_check()) and \
+                (mailbox_size < 0 or (mailbox_filecount < 0 and q.filecount > 0)):
+            size, count = _check_dir_size(check_path, regex)
+            if mailbox_size < 0:
+                mailbox_size = size
+            if mailbox_filecount < 0:
+                mailbox_filecount = count
+        newname = None
+        dataname = None
+        shown = None                # the name used in Exim's messages
+        if maildir:
+            tag = _popt(inst, "maildir_tag")
+            if tag is not None:
+                try:
+                    tctx.expand(tag, addr)
+                except ExpansionForcedFail:
+                    pass
+                except ExpansionError as e:
+                    raise _Fail(f"Expansion of \"{tag}\" (maildir_tag for {name} "
+                                f"transport) failed: {e}")
+            retries = _popt(inst, "maildir_retries") or 10
+            k = 1
+            while True:
+                now = time.time()
+                base = f"{int(now)}.M{int((now % 1) * 1e6)}P{os.getpid()}.{host}"
+                filename = f"{path}/tmp/{base}"
+                shown = f"tmp/{base}"
+                newname = f"{path}/new/{base}"
+                eno = _errno.EEXIST
+                if not os.path.lexists(filename):
+                    try:
+                        fd = os.open(filename, os.O_WRONLY | os.O_CREAT |
+                                     os.O_EXCL, mode)
+                        break
+                    except OSError as e:
+                        eno = e.errno or 0
+                if k >= retries:
+                    full = eno in (_errno.EDQUOT, _errno.ENOSPC)
+                    raise _Fail(f"failed to open {shown} ({k} tr"
+                                f"{'y' if k == 1 else 'ies'})", eno,
+                                user_message="mailbox is full" if full else None)
+                k += 1
+                time.sleep(2)
+            dataname = filename
+        elif mailstore:
+            base = f"{path}/{tctx.msg.id}-{_base62(os.getpid())}"
+            filename = f"{base}.tmp"
+            newname = f"{base}.env"
+            dataname = f"{base}.msg"
+            fd = _open_new(inst, path, filename, mode, dmode, excl=True)
+            env = []
+            for opt in ("mailstore_prefix", None, "mailstore_suffix"):
+                if opt is None:
+                    env.append(f"{tctx.msg.sender}\n")
+                    for a in addrs:
+                        env.append(f"{a.local_part}@{a.domain}\n")
+                    continue
+                text = _popt(inst, opt)
+                if text is None:
+                    continue
+                try:
+                    v = tctx.expand(text, addr)
+                except ExpansionForcedFail:
+                    continue
+                except ExpansionError as e:
+                    os.close(fd)
+                    os.unlink(filename)
+                    raise _Fail(f"Expansion of \"{text}\" (mailstore "
+                                f"{opt[10:]} for {name} transport) failed: {e}")
+                env.append(v if v.endswith("\n") else v + "\n")
+            try:
+                _write_all(fd, "".join(env).encode("utf-8", "surrogateescape"))
+            finally:
+                os.close(fd)
+            try:
+                fd = os.open(dataname, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            except OSError as e:
+                os.unlink(filename)
+                raise _Fail(f"while creating file {dataname}", e.errno or 0)
+            _setperm(dataname, uid, gid, mode)
+            shown = dataname
+        else:
+            filename = f"{path}/temp.{os.getpid()}.{host}"
+            fd = _open_new(inst, path, filename, mode, dmode, excl=False)
+            dataname = shown = filename
+        _setperm(filename, uid, gid, mode)
+    except BaseException:
+        if sizefd >= 0:
+            os.close(sizefd)
+        raise
+    failure = None
+    written = 0
+    if not disable_quota and q.value > 0:
+        if mailbox_size + (message_size if _popt(inst, "quota_is_inclusive")
+                           else 0) > q.value:
+            failure = _Fail(f"mailbox is full (MTA-imposed quota exceeded while "
+                            f"writing to {shown})", ERRNO_EXIMQUOTA,
+                            user_message="mailbox is full")
+        elif q.filecount > 0 and mailbox_filecount + (
+                1 if _popt(inst, "quota_is_inclusive") else 0) > q.filecount:
+            failure = _Fail(f"mailbox is full (MTA-imposed filecount quota "
+                            f"exceeded while writing to {shown})", ERRNO_EXIMQUOTA,
+                            user_message="mailbox is full")
+    if failure is None:
+        try:
+            _write_all(fd, out)
+            _fsync(fd)
+            written = len(out) - counted_from
+        except OSError as e:
+            eno = e.errno or 0
+            if eno == _errno.EDQUOT:
+                failure = _Fail("mailbox is full", eno,
+                                user_message="mailbox is full")
+            else:
+                failure = _Fail(f"error while writing to {shown}", eno)
+    if sizefd >= 0:
+        if failure is None:
+            try:
+                os.lseek(sizefd, 0, os.SEEK_END)
+                os.write(sizefd, f"{written} 1\n".encode("ascii"))
+            except OSError:
+                pass
+        os.close(sizefd)
+    special = 0
+    if failure is None and not disable_quota and q.threshold_check():
+        threshold = q.warn
+        if q.warn_percent:
+            threshold = int(q.value * threshold / 100)
+        if mailbox_size <= threshold < mailbox_size + written:
+            special = SPECIAL_WARN
+    if failure is not None:
         os.close(fd)
-    if final is None:
-        st = os.stat(tmp)
-        final = f"{path}/q{_base62(int(now))}-{st.st_ino}"
+        for f in {filename, dataname}:
+            if f:
+                try:
+                    os.unlink(f)
+                except OSError:
+                    pass
+        raise failure
+    st = os.fstat(fd)
     try:
-        os.rename(tmp, final)
+        os.close(fd)
     except OSError as e:
-        os.unlink(tmp)
-        return TransportResult(R.DEFER, f"failed to rename {tmp} as {final}: "
-                               f"{os.strerror(e.errno or 0)}", e.errno or 0)
-    return TransportResult(R.OK)
+        raise _Fail(f"close() error for {dataname if mailstore else filename}",
+                    e.errno or 0)
+    if newname is None:
+        # directory_file, with $inode; link() so that an existing file is
+        # never replaced, re-expanding up to 5 times.
+        old_leaf = ""
+        k = 0
+        dfile = _popt(inst, "directory_file")
+        while True:
+            try:
+                leaf = tctx.expand(dfile, addr, inode=str(st.st_ino),
+                                   message_size=str(written))
+            except (ExpansionError, ExpansionForcedFail) as e:
+                _unlink(filename)
+                raise _Fail(f"Expansion of \"{dfile}\" (directory_file for "
+                            f"{name} transport) failed: {e}")
+            rename = f"{path}/{leaf}"
+            try:
+                os.link(filename, rename)
+                _unlink(filename)
+                break
+            except OSError as e:
+                if e.errno != _errno.EEXIST or k >= 4 or leaf == old_leaf:
+                    _unlink(filename)
+                    raise _Fail(f"while renaming {filename} as {rename}",
+                                e.errno or 0)
+                old_leaf = leaf
+                k += 1
+                time.sleep(1)
+    else:
+        rename = newname
+        shown_old = shown if maildir else filename
+        if maildir and _popt(inst, "maildir_tag") is not None:
+            try:
+                v = tctx.expand(_popt(inst, "maildir_tag"), addr,
+                                message_size=str(written))
+            except (ExpansionError, ExpansionForcedFail):
+                v = None
+            if v is not None:
+                etag = []
+                for ch in v:
+                    if ch.isprintable() and not ch.isspace() and ch != "/":
+                        if not etag and ch.isalnum():
+                            etag.append(":")
+                        etag.append(ch)
+                rename = newname + "".join(etag)
+        try:
+            try:
+                os.rename(filename, rename)
+            except OSError as e:
+                if not (maildir and e.errno == _errno.ENAMETOOLONG and
+                        rename != newname):
+                    raise
+                rename = newname
+                os.rename(filename, rename)
+        except OSError as e:
+            _unlink(filename)
+            if dataname and dataname != filename:
+                _unlink(dataname)
+            rel = rename[len(path) + 1:] if maildir else rename
+            raise _Fail(f"while renaming {shown_old} as {rel}", e.errno or 0)
+    return TransportResult(R.OK, special_action=special)
+
+
+def _unlink(f: str) -> None:
+    try:
+        os.unlink(f)
+    except OSError:
+        pass
+
+
+def _setperm(filename: str, uid: int, gid: int, mode: int) -> None:
+    try:
+        os.chown(filename, uid, gid)
+        os.chmod(filename, mode)
+    except OSError as e:
+        raise _Fail(f"while setting perms on file {filename}", e.errno or 0)
+
+
+def _open_new(inst: Any, path: str, filename: str, mode: int, dmode: int,
+              excl: bool) -> int:
+    """Open a new file in a directory, making the directory when it is
+    missing and create_directory is set."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if excl else 0)
+    try:
+        return os.open(filename, flags, mode)
+    except OSError as e:
+        if e.errno != _errno.ENOENT or not _popt(inst, "create_directory"):
+            raise _Fail(f"while creating file {filename}", e.errno or 0)
+    try:
+        _mkdirs(path, dmode)
+        return os.open(filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as e:
+        raise _Fail(f"while creating file {filename}", e.errno or 0)
 
 
 def _base62(n: int) -> str:
@@ -475,3 +1370,58 @@ def _base62(n: int) -> str:
         out = chars[n % 62] + out
         n //= 62
     return out
+
+
+def send_quota_warning(inst: Any, addr: Any, tctx: Any) -> None:
+    """Send the quota_warn_message after a delivery that crossed
+    quota_warn_threshold (Exim's SPECIAL_WARN in do_local_deliveries): the
+    expanded text, preceded by Auto-Submitted:, a default From: and the
+    errors_reply_to Reply-To: unless it has its own, is submitted as a new
+    message (-t, sender <>, R=<this message>)."""
+    import io
+    import pwd
+    import re
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.receive import LocalOptions, ReceiveError, receive_local
+    text = inst.private.get("quota_warn_message")
+    if not text:
+        return
+    log = getattr(tctx, "log", None)
+    mid = tctx.msg.id
+    try:
+        msg = tctx.expand(text, addr)
+    except (ExpansionError, ExpansionForcedFail) as e:
+        if log is not None:
+            line = (f"Failed to expand \"{text}\" (warning message for "
+                    f"{inst.name} transport): {e}")
+            log.main(line, mid)
+            log.panic(line, mid)
+        return
+
+    def has(h: str) -> bool:
+        return re.search(rf"(?im)^{h}\s*:", msg) is not None
+    head = []
+    ert = tctx.rctx.main("errors_reply_to")
+    if ert and not has("Reply-To"):
+        head.append(f"Reply-To: {ert}\n")
+    head.append("Auto-Submitted: auto-replied\n")
+    if not has("From"):
+        qd = tctx.rctx.main("qualify_domain") or \
+            tctx.rctx.main("primary_hostname") or socket.gethostname()
+        head.append(f"From: Mail Delivery System <Mailer-Daemon@{qd}>\n")
+    data = ("".join(head) + msg).encode("utf-8", "surrogateescape")
+    user = tctx.rctx.main("exim_user") or "Debian-exim"
+    try:
+        pw = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(str(user))
+        login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
+    except KeyError:
+        login, uid, gid = None, None, None
+    try:
+        receive_local(tctx.config, "", [], io.BytesIO(data),
+                      LocalOptions(extract_recipients=True, dot_ends=False,
+                                   local_error=True, login=login, uid=uid,
+                                   gid=gid, gecos="", bounce_parent=mid,
+                                   log=log))
+    except ReceiveError as e:
+        if log is not None:
+            log.main(f"Failed to send quota warning: {e.message}", mid)
