@@ -728,7 +728,8 @@ class CertExtractNode(Node):
         value = None
         if cert is not None:
             from eximpy.expand import certs
-            value = certs.extract(cert, field)
+            tz = ctx.main_option("timezone")
+            value = certs.extract(cert, field, utc=isinstance(tz, str) and tz.lower() == "utc")
         ctx.lookup_value = value
         return self.yn.apply(ctx, value is not None, save_v)
 
