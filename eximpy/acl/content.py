@@ -163,6 +163,15 @@ def content_scan_for(session: Any, mid: str, header_lines: list[str],
     return scan
 
 
+def note_acl_result(extra: dict[str, Any] | None, result: Any) -> None:
+    """After a MIME ACL run: remember control = no_mbox_unspool (a flag for
+    the rest of the message, as Exim's global)."""
+    scan = (extra or {}).get(CONTENT_KEY)
+    if isinstance(scan, ContentScan) and "no_mbox_unspool" in (
+            getattr(result, "controls", None) or ()):
+        scan.no_unspool = True
+
+
 def unspool_after(extra: dict[str, Any] | None, result: Any,
                   trace: Callable[[str], None] | None) -> None:
     """After the MIME/DATA ACLs: remove the scan directory (not when the
@@ -173,6 +182,18 @@ def unspool_after(extra: dict[str, Any] | None, result: Any,
     if "no_mbox_unspool" in (getattr(result, "controls", None) or ()):
         scan.no_unspool = True
     scan.unspool(trace)
+
+
+def spam_spool_values(extra: dict[str, Any] | None) -> dict[str, str]:
+    """$spam_bar, $spam_score and $spam_score_int after the DATA ACL, for
+    the -H file ("-spam_bar ..." lines; Exim keeps them for delivery);
+    empty when no spam condition ran.  The session's spool writer is to
+    call this (not yet wired: eximpy.smtp.accept.build_spool_message)."""
+    scan = (extra or {}).get(CONTENT_KEY)
+    if not isinstance(scan, ContentScan) or not scan.spam_vars:
+        return {}
+    return {k: str(scan.spam_vars[k])
+            for k in ("spam_bar", "spam_score", "spam_score_int")}
 
 
 def get_content(call: Any) -> ContentScan | None:

@@ -19,7 +19,7 @@ DESCRIPTION
     regex = re : re ...
         in the DATA ACL: each line of the .eml copy of the message
         ("From " line, X-Envelope- lines, headers and body), lines split
-        at 16383 bytes as fgets() into Exim's big_buffer does; in the MIME
+        at 32766 bytes as fgets() into Exim's big_buffer does; in the MIME
         ACL: each raw line of the current part up to the boundary of the
         enclosing multipart.
 
@@ -46,7 +46,7 @@ from eximpy.acl.runner import DEFER, FAIL, OK
 from eximpy.expand.taint import Tainted
 
 REGEX_VARS = 9
-BIG_BUFFER = 16384
+BIG_BUFFER = 32767              # fgets() size: lines of up to 32766 bytes
 
 
 def _part(call: Any) -> Any:

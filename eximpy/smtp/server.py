@@ -82,7 +82,8 @@ from typing import Any, Callable, Protocol
 from eximpy.acl.runner import (DEFER, DISCARD, ERROR, FAIL, FAIL_DROP, OK,
                                WHERE_CODES, WHERE_NAMES, AclEnv, AclResult,
                                MinimalAclRunner, match_host_simple)
-from eximpy.acl.content import CONTENT_KEY, content_scan_for, unspool_after
+from eximpy.acl.content import (CONTENT_KEY, content_scan_for,
+                                note_acl_result, unspool_after)
 from eximpy.smtp.address import AddressError, ParseOptions, extract_address
 from eximpy.smtp.dataread import (END_HEADER_LINE, END_HEADER_SIZE,
                                   END_NOT_CRLF, END_SIZE, DataReader)
@@ -2392,6 +2393,7 @@ class Session:
                 for k, val in part.items()})
             r = self._acl("mime", self.opt.acl["mime"], headers=headers,
                           extra=v)
+            note_acl_result(extra, r)
             if r.rc != OK:
                 break
         return r

@@ -39,7 +39,7 @@ def conf_text(acls: str, extra: str, d: Path, spool: Path) -> str:
             f"log_file_path = {spool}/log/%slog\n"
             "exim_user = root\nexim_group = root\nnever_users =\n"
             "keep_environment =\n"
-            "acl_smtp_rcpt = accept\n"
+            + ("" if "acl_smtp_rcpt" in extra else "acl_smtp_rcpt = accept\n")
             + extra.replace("DIR", str(d)).replace("SPOOL", str(spool)) +
             "begin acl\n" + acls.replace("DIR", str(d)) +
             "\nbegin routers\n"

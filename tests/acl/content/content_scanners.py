@@ -31,6 +31,10 @@ header EXIMPY_SUBJ Subject =~ /{MILD_SUBJECT}/
 describe EXIMPY_SUBJ Mild test subject
 score EXIMPY_SUBJ 2.3
 required_score 5
+clear_report_template
+report Test report: _SCORE_ points, _REQD_ required
+report
+report _SUMMARY_
 """
 
 

@@ -230,6 +230,20 @@ CASES = {
         "  deny regex = ^--==outer==(--)?\\$ : [unclosed\n"
         "       message = boundary $regex_match_string [$regex1]\n"
         "  accept\n", "acl_smtp_data = data\n", MULTI),
+    "data_regex_long_line": (
+        "rcpt:\n  accept control = dkim_disable_verify\n"
+        "data:\n"
+        "  warn regex = ^(A+)TAIL\n"
+        "       logwrite = a ${strlen:$regex1}\n"
+        "  warn regex = ^(A*)TAILMARK(B*)END\n"
+        "       logwrite = whole ${strlen:$regex1} ${strlen:$regex2}\n"
+        "  warn regex = ^(B+)END\n"
+        "       logwrite = b ${strlen:$regex1}\n"
+        "  warn regex = ^(A+)\\$\n"
+        "       logwrite = a-end ${strlen:$regex1}\n"
+        "  accept\n", "acl_smtp_rcpt = rcpt\nacl_smtp_data = data\n",
+        "Subject: long\n\n" + "A" * 20000 + "TAILMARK" + "B" * 20000 +
+        "ENDMARK\n" + "A" * 40000 + "\n"),
     "data_regex_body": (
         "data:\n"
         "  deny regex = MAGIC-WORD-(\\\\d)\n"
