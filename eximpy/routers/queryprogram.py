@@ -3,7 +3,11 @@
 SUMMARY
     OPTIONS is the queryprogram router's private option table (names, types and
     defaults as in Exim 4.96); QueryprogramRouter is registered as `driver = queryprogram`.
-    The driver's work itself is not implemented yet.
+    The command runs with no shell, in current_directory, with a timeout;
+    as command_user/command_group when the process may change ids (root,
+    or the delivery role holding CAP_SETUID/CAP_SETGID: the child becomes
+    that user for good with eximpy.privilege.run_as), else as the current
+    ids (verification while receiving), as the spec describes.
 
 SEE ALSO
     spec chapter 21 "The queryprogram router".
@@ -63,12 +67,22 @@ class QueryprogramRouter(Router):
                 return R.DEFER
         cwd = r.opt("current_directory") or "/"
 
+        run_gid = gid if isinstance(gid, int) else 65534
+        may_switch = uid is not None and _may_change_ids()
+        from eximpy import privilege    # imported before the fork
+
         def demote() -> None:
             os.setsid()
-            if os.getuid() == 0 and uid is not None:
-                os.setgroups([])
-                os.setgid(gid if isinstance(gid, int) else 65534)
-                os.setuid(uid)
+            if not may_switch or uid is None:
+                return
+            if uid == 0 or run_gid == 0:
+                # (run_as refuses root; only root itself may stay root)
+                if os.geteuid() == 0:
+                    os.setgroups([])
+                    os.setgid(run_gid)
+                    os.setuid(uid)
+                return
+            privilege.run_as(uid, run_gid)
         timeout = r.opt("timeout") or None
         try:
             p = subprocess.run(argv, stdin=subprocess.DEVNULL,
@@ -139,6 +153,15 @@ class QueryprogramRouter(Router):
                 if rc != R.OK:
                     return rc
         return R.OK if _rf.queue_add(r, addr, rctx, pw) else R.DEFER
+
+
+def _may_change_ids() -> bool:
+    """Root, or a process holding CAP_SETUID and CAP_SETGID (the delivery
+    role)."""
+    if os.geteuid() == 0:
+        return True
+    from eximpy.deliver.local import _has_cap_setuid
+    return _has_cap_setuid()
 
 
 def _keyed(s: str) -> dict[str, str]:
