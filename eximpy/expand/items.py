@@ -228,10 +228,33 @@ def item_authresults(ctx, a):
         asnd = get("authenticated_sender")
         if asnd:
             g += f" smtp.mailfrom={asnd}"
+    g += authres_spf(ctx)
+    # The DKIM part (and any later one) comes from whoever verified: a str or
+    # a callable in ctx.variables["authresults_extra"] (eximpy.acl.dkim).
     extra = ctx.variables.get("authresults_extra")
     if extra:
         g += extra() if callable(extra) else extra
     return g
+
+
+def authres_spf(ctx) -> str:
+    """Exim's authres_spf(): the spf part of ${authresults}, when an spf or
+    spf_guess condition has run for this message ($spf_result set by
+    eximpy.acl.spf)."""
+    res = ctx.variables.get("spf_result")
+    if callable(res):
+        res = res()
+    if not res:
+        return ""
+    g = ";\n\tspf=" + res
+    guessed = ctx.variables.get("spf_result_guessed")
+    if guessed in ("yes", "1", True):
+        g += " (best guess record for domain)"
+    dom = ctx.get_var("sender_address_domain")
+    if dom:
+        return g + " smtp.mailfrom=" + dom
+    helo = ctx.get_var("sender_helo_name")
+    return g + (" smtp.helo=" + helo if helo else " smtp.mailfrom=<>")
 
 
 _DLOBJS: dict[str, object] = {}     # cache: file -> loaded library (Exim's dlobj tree)
