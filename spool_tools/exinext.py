@@ -175,8 +175,11 @@ def main(argv: list[str], out: TextIO | None = None) -> int:
             for line in dump_lines(read_all(spool)):
                 out.write(line + "\n")
         else:
-            for key in tidy(spool, max_age):
-                out.write(f"deleted {key}\n")
+            out.write("Tidying Exim hints database "
+                      f"{os.path.join(spool, 'db', 'retry')}\n")
+            for key, why in tidy(spool, max_age):
+                out.write(f"deleted {key} ({why})\n")
+            out.write("Tidying complete\n")
         return 0
     conf = None
     macros: list[str] = []

@@ -173,11 +173,11 @@ def read_all(spool_directory: str) -> list[tuple[str, RetryRecord]]:
 
 
 def tidy(spool_directory: str, max_age: int = 30 * 86400,
-         now: float | None = None) -> list[str]:
+         now: float | None = None) -> list[tuple[str, str]]:
     """exim_tidydb for the retry database: remove records not updated for
-    ``max_age`` seconds (default 30d), and message-specific host records
-    (T:host:ip:msgid) whose message is no longer on the spool.  Returns the
-    removed keys."""
+    ``max_age`` seconds (default 30d: "too old"), and message-specific host
+    records (T:host:ip:msgid) whose message is no longer on the spool ("no
+    message").  Returns (key, reason) for each removed record."""
     if not _exists(spool_directory):
         return []
     now = time.time() if now is None else now
@@ -189,17 +189,18 @@ def tidy(spool_directory: str, max_age: int = 30 * 86400,
         for k, v in list(txn.cursor()):
             key = bytes(k).decode("utf-8", "surrogateescape")
             rec = RetryRecord.unpack(bytes(v))
-            drop = rec is None or now - rec.time_stamp > max_age
+            reason = "too old" if rec is None or \
+                now - rec.time_stamp > max_age else None
             m = msgid.search(key) if key.startswith("T:") else None
-            if not drop and m:
+            if reason is None and m:
                 mid = m.group(1)
                 inp = os.path.join(spool_directory, "input")
                 if not (os.path.exists(os.path.join(inp, mid + "-D")) or
                         os.path.exists(os.path.join(inp, mid[5], mid + "-D"))):
-                    drop = True
-            if drop:
+                    reason = "no message"
+            if reason is not None:
                 txn.delete(bytes(k))
-                removed.append(key)
+                removed.append((key, reason))
     return removed
 
 

@@ -345,3 +345,22 @@ def test_success_deletes_records():
                             [["-M", "@ID@"], _make_dirs, ["-qf"]],
                             rcpts=("nodir", "tf", "ok"))
     _compare(name, ex, py, mid)
+
+
+def test_tidy_matches_exim_tidydb():
+    """exinext --tidy -t 1s removes the records exim_tidydb -t 1s removes,
+    with its report lines."""
+    name = "tidy"
+    ex, py, mid = _run_both(name, "* * F,1h,15m", [["-M", "@ID@"], 2.5],
+                            rcpts=("tf", "dd", "ok"))
+    px = subprocess.run(["/usr/sbin/exim_tidydb", "-t", "1s",
+                         str(ex / "spool"), "retry"],
+                        capture_output=True, text=True)
+    pp = subprocess.run([str(ROOT / "bin" / "exinext"), "--tidy", "-t", "1s",
+                         str(py / "spool")], capture_output=True, text=True)
+
+    def norm(root: Path, text: str) -> list[str]:
+        return sorted(_norm(root, text).splitlines())
+    assert norm(py, pp.stdout) == norm(ex, px.stdout)
+    assert len(norm(ex, px.stdout)) == 4
+    assert _dump_eximpy(py) == _dump_exim(ex) == []
