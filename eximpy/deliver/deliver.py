@@ -24,9 +24,15 @@ DESCRIPTION
     Then failures are bounced (eximpy.deliver.bounce: one RFC 3464 report
     per errors address, bounce_message_file templates, pipe output), a
     failed bounce is frozen, success DSNs are sent for NOTIFY=SUCCESS, and
-    delay warnings follow delay_warning / warn_message_file.  A deferral
-    with no matching retry rule times out at once ("retry timeout
-    exceeded"); retry hints themselves are not kept yet.
+    delay warnings follow delay_warning / warn_message_file.  Retry hints
+    (eximpy.deliver.retry): in a queue run that is not forced
+    (``queue_run=True``), addresses whose retry time has not come are
+    deferred untried; after the deliveries the retry database is updated
+    and addresses past their cutoff, or with no retry rule, time out
+    ("retry timeout exceeded").  Frozen messages follow
+    timeout_frozen_after, ignore_bounce_errors_after, auto_thaw and a
+    forced thaw (``force_thaw``: -M, -qff); the system filter
+    (eximpy.deliver.system_filter) runs before routing.
 
     Remote (smtp/lmtp) transports are not run here yet: such addresses are
     deferred with "remote delivery is not implemented yet" (the remote

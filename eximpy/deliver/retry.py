@@ -150,9 +150,26 @@ def _spool(config: Any) -> str:
     return config.main.get("spool_directory") or "/var/spool/exim4"
 
 
-def open_db(spool_directory: str) -> Any:
+def open_db(spool_directory: str, config: Any = None) -> Any:
+    """The retry database; created by root (-M as root), it is given to the
+    exim user, as Exim's hints files are, so that the delivery role can
+    write it later."""
     from eximpy import hintsdb
-    return hintsdb.open(spool_directory, DB_NAME)
+    path = hintsdb.db_path(spool_directory, DB_NAME)
+    fresh = not os.path.isdir(path)
+    db = hintsdb.open(spool_directory, DB_NAME)
+    if fresh and config is not None and os.geteuid() == 0:
+        try:
+            from eximpy.deliver.local import _exim_ids
+            uid, gid = _exim_ids(config)
+            for p in (os.path.dirname(path), path,
+                      os.path.join(path, "data.mdb"),
+                      os.path.join(path, "lock.mdb")):
+                if os.path.exists(p):
+                    os.chown(p, uid, gid)
+        except (OSError, ValueError, TypeError):
+            pass
+    return db
 
 
 def _exists(spool_directory: str) -> bool:
@@ -501,8 +518,7 @@ class DeliveryRetry:
                    (succeeded, failed, deferred) for b in chain
                    for a in _lineage(b)):
             return []
-        from eximpy import hintsdb  # noqa: F401 - opened below
-        db = open_db(self.spool)
+        db = open_db(self.spool, self.config)
         timed_out_addrs: list[Any] = []
         now = self.now
         message_age = now - int(self.msg.received_time)
