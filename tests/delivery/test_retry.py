@@ -364,3 +364,24 @@ def test_tidy_matches_exim_tidydb():
     assert norm(py, pp.stdout) == norm(ex, px.stdout)
     assert len(norm(ex, px.stdout)) == 4
     assert _dump_eximpy(py) == _dump_exim(ex) == []
+
+
+def test_no_delay_warning_for_retry_skips():
+    """A queue run in which every address was skipped for its retry time
+    sends no delay warning, even when one is due; the next real attempt
+    (-qf) sends it."""
+    name = "warning"
+    counts: dict[str, list[int]] = {}
+
+    def count(root: Path) -> None:
+        n = sum(1 for f in (root / "spool" / "input").glob("*-H")
+                if "\n<>\n" in f.read_text(errors="replace"))
+        counts.setdefault(root.name, []).append(n)
+    ex, py, mid = _run_both(name, "* * F,1h,15m",
+                            [["-M", "@ID@"], count, 3.0, ["-q"], count,
+                             ["-qf"], count],
+                            selector="delay_warning = 2s",
+                            rcpts=("tf", "ok"))
+    _compare(name, ex, py, mid)
+    assert counts["exim"] == [0, 0, 1]
+    assert counts["eximpy"] == counts["exim"]
