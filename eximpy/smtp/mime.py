@@ -225,7 +225,7 @@ def _next_semicolon(p: bytes, i: int) -> int:
     return i
 
 
-_EW = re.compile(rb"=\?([^?]*)\?([qQbB])\?([^?]*)\?=")
+_EW = re.compile(rb"=\?([^?]*)\?([qQbB])\?([^?]+)\?=")
 
 
 def rfc2047_decode(raw: bytes, check_length: bool = True) -> bytes:
@@ -372,6 +372,10 @@ def mime_parts(header_lines: list[str], body: str | bytes,
     """The $mime_* variables of each part, in Exim's order (see the module
     description); with ``content`` (an eximpy.acl.content.ContentScan) the
     walk reads its .eml copy and message/rfc822 parts are unpacked."""
+    # Exim's run_mime_acl() looks for a header line that starts
+    # "Content-Type:" exactly (no space before the colon).
+    if not any(h[:13].lower() == "content-type:" for h in header_lines):
+        return
     if content is not None:
         try:
             content.mbox_path()

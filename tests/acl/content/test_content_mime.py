@@ -149,6 +149,41 @@ Hello=20World, MAGIC-WORD-7 here=
  and more
 """
 
+EDGES = ("Subject: edges\n"
+         "Content-Type: Multipart/Mixed (a comment; with=equals)\n"
+         "\t; Boundary = \"b(1)\"; charset=\"\"\n\n"
+         "--b(1)\n"
+         "Content-Type: text/plain; name=\"\"; charset=x(y)z\n"
+         "Content-Type: text/enriched\n"
+         "Content-Disposition: attachment; filename*0=\"one\"; "
+         "filename*1=\"two.txt\"\n\n"
+         "body\n"
+         "--b(1)2 also a boundary line by prefix\n"
+         "\n"
+         "no headers in this part\n"
+         "--b(1)\n"
+         "Content-Type: application/x-long; name=\"=?utf-8?B?"
+         + "QUFB" * 30 + "?=\"\n"
+         "Content-Description: =?iso-8859-1?q?caf=E9?=\n"
+         "Content-Disposition: attachment; filename*=utf-8'en'%41%42%zz.txt;\n"
+         " FILENAME*=ignored\n\n"
+         "x\n"
+         "--b(1)\n"
+         "Content-Type: multipart/related; boundary=b\n\n"
+         "--b\n"
+         "Content-Type: text/html\n\n"
+         "<p>\n"
+         "--b\n"
+         "Content-ID: <img1>\n"
+         "Content-Type: image/gif\n\n"
+         "GIF\n"
+         "--b--\n"
+         "--b(1)\n"
+         "Content-Type: text/plain; charset=\"utf-8\" (no end boundary)\n"
+         "Content-Transfer-Encoding: quoted-printable\n"
+         "X-Long: " + "y" * 9000 + "\n\n"
+         "tail=\n")
+
 PLAIN = "Subject: not mime\n\njust text MAGIC-WORD-9\n"
 
 MIME_ACL = "acl_smtp_mime = mime\n"
@@ -158,6 +193,11 @@ CASES = {
         "mime:\n" + MIME_VARS + "  accept\n", MIME_ACL, MULTI),
     "mime_decode_multi": (
         "mime:\n" + DECODE_LOG + "  accept\n", MIME_ACL, MULTI),
+    "mime_edges": (
+        "mime:\n" + MIME_VARS + DECODE_LOG + "  accept\n", MIME_ACL, EDGES),
+    "mime_space_before_colon": (
+        "mime:\n" + MIME_VARS + "  accept\n", MIME_ACL,
+        "Subject: x\nContent-Type : text/plain\n\nhi\n"),
     "mime_filenames": (
         "mime:\n" + MIME_VARS + "  accept\n", MIME_ACL, FILENAMES),
     "mime_rfc822": (
