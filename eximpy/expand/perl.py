@@ -3,7 +3,11 @@
 DESCRIPTION
     The first ${perl} call starts ``perl`` with a small driver script, sends
     it the perl_startup code (evaluated in package main, as Exim's embedded
-    interpreter does), and keeps it for the life of the process.  Each call
+    interpreter does), and keeps it for the life of the process.  With
+    perl_at_start (or -ps; -pd delays), start_at_startup() starts it as
+    soon as the configuration is read, as Exim does.  Code that does not
+    compile is "error in perl_startup code: Compilation error"; a die()
+    while the code runs is ignored, as in Exim.  Each call
     sends the subroutine name and arguments over a pipe and reads the
     result back: a string, undef (Exim's forced failure: 'Perl subroutine
     "x" returned undef to force failure') or a die() message (an expansion
@@ -45,8 +49,12 @@ sub expand_string { my ($s) = @_; main::_wr("X", $s); my ($t, $d) = main::_rd();
 sub debug_write { main::_wr("D", join('', @_)); my ($t, $d) = main::_rd(); return; }
 sub log_write { main::_wr("L", join('', @_)); my ($t, $d) = main::_rd(); return; }
 package main;
-{ my ($t, $code) = _rd(); no strict; eval $code; }
-if ($@) { _wr("E", "$@"); } else { _wr("O", ""); }
+# As Exim: code that does not compile is an error ("Compilation error");
+# a die() while it runs is not (what ran before it stays).
+{ my ($t, $code) = _rd();
+  my $ok = do { no strict; no warnings; eval "return 1;\n" . $code };
+  if (!$ok) { _wr("E", "Compilation error"); }
+  else { { no strict; no warnings 'redefine'; eval $code; } _wr("O", ""); } }
 while (1) {
   my ($t, $n) = _rd();
   my @a; for (1 .. $n) { my ($t2, $d) = _rd(); push @a, $d; }
@@ -69,9 +77,9 @@ class PerlHelper:
                                      stdout=subprocess.PIPE)
         self._send("S", startup)
         t, d = self._recv()
-        if t == "E":
-            self.close()
-            raise ExpansionError(f"error in perl_startup code: {d}\n")
+        # As Exim: the interpreter stays after code that did not compile;
+        # only the call that started it reports the error.
+        self.start_error = f"error in perl_startup code: {d}\n" if t == "E" else None
 
     def _send(self, tag: str, s: str) -> None:
         b = s.encode("latin-1", "replace") if isinstance(s, str) else s
@@ -122,13 +130,34 @@ class PerlHelper:
 
 
 def start(config) -> None:
-    """Start the helper now (perl_at_start): call once per process, after
-    privilege changes, when config.main.get("perl_at_start") is true."""
+    """Start the helper now: raises ExpansionError("error in perl_startup
+    code: ...") when the code does not compile."""
     from eximpy.expand import ExpandContext
     ctx = ExpandContext(config=config)
     startup = ctx.main_option("perl_startup")
     if startup:
         _helper(startup)
+
+
+def start_at_startup(config, option: bool | None = None) -> str | None:
+    """Exim's start-up step for perl_at_start: called once the configuration
+    is read, before the mode runs.  ``option`` is the command line's choice
+    (True for -ps, False for -pd, None when neither), which overrides
+    perl_at_start.  Returns None, or the text for Exim's fatal
+    "exim: error in perl_startup code: <text>" (exit status 1)."""
+    at_start = option
+    if at_start is None:
+        main = getattr(config, "main", None)
+        at_start = bool(main.get("perl_at_start")) if main is not None else False
+    if not at_start:
+        return None
+    try:
+        start(config)
+    except ExpansionError as e:
+        msg = str(e)
+        prefix = "error in perl_startup code: "
+        return (msg[len(prefix):] if msg.startswith(prefix) else msg).rstrip("\n")
+    return None
 
 
 def _helper(startup: str) -> "PerlHelper":
@@ -140,6 +169,8 @@ def _helper(startup: str) -> "PerlHelper":
                 old.close()        # this process's helper for another config
         _HELPERS.clear()
         h = _HELPERS[key] = PerlHelper(startup)
+        if h.start_error:
+            raise ExpansionError(h.start_error)
     return h
 
 

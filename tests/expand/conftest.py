@@ -87,6 +87,14 @@ def make_work() -> Path:
     (WORK / "conf").write_text(subst(CONF))
     (WORK / "conf_acl").write_text(subst(CONF + ACL_SECTION))
     (WORK / "conf_latin1").write_text(subst(CONF + "headers_charset = ISO-8859-1\n"))
+    # perl_startup code that does not compile, and code that dies half-way
+    base = CONF.replace("perl_startup = do '@F@/startup.pl'\n", "")
+    (WORK / "conf_perl_bad").write_text(subst(
+        base + 'perl_startup = sub hello { return "h" } sub {\n'))
+    (WORK / "conf_perl_die").write_text(subst(
+        base + 'perl_startup = our $v = 5; sub getv { return $v } die "x"; $v = 6;\n'))
+    (WORK / "conf_perl_at_start").write_text(subst(
+        base + "perl_at_start = true\nperl_startup = sub hello { return 'h' } sub {\n"))
     from eximpy.lookups.cdb import write_cdb
     write_cdb(str(WORK / "c1.cdb"), [(b"k1", b"v1"), (b"k2", b"value two"),
                                      (b"*", b"star"), (b"k1", b"dup")])

@@ -110,6 +110,36 @@ def test_perl(work):
     compare("perl", cases.PERL)
 
 
+def test_perl_startup_errors(work):
+    """Code that does not compile fails the first call only; a die() while
+    the startup code runs is not an error (what ran before it stays)."""
+    lines = ["${perl{hello}}", "${perl{hello}}", "${perl{getv}}"]
+    compare("perl_bad", lines, conf_name="conf_perl_bad")
+    compare("perl_die", lines, conf_name="conf_perl_die")
+
+
+def test_perl_at_start(work):
+    """perl_at_start: the interpreter starts once the configuration is read,
+    so code that does not compile is fatal before anything runs (Exim's
+    "exim: error in perl_startup code: ..." and exit status 1); -pd delays
+    it (then the first ${perl} reports the error)."""
+    from eximpy.config import load_config
+    from eximpy.expand import perl
+    conf = str(WORK / "conf_perl_at_start")
+    want = exim_run("expand", "perl_at_start", ["-C", conf, "-be", "x"],
+                    normalize=normalize)
+    assert want.rc == 1
+    config = load_config(conf)
+    err = perl.start_at_startup(config)
+    assert err is not None
+    assert f"exim: error in perl_startup code: {err}\n" in want.err
+    want_pd = exim_run("expand", "perl_at_start_pd", ["-C", conf, "-pd", "-be", "x"],
+                       normalize=normalize)
+    assert want_pd.rc == 0 and want_pd.out == "x\n"
+    assert perl.start_at_startup(config, option=False) is None
+    assert perl.start_at_startup(load_config(str(WORK / "conf")), option=None) is None
+
+
 def test_dbm(work):
     lines = ["${lookup{k1}dbm{@D@/d1}}", "${lookup{K1}dbm{@D@/d1}}",
              "${lookup{k2}dbm{@D@/d1}}", "${lookup{q k}dbm{@D@/d1}}",
