@@ -20,7 +20,8 @@ SUMMARY
 DESCRIPTION
     Drivers whose class overrides server() are the ones eximpy offers;
     the SMTP session (eximpy.smtp.auth) finds them through the registry.
-    client() is the client side for the smtp transport (not built yet).
+    client(conn) is the client side for the smtp transport
+    (eximpy.deliver.remote); client_item() is Exim's auth_client_item().
 
 SEE ALSO
     spec chapter 33 "SMTP authentication"; Exim auths/README.
@@ -175,6 +176,83 @@ class Authenticator:
             f"the {self.instance.driver} authenticator has no server side")
         yield b""                                   # pragma: no cover
 
-    def client(self, conn: Any) -> Any:
-        raise NotImplementedError(
-            "the client side of SMTP AUTH is not built yet")
+    def client_configured(self) -> bool:
+        """Exim's ablock->client: the instance can act as a client."""
+        return False
+
+    def client(self, conn: Any) -> str:
+        """The client side of one AUTH exchange for the smtp transport.
+
+        ``conn`` (eximpy.deliver.remote._AuthConn) offers write(line,
+        secret), read(okdigit) -> bool with the response in conn.buffer,
+        conn.errno, expand(text) and conn.items ($auth1...).  Returns
+        "OK", "FAIL" (after a response), "FAIL_SEND", "CANCELLED" or
+        "ERROR" (message in conn.buffer), as Exim's client drivers do."""
+        conn.buffer = f"the {self.instance.driver} authenticator has no client side"
+        return "ERROR"
+
+
+def client_item(auth: "Authenticator", conn: Any, item: str, first: bool,
+                last: bool, ignore_bad64: bool = False) -> str:
+    """Exim's auth_client_item(): expand one client_send item (``^`` is a
+    binary zero, ``^^`` a caret), send it (on the AUTH command when it is
+    the first), and read the answer.  Returns OK (2xx), FAIL, CANCELLED,
+    ERROR, or "DEFER" when the server wants more (its decoded challenge
+    is appended to conn.items)."""
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    try:
+        ss = conn.expand(item)
+    except ExpansionForcedFail:
+        conn.buffer = ""
+        if not first:
+            conn.write("*")
+            conn.read("2")
+            conn.buffer = ""
+        return CANCELLED
+    except ExpansionError as e:
+        conn.buffer = (f"expansion of \"{item}\" failed in {auth.name} "
+                       f"authenticator: {e}")
+        return "ERROR"
+    out = bytearray()
+    raw = ss.encode("utf-8", "surrogateescape")
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == 0x5E:
+            if i + 1 < len(raw) and raw[i + 1] == 0x5E:
+                out.append(0x5E)
+                i += 2
+                continue
+            out.append(0)
+        else:
+            out.append(c)
+        i += 1
+    enc = base64.b64encode(bytes(out)).decode("ascii")
+    if first:
+        conn.write(f"AUTH {auth.public_name}{' ' if out else ''}{enc}",
+                   secret=True)
+    else:
+        conn.write(enc, secret=True)
+    if conn.read("2"):
+        return OK
+    if conn.errno != 0 or conn.buffer[:1] != "3":
+        return FAIL
+    if last:
+        saved = conn.buffer
+        conn.write("*")
+        conn.read("2")
+        conn.buffer = (f"Too few items in client_send in {auth.name} "
+                       "authenticator")
+        del saved
+        return "ERROR"
+    clear = b64decode(conn.buffer[4:])
+    if clear is None:
+        if not ignore_bad64:
+            bad = conn.buffer
+            conn.write("*")
+            conn.read("2")
+            conn.buffer = bad
+            return FAIL
+        clear = b""
+    conn.items.append(clear.decode("utf-8", "surrogateescape"))
+    return DEFER

@@ -3,7 +3,8 @@
 SUMMARY
     OPTIONS is the cram_md5 authenticator's private option table (names,
     types and defaults as in Exim 4.96); CramMd5Authenticator is
-    registered as `driver = cram_md5` and runs the server side.
+    registered as `driver = cram_md5` and runs the server side and the
+    client side (client_name, client_secret) for the smtp transport.
 
 SECURITY
     The digest is compared in constant time.
@@ -77,3 +78,41 @@ class CramMd5Authenticator(Authenticator):
         want = hmac.new(secret.encode("utf-8", "surrogateescape"), challenge,
                         hashlib.md5).hexdigest()
         return OK if hmac.compare_digest(want, digest.lower()) else FAIL
+
+    def client_configured(self) -> bool:
+        return self.option("client_secret") is not None
+
+    def client(self, conn: object) -> str:
+        """RFC 2195 client: AUTH CRAM-MD5, then "name hexdigest" (base64)
+        for the server's challenge."""
+        from eximpy.errors import ExpansionError, ExpansionForcedFail
+        name_t = self.option("client_name") or "$primary_hostname"
+        secret_t = self.option("client_secret") or ""
+        try:
+            name = conn.expand(name_t)            # type: ignore[attr-defined]
+            secret = conn.expand(secret_t)        # type: ignore[attr-defined]
+        except ExpansionForcedFail:
+            conn.buffer = ""                      # type: ignore[attr-defined]
+            return CANCELLED
+        except ExpansionError as e:
+            which = name_t
+            conn.buffer = (f"expansion of \"{which}\" failed in "  # type: ignore[attr-defined]
+                           f"{self.name} authenticator: {e}")
+            return "ERROR"
+        conn.write(f"AUTH {self.public_name}")     # type: ignore[attr-defined]
+        if not conn.read("3"):                     # type: ignore[attr-defined]
+            return FAIL
+        challenge = b64decode(conn.buffer[4:])     # type: ignore[attr-defined]
+        if challenge is None:
+            conn.buffer = (f"bad base 64 string in challenge: "  # type: ignore[attr-defined]
+                           f"{conn.buffer[4:]}")   # type: ignore[attr-defined]
+            return "ERROR"
+        digest = hmac.new(secret.encode("utf-8", "surrogateescape"),
+                          challenge, hashlib.md5).hexdigest()
+        import base64
+        resp = base64.b64encode(f"{name} {digest}".encode(
+            "utf-8", "surrogateescape")).decode("ascii")
+        conn.write(resp, secret=True)              # type: ignore[attr-defined]
+        if conn.read("2"):                         # type: ignore[attr-defined]
+            return OK
+        return FAIL

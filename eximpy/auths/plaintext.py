@@ -4,7 +4,8 @@ SUMMARY
     OPTIONS is the plaintext authenticator's private option table (names,
     types and defaults as in Exim 4.96); PlaintextAuthenticator is
     registered as `driver = plaintext` and runs the server side (PLAIN,
-    LOGIN and any other server_prompts dialogue).
+    LOGIN and any other server_prompts dialogue) and the client side
+    (client_send items, for the smtp transport).
 
 SEE ALSO
     spec chapter 34 "The plaintext authenticator".
@@ -16,8 +17,8 @@ from eximpy.config.options import OptType as T
 from eximpy.drivers.registry import AUTHS
 from eximpy.auths.base import (
     CANCELLED, DEFER, EXPAND_MAXN, OK, BAD64, Authenticator, Exchange,
-    Expander, b64decode, check_server_condition, read_input, split_items,
-    split_prompts)
+    Expander, b64decode, check_server_condition, client_item, read_input,
+    split_items, split_prompts)
 
 # BEGIN GENERATED OPTIONS
 # Private options of the plaintext authenticator
@@ -65,3 +66,19 @@ class PlaintextAuthenticator(Authenticator):
                 return BAD64
             split_items(clear, items)
         return check_server_condition(self, items, expand)
+
+    def client_configured(self) -> bool:
+        return self.option("client_send") is not None
+
+    def client(self, conn: object) -> str:
+        """Exim's plaintext client: each client_send item in turn, the
+        first on the AUTH command; a 3xx answer asks for the next."""
+        from eximpy.expand.lists import iter_list
+        items = list(iter_list(self.option("client_send") or ""))
+        ign = bool(self.option("client_ignore_invalid_base64"))
+        for k, item in enumerate(items):
+            rc = client_item(self, conn, item, k == 0, k == len(items) - 1,
+                             ign)
+            if rc != DEFER:
+                return rc
+        return "FAIL"

@@ -409,17 +409,11 @@ class _Delivery:
                                          errno_value=res.errno,
                                          original=_shown_original(addr),
                                          router=rname, transport=tname))
-            for addr in remote:
-                deferred.append(addr)
-                rname = addr.router.name if addr.router is not None else None
-                tname = addr.transport.name if addr.transport is not None else None
-                addr.message = "remote delivery is not implemented yet"
-                from eximpy.deliver.retry import RF_HOST, add_item
-                for h in addr.host_list[:1]:
-                    add_item(addr, f"T:{h.name}:{h.address}", RF_HOST)
-                self.addr_main(addr, F.deferred(self.sel, _shown(addr), addr.message,
-                                     original=_shown_original(addr), router=rname,
-                                     transport=tname))
+            if remote:
+                # smtp/lmtp over TCP: eximpy.deliver.remote logs and sorts
+                from eximpy.deliver.remote import deliver_remote
+                deliver_remote(self, remote, tctx, jnl, done_ok, failed,
+                               deferred)
         finally:
             jnl.close()
         # The retry database is updated, and deferred addresses past their
