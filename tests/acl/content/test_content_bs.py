@@ -36,6 +36,7 @@ def _run(argv: list[str], dlg: str) -> str:
 
 def _norm(text: str, spool: Path) -> str:
     text = text.replace(str(spool), "SPOOL")
+    text = text.replace(str(spool.parent), "DIR")
     text = _STAMP.sub("", text)
     text = _ID.sub("MSGID", text)
     text = re.sub(r"\]:\d{4,5}\b", "]:PORT", text)
