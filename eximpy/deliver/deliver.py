@@ -366,6 +366,10 @@ class _Delivery:
                     self._retry_skip_log(addr)
                     continue
                 res = self._run_transport(addr, tctx)
+                from eximpy.transports._write import split_output
+                res.returned_output, tlines = split_output(res.returned_output)
+                for tline in tlines:      # pipe log_output etc.
+                    self.log.main(tline, self.mid)
                 addr.basic_errno = res.errno or 0
                 # (more_errno matters for quota errors only: the pipe's exit
                 # code is not kept in Exim's retry records)
@@ -373,6 +377,12 @@ class _Delivery:
                     if res.errno in (-22, 28, 122) else 0
                 if res.status != R.OK:
                     addr.message = res.message
+                    if res.user_message:
+                        addr.user_message = res.user_message
+                    elif addr.transport is not None and \
+                            addr.transport.driver == "pipe" and res.more_errno:
+                        # (Exim's pipe transport, for a non-zero exit)
+                        addr.user_message = "local delivery failed"
                 self.retry.after_transport(addr, res.status not in (R.OK, R.FAIL))
                 rname = addr.router.name if addr.router is not None else None
                 if res.status == R.OK:

@@ -218,6 +218,8 @@ class RedirectRouter(Router):
             return R.DEFER
         if result.status == "defer":
             addr.message = result.error or "forced defer"
+            if result.error:
+                addr.user_message = addr.message   # (Exim: SORT_MESSAGE)
             return R.DEFER
         if result.status != "fail" and not result.blackhole and \
                 not result.addresses:

@@ -269,6 +269,21 @@ def test_cutoff_times_out_addresses():
     ex, py, mid = _run_both(name, "* * F,3s,1h",
                             [["-M", "@ID@"], ["-q"], 4.0, ["-q"]])
     _compare(name, ex, py, mid)
+    # the bounce: each address with its reason and ": retry timeout exceeded"
+    bx, bp = _bounce(ex, mid), _bounce(py, mid)
+    keep_golden(GOLDEN / "delivery_retry" / f"{name}.bounce", bx)
+    assert bp == bx
+
+
+def _bounce(root: Path, mid: str) -> str:
+    for f in sorted((root / "spool" / "input").glob("*-H")):
+        if f.name.startswith(mid) or "\n<>\n" not in f.read_text(errors="replace"):
+            continue
+        data = (root / "spool" / "input" / (f.name[:-2] + "-D")).read_text(
+            errors="replace").split("\n", 1)[1]
+        data = data.split("Content-type: message/rfc822")[0]
+        return _norm(root, re.sub(r"\d+-eximdsn-\d+", "BOUNDARY", data))
+    raise AssertionError(f"no bounce in {root}")
 
 
 def test_rule_without_parameters_and_specific_errors():
