@@ -94,7 +94,10 @@ class NotifyingSink:
             # An ACL may have frozen the message or asked for it to be
             # queued only (control = freeze / queue): the queue runner (or
             # a thaw) takes it from there.
-            held = getattr(msg, "queued_by", None) or \
+            # control = queue/first_pass_route still starts a delivery
+            # (Exim's queue_smtp: it stops short of SMTP deliveries).
+            held = (getattr(msg, "queued_by", None) and
+                    not getattr(msg, "queue_smtp", False)) or \
                 getattr(msg, "frozen_by", None)
             if reason is None and not held:
                 fifo.notify(self.fifo_path, [mid])

@@ -183,6 +183,7 @@ class ReceivedMessage:
     frozen_by: str | None = None          # "ACL": spool frozen, log it
     freeze_no_tell: bool = False
     queued_by: str | None = None          # "ACL": queue only, no delivery
+    queue_smtp: bool = False              # control = queue/first_pass_route
     queue_name: str = ""
     fake_response: str | None = None      # FAIL or DEFER (fakereject/defer)
     submission: dict | None = None        # domain / name / sender_retain
@@ -931,6 +932,13 @@ class Session:
                 self.ctl_freeze = dict(opts)
             elif name in ("queue", "queue_only"):
                 self.ctl_queue = True
+                # Exim's queue_smtp: /first_pass_route sets it, /only
+                # clears it (acl.c); a daemon then still starts a
+                # delivery that stops short of SMTP deliveries.
+                if opts.get("first_pass_route"):
+                    self.ctl_queue_smtp = True
+                elif opts.get("only"):
+                    self.ctl_queue_smtp = False
             elif name in ("fakereject", "fakedefer"):
                 self.fake_response = (FAIL if name == "fakereject" else DEFER,
                                       opts.get("text", ""))
@@ -1083,6 +1091,7 @@ class Session:
         # suppress_local_fixups, queue_name, acl_removed_headers).
         self.ctl_freeze: dict[str, Any] | None = None
         self.ctl_queue = False
+        self.ctl_queue_smtp = False
         self.queue_name = ""
         self.fake_response: tuple[str, str] | None = None
         self.submission: dict[str, Any] | None = None
@@ -2434,6 +2443,7 @@ class Session:
             frozen_by="ACL" if self.ctl_freeze is not None else None,
             freeze_no_tell=bool((self.ctl_freeze or {}).get("no_tell")),
             queued_by="ACL" if self.ctl_queue else None,
+            queue_smtp=self.ctl_queue and self.ctl_queue_smtp,
             queue_name=self.queue_name,
             fake_response=self.fake_response[0] if self.fake_response
             else None,
@@ -2460,6 +2470,11 @@ class Session:
             self.last_message_id = mid
             if self.keep_message_id:
                 self._log_mid = mid
+            if self.ctl_freeze is not None and mid and \
+                    not self.ctl_freeze.get("no_tell"):
+                # freeze_tell (eximpy.acl.freeze_tell)
+                from eximpy.acl.freeze_tell import tell_frozen_message
+                tell_frozen_message(self, msg, mid)
         if code == 250 and self.fake_response is not None:
             fcode = 450 if self.fake_response[0] == DEFER else 550
             self._respond(fcode, "", True, self.fake_response[1])
