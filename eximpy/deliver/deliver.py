@@ -383,6 +383,12 @@ class _Delivery:
                             addr.transport.driver == "pipe" and res.more_errno:
                         # (Exim's pipe transport, for a non-zero exit)
                         addr.user_message = "local delivery failed"
+                    if not addr.user_message and addr.transport is not None \
+                            and getattr(addr.transport.info, "local", False):
+                        # A local transport's own text is not af_pass_message:
+                        # a bounce shows only a user_message (Exim's
+                        # print_address_error).
+                        addr.pass_message = False
                 self.retry.after_transport(addr, res.status not in (R.OK, R.FAIL))
                 rname = addr.router.name if addr.router is not None else None
                 if res.status == R.OK:

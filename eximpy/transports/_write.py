@@ -18,6 +18,14 @@ DESCRIPTION
 
     Status values are the strings of eximpy.routing (OK, DEFER, FAIL).
 
+    A transport may ask for main-log lines to be written by the delivering
+    process (which, unlike a delivery child running as the mailbox owner,
+    can write the logs): add_log_line() records them ahead of the output in
+    the returned_output field, so that they travel in the delivery child's
+    report unchanged; the deliverer calls split_output() to get the output
+    proper and the lines (pipe log_output, permit_coredump's setrlimit
+    failure).
+
 SEE ALSO
     spec chapter 24 "Generic options for transports"; Exim transport.c.
 """
@@ -40,6 +48,30 @@ class TransportResult:
     user_message: str | None = None
     special_action: int = 0
     returned_output: str | None = None     # pipe output for the bounce
+
+    def add_log_line(self, line: str) -> None:
+        """Ask the deliverer to write ``line`` to the main log."""
+        out, lines = split_output(self.returned_output)
+        lines.append(line.replace("\n", " "))
+        self.returned_output = _LOGMARK + "\n".join(lines) + _LOGMARK + \
+            (out if out is not None else _NOOUT)
+
+
+_LOGMARK = "\x00eximpy-log\x00"
+_NOOUT = "\x00none\x00"
+
+
+def split_output(packed: str | None) -> tuple[str | None, list[str]]:
+    """(output, main-log lines) from a TransportResult.returned_output."""
+    if packed is None or not packed.startswith(_LOGMARK):
+        return packed, []
+    rest = packed[len(_LOGMARK):]
+    k = rest.find(_LOGMARK)
+    if k < 0:
+        return packed, []
+    lines = rest[:k].split("\n") if rest[:k] else []
+    out = rest[k + len(_LOGMARK):]
+    return (None if out == _NOOUT else out), lines
 
 
 class TransportContext:

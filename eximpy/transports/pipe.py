@@ -3,7 +3,6 @@
 SUMMARY
     OPTIONS is the pipe transport's private option table (names, types and
     defaults as in Exim 4.96); PipeTransport is registered as `driver = pipe`.
-    The driver's work itself is not implemented yet.
 
 SEE ALSO
     spec chapter 29 "The pipe transport".
@@ -11,8 +10,10 @@ SEE ALSO
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
+import time
 from typing import Any
 
 from eximpy.config.options import OptionSpec as S, OptionTable
@@ -79,11 +80,23 @@ class PipeTransport(Transport):
     """`driver = pipe`.
 
     deliver(addr, tctx) runs the command (the transport's `command`, or the
-    "|command" of a redirection) as an argument vector -- through /bin/sh
-    only with use_shell -- with Exim's environment (LOCAL_PART, DOMAIN,
-    HOME, SENDER, RECIPIENT, MESSAGE_ID, ... plus `environment`), the
-    message on standard input, a timeout, temp_errors, ignore_status,
-    return_output/return_fail_output, freeze_exec_fail.
+    "|command" of a redirection, or `command` with force_command) as an
+    argument vector -- through /bin/sh only with use_shell -- checked
+    against allow_commands / restrict_to_path and found in `path`, with
+    Exim's environment (LOCAL_PART, DOMAIN, HOME, SENDER, RECIPIENT,
+    MESSAGE_ID, ... plus `environment`) and `umask`, in a new process
+    group.  The message goes to its standard input (message_prefix, batch
+    SMTP envelope with use_bsmtp, check_string/escape_string,
+    message_suffix); its output is read at the same time and the process
+    group is killed beyond max_output.  The result follows Exim's
+    pipe_transport_entry(): timeout/timeout_defer, signals (freeze_signal),
+    exec failure (code 127, freeze_exec_fail), temp_errors, ignore_status,
+    with Exim's texts; then return_output / return_fail_output and the
+    log_output / log_fail_output / log_defer_output main-log line (written
+    by the deliverer, see eximpy.transports._write.split_output).
+    permit_coredump raises RLIMIT_CORE (Exim's log line when it cannot).
+    With addr.batch (batch_max > 1) every address of the batch is given
+    to one run of the command ($pipe_addresses, RCPT TO lines).
     """
 
     @staticmethod
@@ -94,80 +107,185 @@ class PipeTransport(Transport):
         if p.get("return_output") and p.get("return_fail_output"):
             raise ConfigError("both return_output and return_fail_output set "
                               f"for {instance.name} transport")
+        if p.get("log_output") and p.get("log_fail_output"):
+            raise ConfigError("both log_output and log_fail_output set for the "
+                              f"{instance.name} transport")
+        if p.get("restrict_to_path") and p.get("use_shell"):
+            raise ConfigError("both restrict_to_path and use_shell set for "
+                              f"{instance.name} transport")
+        if p.get("allow_commands") and p.get("use_shell"):
+            raise ConfigError("both allow_commands and use_shell set for "
+                              f"{instance.name} transport")
 
     def deliver(self, addr: Any, tctx: Any) -> Any:
         return _deliver(self.instance, addr, tctx)
 
 
-def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
+# Exim's os_strexit() texts for the sysexits codes.
+_STREXIT = {
+    64: "(could mean usage or syntax error)",
+    65: "(could mean error in input data)",
+    66: "(could mean input data missing)",
+    67: "(could mean user nonexistent)",
+    68: "(could mean host nonexistent)",
+    69: "(could mean service or program unavailable)",
+    70: "(could mean internal software error)",
+    71: "(could mean internal operating system error)",
+    72: "(could mean system file missing)",
+    73: "(could mean can't create output file)",
+    74: "(could mean input/output error)",
+    75: "(could mean temporary error)",
+    76: "(could mean protocol error)",
+    77: "(could mean permission denied)",
+    78: "(could mean configuration error)",
+    127: "(could mean unable to exec or command does not exist)",
+}
+
+EX_EXECFAILED = 127
+SPECIAL_FREEZE = 1
+TOO_MUCH = b"\n\n*** Too much output - remainder discarded ***\n"
+
+
+def _strsignal(n: int) -> str:
+    try:
+        return signal.strsignal(n) or f"Unknown signal {n}"
+    except ValueError:
+        return f"Unknown signal {n}"
+
+
+def _rcpt_address(a: Any, include_affixes: bool) -> str:
+    """Exim's transport_rcpt_address()."""
+    if include_affixes or not (a.prefix or a.suffix):
+        return a.address
+    return f"{a.local_part}@{a.domain}"
+
+
+class _Stop(Exception):
+    def __init__(self, res: Any) -> None:
+        super().__init__()
+        self.res = res
+
+
+def _argv(inst: Any, addr: Any, addrs: list[Any], tctx: Any) -> tuple[list[str], str]:
+    """The argument vector and the command text (Exim's cmd), or _Stop."""
     from eximpy import routing as R
     from eximpy.errors import ExpansionError, ExpansionForcedFail
-    from eximpy.transports._command import (CommandError, set_up_command,
-                                            split_command)
-    from eximpy.transports._write import TransportResult, message_bytes
+    from eximpy.expand.taint import is_tainted
+    from eximpy.transports._command import split_command
+    from eximpy.transports._write import TransportResult
     p = inst.private
     name = inst.name
-    cmd = p.get("command")
-    from_address = addr.pfr and addr.address.startswith("|")
-    if from_address and not (cmd and p.get("force_command")):
-        text = addr.address[1:].strip()
-        if p.get("use_shell"):
-            argv = ["/bin/sh", "-c", text]
-        elif getattr(addr, "expand_pipe", False):
-            try:
-                argv = set_up_command(text, lambda a: tctx.expand(a, addr),
-                                      f"{name} transport")
-            except CommandError as e:
-                return TransportResult(R.FAIL if str(e).startswith("Tainted")
-                                       else R.DEFER, str(e))
+    expand_args = True
+    force = False
+    if addr.pfr and addr.address.startswith("|"):
+        if p.get("force_command"):
+            cmd = p.get("command")
+            force = True
         else:
-            argv = split_command(text)
-    elif cmd:
-        if p.get("use_shell"):
-            try:
-                argv = ["/bin/sh", "-c", tctx.expand(cmd, addr)]
-            except (ExpansionError, ExpansionForcedFail) as e:
-                return TransportResult(R.DEFER, f"Expansion of command \"{cmd}\" "
-                                       f"in {name} transport failed: {e}")
-        else:
-            try:
-                argv = set_up_command(cmd, lambda a: tctx.expand(a, addr),
-                                      f"{name} transport")
-            except CommandError as e:
-                return TransportResult(R.FAIL if str(e).startswith("Tainted")
-                                       else R.DEFER, str(e))
+            cmd = addr.address[1:].lstrip()
+            expand_args = bool(getattr(addr, "expand_pipe", False))
     else:
-        return TransportResult(R.DEFER, f"no command specified for {name} transport")
+        cmd = p.get("command")
+    if not cmd:
+        raise _Stop(TransportResult(R.DEFER, f"no command specified for {name} "
+                                    "transport"))
+    if p.get("use_shell"):
+        if not expand_args:
+            return ["/bin/sh", "-c", cmd], cmd
+        text = cmd
+        m = re.search(r"\$\{pipe_addresses\}|\$pipe_addresses(?![A-Za-z0-9_])", text)
+        if m:
+            text = text[:m.start()] + " ".join(a.address for a in addrs) + \
+                text[m.end():]
+        try:
+            return ["/bin/sh", "-c", tctx.expand(text, addr)], cmd
+        except (ExpansionError, ExpansionForcedFail) as e:
+            raise _Stop(TransportResult(
+                R.DEFER if expand_args else R.FAIL,
+                f"Expansion of command \"{cmd}\" in {name} transport failed: {e}"))
+    raw = split_command(cmd)
+    if expand_args:
+        argv: list[str] = []
+        pipe_text = addr.address[1:].lstrip() if force else None
+        for k, a in enumerate(raw):
+            if a in ("$pipe_addresses", "${pipe_addresses}"):
+                argv.extend(x.address for x in addrs)
+                continue
+            if force and k > 0 and a in ("$address_pipe", "${address_pipe}"):
+                # force_command: $address_pipe becomes separate arguments
+                argv.extend(split_command(pipe_text or ""))
+                continue
+            try:
+                v = tctx.expand(a, addr)
+            except (ExpansionError, ExpansionForcedFail) as e:
+                raise _Stop(TransportResult(
+                    R.DEFER, f'Expansion of "{a}" from command "{cmd}" in '
+                    f"{name} transport failed: {e}"))
+            if is_tainted(v):
+                raise _Stop(TransportResult(
+                    R.FAIL, f"Tainted arg {len(argv)} for {name} transport "
+                    f"command: '{v}'"))
+            argv.append(v)
+    else:
+        argv = raw
     if not argv:
-        return TransportResult(R.DEFER, f"no command specified for {name} transport")
-    path = p.get("path") or "/bin:/usr/bin"
+        raise _Stop(TransportResult(R.DEFER, f"no command specified for {name} "
+                                    "transport"))
+    permitted = False
+    allow = p.get("allow_commands")
+    if allow is not None:
+        from eximpy.expand.lists import iter_list
+        try:
+            s = tctx.expand(allow, addr)
+        except (ExpansionError, ExpansionForcedFail) as e:
+            raise _Stop(TransportResult(R.DEFER, f"failed to expand string "
+                                        f"\"{allow}\" for {name} transport: {e}"))
+        permitted = argv[0] in list(iter_list(s))
+    if not permitted:
+        if p.get("restrict_to_path"):
+            if "/" in argv[0]:
+                raise _Stop(TransportResult(
+                    R.FAIL, f"\"/\" found in \"{cmd}\" (command for {name} "
+                    "transport) - failed for security reasons"))
+        elif allow is not None:
+            raise _Stop(TransportResult(R.FAIL, f"\"{argv[0]}\" command not "
+                                        f"permitted by {name} transport"))
     if not argv[0].startswith("/"):
-        if p.get("restrict_to_path") or True:
-            for d in path.split(":"):
-                cand = f"{d}/{argv[0]}"
-                if os.access(cand, os.X_OK):
-                    argv[0] = cand
-                    break
-            else:
-                return TransportResult(R.DEFER, f'"{argv[0]}" command not found for '
-                                       f"{name} transport")
-    return_path = getattr(addr, "return_path", None) or \
-        addr.prop.errors_address or tctx.msg.sender
-    env = {"LOCAL_PART": addr.local_part, "LOGNAME": addr.local_part,
-           "USER": addr.local_part, "DOMAIN": addr.domain,
-           "HOME": addr.home_dir or "", "MESSAGE_ID": tctx.msg.id,
-           "PATH": path, "RECIPIENT": addr.address
-           if not addr.pfr else (addr.parent.address if addr.parent else ""),
-           "QUALIFY_DOMAIN": tctx.rctx.qualify_domain(),
-           "SENDER": tctx.msg.sender, "SHELL": "/bin/sh",
+        from eximpy.expand.lists import iter_list
+        for d in iter_list(p.get("path") or "/bin:/usr/bin"):
+            cand = f"{d}/{argv[0]}"
+            if os.path.exists(cand):
+                argv[0] = cand
+                break
+        else:
+            raise _Stop(TransportResult(R.FAIL, f"\"{argv[0]}\" command not found "
+                                        f"for {name} transport"))
+    return argv, cmd
+
+
+def _environment(inst: Any, addr: Any, tctx: Any) -> dict[str, str]:
+    from eximpy import routing as R
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.transports._write import TransportResult
+    p = inst.private
+    lp, dom = addr.local_part, addr.domain
+    env = {"LOCAL_PART": lp, "LOGNAME": lp, "USER": lp,
            "LOCAL_PART_PREFIX": addr.prefix or "",
-           "LOCAL_PART_SUFFIX": addr.suffix or ""}
-    if tctx.rctx.main("timezone"):
-        env["TZ"] = tctx.rctx.main("timezone")
+           "LOCAL_PART_SUFFIX": addr.suffix or "",
+           "DOMAIN": dom, "HOME": addr.home_dir or "",
+           "MESSAGE_ID": tctx.msg.id, "PATH": p.get("path") or "/bin:/usr/bin",
+           "RECIPIENT": addr.address if not addr.pfr else
+           (addr.parent.address if addr.parent else ""),
+           "QUALIFY_DOMAIN": tctx.rctx.qualify_domain(),
+           "SENDER": tctx.msg.sender, "SHELL": "/bin/sh"}
     if addr.pfr and addr.parent is not None:
         par = addr.parent
         env.update({"LOCAL_PART": par.local_part, "LOGNAME": par.local_part,
                     "USER": par.local_part, "DOMAIN": par.domain})
+    if addr.host_list:
+        env["HOST"] = addr.host_list[0].name
+    if tctx.rctx.main("timezone"):
+        env["TZ"] = tctx.rctx.main("timezone")
     envopt = p.get("environment")
     if envopt:
         from eximpy.expand.lists import iter_list
@@ -176,82 +294,219 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                 k, _, v = item.partition("=")
                 env[k] = v
         except (ExpansionError, ExpansionForcedFail) as e:
-            return TransportResult(R.DEFER, f"failed to expand environment in "
-                                   f"{name} transport: {e}")
-    prefix = p.get("message_prefix")
-    suffix = p.get("message_suffix")
+            raise _Stop(TransportResult(R.DEFER, f"failed to expand string "
+                                        f"\"{envopt}\" for {inst.name} "
+                                        f"transport: {e}"))
+    return env
+
+
+def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
     try:
-        extra = {"return_path": return_path}
-        prefix = tctx.expand(prefix, addr, **extra) if prefix else prefix
-        suffix = tctx.expand(suffix, addr, **extra) if suffix else suffix
-    except (ExpansionError, ExpansionForcedFail) as e:
-        return TransportResult(R.DEFER, str(e))
-    data, err = message_bytes(inst, addr, tctx, prefix=prefix, suffix=suffix,
+        return _deliver1(inst, addr, tctx)
+    except _Stop as s:
+        return s.res
+
+
+def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
+    import threading
+    from eximpy import routing as R
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.transports._write import TransportResult, message_bytes
+    p = inst.private
+    name = inst.name
+    addrs = getattr(addr, "batch", None) or [addr]
+    argv, cmd = _argv(inst, addr, addrs, tctx)
+    env = _environment(inst, addr, tctx)
+    return_path = getattr(addr, "return_path", None) or \
+        addr.prop.errors_address or tctx.msg.sender
+    extra = {"return_path": return_path}
+    pieces = []
+    for what, opt in (("prefix", "message_prefix"), ("suffix", "message_suffix")):
+        text = p.get(opt)
+        try:
+            pieces.append(tctx.expand(text, addr, **extra) if text else "")
+        except (ExpansionError, ExpansionForcedFail) as e:
+            raise _Stop(TransportResult(R.DEFER, f"Expansion of \"{text}\" "
+                                        f"({what} for {name} transport) failed: {e}"))
+    prefix, suffix = pieces
+    data, err = message_bytes(inst, addr, tctx, prefix=None, suffix=None,
                               check_string=p.get("check_string"),
                               escape_string=p.get("escape_string"),
                               return_path=return_path)
     if data is None:
-        return TransportResult(R.DEFER, err)
+        raise _Stop(TransportResult(R.DEFER, err))
+    enc = lambda t: t.encode("utf-8", "surrogateescape")  # noqa: E731
+    head, tail = enc(prefix), enc(suffix)
+    if p.get("use_bsmtp"):
+        eol = "\r\n" if p.get("use_crlf") else "\n"
+        inc = bool(inst.get("rcpt_include_affixes"))
+        lines = [f"MAIL FROM:<{return_path}>{eol}"]
+        lines += [f"RCPT TO:<{_rcpt_address(a, inc)}>{eol}" for a in addrs]
+        lines.append(f"DATA{eol}")
+        head += enc("".join(lines))
+        tail += enc(f".{eol}")
+    stdin_data = head + data + tail
+    res = TransportResult(R.OK)
+    if p.get("permit_coredump"):
+        import resource
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,
+                                                      resource.RLIM_INFINITY))
+        except (OSError, ValueError) as e:
+            res.add_log_line("delivery setrlimit(RLIMIT_CORE, RLIM_INFINITY) "
+                             f"failed: {os.strerror(getattr(e, 'errno', 0) or 1)}")
     umask = p.get("umask")
 
-    # The command runs with this process's ids: eximpy.deliver.local has
-    # already made a privileged delivery process's child the pipe's user.
     def child_setup() -> None:
         os.setsid()
         if umask is not None:
             os.umask(umask)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        # as in Exim's delivery subprocess, the command inherits SIGINT and
+        # SIGTERM ignored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     cwd = addr.current_dir or addr.home_dir or "/"
     if not os.path.isdir(cwd):
-        cwd = "/"
+        cwd = os.getcwd() if os.path.isdir(os.getcwd()) else "/"
     timeout = p.get("timeout") or None
+    capture = bool(p.get("return_output") or p.get("return_fail_output") or
+                   p.get("log_output") or p.get("log_fail_output") or
+                   p.get("log_defer_output"))
+    max_output = p.get("max_output")
+    if max_output is None:
+        max_output = 20480
+    rc: int
+    output = bytearray()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=env, cwd=cwd, preexec_fn=child_setup)
-    except OSError as e:
-        msg = (f"Child process of {name} transport (running command "
-               f"\"{' '.join(argv)}\") was terminated by signal 0 ()")
-        msg = f"failed to execute {argv[0]}: {os.strerror(e.errno or 0)}"
-        if p.get("freeze_exec_fail"):
-            return TransportResult(R.DEFER, msg, special_action=1)
-        return TransportResult(R.FAIL, msg)
-    try:
-        out, _ = proc.communicate(data, timeout=timeout)
-    except subprocess.TimeoutExpired:
+                                env=env, cwd=cwd, preexec_fn=child_setup,
+                                close_fds=True)
+    except OSError:
+        # Exim's child exits with EX_EXECFAILED when execve() fails.
+        proc = None
+        rc = EX_EXECFAILED
+    killed_for_output = False
+    timed_out = False
+    if proc is not None:
+        def reader() -> None:
+            nonlocal killed_for_output
+            count = 0
+            assert proc.stdout is not None
+            while True:
+                try:
+                    b = os.read(proc.stdout.fileno(), 65536)
+                except OSError:
+                    break
+                if not b:
+                    break
+                if capture:
+                    output.extend(b)
+                count += len(b)
+                if count > max_output:
+                    if capture:
+                        output.extend(TOO_MUCH)
+                    killed_for_output = True
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    break
+            proc.stdout.close()
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            assert proc.stdin is not None
+            view = memoryview(stdin_data)
+            while view:
+                n = os.write(proc.stdin.fileno(), view[:65536])
+                view = view[n:]
+        except (BrokenPipeError, OSError):
+            pass                         # EPIPE is ignored, as Exim does
+        try:
+            proc.stdin.close()
         except OSError:
             pass
-        proc.communicate()
-        status = R.DEFER if p.get("timeout_defer") else R.FAIL
-        return TransportResult(status, "pipe delivery process timed out")
-    except BrokenPipeError:
-        out = proc.stdout.read() if proc.stdout else b""
-        proc.wait()
-    rc = proc.returncode
-    max_output = p.get("max_output") or 20480
-    out = (out or b"")[:max_output]
-    if rc < 0:
-        return TransportResult(R.FAIL, f"Child process of {name} transport "
-                               f"(running command \"{' '.join(argv)}\") was "
-                               f"terminated by signal {-rc} "
-                               f"({signal.Signals(-rc).name})")
-    if rc != 0 and not p.get("ignore_status"):
-        temp = [int(x) for x in (p.get("temp_errors") or "").split(":")
-                if x.strip().isdigit()]
-        cmdtext = " ".join(argv)
-        note = {75: " (could mean temporary error)",
-                127: " (could mean unable to exec or command does not exist)",
-                }.get(rc, "")
-        msg = (f"Child process of {name} transport returned {rc}{note}"
-               f" from command: {argv[0]}")
-        if rc in temp or p.get("temp_errors") == "*":
-            return TransportResult(R.DEFER, msg, more_errno=rc)
-        del cmdtext
-        text = out.decode("utf-8", "replace") if out and (
-            p.get("return_output") or p.get("return_fail_output")) else None
-        return TransportResult(R.FAIL, msg, more_errno=rc, returned_output=text)
-    if out and p.get("return_output"):
-        return TransportResult(R.FAIL, "return message generated",
-                               returned_output=out.decode("utf-8", "replace"))
-    return TransportResult(R.OK)
+        try:
+            proc.wait(None if deadline is None
+                      else max(0.0, deadline - time.monotonic()))
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            proc.wait()
+            rc = 0
+        t.join(5)
+    if timed_out:
+        res.status = R.DEFER if p.get("timeout_defer") else R.FAIL
+        res.message = "pipe delivery process timed out"
+    elif rc < 0:
+        sig = -rc
+        text = (f"Child process of {name} transport (running command "
+                f"\"{cmd}\") was terminated by signal {sig} ({_strsignal(sig)})")
+        if p.get("freeze_signal"):
+            res.status, res.message, res.special_action = R.DEFER, text, \
+                SPECIAL_FREEZE
+        elif not p.get("ignore_status"):
+            res.status, res.message = R.FAIL, text
+    elif rc > 0:
+        if p.get("freeze_exec_fail") and rc == EX_EXECFAILED:
+            res.status, res.special_action = R.DEFER, SPECIAL_FREEZE
+            res.message = f"pipe process failed to exec \"{cmd}\""
+        elif not p.get("ignore_status"):
+            temp = (p.get("temp_errors") or "").strip()
+            if temp.startswith("*"):
+                res.status = R.DEFER
+            else:
+                from eximpy.expand.lists import iter_list
+                codes = []
+                for x in iter_list(temp):
+                    try:
+                        codes.append(int(x.strip()))
+                    except ValueError:
+                        pass
+                res.status = R.DEFER if rc in codes else R.FAIL
+            ss = (f"(could mean shell command ended by signal {rc - 128} "
+                  f"({_strsignal(rc - 128)}))" if rc > 128
+                  else _STREXIT.get(rc, ""))
+            first = argv[0]
+            if " " in first or "\t" in first:
+                first = f'"{first}"'
+            res.message = (f"Child process of {name} transport returned {rc}"
+                           + (f" {ss}" if ss else "") + f" from command: {first}")
+            res.more_errno = rc
+    del killed_for_output
+    # deliver.c: the output file, logged and/or returned.
+    result = res.status
+    if output:
+        if p.get("log_output") or (result == R.FAIL and p.get("log_fail_output")) \
+                or (result == R.DEFER and p.get("log_defer_output")):
+            first_line = bytes(output).split(b"\n", 1)[0].rstrip()
+            from eximpy.log.format import printing
+            res.add_log_line(f"<{addr.address}>: {name} transport output: "
+                             + printing(first_line.decode("utf-8", "surrogateescape")))
+        text = bytes(output).decode("utf-8", "replace")
+        if tctx.msg.sender or addr.prop.errors_address:
+            if p.get("return_output"):
+                res.status = R.FAIL
+                if not res.message:
+                    res.message = "return message generated"
+                _keep_output(res, text)
+            elif p.get("return_fail_output") and result == R.FAIL:
+                _keep_output(res, text)
+    if res.status != R.OK:
+        res.user_message = "local delivery failed"
+    return res
+
+
+def _keep_output(res: Any, text: str) -> None:
+    from eximpy.transports._write import split_output
+    _out, lines = split_output(res.returned_output)
+    res.returned_output = text
+    for ln in lines:
+        res.add_log_line(ln)
