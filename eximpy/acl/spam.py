@@ -356,7 +356,8 @@ def _spam(call: Any, spec: str | None) -> str:
     if sd.is_rspamd:
         m = _RSPAMD.match(buf)
         if m is None:
-            _log(call, f"cannot parse spamd {where}, output: 0", panic=True)
+            _log(call, f"cannot parse spamd {where}, output: "
+                 f"{_rspamd_fields(buf)}", panic=True)
             return DEFER
         score, threshold = float(m.group(3)), float(m.group(4))
         rest = buf[m.end():]
@@ -388,6 +389,22 @@ def _spam(call: Any, spec: str | None) -> str:
     content.spam_ok = True
     _set_vars(call, content)
     return OK if override else content.spam_rc
+
+
+def _rspamd_fields(buf: str) -> int:
+    """How many of the five fields Exim's sscanf() of an Rspamd answer
+    converted before it stopped (its "output: <n>" log)."""
+    steps = (r"RSPAMD/(\S{1,7})", r"\s+0\s+EX_OK\s*Metric:\s*default;\s*"
+             r"(\S{1,7})", r"\s*" + _NUM, r"\s*/\s*" + _NUM,
+             r"\s*/\s*" + _NUM)
+    pat = ""
+    n = 0
+    for st in steps:
+        pat += st
+        if re.match(pat, buf, re.S) is None:
+            break
+        n += 1
+    return n
 
 
 def _set_vars(call: Any, content: Any) -> None:

@@ -189,3 +189,51 @@ class SockScanner:
 
     def stop(self) -> None:
         self.srv.close()
+
+
+class FakeSpamd:
+    """A TCP server that records each request (headers and body, read by
+    Content-length) and answers with ``reply`` (bytes); for checking what
+    Exim and eximpy send, and the Rspamd variant (no rspamd package)."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.requests: list[bytes] = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(10)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        b = c.recv(65536)
+                        if not b:
+                            break
+                        data += b
+                    head, _, body = data.partition(b"\r\n\r\n")
+                    n = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            n = int(line.split(b":")[1])
+                    while len(body) < n:
+                        b = c.recv(65536)
+                        if not b:
+                            break
+                        body += b
+                    self.requests.append(head + b"\r\n\r\n" + body)
+                    c.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.srv.close()
