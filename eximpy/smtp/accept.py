@@ -46,6 +46,7 @@ from typing import Any
 from eximpy.message.ids import new_message_id
 from eximpy.smtp.server import VERSION, ReceivedMessage, _tod_full
 from eximpy.acl.nonsmtp import place_added_headers
+from eximpy.expand import ExpandContext, expand_string
 from eximpy.spool import data_file, header_file, msglog
 from eximpy.spool.layout import SpoolLayout
 from eximpy.spool.message import (HTYPE_OLD, HTYPE_RECEIVED, Header,
@@ -88,13 +89,54 @@ def _rcvhost(msg: ReceivedMessage) -> str:
     return s
 
 
+class _Options:
+    """The main options building a spool message needs, read once per
+    configuration (build_spool_message runs for every message)."""
+
+    _cache: dict[int, tuple[Any, "_Options"]] = {}
+
+    def __init__(self, config: Any) -> None:
+        main = config.main
+
+        def get(name: str, default: Any = None) -> Any:
+            try:
+                v = main.get(name)
+            except (KeyError, AttributeError):
+                return default
+            return default if v is None else v
+        self.get = get
+        self.primary = get("primary_hostname") or os.uname().nodename
+        self.received_header_text = get("received_header_text")
+        # Return-Path:, Envelope-To: and Delivery-Date: are added at
+        # delivery; copies arriving with the message are dropped.
+        self.drop = frozenset(
+            hname for opt, hname in (
+                ("return_path_remove", "return-path"),
+                ("envelope_to_remove", "envelope-to"),
+                ("delivery_date_remove", "delivery-date"))
+            if get(opt, True) is not False)
+        self.qualify_domain = get("qualify_domain") or self.primary
+        self.qualify_recipient = get("qualify_recipient") or \
+            self.qualify_domain
+        self.message_id_header_domain = get("message_id_header_domain") \
+            or self.primary
+        self.message_id_header_text = get("message_id_header_text")
+
+    @classmethod
+    def of(cls, config: Any) -> "_Options":
+        hit = cls._cache.get(id(config))
+        if hit is not None and hit[0] is config:
+            return hit[1]
+        if len(cls._cache) > 16:
+            cls._cache.clear()
+        opts = cls(config)
+        cls._cache[id(config)] = (config, opts)
+        return opts
+
+
 def _received(config: Any, msg: ReceivedMessage, mid: str, primary: str,
               now: float, sender: str | None = None) -> Header:
-    template = None
-    try:
-        template = config.main.get("received_header_text")
-    except (KeyError, AttributeError):
-        template = None
+    template = _Options.of(config).received_header_text
     received_for = msg.recipients[0][0] if len(msg.recipients) == 1 else ""
     variables = {
         "sender_rcvhost": _rcvhost(msg),
@@ -116,29 +158,21 @@ def _received(config: Any, msg: ReceivedMessage, mid: str, primary: str,
     }
     text = None
     if template:
-        from eximpy.expand import ExpandContext, expand_string
         ctx = ExpandContext(config=config, variables=variables,
                             acl_c=msg.acl_c, acl_m=msg.acl_m)
         text = expand_string(template, ctx)
     else:
         text = ""
     if text == "":
-        return Header(HTYPE_OLD, f"Received: ; {_tod_full(now)}\n")
-    return Header(HTYPE_RECEIVED, f"{text};\n\t{_tod_full(now)}\n")
+        return Header(HTYPE_OLD, f"Received: ; {variables['tod_full']}\n")
+    return Header(HTYPE_RECEIVED, f"{text};\n\t{variables['tod_full']}\n")
 
 
 def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
                         now: float) -> SpoolMessage:
     """The SpoolMessage (headers included) for an accepted SMTP message."""
-    main = config.main
-
-    def get(name: str, default: Any = None) -> Any:
-        try:
-            v = main.get(name)
-        except (KeyError, AttributeError):
-            return default
-        return default if v is None else v
-    primary = get("primary_hostname") or os.uname().nodename
+    opts = _Options.of(config)
+    primary = opts.primary
     sm = SpoolMessage(id=mid, originator_login=msg.originator_login,
                       originator_uid=msg.originator_uid,
                       originator_gid=msg.originator_gid, tls_resumption="A")
@@ -196,18 +230,16 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
     headers = [_header(_s(h)) for h in msg.headers]
     # Return-Path:, Envelope-To: and Delivery-Date: are added at delivery;
     # copies arriving with the message are dropped (the *_remove options).
-    for opt, hname in (("return_path_remove", "return-path"),
-                       ("envelope_to_remove", "envelope-to"),
-                       ("delivery_date_remove", "delivery-date")):
-        if get(opt, True) is not False:
-            for h in headers:
-                if h.name.lower() == hname:
-                    h.type = HTYPE_OLD
+    lows = [h.name.lower() for h in headers]
+    drop = opts.drop
+    for h, low in zip(headers, lows):
+        if low in drop:
+            h.type = HTYPE_OLD
     # Unqualified addresses in address headers are qualified where the
     # sender may send them (local submissions, *_unqualified_hosts):
     # the old line is kept as "*", the new one follows it.
-    qdom = get("qualify_domain") or primary
-    qrcpt = get("qualify_recipient") or qdom
+    qdom = opts.qualify_domain
+    qrcpt = opts.qualify_recipient
     if msg.allow_unqualified_sender or msg.allow_unqualified_recipient:
         from eximpy.smtp.address import qualify_header
         out: list[Header] = []
@@ -222,6 +254,7 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
                     out.append(Header(h.type, new))
                     h.type = HTYPE_OLD
         headers = out
+        lows = [h.name.lower() for h in headers]
     sub = msg.submission
     # Submission mode without sender_retain: the return path becomes the
     # address made from $authenticated_id (spec 48.16), before Received:.
@@ -232,9 +265,9 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
             sm.sender = created
     received = _received(config, msg, mid, primary, now, sm.sender)
     body_headers = list(headers)
-    resent = any(h.name.lower().startswith("resent-") for h in headers)
+    resent = any(low.startswith("resent-") for low in lows)
     prefix = "Resent-" if resent else ""
-    names = {h.name.lower() for h in headers if h.type != HTYPE_OLD}
+    names = {low for h, low in zip(headers, lows) if h.type != HTYPE_OLD}
 
     def add(text: str, top: bool = False) -> None:
         """Append; with Resent- headers, Resent-Message-Id: and Resent-Date:
@@ -249,8 +282,8 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
         sub is not None
     if fixups:
         if f"{prefix}message-id".lower() not in names:
-            dom = get("message_id_header_domain") or primary
-            text = get("message_id_header_text")
+            dom = opts.message_id_header_domain
+            text = opts.message_id_header_text
             local = f"E{mid}" + (f"-{text}" if text else "")
             add(f"{prefix}Message-Id: <{local}@{dom}>\n", top=True)
         if f"{prefix}from".lower() not in names:

@@ -72,6 +72,9 @@ _S_LF, _S_MID, _S_CR, _S_DOT, _S_DOTCR = 0, 1, 2, 3, 4
 _SPACE = frozenset(b" \t\n\v\f\r")
 # Bytes the header loop must see one at a time.
 _HEADER_SPECIAL = re.compile(rb"[\r\n\0]")
+# A header block of plain one-line headers and the blank line.
+_HEADER_BLOCK = re.compile(
+    rb"(?:(?!\.)[!-9;-~]+[ \t\v\f]*:[^\r\n\0]*\r\n(?![ \t]))*\r\n")
 
 
 @dataclass
@@ -206,6 +209,31 @@ class DataReader:
         prevlines = 0
         eod_seen = False                  # BDAT: the LAST chunk has ended
         special = _HEADER_SPECIAL.search
+        if self._pos < self._end and not self._back and \
+                r.first_line_crlf is not False:
+            # Fastest path: the whole header block is already here, every
+            # line a plain one-line "name: value" ending in CRLF (no NUL,
+            # bare CR or LF, continuation or leading dot), then the blank
+            # line, all within the size limits: stored and counted as the
+            # byte loop below would.
+            m = _HEADER_BLOCK.match(self._buf, self._pos)
+            if m is not None:
+                lines = self._buf[self._pos:m.end()].split(b"\r\n")[:-2]
+                size = r.message_size + m.end() - self._pos - len(lines) - 1
+                longest = max(map(len, lines), default=0)
+                if size < self.header_maxsize and \
+                        size - 1 <= self.size_limit and \
+                        (self.header_line_maxsize <= 0 or
+                         longest + 1 <= self.header_line_maxsize):
+                    r.first_line_crlf = True
+                    for line in lines:
+                        r.headers.append(bytes(line) + b"\n")
+                    if longest > r.max_received_linelength:
+                        r.max_received_linelength = longest
+                    r.header_linecount += len(lines) + 1
+                    r.message_size = size
+                    self._pos = m.end()
+                    return
         while True:
             if not self._back and self._pos < self._end and \
                     (text or self._buf[self._pos] != _DOT):

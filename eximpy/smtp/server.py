@@ -126,7 +126,24 @@ CHUNKING_NOT_OFFERED, CHUNKING_OFFERED, CHUNKING_ACTIVE, CHUNKING_LAST = \
     range(4)
 
 
+class _TodCache:
+    """The last second _tod_full() formatted (a cache: several per
+    message, same second)."""
+
+    sec = -1
+    text = ""
+
+
 def _tod_full(t: float) -> str:
+    sec = int(t)
+    if sec == _TodCache.sec:
+        return _TodCache.text
+    text = _tod_full_uncached(sec)
+    _TodCache.sec, _TodCache.text = sec, text
+    return text
+
+
+def _tod_full_uncached(t: float) -> str:
     lt = time.localtime(t)
     off = lt.tm_gmtoff // 60
     sign = "-" if off < 0 else "+"
@@ -319,6 +336,8 @@ class Session:
         self.host_address = host_address
         self.host_port = host_port
         self.host_name = host_name
+        self.host_lookup_failed = self.host_lookup_deferred = False
+        self._host_looked_up = host_name is not None
         self.interface_address = interface_address
         self.interface_port = interface_port
         self.ident = ident
@@ -458,7 +477,11 @@ class Session:
         if not self.local:
             self._host_in(self.opt.get("hosts_connection_nolog"),
                           "hosts_connection_nolog")
-            self._host_in(self.opt.get("host_lookup"), "host_lookup")
+        if not self.local and self.host_name is None and \
+                self._host_in(self.opt.get("host_lookup"),
+                              "host_lookup") == OK:
+            self._host_name_lookup()
+        if not self.local:
             if self._host_in(self.opt.get("host_reject_connection"),
                              "host_reject_connection") == OK:
                 self._log_reject(f"refused connection from "
@@ -568,6 +591,37 @@ class Session:
                                "timeout - closing connection")
         self.closed = True
         return self._flush()
+
+    def _host_name_lookup(self) -> None:
+        """host_lookup matched: find the client's forward-confirmed name
+        (eximpy.hostlookup); when no PTR name exists at all, Exim logs
+        "no host name found for IP address" (log_selector
+        host_lookup_failed)."""
+        from eximpy.hostlookup import DEFER as HDEFER, FAIL as HFAIL
+        from eximpy.hostlookup import host_name_lookup
+        self._host_looked_up = True
+        trace = getattr(self.acl, "trace", None) if self.host_checking \
+            else None
+        r = host_name_lookup(self.host_address,
+                             self.opt.get("host_lookup_order"), None, trace)
+        self.host_lookup_failed = r.rc == HFAIL
+        self.host_lookup_deferred = r.rc == HDEFER
+        if r.name:
+            self.host_name = r.name
+        elif r.msg.startswith(" (failed to find host name") and \
+                self._logging("host_lookup_failed", True):
+            self._log_main("no host name found for IP address "
+                           f"{self.host_address}")
+
+    def _lazy_host_name(self) -> str:
+        """$sender_host_name when host_lookup did not match: Exim looks
+        the name up the first time it is needed."""
+        if not self._host_looked_up and self.host_address:
+            self._host_name_lookup()
+        return self.host_name or ""
+
+    def _host_lookup_failed_var(self) -> str:
+        return "1" if self.host_lookup_failed else "0"
 
     def tls_started(self, info: Any) -> bytes:
         """The TLS handshake after STARTTLS succeeded: forget the EHLO
@@ -779,7 +833,9 @@ class Session:
             "tod_full": _tod_full(self.clock()),
             "sender_host_address": self.host_address or "",
             "sender_host_port": str(self.host_port) if self.host_port else "",
-            "sender_host_name": self.host_name or "",
+            "sender_host_name": self.host_name or (
+                "" if self._host_looked_up or not self.host_address
+                else self._lazy_host_name),
             "sender_helo_name": Tainted(self.helo_name or ""),
             "sender_ident": self.ident or "",
             "received_protocol": self.received_protocol,
@@ -795,6 +851,9 @@ class Session:
             "sender_host_authenticated": self.authenticated or "",
             "message_size": str(self.message_size),
             "rcpt_count": str(self.rcpt_count),
+            "host_lookup_failed": self._host_lookup_failed_var,
+            "host_lookup_deferred": "1" if self.host_lookup_deferred
+            else "0",
         }
         if self._log_mid is not None:
             v["message_id"] = v["message_exim_id"] = self._log_mid
@@ -1542,8 +1601,7 @@ class Session:
             # Exim forces a reverse lookup for a HELO name in
             # helo_lookup_domains.
             helo = (data.split() or [""])[0].lower()
-            if self._helo_lookup_domain(helo) == OK and \
-                    hasattr(self, "_host_name_lookup"):
+            if self._helo_lookup_domain(helo) == OK:
                 self._host_name_lookup()
         user_msg = None
         if self.opt.acl["helo"]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterator
 
 from eximpy.message.ids import ANY_ID_RE, is_message_id
@@ -127,21 +128,21 @@ class SpoolLayout:
             pass
 
     # --- directories -------------------------------------------------
-    @property
+    @cached_property
     def base(self) -> str:
         if self.queue:
             return os.path.join(self.spool_directory, self.queue)
         return self.spool_directory
 
-    @property
+    @cached_property
     def input_root(self) -> str:
         return os.path.join(self.base, "input")
 
-    @property
+    @cached_property
     def msglog_root(self) -> str:
         return os.path.join(self.base, "msglog")
 
-    @property
+    @cached_property
     def db_dir(self) -> str:
         return os.path.join(self.spool_directory, "db")
 
