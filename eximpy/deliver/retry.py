@@ -11,6 +11,7 @@ SUMMARY
                                         (Exim's retry_update(): writes the
                                         database, times out addresses)
     find_config(config, key, alternate, basic_errno, more_errno, sender)
+    retry_test(config, args, out) -> status      -brt
     check_host(...)                     host status for remote transports
     read_all(spool) / tidy(spool, ...)  for exinext and exim_tidydb
 
@@ -241,7 +242,7 @@ def rule_errno(rule: Any) -> tuple[int, int]:
     if basic == ERRNO_EXIMQUOTA:
         return basic, int(more or 0)
     if basic == E.ECONNREFUSED:
-        return basic, ord(more) if more else 0
+        return basic, ord(str(more)[0].upper()) if more else 0
     if basic == E.ETIMEDOUT:
         m = 0
         text = (more or "").lower()
@@ -343,6 +344,68 @@ def ultimate_address_timeout(config: Any, key: str, domain: str | None,
     if rule is None or not rule.items:
         return True
     return now - received_time > rule.items[-1].timeout
+
+
+def retry_test(config: Any, args: list[str], out: Any) -> int:
+    """-brt <address or domain> [<domain>] [<error>]: the retry rule that
+    applies, printed as Exim prints it (no sender is known, so rules with
+    senders= never match)."""
+    from eximpy.config.options import printtime
+    from eximpy.config.rules import retry_error_name
+    if not args:
+        out.write("-brt needs a domain or address argument\n")
+        return 1
+    s1, i = args[0], 1
+    if "@" not in s1 and "." not in s1:
+        out.write(f'Warning: "{s1}" contains no \'@\' and no \'.\' characters. '
+                  "It is being \ntreated as a one-component domain, not as "
+                  "a local part.\n\n")
+    s2 = None
+    if i < len(args) and "." in args[i]:
+        s2, i = args[i], i + 1
+    basic = more = 0
+    if i < len(args):
+        try:
+            name, extra = retry_error_name(args[i])
+        except ValueError as e:
+            out.write(f"{e}\n")
+            return 1
+
+        class _E:
+            basic_error = name
+            more_errno = extra
+        basic, more = rule_errno(_E)
+    rule = find_config(config, s1, s2, basic, more, None)
+    if rule is None:
+        out.write("No retry information found\n")
+        return 0
+    r_basic, r_more = rule_errno(rule)
+    if r_basic == ERRNO_EXIMQUOTA:
+        err = "quota" + (f"_{printtime(r_more)}" if r_more > 0 else "")
+    elif r_basic == E.ECONNREFUSED:
+        err = "refused" + ({ord("M"): "_MX", ord("A"): "_A"}.get(r_more, ""))
+    elif r_basic == E.ETIMEDOUT:
+        err = "timeout" + ("_connect" if r_more & RTEF_CTOUT else "") + \
+            ({ord("M"): "_MX", ord("A"): "_A"}.get(r_more & 255, ""))
+    elif r_basic == ERRNO_AUTHFAIL:
+        err = "auth_failed"
+    else:
+        err = "*"
+    text = f"Retry rule: {rule.pattern}  {err}  "
+    for it in rule.items:
+        text += f"{it.letter},{printtime(it.timeout)},{printtime(it.p1)}"
+        if it.letter == "G":
+            f, d = it.p2 % 1000, 100
+            text += f",{it.p2 // 1000}."
+            while True:
+                text += str(f // d)
+                f %= d
+                d //= 10
+                if f == 0:
+                    break
+        text += "; "
+    out.write(text + "\n")
+    return 0
 
 
 # ----------------------------------------------------------------------
