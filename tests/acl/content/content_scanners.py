@@ -119,16 +119,18 @@ class Spamd:
         if tlds.exists():
             shutil.copy(tlds, base / "rules")
         self.port = free_port()
+        self.socket = str(base / "spamd.sock")
         self.log = base / "spamd.out"
         self.proc = subprocess.Popen(
             [spamd, "-L", "-C", str(base / "rules"),
              f"--siteconfigpath={base}/site",
-             f"--listen=127.0.0.1:{self.port}", "-u", "nobody", "-x",
+             f"--listen=127.0.0.1:{self.port}", f"--listen={self.socket}",
+             "-u", "nobody", "-x",
              "--max-children=2", "-s", "stderr"],
             stdout=open(self.log, "wb"), stderr=subprocess.STDOUT,
             start_new_session=True)
-        _wait(lambda: _can_connect(("127.0.0.1", self.port)), 90, "spamd",
-              self.log)
+        _wait(lambda: _can_connect(("127.0.0.1", self.port)) and
+              _can_connect(self.socket), 90, "spamd", self.log)
 
     def stop(self) -> None:
         try:

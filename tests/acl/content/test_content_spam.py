@@ -105,3 +105,13 @@ def test_spamd_unix_socket_missing() -> None:
                             "spamd_address = DIR/no-spamd.sock\n"
                             "acl_smtp_data = data\n", dialogue(HAM))
     assert_same(py, exim)
+
+
+@pytest.mark.parametrize("msg", ["spammy", "ham"])
+def test_spamd_unix_socket(spamd, msg: str) -> None:
+    text = {"spammy": SPAMMY, "ham": HAM}[msg]
+    exim, py, _d = run_case(
+        f"spamd_unix_{msg}", CASES["deny"],
+        f"spamd_address = {spamd.socket}\nacl_smtp_data = data\n",
+        dialogue(text))
+    assert_same(py, exim)
