@@ -130,6 +130,16 @@ class RetryItem:
     flags: int = 0
 
 
+@dataclass
+class HostStatus:
+    """What check_host() found for one host (Exim's host->status etc.)."""
+
+    status: str
+    host_key: str | None
+    message_key: str | None
+    last_try: int | None
+
+
 def add_item(addr: Any, key: str, flags: int = 0) -> None:
     """Exim's retry_add_item(): remember an update for the end of delivery."""
     items = getattr(addr, "retries", None)
@@ -537,10 +547,21 @@ class DeliveryRetry:
     # -- remote hosts -------------------------------------------------------
     def check_host(self, domain: str, host_name: str, host_address: str,
                    port: str = "", include_ip: bool = True,
-                   message_id: str | None = None) -> tuple[str, str | None, str | None]:
-        """Exim's retry_check_address() for the smtp transport:
-        (status, host_key, message_key) with status "usable",
-        "usable_expired", "unusable" or "unusable_expired"."""
+                   message_id: str | None = None) -> "HostStatus":
+        """Exim's retry_check_address() for the smtp transport.
+
+        ``port`` is "" for the standard port, else ":<port>"; include_ip is
+        the transport's retry_include_ip_address.  The status is "usable",
+        "usable_expired" (past its cutoff but its retry time has come),
+        "unusable" or "unusable_expired" (retry time not reached).  The
+        transport then, as Exim's smtp transport does: skips unusable
+        hosts (HRETRY, "retry time not reached for any host" when all
+        are); after a host error calls add_item(addr, host_key, RF_HOST),
+        or with RF_HOST|RF_MESSAGE on the message key for message-specific
+        errors; after a success adds RF_DELETE items for the keys returned
+        here; and with delay_after_cutoff false makes a second pass over
+        "unusable_expired" hosts whose last_try is before the message's
+        arrival."""
         hkey = (f"T:{host_name.lower()}:{host_address}{port}" if include_ip
                 else f"T:{host_name.lower()}{port}")
         mkey = f"{hkey}:{message_id or self.msg.id}"
@@ -548,15 +569,16 @@ class DeliveryRetry:
         mrec = self._fresh(mkey)
         status = "usable"
         out_h = out_m = None
+        last = hrec.last_try if hrec is not None else None
         if hrec is not None:
             out_h = hkey
             if self.now < hrec.next_try and not self.forced:
                 if not hrec.expired and ultimate_address_timeout(
                         self.config, hkey, domain, hrec,
                         self.msg.received_time, self._sender, self.now):
-                    return "usable", None, None
-                return ("unusable_expired" if hrec.expired else "unusable",
-                        out_h, None)
+                    return HostStatus("usable", None, None, last)
+                return HostStatus("unusable_expired" if hrec.expired
+                                  else "unusable", out_h, None, last)
             if hrec.expired:
                 status = "usable_expired"
         if mrec is not None:
@@ -565,9 +587,9 @@ class DeliveryRetry:
                 if not ultimate_address_timeout(
                         self.config, hkey, domain, mrec,
                         self.msg.received_time, self._sender, self.now):
-                    return "unusable", out_h, out_m
-                return "usable", out_h, out_m
-        return status, out_h, out_m
+                    return HostStatus("unusable", out_h, out_m, last)
+                return HostStatus("usable", out_h, out_m, last)
+        return HostStatus(status, out_h, out_m, last)
 
     # -- the end-of-delivery update -----------------------------------------
     def update(self, succeeded: list[Any], failed: list[Any],
