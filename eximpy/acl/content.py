@@ -159,6 +159,7 @@ def content_scan_for(session: Any, mid: str, header_lines: list[str],
     scan = ContentScan(spool, mid, list(header_lines), body,
                        session.sender, [r[0] for r in session.recipients])
     extra[CONTENT_KEY] = scan
+    session._content_scan = scan          # for spam_spool_values()
     extra["mime_part_count"] = lambda: str(scan.mime_part_count)
     return scan
 
@@ -184,13 +185,13 @@ def unspool_after(extra: dict[str, Any] | None, result: Any,
     scan.unspool(trace)
 
 
-def spam_spool_values(extra: dict[str, Any] | None) -> dict[str, str]:
-    """$spam_bar, $spam_score and $spam_score_int after the DATA ACL, for
-    the -H file ("-spam_bar ..." lines; Exim keeps them for delivery);
-    empty when no spam condition ran.  The session's spool writer is to
-    call this (not yet wired: eximpy.smtp.accept.build_spool_message)."""
-    scan = (extra or {}).get(CONTENT_KEY)
-    if not isinstance(scan, ContentScan) or not scan.spam_vars:
+def spam_spool_values(session: Any, mid: str | None) -> dict[str, str]:
+    """$spam_bar, $spam_score and $spam_score_int after the DATA ACL of
+    message ``mid``, for the -H file's "-spam_bar ..." lines (Exim keeps
+    them for delivery); empty when no spam condition ran."""
+    scan = getattr(session, "_content_scan", None)
+    if not isinstance(scan, ContentScan) or scan.message_id != mid or \
+            not scan.spam_vars:
         return {}
     return {k: str(scan.spam_vars[k])
             for k in ("spam_bar", "spam_score", "spam_score_int")}

@@ -222,6 +222,8 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
         sm.tainted.add("auth_sender")
     sm.host_auth = msg.authenticator
     sm.host_auth_pubname = msg.auth_pubname
+    for k, v in (getattr(msg, "spam_values", None) or {}).items():
+        setattr(sm, k, v)                 # spam_bar, spam_score, ..._int
     sm.acl_vars = {k[4:]: v for k, v in msg.acl_m.items()}
     sm.acl_vars.update({k[4:]: v for k, v in msg.acl_c.items()})
     mark_tainted_acl_vars(sm)

@@ -83,7 +83,8 @@ from eximpy.acl.runner import (DEFER, DISCARD, ERROR, FAIL, FAIL_DROP, OK,
                                WHERE_CODES, WHERE_NAMES, AclEnv, AclResult,
                                MinimalAclRunner, match_host_simple)
 from eximpy.acl.content import (CONTENT_KEY, content_scan_for,
-                                note_acl_result, unspool_after)
+                                note_acl_result, spam_spool_values,
+                                unspool_after)
 from eximpy.smtp.address import AddressError, ParseOptions, extract_address
 from eximpy.smtp.dataread import (END_HEADER_LINE, END_HEADER_SIZE,
                                   END_NOT_CRLF, END_SIZE, DataReader)
@@ -207,6 +208,7 @@ class ReceivedMessage:
     suppress_local_fixups: bool = False
     removed_headers: list = field(default_factory=list)
     dkim_domain: str | None = None        # DKIM= on the "<=" line
+    spam_values: dict = field(default_factory=dict)  # -spam_* (-H file)
 
 
 class MessageSink(Protocol):
@@ -2408,6 +2410,7 @@ class Session:
             discard_by = "MAIL" if self.recipients_discarded else "RCPT"
         msg = self._received_message(res, chunking)
         msg.message_id = mid
+        msg.spam_values = spam_spool_values(self, mid)
         if discard_by is not None:
             # Every recipient was discarded: the message is accepted and
             # thrown away ("=> blackhole"), nothing stays on the spool.

@@ -54,13 +54,13 @@ def _observe(spool: Path) -> dict[str, str]:
     hdr = ""
     for h in sorted((spool / "input").rglob("*-H")):
         lines = h.read_text(errors="replace").split("\n")
-        # The header lines an ACL added (with their continuations).  Not
-        # compared: Exim's -spam_bar/-spam_score/-spam_score_int lines,
-        # which eximpy's spool writer gets no values for yet (see
-        # eximpy.acl.content.spam_spool_values).
+        # The header lines an ACL added (with their continuations) and
+        # Exim's -spam_bar/-spam_score/-spam_score_int lines.
         keep = False
         for ln in lines:
-            if ln[:1].isdigit():
+            if ln.startswith("-spam"):
+                hdr += ln + "\n"
+            elif ln[:1].isdigit():
                 keep = "X-Spam" in ln or "X-Virus" in ln
             elif not ln.startswith(" "):
                 keep = False
