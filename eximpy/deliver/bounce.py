@@ -318,6 +318,19 @@ def send_success_dsn(config: Any, msg: Any, delivered: list[Any],
     return _spool_from_exim(config, msg, msg.sender, data, log)
 
 
+def _delay_lines(addr: Any) -> str:
+    """One deferred address in a delay warning: the address, and its user
+    message as "Delay reason:" (Exim's print_address_error)."""
+    text = f"  {addr.address}\n"
+    reason = getattr(addr, "user_message", None)
+    if reason:
+        lines = reason.splitlines() or [""]
+        text += f"    Delay reason: {lines[0]}\n"
+        for ln in lines[1:]:
+            text += f"    {ln}\n"
+    return text
+
+
 def warn_delay_text(age: float) -> str:
     """$warn_message_delay: "<n> minutes" or "<n> hours"."""
     minutes = int(age // 60)
@@ -354,7 +367,7 @@ def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
     if items and len(items) > 1 and items[1].strip():
         out.append(items[1] + "\n")
         for a in delayed:
-            out.append(f"  {a.address}\n")
+            out.append(_delay_lines(a))
         out.append("\n" + (items[2] if len(items) > 2 else ""))
         return _warning_tail(out, msg, delayed, boundary, primary)
     out += ["This message was created automatically by mail delivery software.\n",
@@ -377,7 +390,7 @@ def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
         out.append("The addresses to which the message has not yet been "
                    "delivered are:\n\n")
     for a in delayed:
-        out.append(f"  {a.address}\n")
+        out.append(_delay_lines(a))
     out.append("\nNo action is required on your part. Delivery attempts will "
                "continue for\nsome time, and this warning may be repeated at "
                "intervals if the message\nremains undelivered. Eventually the "

@@ -395,8 +395,32 @@ def test_no_delay_warning_for_retry_skips():
     ex, py, mid = _run_both(name, "* * F,1h,15m",
                             [["-M", "@ID@"], count, 3.0, ["-q"], count,
                              ["-qf"], count],
-                            selector="delay_warning = 2s",
+                            selector="delay_warning = 2s\n"
+                                     "errors_reply_to = pm@example.org",
                             rcpts=("tf", "ok"))
     _compare(name, ex, py, mid)
     assert counts["exim"] == [0, 0, 1]
     assert counts["eximpy"] == counts["exim"]
+    # the warning itself (with errors_reply_to's Reply-To:)
+    wx, wp = _warning(ex, mid), _warning(py, mid)
+    keep_golden(GOLDEN / "delivery_retry" / f"{name}.warning", wx)
+    assert "Reply-To: pm@example.org" in wx
+    assert wp == wx
+
+
+def _warning(root: Path, mid: str) -> str:
+    for f in sorted((root / "spool" / "input").glob("*-H")):
+        head = f.read_text(errors="replace")
+        if f.name.startswith(mid) or "\n<>\n" not in head:
+            continue
+        hdrs = re.sub(r"^\d{3}[A-Z* ] ", "", head.split("\n\n", 1)[1], flags=re.M)
+        hdrs = "\n".join(ln for ln in hdrs.splitlines()
+                         if not ln.startswith(("Received:", "\t", "Message-Id:",
+                                               "Date:", " ")))
+        data = (root / "spool" / "input" / (f.name[:-2] + "-D")).read_text(
+            errors="replace").split("\n", 1)[1]
+        text = _norm(root, hdrs + "\n\n" + data).replace(mid, "MSGID")
+        text = re.sub(r"\d+-eximdsn-\d+", "BOUNDARY", text)
+        return re.sub(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [-+]\d{4}",
+                      "DATE", text)
+    raise AssertionError(f"no warning in {root}")
