@@ -164,6 +164,41 @@ def content_scan_for(session: Any, mid: str, header_lines: list[str],
     return scan
 
 
+def attach_content_scan(variables: dict[str, Any], spool_directory: str,
+                        mid: str, header_lines: list[str], body: bytes,
+                        sender: str | None, recipients: list[str]
+                        ) -> ContentScan:
+    """For callers other than the SMTP session (acl_not_smtp and
+    acl_not_smtp_mime, not wired yet): put a ContentScan into an ACL's
+    ``variables`` so decode, regex, mime_regex, malware and spam work;
+    call unspool_after(variables, result, None) when the ACLs are done."""
+    scan = ContentScan(spool_directory, mid, list(header_lines), body,
+                       sender, list(recipients))
+    variables[CONTENT_KEY] = scan
+    variables["mime_part_count"] = lambda: str(scan.mime_part_count)
+    return scan
+
+
+def run_mime_acl(run: Callable[[dict[str, Any]], Any],
+                 variables: dict[str, Any], header_lines: list[str],
+                 body: bytes) -> Any:
+    """Exim's run_mime_acl() for any caller: ``run(vars)`` runs the MIME
+    ACL once per part (eximpy.smtp.mime.mime_parts) with the part's
+    $mime_* variables over ``variables``; returns the first result that
+    is not OK, or the last one (None when the message is not MIME)."""
+    from eximpy.acl.runner import OK
+    from eximpy.smtp.mime import mime_parts
+    r = None
+    for part in mime_parts(header_lines, body, variables.get(CONTENT_KEY)):
+        v = dict(variables)
+        v.update(part)
+        r = run(v)
+        note_acl_result(variables, r)
+        if getattr(r, "rc", OK) != OK:
+            break
+    return r
+
+
 def note_acl_result(extra: dict[str, Any] | None, result: Any) -> None:
     """After a MIME ACL run: remember control = no_mbox_unspool (a flag for
     the rest of the message, as Exim's global)."""
