@@ -3,7 +3,6 @@
 SUMMARY
     OPTIONS is the autoreply transport's private option table (names, types and
     defaults as in Exim 4.96); AutoreplyTransport is registered as `driver = autoreply`.
-    The driver's work itself is not implemented yet.
 
 SEE ALSO
     spec chapter 27 "The autoreply transport".
@@ -60,8 +59,13 @@ class AutoreplyTransport(Transport):
     `once` database in LMDB (key: recipient, value: time; once_repeat
     allows a repeat after that time), appends to the `log` file, and
     submits the reply as a new message with sender <> (recipients taken
-    from its To/Cc/Bcc, as Exim's `-t`).  once_file_size (a fixed-size
-    once file) and return_message are not implemented yet.
+    from its To/Cc/Bcc, as Exim's `-t`).  With once_file_size the once
+    data is Exim's fixed-size file instead: records of a native time_t and
+    the NUL-terminated To: text, the oldest dropped when a new one would
+    make the file larger than once_file_size.  return_message appends
+    Exim's rubric and a copy of the message (headers_only / body_only,
+    bounce_return_size_limit); never_mail removes matching addresses from
+    To/Cc/Bcc as Exim's check_never_mail() does.
     """
 
     def deliver(self, addr: Any, tctx: Any) -> Any:
@@ -133,136 +137,337 @@ def _once_record(path: str, key: str, now: int) -> None:
         env.close()
 
 
+def _check_never_mail(text: str, ctx: Any, never_mail: str) -> str | None:
+    """Exim's check_never_mail(): remove the addresses of a To/Cc/Bcc text
+    that match never_mail (leaving the text around them as Exim leaves
+    it); None when nothing is left."""
+    from eximpy import match as M
+    from eximpy.address import (AddressError, parse_extract_address,
+                                parse_find_address_end)
+    s = text
+    i = 0
+    while i < len(s):
+        e = parse_find_address_end(s, i)
+        try:
+            a = parse_extract_address(s[i:e]).address
+        except AddressError:
+            break
+        rc, _v = M.match_address_list(ctx, a, never_mail)
+        if rc == M.OK:
+            if e < len(s) and s[e] == ",":
+                e += 1
+            s = s[:i] + s[e:]
+        else:
+            i = e + 1 if e < len(s) and s[e] == "," else e
+    s = s.rstrip(", \t\n\r\f\v")
+    return s if s.strip() else None
+
+
+def _references(msg: Any) -> str | None:
+    """The References: value Exim builds from the message's References:
+    (else In-Reply-To:) ids, at most 12, and its Message-ID."""
+    from eximpy.message.ids import parse_message_id  # noqa: F401
+    import re
+    mid = msg.header("message-id")
+    message_id = mid.text.split(":", 1)[1].strip() if mid is not None else None
+    h = None
+    for name in ("references", "in-reply-to"):
+        for hd in msg.headers:
+            if hd.type != "*" and hd.text.lower().startswith(name + ":"):
+                h = hd
+                break
+        if h is not None:
+            break
+    if h is None and message_id is None:
+        return None
+    ids: list[str] = []
+    if h is not None:
+        for m in re.finditer(r"<[^<>]*>", h.text.split(":", 1)[1]):
+            if len(ids) == 12:
+                ids = [ids[0]] + ids[2:]
+            ids.append(m.group(0))
+    if message_id is not None:
+        ids.append(message_id)
+    return "References:" + "".join(" " + x for x in ids)
+
+
+def _once_fixed(path: str, to: str, size_limit: int, mode: int,
+                repeat: int | None, now: int) -> tuple[bool, Any]:
+    """The fixed-size once file: (blocked, updater) -- updater() writes the
+    file with ``to`` recorded at ``now``; raises OSError."""
+    import struct
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, mode)
+    data = b""
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        data += b
+    key = to.encode("utf-8", "surrogateescape")
+    tsz = struct.calcsize("=q")
+    then = 0
+    at = -1
+    p = 0
+    while p < len(data):
+        s = p + tsz
+        end = data.find(b"\0", s)
+        if end < 0:
+            end = len(data)
+        if data[s:end] == key:
+            (then,) = struct.unpack("=q", data[p:s])
+            at = p
+            break
+        p = end + 1
+    blocked = then != 0 and (not repeat or repeat <= 0 or now - then < repeat)
+
+    def update() -> None:
+        buf = bytearray(data)
+        start = 0
+        pos = at
+        if pos < 0:
+            pos = len(buf)
+            buf += b"\0" * tsz + key + b"\0"
+            if data and len(buf) > size_limit:
+                start = buf.index(b"\0", tsz) + 1
+        buf[pos:pos + tsz] = struct.pack("=q", now)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, bytes(buf[start:]))
+    return blocked, (update, fd)
+
+
+def _log_lines(path: str, mode: int, text: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    except OSError:
+        return
+    try:
+        os.write(fd, text.encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
+    import re
     from eximpy import routing as R
     from eximpy.errors import ExpansionError, ExpansionForcedFail
-    from eximpy.transports._write import TransportResult
+    from eximpy.transports._write import TransportResult, message_bytes
     p = inst.private
+    name = inst.name
+    names = ("from", "reply_to", "to", "cc", "bcc", "subject", "headers",
+             "text", "file", "log", "once", "once_repeat")
     vals: dict[str, str | None] = {}
-    for name in ("from", "reply_to", "to", "cc", "bcc", "subject", "headers",
-                 "text", "file", "log", "once", "once_repeat", "never_mail"):
-        text = p.get(name)
-        if text is None:
-            vals[name] = None
-            continue
-        try:
-            vals[name] = tctx.expand(text, addr)
-        except ExpansionForcedFail:
-            vals[name] = None
-        except ExpansionError as e:
-            return TransportResult(R.DEFER, f"Expansion of \"{text}\" failed "
-                                   f"in {inst.name} transport: {e}")
     reply = getattr(addr, "reply", None)
+    file_expand = bool(p.get("file_expand"))
+    return_message = bool(p.get("return_message"))
+    repeat: int | None = None
     if reply is not None:
         # A reply set up by a filter's mail/vacation command: its values
         # (already expanded) replace the transport's options; relative file
         # names are taken from the home directory.
         home = addr.home_dir or ""
-        vals = {k: reply.get(k) for k in vals}
+        vals = {k: reply.get(k) for k in names}
         for k in ("file", "log", "once"):
             v = vals.get(k)
             if v and not v.startswith("/") and home:
                 vals[k] = f"{home}/{v}"
-        if reply.get("expand"):
-            p = _ReplyOpts(p, file_expand=True)
-    to = vals["to"] or ""
-    if not (to or vals["cc"] or vals["bcc"]):
-        return TransportResult(R.OK)
-    if vals["never_mail"]:
-        from eximpy import match as M
+        file_expand = bool(reply.get("expand"))
+        return_message = bool(reply.get("return"))
+        if vals["once_repeat"]:
+            from eximpy.config.options import readtime
+            repeat = readtime(vals["once_repeat"])
+    else:
+        for k in names:
+            text = p.get(k)
+            if text is None:
+                vals[k] = None
+                continue
+            try:
+                v = tctx.expand(text, addr)
+            except ExpansionForcedFail:
+                v = None
+            except ExpansionError as e:
+                return TransportResult(R.FAIL, f"Expansion of \"{text}\" failed "
+                                       f"in {name} transport: {e}")
+            if v is not None and k not in ("headers", "text"):
+                for j, c in enumerate(v):
+                    if c.isprintable() or (k not in ("file", "log", "once",
+                                                     "once_repeat")
+                                           and c == "\n" and
+                                           v[j + 1:j + 2] in (" ", "\t")):
+                        continue
+                    from eximpy.log.format import printing
+                    return TransportResult(
+                        R.FAIL, f"Expansion of \"{printing(text)}\" in {name} "
+                        f"transport contains non-printing character {ord(c)}")
+            vals[k] = v
+        if vals["once_repeat"] is not None:
+            from eximpy.config.options import readtime
+            try:
+                repeat = readtime(vals["once_repeat"])
+            except Exception:  # noqa: BLE001 - a malformed time
+                repeat = -1
+            if repeat is None or repeat < 0:
+                return TransportResult(R.FAIL, f"Invalid time value "
+                                       f"\"{vals['once_repeat']}\" for "
+                                       f"\"once_repeat\" in {name} transport")
+    to, cc, bcc = vals["to"], vals["cc"], vals["bcc"]
+    nm = p.get("never_mail")
+    if nm is not None:
+        try:
+            never = tctx.expand(nm, addr)
+        except (ExpansionError, ExpansionForcedFail):
+            return TransportResult(R.FAIL, f"Failed to expand \"{nm}\" for "
+                                   f"\"never_mail\" in {name} transport")
         ctx = tctx.rctx.expand_context(addr)
-        keep = []
-        for item in [x.strip() for x in to.split(",") if x.strip()]:
-            rc, _v = M.match_address_list(ctx, item, vals["never_mail"])
-            if rc != M.OK:
-                keep.append(item)
-        to = ", ".join(keep)
-        if not to and not vals["cc"] and not vals["bcc"]:
+        to = _check_never_mail(to, ctx, never) if to is not None else None
+        cc = _check_never_mail(cc, ctx, never) if cc is not None else None
+        bcc = _check_never_mail(bcc, ctx, never) if bcc is not None else None
+        if to is None and cc is None and bcc is None:
             return TransportResult(R.OK)
+    mode = p.get("mode") or 0o600
     now = int(time.time())
     once = vals["once"]
-    repeat = None
-    if vals["once_repeat"]:
-        from eximpy.config.options import readtime
-        repeat = readtime(vals["once_repeat"])
-    if once:
-        if not once.startswith("/"):
-            return TransportResult(R.DEFER, f"once file name \"{once}\" is "
-                                   "not absolute")
-        try:
-            if _once_seen(once, to, repeat, now):
-                if vals["log"]:
-                    try:
-                        with open(vals["log"], "a") as f:
-                            f.write(time.strftime("%Y-%m-%d %H:%M:%S")
-                                    + f"\n  previously sent to {to}\n")
-                    except OSError:
-                        pass
-                return TransportResult(R.OK)
-        except Exception as e:  # noqa: BLE001 - lmdb errors
-            return TransportResult(R.DEFER, f"Failed to open {once} file: {e}")
-    h = []
-    if vals["from"]:
-        h.append(f"From: {vals['from']}")
-    if vals["reply_to"]:
-        h.append(f"Reply-To: {vals['reply_to']}")
-    if to:
-        h.append(f"To: {to}")
-    if vals["cc"]:
-        h.append(f"Cc: {vals['cc']}")
-    if vals["bcc"]:
-        h.append(f"Bcc: {vals['bcc']}")
-    if vals["subject"]:
-        h.append(f"Subject: {vals['subject']}")
-    mid = tctx.msg.header("message-id")
-    if mid is not None:
-        v = mid.text.split(":", 1)[1].strip()
-        h.append(f"In-Reply-To: {v}")
-        h.append(f"References: {v}")
-    h.append("Auto-Submitted: auto-replied")
-    if vals["headers"]:
-        h.append(vals["headers"].rstrip("\n"))
-    body = vals["text"] or ""
-    if body and not body.endswith("\n"):
-        body += "\n"
-    if vals["file"]:
-        try:
-            with open(vals["file"], encoding="utf-8", errors="surrogateescape") as f:
-                content = f.read()
-            if p.get("file_expand"):
-                content = tctx.expand(content, addr)
-            body += content
-        except OSError as e:
-            if not p.get("file_optional"):
-                return TransportResult(R.DEFER, f"Failed to open file "
-                                       f"{vals['file']} when sending message "
-                                       f"from {inst.name} transport: "
+    logfile = vals["log"]
+    once_update = None
+    if once and to is not None:
+        size = p.get("once_file_size") or 0
+        if size > 0:
+            try:
+                blocked, once_update = _once_fixed(once, to, size, mode,
+                                                   repeat, now)
+            except OSError as e:
+                return TransportResult(R.DEFER, f"Failed to open \"once\" file "
+                                       f"{once} when sending message from "
+                                       f"{name} transport: "
                                        f"{os.strerror(e.errno or 0)}")
-    data = ("\n".join(h) + "\n\n" + body).encode("utf-8", "surrogateescape")
-    submit = getattr(tctx, "submit_reply", None)
-    if submit is not None:
-        # In a delivery child running as the mailbox owner: the parent
-        # spools the reply (eximpy.deliver.local).
-        submit(data)
-    else:
-        uid = inst.get("user") if isinstance(inst.get("user"), int) else addr.uid
-        res = submit_reply(tctx, data, uid, None)
-        if res is not None:
-            return res
-    if once:
-        _once_record(once, to, now)
-    if vals["log"]:
-        # Exim's log: the time, then each header indented (no body).
-        lines = [time.strftime("%Y-%m-%d %H:%M:%S")]
-        for hd in h:
-            if hd.startswith(("In-Reply-To:", "References:", "Auto-Submitted:")):
-                continue
-            lines.append("  " + hd)
-        try:
-            fd = os.open(vals["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                         p.get("mode") or 0o600)
-            with os.fdopen(fd, "a") as f:
-                f.write("\n".join(lines) + "\n")
-        except OSError:
-            pass
-    return TransportResult(R.OK)
+        else:
+            try:
+                blocked = _once_seen(once, to, repeat, now)
+            except Exception as e:  # noqa: BLE001 - lmdb errors
+                return TransportResult(R.DEFER, f"Failed to open DB file {once} "
+                                       f"when sending message from {name} "
+                                       f"transport: {e}")
+        if blocked:
+            if once_update is not None:
+                os.close(once_update[1])
+            if logfile:
+                _log_lines(logfile, mode, time.strftime("%Y-%m-%d %H:%M:%S") +
+                           f"\n  previously sent to {to[:200]}\n")
+            return TransportResult(R.OK)
+    try:
+        content = None
+        if vals["file"]:
+            try:
+                with open(vals["file"], "rb") as f:
+                    content = f.read().decode("utf-8", "surrogateescape")
+            except OSError as e:
+                if not p.get("file_optional"):
+                    eno = e.errno or 0
+                    return TransportResult(
+                        R.DEFER, f"{os.strerror(eno)}: Failed to open file "
+                        f"{vals['file']} when sending message from {name} "
+                        f"transport: {os.strerror(eno)}", eno)
+        h = []
+        for k, label in (("from", "From"), ("reply_to", "Reply-To")):
+            if vals[k] is not None:
+                h.append(f"{label}: {vals[k]}\n")
+        for v, label in ((to, "To"), (cc, "Cc"), (bcc, "Bcc")):
+            if v is not None:
+                h.append(f"{label}: {v}\n")
+        if vals["subject"] is not None:
+            h.append(f"Subject: {vals['subject']}\n")
+        mid = tctx.msg.header("message-id")
+        if mid is not None:
+            h.append(f"In-Reply-To: {mid.text.split(':', 1)[1].lstrip()}"
+                     .rstrip("\n") + "\n")
+        refs = _references(tctx.msg)
+        if refs is not None:
+            h.append(refs + "\n")
+        h.append("Auto-Submitted: auto-replied\n")
+        if vals["headers"] is not None:
+            h.append(vals["headers"] + "\n")
+        out = "".join(h) + "\n"
+        text = vals["text"]
+        if text:
+            out += text if text.endswith("\n") else text + "\n"
+        if content is not None:
+            for line in content.splitlines(keepends=True):
+                if file_expand:
+                    try:
+                        line = tctx.expand(line, addr)
+                    except (ExpansionError, ExpansionForcedFail):
+                        pass
+                out += line
+        data = out.encode("utf-8", "surrogateescape")
+        if return_message:
+            headers_only = bool(inst.get("headers_only"))
+            body_only = bool(inst.get("body_only"))
+            rubric = ("------ This is a copy of the message's header lines.\n"
+                      if headers_only else
+                      "------ This is a copy of the body of the message, "
+                      "without the headers.\n" if body_only else
+                      "------ This is a copy of the message, including all "
+                      "the headers.\n")
+            limit = tctx.rctx.main("bounce_return_size_limit")
+            if limit is None:
+                limit = 100 * 1024
+            copy, _err = message_bytes(inst, addr, tctx, prefix=None,
+                                       suffix=None, check_string=None,
+                                       escape_string=None,
+                                       return_path=tctx.msg.sender)
+            copy = copy or b""
+            dsize = len(tctx.body) + len(tctx.msg.id) + 3   # the -D file
+            if limit > 0 and not headers_only:
+                bufsz = 8192
+                mx = (limit // bufsz + 1) * bufsz
+                if dsize > mx:
+                    data += (f"\n{rubric}------ The body of the message is "
+                             f"{dsize} characters long; only the first\n"
+                             f"------ {(mx // 1000) * 1000} or so are included "
+                             "here.\n\n").encode("ascii")
+                    k = copy.find(b"\n\n")
+                    hlen = 0 if body_only else (k + 2 if k >= 0 else 0)
+                    copy = copy[:hlen + mx]
+                else:
+                    data += f"\n{rubric}\n".encode("ascii")
+            else:
+                data += f"\n{rubric}\n".encode("ascii")
+            data += copy
+        if once_update is not None:
+            try:
+                once_update[0]()
+            except OSError:
+                pass
+        elif once and to is not None:
+            try:
+                _once_record(once, to, now)
+            except Exception:  # noqa: BLE001 - lmdb errors: as Exim, ignored
+                pass
+        submit = getattr(tctx, "submit_reply", None)
+        if submit is not None:
+            # In a delivery child running as the mailbox owner: the parent
+            # spools the reply (eximpy.deliver.local).
+            submit(data)
+        else:
+            uid = inst.get("user") if isinstance(inst.get("user"), int) else addr.uid
+            res = submit_reply(tctx, data, uid, None)
+            if res is not None:
+                return res
+        if logfile:
+            lines = [time.strftime("%Y-%m-%d %H:%M:%S") + "\n"]
+            for v, label in ((vals["from"], "From"), (to, "To"), (cc, "Cc"),
+                             (bcc, "Bcc"), (vals["subject"], "Subject")):
+                if v is not None:
+                    lines.append(f"  {label}: {v}\n")
+            if vals["headers"] is not None:
+                lines.append(f"  {vals['headers']}\n")
+            _log_lines(logfile, mode, "".join(lines))
+        return TransportResult(R.OK)
+    finally:
+        if once_update is not None:
+            try:
+                os.close(once_update[1])
+            except OSError:
+                pass
