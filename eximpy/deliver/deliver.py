@@ -302,6 +302,7 @@ class _Delivery:
                 if msg.sender:
                     failed.extend(tops)
             rctx.addr_new = sf.new + rctx.addr_new
+            deferred.extend(sf.deferred)
         discarded: list[Address] = []
         # Exim routes in passes: each pass takes the new addresses (pipes
         # and files straight onto the local chain), then routes the others

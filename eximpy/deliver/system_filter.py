@@ -69,6 +69,7 @@ class SystemFilterOutcome:
     message: str | None = None      # text for fail (bounce) / freeze
     frozen_info: str = ""
     new: list[Any] = field(default_factory=list)
+    deferred: list[Any] = field(default_factory=list)  # no transport found
 
 
 class _SystemFilter(_Filter):
@@ -300,5 +301,14 @@ def run_system_filter(d: Any, msg: Any, body: bytes) -> SystemFilterOutcome | No
                                      "for system filter delivery")
                 else:
                     child.transport = tp
+            if child.transport is None:
+                # deferred at once, on the main and panic logs
+                child.basic_errno = -1
+                text = (f"== {text_} <system-filter> routing defer (-1): "
+                        f"{child.message}")
+                d.log.panic(text, d.mid)
+                d._msglog(text[3:])
+                out.deferred.append(child)
+                continue
             out.new.append(child)
     return out

@@ -35,6 +35,7 @@ never_users = root
 system_filter = @ROOT@/filter
 system_filter_user = nobody
 system_filter_file_transport = sf_file
+system_filter_pipe_transport = sf_pipe
 begin routers
 hold:
   driver = redirect
@@ -52,7 +53,8 @@ mbox:
   user = nobody
 sf_file:
   driver = appendfile
-  user = nobody
+sf_pipe:
+  driver = pipe
 begin retry
 * * F,1h,15m
 """
@@ -87,6 +89,12 @@ seen finish
 """,
     "unseen_save": """# Exim filter
 unseen save @ROOT@/mail/saved
+""",
+    "pipe": """# Exim filter
+pipe "/usr/bin/tee -a @ROOT@/mail/piped"
+""",
+    "no_transport": """# Exim filter
+unseen save @ROOT@/mail/saved/
 """,
     "error": """# Exim filter
 if $h_subject: contains "test" then
@@ -136,7 +144,8 @@ def _msglog(root: Path, mid: str) -> list[str]:
 
 
 def _mail(root: Path, mid: str) -> dict[str, str]:
-    return {f.name: _norm(root, mid, f.read_text())
+    # (owner too: the system filter's file runs as system_filter_user)
+    return {f.name: f"uid={f.stat().st_uid}\n" + _norm(root, mid, f.read_text())
             for f in sorted((root / "mail").iterdir())}
 
 
