@@ -26,7 +26,19 @@ def _load(inv: Invocation):
     config = load(inv)
     if inv.mode not in _TEST_MODES:
         log_arguments(config, inv.argv)
+    _perl_at_start(config, inv)
     return config
+
+
+def _perl_at_start(config, inv: Invocation) -> None:
+    """perl_at_start (or -ps; -pd delays it): start the Perl helper now,
+    as Exim starts its interpreter once the configuration is read.  Code
+    that fails is fatal, with Exim's message."""
+    from eximpy.expand import perl
+    error = perl.start_at_startup(config, inv.perl_start)
+    if error is not None:
+        sys.stderr.write(f"exim: error in perl_startup code: {error}\n")
+        sys.exit(1)
 
 
 def run_version(inv: Invocation) -> int:
@@ -136,6 +148,27 @@ def run_queue_runs(inv: Invocation) -> int:
     return queue_run_once(_load(inv), force=inv.deliver_force)
 
 
+def run_retry_test(inv: Invocation) -> int:
+    """-brt: which retry rule applies (eximpy.deliver.retry.retry_test)."""
+    from eximpy.deliver.retry import retry_test
+    return retry_test(_load(inv), list(inv.args), sys.stdout)
+
+
+def run_malware_test(inv: Invocation) -> int:
+    """-bmalware FILE: scan a file with av_scanner, as Exim does."""
+    from eximpy.acl.malware import malware_in_file
+    from eximpy.log.writer import LogWriter
+    config = _load(inv)
+    if not inv.args:
+        sys.stderr.write("exim: -bmalware needs a file name\n")
+        return 1
+    log = LogWriter.from_config(config)
+    log.panic_stderr = True
+    code, text = malware_in_file(config, inv.args[0], log)
+    sys.stdout.write(text)
+    return code
+
+
 def _not_yet(inv: Invocation) -> int:
     sys.stderr.write(_NOT_YET.format("-" + inv.mode) + "\n")
     return 2
@@ -159,6 +192,8 @@ _MODES: dict[str, Callable[[Invocation], int]] = {
     "receive": run_receive,
     "bd": run_daemon,
     "q": run_queue_runs,
+    "brt": run_retry_test,
+    "bmalware": run_malware_test,
     **{m: run_queue for m in _QUEUE_MODES},
 }
 

@@ -65,6 +65,7 @@ class Invocation:
     max_parallel: int | None = None                # -oB
     deliver_force: bool = False                    # -M, -qf
     message_set: str | None = None                 # -Mset ID (for -be)
+    perl_start: bool | None = None                 # -ps True, -pd False
     ignored: list[str] = field(default_factory=list)
 
 
@@ -176,6 +177,10 @@ def _parse_one(argv: list[str], i: int, opt: str, inv: Invocation) -> int:
         inv.queue_select = c + value
         if inv.queue_run is None:
             inv.mode, inv.queue_run = "q", ""
+        return i
+    if opt in ("pd", "ps"):
+        # Start the Perl interpreter when needed / at once (perl_at_start).
+        inv.perl_start = opt == "ps"
         return i
     if c == "p":
         # -p<protocol>[:<host>] is -oMr protocol and -oMs host (Sendmail's).

@@ -142,6 +142,9 @@ class LogWriter:
         # Exim, a file that was renamed (rotated) or removed is reopened;
         # the check is one stat() instead of an open() per line.
         self._open: dict[str, tuple[int, int]] = {}
+        # Exim's log_stderr: a command-line mode that sets it also gets
+        # each panic line on stderr, as Exim prints them.
+        self.panic_stderr = False
 
     @classmethod
     def from_config(cls, config: Any, pid: int | None = None,
@@ -287,6 +290,11 @@ class LogWriter:
                 ok = self._append(kind, payload, now) and ok
             if self.targets.syslog:
                 self._syslog(kind, payload)
+            if kind == "panic" and self.panic_stderr:
+                try:
+                    os.write(2, data.encode("utf-8", "surrogateescape"))
+                except OSError:
+                    pass
         return ok
 
     def main(self, text: str, mid: str | None = None) -> bool:
