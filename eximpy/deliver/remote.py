@@ -115,11 +115,12 @@ class _SendFailed(Exception):
 
 
 def xtext(s: str) -> str:
-    """RFC 3461 xtext: '+', '=' and characters outside 33..126 as +XX."""
+    """RFC 3461 xtext: '+', '=' and characters outside 33..126 as +xx
+    (lower-case hex, as Exim's auth_xtextencode() writes it)."""
     out = []
     for b in s.encode("utf-8", "surrogateescape"):
         if b < 33 or b > 126 or b in (0x2B, 0x3D):
-            out.append(f"+{b:02X}")
+            out.append(f"+{b:02x}")
         else:
             out.append(chr(b))
     return "".join(out)
@@ -404,6 +405,7 @@ class _TransportRun:
             self.vars = {"host": host.name, "host_address": host.address,
                          "host_port": str(host.port if host.port != PORT_NONE
                                           else defport)}
+            self.rctx.variables.update(self.vars)
             port = host.port if host.port != PORT_NONE else defport
             pistring = "" if port == 25 else f":{port}"
             interface = None
@@ -418,9 +420,13 @@ class _TransportRun:
                     return
                 if interface:
                     pistring = f"{pistring}/{interface}"
-            status, hkey, mkey = self.dl.retry.check_host(
+            hs = self.dl.retry.check_host(
                 self.first.domain, host.name, host.address or "", pistring,
                 include_ip, self.dl.mid)
+            if isinstance(hs, tuple):
+                status, hkey, mkey = hs
+            else:
+                status, hkey, mkey = hs.status, hs.host_key, hs.message_key
             if status.startswith("unusable"):
                 if status == "unusable":
                     expired = False
@@ -688,6 +694,7 @@ class _TransportRun:
         try:
             self.vars["sending_ip_address"], self.vars["sending_port"] = \
                 [str(x) for x in sock.getsockname()[:2]]
+            self.rctx.variables.update(self.vars)
         except OSError:
             pass
         ctimeout = self.opt("command_timeout") or 300
@@ -1068,11 +1075,21 @@ class _TransportRun:
         ftimeout = self.opt("final_timeout") or 600
         max_rcpt = self.opt("max_rcpt") or 999999
         seq = 0
+        need_rset = False
         while True:
             todo = [a for a in at.addrs if a.tp_status == PENDING_DEFER][:max_rcpt]
             if not todo:
                 return OK
             seq += 1
+            if seq > 1 and need_rset:
+                try:
+                    conn.write("RSET\r\n")
+                except _SendFailed:
+                    return self._send_failed(at, conn.errno)
+                ok, buf = conn.read_response("2", ctimeout)
+                if not ok:
+                    return self._response_failed_t(at, conn.errno, buf)
+            need_rset = True
             at.transport_count = 0
             at.pipelining_active = at.pipelining
             opts = self._mail_options(at, todo)
@@ -1172,9 +1189,10 @@ class _TransportRun:
                                                       "end of data")
                     return self._after_data_error(at, conn.errno, buf,
                                                   "end of data")
+                need_rset = False
                 now = time.time()
                 conf = _printing(buf)
-                flag = "=" if seq == 1 else "-"
+                flag = "="
                 for a in at.addrs:
                     if a.tp_status != PENDING_OK:
                         continue
@@ -1681,6 +1699,14 @@ def _groups(addrs: list[Address], rctx: Any) -> list[list[Address]]:
         a = left.pop(0)
         tp = a.transport
         max_rcpt = _opt(tp, "max_rcpt") or 0
+        # with remote_max_parallel 1 the transport gets every address and
+        # sends max_rcpt at a time down one connection (Exim 4.96)
+        try:
+            rmp = rctx.config.main.get("remote_max_parallel")
+        except (KeyError, AttributeError):
+            rmp = 2
+        if rmp is not None and rmp <= 1:
+            max_rcpt = 0
         md = _opt(tp, "multi_domain")
         if isinstance(md, str):
             try:

@@ -1,0 +1,179 @@
+"""Differential tests of the smtp transport: real Exim and eximpy deliver
+the same spooled message to the same scripted server on 127.0.0.2; the
+main log lines and what the server received must be the same."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _remote import WORK, run_both  # noqa: E402
+from smtpserver import ScriptedServer, make_cert  # noqa: E402
+
+CONF = """\
+primary_hostname = sender.example
+qualify_domain = sender.example
+spool_directory = @ROOT@/spool
+log_file_path = @ROOT@/log/%slog
+@MAIN@
+
+begin routers
+  bounces:
+    driver = redirect
+    domains = sender.example
+    data = :blackhole:
+
+  smart:
+    driver = manualroute
+    route_list = * @HOSTS@
+    transport = remote_smtp
+
+begin transports
+  remote_smtp:
+    driver = smtp
+    port = @PORT@
+@TRANSPORT@
+
+begin retry
+  * * F,1h,10m
+
+begin authenticators
+@AUTH@
+"""
+
+MESSAGE = """\
+From: Sender <sender@sender.example>
+To: a@dest.example
+Subject: remote test
+
+line one
+.a line starting with a dot
+..two dots
+last line
+"""
+
+PLAIN_AUTH = """\
+  plain:
+    driver = plaintext
+    public_name = PLAIN
+    client_send = ^user1^secret1
+"""
+
+CRAM_AUTH = """\
+  cram:
+    driver = cram_md5
+    public_name = CRAM-MD5
+    client_name = user1
+    client_secret = secret1
+    client_set_id = $auth1
+"""
+
+RCPTS = ["a@dest.example", "b@dest.example"]
+
+CASES = {
+    # name: (transport options, server kwargs, recipients, main options, auth, hosts)
+    "basic-pipelining": ("", {}, RCPTS, "", "", "127.0.0.2"),
+    "no-pipelining": ("", {"extensions": ("SIZE 1000000",)}, RCPTS, "", "",
+                      "127.0.0.2"),
+    "no-esmtp": ("", {"ehlo_reply": "500 what?"}, RCPTS, "", "", "127.0.0.2"),
+    "avoid-esmtp": ("    hosts_avoid_esmtp = *\n", {}, RCPTS, "", "",
+                    "127.0.0.2"),
+    "chunking": ("", {"extensions": ("PIPELINING", "CHUNKING", "SIZE 0")},
+                 RCPTS, "", "", "127.0.0.2"),
+    "chunking-nopipe": ("", {"extensions": ("CHUNKING",)}, RCPTS, "", "",
+                        "127.0.0.2"),
+    "rcpt-451-550": ("", {"rcpt_replies": {"tmp": "451 4.3.0 try later",
+                                            "bad": "550 5.1.1 no such user"}},
+                     ["a@dest.example", "tmp@dest.example", "bad@dest.example"],
+                     "", "", "127.0.0.2"),
+    "rcpt-all-rejected": ("", {"rcpt_replies": {"bad": "550 5.1.1 no such user"}},
+                          ["bad@dest.example"], "", "", "127.0.0.2"),
+    "mail-451": ("", {"mail_reply": "451 4.3.2 sender deferred"}, RCPTS, "", "",
+                 "127.0.0.2"),
+    "mail-550": ("", {"mail_reply": "550 5.7.1 sender rejected"}, RCPTS, "", "",
+                 "127.0.0.2"),
+    "data-452": ("", {"final_reply": "452 4.3.1 insufficient storage"}, RCPTS,
+                 "", "", "127.0.0.2"),
+    "data-554": ("", {"final_reply": "554 5.6.0 content rejected"}, RCPTS, "",
+                 "", "127.0.0.2"),
+    "greeting-554": ("", {"greeting": "554 go away"}, RCPTS, "", "",
+                     "127.0.0.2"),
+    "close-after-rcpt": ("", {"close_after": "RCPT",
+                              "extensions": ("SIZE 1000",)},
+                         RCPTS, "", "", "127.0.0.2"),
+    "close-after-dot": ("", {"close_after": "DOT"}, RCPTS, "", "", "127.0.0.2"),
+    "multiline-reply": ("", {"final_reply": "250-first line\r\n250 OK id=X"},
+                        RCPTS, "", "", "127.0.0.2"),
+    "max-rcpt-2": ("    max_rcpt = 2\n", {}, ["a@dest.example", "b@dest.example",
+                                              "c@dest.example"],
+                   "remote_max_parallel = 1", "", "127.0.0.2"),
+    "helo-data": ("    helo_data = helo.$domain\n", {}, RCPTS, "", "",
+                  "127.0.0.2"),
+    "headers": ("    headers_add = X-Added: $host [$host_address]\n"
+                "    headers_remove = Subject\n    return_path_add\n", {},
+                RCPTS, "", "", "127.0.0.2"),
+    "auth-plain": ("    hosts_try_auth = *\n", {"extensions": (
+        "PIPELINING", "AUTH PLAIN LOGIN"), "users": {"user1": "secret1"}},
+        RCPTS, "", PLAIN_AUTH, "127.0.0.2"),
+    "auth-plain-bad": ("    hosts_try_auth = *\n", {"extensions": (
+        "PIPELINING", "AUTH PLAIN"), "users": {"user1": "other"}},
+        RCPTS, "", PLAIN_AUTH, "127.0.0.2"),
+    "auth-required-bad": ("    hosts_require_auth = *\n", {"extensions": (
+        "PIPELINING", "AUTH PLAIN"), "users": {"user1": "other"}},
+        RCPTS, "", PLAIN_AUTH, "127.0.0.2"),
+    "auth-required-none": ("    hosts_require_auth = *\n", {}, RCPTS, "",
+                           PLAIN_AUTH, "127.0.0.2"),
+    "auth-cram": ("    hosts_require_auth = *\n", {"extensions": (
+        "PIPELINING", "AUTH CRAM-MD5"), "users": {"user1": "secret1"}},
+        RCPTS, "", CRAM_AUTH, "127.0.0.2"),
+    "auth-sender": ("    hosts_try_auth = *\n    authenticated_sender = "
+                    "auth+sender=x@sender.example\n", {"extensions": (
+                        "PIPELINING", "AUTH PLAIN"),
+                        "users": {"user1": "secret1"}},
+                    RCPTS, "", PLAIN_AUTH, "127.0.0.2"),
+    "dsn": ("", {"extensions": ("PIPELINING", "DSN", "SIZE 0")}, RCPTS, "",
+            "", "127.0.0.2"),
+    "connect-refused": ("", {}, RCPTS, "", "", "127.0.0.3"),
+    "two-hosts-first-refused": ("", {}, RCPTS, "", "",
+                                "127.0.0.3:127.0.0.2"),
+    "require-tls-none": ("    hosts_require_tls = *\n", {}, RCPTS, "", "",
+                         "127.0.0.2"),
+    "timeout-data": ("    command_timeout = 2s\n", {"sleep_after": ("DATA", 4)},
+                     RCPTS, "", "", "127.0.0.2"),
+}
+
+
+@pytest.fixture(scope="module")
+def server_factory():
+    made = []
+
+    def make(**kw):
+        s = ScriptedServer(**kw).start()
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.stop()
+
+
+def _conf(topts: str, main: str, auth: str, hosts: str) -> str:
+    return (CONF.replace("@TRANSPORT@", topts).replace("@MAIN@", main)
+            .replace("@AUTH@", auth).replace("@HOSTS@", hosts))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_case(case, server_factory):
+    topts, skw, rcpts, main, auth, hosts = CASES[case]
+    args = ["-f", "sender@sender.example"]
+    if case == "dsn":
+        args = ["-f", "sender@sender.example", "-N"][:2]
+    srv = server_factory(**skw)
+    res = run_both(case, _conf(topts, main, auth, hosts),
+                   [(args + rcpts, MESSAGE)], srv)
+    assert res["eximpy_log"] == res["exim_log"]
+    assert res["eximpy_cmds"] == res["exim_cmds"]
+    assert res["eximpy_data"] == res["exim_data"]
+    assert [m in res["eximpy_queue"] for m in res["mids"]] == \
+        [m in res["exim_queue"] for m in res["mids"]]
