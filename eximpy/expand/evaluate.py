@@ -1188,14 +1188,16 @@ def _arg(node, ctx) -> str:
     return node.ev(ctx)
 
 
+_STR_WANT = {"eq": (0,), "lt": (-1,), "le": (-1, 0), "gt": (1,), "ge": (0, 1)}
+
+
 class StrCmpCond(TwoArgCond):
     """eq lt le gt ge (caseful byte comparison)."""
     __slots__ = ("want",)
 
     def __init__(self, neg, name, a, b) -> None:
-        super().__init__(neg, name, a, b)
-        self.want = {"eq": (0,), "lt": (-1,), "le": (-1, 0), "gt": (1,),
-                     "ge": (0, 1)}[name]
+        self.neg, self.name, self.a, self.b, self.fn = neg, name, a, b, None
+        self.want = _STR_WANT[name]
 
     def test(self, ctx) -> bool:
         a = self.a
@@ -1233,14 +1235,9 @@ class NumCmpCond(TwoArgCond):
     __slots__ = ("op", "bint")
 
     def __init__(self, neg, name, a, b) -> None:
-        super().__init__(neg, name, a, b)
+        self.neg, self.name, self.a, self.b, self.fn = neg, name, a, b, None
         self.op = _NUM_OPS[name]
-        self.bint = None
-        if b.__class__ is Text:
-            try:
-                self.bint = _to_int(b.s)
-            except ExpansionError:
-                pass          # raised at run time, after the first argument's
+        self.bint = None      # a literal second argument's value, once known
 
     def test(self, ctx) -> bool:
         a = self.a
@@ -1252,9 +1249,12 @@ class NumCmpCond(TwoArgCond):
             x = _arg(a, ctx)
         yi = self.bint
         if yi is None:
-            y = _arg(self.b, ctx)
+            b = self.b
+            y = _arg(b, ctx)
             xi = _to_int(x)
-            yi = _to_int(y)
+            yi = _to_int(y)   # an error here comes after the first argument's
+            if b.__class__ is Text:
+                self.bint = yi
         else:
             xi = _to_int(x)
         return self.op(xi, yi) != self.neg
@@ -1265,7 +1265,7 @@ class MatchCond(TwoArgCond):
     __slots__ = ("rx",)
 
     def __init__(self, neg, name, a, b) -> None:
-        super().__init__(neg, name, a, b)
+        self.neg, self.name, self.a, self.b, self.fn = neg, name, a, b, None
         self.rx = None
 
     def test(self, ctx) -> bool:
@@ -1296,6 +1296,9 @@ class MatchListCond(TwoArgCond):
     """match_domain, match_local_part, match_address, match_ip: the list
     (never expanded) goes straight to eximpy.match."""
     __slots__ = ()
+
+    def __init__(self, neg, name, a, b) -> None:
+        self.neg, self.name, self.a, self.b, self.fn = neg, name, a, b, None
 
     def test(self, ctx) -> bool:
         M = _M
