@@ -331,6 +331,54 @@ def _delay_lines(addr: Any) -> str:
     return text
 
 
+def send_freeze_tell(config: Any, msg: Any, frozen_info: str,
+                     deferred: list[Any], log: Any = None) -> str | None:
+    """freeze_tell after a delivery froze a message (Exim's
+    moan_tell_someone "Message frozen"): not for Exim's own messages."""
+    who = config.main.get("freeze_tell")
+    if not who or getattr(msg, "local_error_message", False):
+        return None
+    main = config.main
+    primary = main.get("primary_hostname") or os.uname().nodename
+    qd = main.get("qualify_domain") or primary
+    info = frozen_info.replace(" by the system filter: ",
+                               " by the system filter.\n", 1)
+    info = info.replace("\\n", " \n")
+    mid_hdr = msg.header("message-id")
+    refs = (f"References: {mid_hdr.text.split(':', 1)[1].strip()}\n"
+            if mid_hdr is not None else "")
+    text = ("Auto-Submitted: auto-replied\n"
+            f"From: Mail Delivery System <Mailer-Daemon@{qd}>\n"
+            f"To: {who}\n" + refs + "Subject: Message frozen\n\n"
+            f"Message {msg.id} has been frozen{info}.\n"
+            f"The sender is <{msg.sender}>.\n")
+    if deferred:
+        text += "\nThe following address(es) have yet to be delivered:\n"
+        for a in deferred:
+            text += f"  {a.address}"
+            if a.parent is not None:
+                text += f" <{a.parent.address}>"
+            if (a.basic_errno or 0) > 0:
+                text += f": {os.strerror(a.basic_errno)}"
+            if a.message:
+                text += f": {a.message}"
+            text += "\n"
+    from eximpy.receive import LocalOptions, receive_local
+    import pwd
+    from eximpy.spool.layout import config_get
+    user = config_get(config, "exim_user", "Debian-exim")
+    try:
+        pw = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(str(user))
+        login, uid, gid = pw.pw_name, pw.pw_uid, pw.pw_gid
+    except KeyError:
+        login, uid, gid = None, None, None
+    opts = LocalOptions(extract_recipients=True, dot_ends=False,
+                        local_error=True, bounce_parent=msg.id, login=login,
+                        uid=uid, gid=gid, gecos="", log=log)
+    return receive_local(config, "", [], io.BytesIO(
+        text.encode("utf-8", "surrogateescape")), opts).id
+
+
 def warn_delay_text(age: float) -> str:
     """$warn_message_delay: "<n> minutes" or "<n> hours"."""
     minutes = int(age // 60)

@@ -550,6 +550,13 @@ class _Delivery:
             info = getattr(self, "frozen_info", None)
             text = "Frozen" + info if info is not None \
                 else frozen_text(freeze_reason or None)
+            if self.config.main.get("freeze_tell"):
+                from eximpy.deliver.bounce import send_freeze_tell
+                try:
+                    send_freeze_tell(self.config, msg, text[6:],
+                                     list(reversed(deferred)), log=self.log)
+                except Exception as e:  # noqa: BLE001 - reception failures
+                    self.log.main(f"freeze_tell failed: {e}", self.mid)
             self.main(text, msglog="*** " + text)
         if not pending_tops:
             header_file.remove_files(self.layout, self.mid)

@@ -36,6 +36,7 @@ system_filter = @ROOT@/filter
 system_filter_user = nobody
 system_filter_file_transport = sf_file
 system_filter_pipe_transport = sf_pipe
+freeze_tell = postmaster@hold.example
 begin routers
 hold:
   driver = redirect
