@@ -890,7 +890,7 @@ class _TransportRun:
                        leaf.signature_hash_algorithm or _sha256())
                    for r in roots) and not check_name:
                 return True, ""
-            return False, f"certificate verification failed: {e}"
+            return False, "certificate invalid"
         return True, ""
 
     def _starttls(self, at: _Attempt, suppress_tls: bool, smtps: bool) -> str:

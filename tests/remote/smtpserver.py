@@ -205,6 +205,12 @@ class ScriptedServer:
                 f.send("250 Reset OK")
             elif verb == "QUIT":
                 f.send("221 test.example closing connection")
+                if s.tls:
+                    try:
+                        f.sock.settimeout(2)
+                        f.sock = f.sock.unwrap()
+                    except (OSError, ssl.SSLError, ValueError):
+                        pass
                 return
             elif verb == "NOOP":
                 f.send("250 OK")
