@@ -64,7 +64,8 @@ class ContentScan:
     """One message's scan directory and content-scanning state."""
 
     def __init__(self, spool_directory: str, message_id: str,
-                 header_lines: list[str], body: bytes, sender: str | None,
+                 header_lines: list[str], body: bytes | bytearray,
+                 sender: str | None,
                  recipients: list[str], return_path: str | None = None
                  ) -> None:
         self.spool_directory = spool_directory
@@ -105,7 +106,7 @@ class ContentScan:
         for h in self.header_lines:
             out.append(_b(h if h.endswith("\n") else h + "\n"))
         out.append(b"\n")
-        out.append(self.body)
+        out.append(bytes(self.body))
         return b"".join(out)
 
     def mbox_path(self) -> str:
@@ -155,8 +156,8 @@ def content_scan_for(session: Any, mid: str, header_lines: list[str],
         spool = session.config.main.get("spool_directory") or ""
     except (KeyError, AttributeError):
         spool = ""
-    body = bytes(res.body)
-    scan = ContentScan(spool, mid, list(header_lines), body,
+    # the body is not copied: it is final once DATA has ended
+    scan = ContentScan(spool, mid, list(header_lines), res.body,
                        session.sender, [r[0] for r in session.recipients])
     extra[CONTENT_KEY] = scan
     session._content_scan = scan          # for spam_spool_values()

@@ -73,7 +73,10 @@ def acl_decode(call: Any, arg: str, msgs: Any) -> str:
         return FAIL
     items = iter_list(arg)
     option = items[0] if items else None
-    rc, fname, size = decode_part(part, option, None)
+    rc, fname, size = decode_part(
+        part, option, lambda t: call.engine.log_write(t, main=True,
+                                                      panic=True),
+        tainted=isinstance(arg, Tainted))
     if fname is not None:
         _set_part_vars(call, part, fname, size)
     return {"OK": OK, "FAIL": FAIL}.get(rc, DEFER)

@@ -596,11 +596,13 @@ def _decode_asis(part: MimePart) -> bytes:
 
 
 def decode_part(part: MimePart, option: str | None,
-                log: Callable[[str], None] | None) -> tuple[str, str | None,
-                                                             int]:
+                log: Callable[[str], None] | None, tainted: bool = False
+                ) -> tuple[str, str | None, int]:
     """Exim's mime_decode(): ("OK"|"FAIL"|"DEFER", file name, size in
     KiB).  ``option`` is the first item of the decode list (None: the
-    default path and names)."""
+    default path and names).  A file name made from client data
+    (``tainted``) is refused, as Exim refuses to open it: DEFER, logged
+    "Tainted filename '<path>'" through ``log``."""
     content = part.content
     if content is None:
         return "DEFER", None, 0
@@ -626,6 +628,10 @@ def decode_part(part: MimePart, option: str | None,
             target = f"{directory}/{content.message_id}-{n:05d}"
             if not os.path.exists(target):
                 break
+    if tainted and option not in (None, "", "default"):
+        if log is not None:
+            log(f"Tainted filename '{target}'")
+        return "DEFER", None, 0
     enc = part.encoding
     if enc == "base64":
         data = _decode_b64(part)

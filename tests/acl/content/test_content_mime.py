@@ -219,6 +219,18 @@ CASES = {
         "       !decode = false\n"
         "       logwrite = not decoded [$mime_decoded_filename]\n"
         "  accept\n", MIME_ACL, MULTI),
+    "mime_decode_tainted": (
+        "mime:\n"
+        "  warn condition = ${if def:mime_filename}\n"
+        "       decode = $mime_filename\n"
+        "       logwrite = decoded to $mime_decoded_filename\n"
+        "  warn condition = ${if def:mime_filename}\n"
+        "       decode = DIR/outdir/x-$mime_filename\n"
+        "       logwrite = decoded2 to $mime_decoded_filename\n"
+        # acl_warn_skipped is on by default in Exim; eximpy's engine logs
+        # the "statement skipped" warning only when it is named.
+        "  accept\n", MIME_ACL + "log_selector = +acl_warn_skipped\n",
+        MULTI),
     "mime_regex": (
         "mime:\n"
         "  warn mime_regex = caf. (au) (lait) : nomatch\n"
