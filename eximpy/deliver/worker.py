@@ -128,14 +128,18 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     return bytes(buf)
 
 
+_OVERSIZE = b"\0"      # a frame longer than the reader's limit
+
+
 def _recv_frame(sock: socket.socket, limit: int) -> bytes | None:
-    """One frame, or None at EOF, on an error or when it exceeds limit."""
+    """One frame; None at EOF or on an error; _OVERSIZE (unread) when it
+    is longer than limit."""
     h = _recv_exact(sock, _HDR.size)
     if h is None:
         return None
     (n,) = _HDR.unpack(h)
     if n > limit:
-        return None
+        return _OVERSIZE
     return _recv_exact(sock, n)
 
 
