@@ -348,6 +348,9 @@ class AclEngine:
         result.__dict__.setdefault("log_reject_target", None)
         call = Call(self, where, env, result)
         v = call.ctx.variables
+        if "csa_status" in self.conn:
+            # $csa_status stays set once verify = csa has run (Exim global)
+            v.setdefault("csa_status", self.conn["csa_status"])
         if where in ("rcpt", "vrfy") and ("local_part" in v or "domain" in v):
             lp = call.var("local_part")
             rawdom = call.var("domain")

@@ -21,7 +21,7 @@ DESCRIPTION
     header_syntax, header_sender, not_blind, header_names_ascii
                         checks on the message's header lines (DATA ACLs).
     certificate         the client presented a verified certificate.
-    csa                 not implemented (ERROR, fails closed).
+    csa                 Client SMTP Authorization (eximpy.acl.csa).
 
     Callouts (/callout=...): the options are parsed as Exim does; the SMTP
     dialogue itself is delegated to ``engine.callout`` (an object with a
@@ -213,8 +213,9 @@ def acl_verify(call: Any, arg: str, msgs: Any) -> str:
         call.ctx.variables["sender_host_name"] = name
         return OK
     if low == "csa":
-        msgs.log = 'verify = csa is not supported by eximpy'
-        return ERROR
+        from eximpy.acl.csa import verify_csa
+        return verify_csa(call, arg.split("/", 1)[1] if "/" in arg else "",
+                          msgs)
     if low in ("header_syntax", "header_sender", "not_blind",
                "header_names_ascii"):
         if where not in ("data", "notsmtp", "prdr", "mime", "dkim"):

@@ -1602,7 +1602,7 @@ class Session:
         if not self.local and self.host_name is None:
             # Exim forces a reverse lookup for a HELO name in
             # helo_lookup_domains.
-            helo = (data.split() or [""])[0].lower()
+            helo = self.helo_name or (data.split() or [""])[0]
             if self._helo_lookup_domain(helo) == OK:
                 self._host_name_lookup()
         user_msg = None
