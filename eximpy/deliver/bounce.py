@@ -76,7 +76,8 @@ def _describe(addr: Any) -> list[str]:
             lines.append(f"    (generated from {top.address})")
     msg = addr.user_message or addr.message
     if getattr(addr, "pass_message", True) is False:
-        msg = None          # Exim prints only af_pass_message texts
+        # Exim prints a user message, else only af_pass_message texts
+        msg = addr.user_message
     elif addr.message == "return message generated":
         msg = None
     elif addr.pfr and addr.address.startswith("|"):
