@@ -392,7 +392,27 @@ class IfNode(Node):
         save_v = ctx.lookup_value
         try:
             ok = self.cond.test(ctx)
-            return self.yn.apply(ctx, ok, ctx.lookup_value)
+            yn = self.yn
+            if yn.__class__ is YesNo and yn.has:
+                # YesNo.apply() inlined for the common case (nothing in
+                # between reads $value, so its restores are not needed here)
+                if ok:
+                    y = yn.yes
+                    r = y.s if y.__class__ is Text else y.ev(ctx)
+                    no = yn.no
+                    if no is not None and (no.errmsg or no.skipfx):
+                        skip(no, ctx)       # read after "yes", while skipping
+                    return r
+                y = yn.yes
+                if y.errmsg or y.skipfx:
+                    skip(y, ctx)
+                no = yn.no
+                if no is not None:
+                    return no.s if no.__class__ is Text else no.ev(ctx)
+                if yn.fail:
+                    raise ExpansionForcedFail('"if" failed and "fail" requested')
+                return ""
+            return yn.apply(ctx, ok, ctx.lookup_value)
         finally:
             ctx.lookup_value = save_v
             ctx.nstrings = save_n
@@ -1036,14 +1056,15 @@ class SubsCond(Cond):
 
 
 class AndOr(Cond):
-    __slots__ = ("name", "subs")
+    __slots__ = ("name", "subs", "is_and")
     _kids = ("subs",)
 
     def __init__(self, neg, name, subs) -> None:
         self.neg, self.name, self.subs = neg, name, subs
+        self.is_and = name == "and"
 
     def test(self, ctx) -> bool:
-        is_and = self.name == "and"
+        is_and = self.is_and
         k = 0
         for c in self.subs:
             k += 1
