@@ -11,10 +11,12 @@ DESCRIPTION
     conditions are forbidden in which ACL, and the trace lines ("check
     name = arg", the expanded value under it) follow acl.c.
 
+    The content-scanning conditions (decode, mime_regex, regex, malware,
+    spam) live in eximpy.acl.content and the modules it names.
     Conditions that need a subsystem eximpy does not have raise no
     exception: they return ERROR with a log message naming what is missing
-    (decode, malware, spam, mime_regex, dkim_*, spf without a library), so
-    the SMTP session answers 4xx and the policy fails closed.
+    (spf without a library), so the SMTP session answers 4xx and the
+    policy fails closed.
 
 SEE ALSO
     spec 44.16-44.27; Exim acl.c acl_check_condition().
