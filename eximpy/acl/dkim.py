@@ -11,8 +11,10 @@ DESCRIPTION
     Exim 4.96 verifies the DKIM signatures of every message received over
     SMTP unless an ACL set ``control = dkim_disable_verify`` (spec 58.3).
     This module does what Exim's pdkim and dkim.c do, with the PyPI
-    library dkimpy for the canonicalisation and the RSA check and PyNaCl
-    (through dkimpy) for Ed25519:
+    library dkimpy for the canonicalisation and the RSA key parsing and
+    check, and `cryptography` for Ed25519 (RFC 8463).  The work is done
+    only for a message with a DKIM-Signature: header or when
+    acl_smtp_dkim is set (wanted()); other messages cost nothing:
 
     * every DKIM-Signature: header whose a= names a known key type and
       hash is a signature; they are ordered by dkim_verify_hashes, then

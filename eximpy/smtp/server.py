@@ -58,7 +58,11 @@ DESCRIPTION
     is not LAST is answered (Exim 4.96 crashes); under SMTPUTF8, invalid
     or overlong UTF-8 in addresses is refused.
 
-    Not yet: PRDR, DKIM verification, host_lookup (reverse DNS for
+    DKIM signatures are verified and acl_smtp_dkim runs after the data
+    is read, before the MIME and DATA ACLs (eximpy.acl.dkim); in -bh the
+    session's own host-list checks are traced (eximpy.cli.host_check).
+
+    Not yet: PRDR, host_lookup (reverse DNS for
     $sender_host_name), helo_verify_hosts, smtp_ratelimit_*,
     smtp_etrn_serialize; in the MIME ACL decode=, mime_regex and
     message/rfc822 parts.  ETRN starts smtp_etrn_command or "-R domain"

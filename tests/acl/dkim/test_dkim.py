@@ -293,3 +293,58 @@ def test_signing_is_reproducible(msgs) -> None:
     again = messages()
     assert again == msgs
     assert os.path.exists(HERE / "keys" / "rsa2048.pem")
+
+
+BS_CASES = [("noacl", "good"), ("noacl", "multi"), ("noacl", "tbody"),
+            ("acl", "nokey"), ("policy", "nokey"), ("policy", "good"),
+            ("discard", "good"), ("disable", "good")]
+
+
+def _logs(d: Path) -> str:
+    out = []
+    for name in ("mainlog", "rejectlog"):
+        p = d / "spool" / "log" / name
+        text = p.read_text() if p.exists() else ""
+        text = re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", "", text,
+                      flags=re.M)
+        text = "\n".join(ln for ln in text.split("\n")
+                         if "purging the environment" not in ln and
+                         "Suggested action: use keep_environment" not in ln)
+        out.append(f"--- {name}\n" + _norm(text, d))
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("conf_name,msg_name", BS_CASES)
+def test_dkim_bs(conf_name: str, msg_name: str, dns_server: Path,
+                 msgs) -> None:
+    """-bs: the log files themselves (DKIM: lines, DKIM= on "<=",
+    rejections in mainlog and rejectlog)."""
+    import subprocess
+    from oracle import EXIMPY
+    case = f"bs-{conf_name}-{msg_name}"
+    dlg = _dialogue(msgs[msg_name])
+    opts, acl = CONFS[conf_name]
+    got = {}
+    for who in ("exim", "py"):
+        d = WORK / case / who
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        conf = _conf(d, opts + "queue_only = true\n", acl)
+        if who == "exim":
+            if EXIM is None:
+                got[who] = (GOLDEN / SUITE / case).read_text()
+                continue
+            argv = dnsserver.exim_argv(EXIM, dns_server,
+                                       ["-C", str(conf), "-bs"])
+            env = None
+        else:
+            argv = EXIMPY + ["-C", str(conf), "-bs"]
+            env = dict(os.environ, EXIMPY_RESOLV_CONF=str(dns_server),
+                       PYTHONPATH=str(ROOT))
+        subprocess.run(argv, input=dlg, capture_output=True, timeout=120,
+                       cwd=str(ROOT), env=env)
+        got[who] = _logs(d)
+    if EXIM is not None:
+        keep_golden(GOLDEN / SUITE / case, got["exim"])
+    assert got["py"] == got["exim"]
