@@ -354,6 +354,10 @@ class _Delivery:
         seen: set[tuple[str, str]] = set()
         jnl = journal.Journal.open(self.layout, self.mid)
         done_ok: list[Address] = []
+        # batch_max > 1: addresses delivered together by one transport run
+        from eximpy.transports.base import plan_batches
+        batches = plan_batches(local, tctx, self.log, self.mid)
+        batch_res: dict[int, Any] = {}
         try:
             for addr in local:
                 tname = addr.transport.name if addr.transport is not None else ""
@@ -366,7 +370,16 @@ class _Delivery:
                     deferred.append(addr)
                     self._retry_skip_log(addr)
                     continue
-                res = self._run_transport(addr, tctx)
+                batch = batches.get(id(addr))
+                member = batch is not None and id(batch[0]) in batch_res
+                if member:
+                    res = batch_res[id(batch[0])]   # delivered with its batch
+                else:
+                    if batch is not None:
+                        addr.batch = batch[batch.index(addr):]
+                    res = self._run_transport(addr, tctx)
+                    if batch is not None:
+                        batch_res[id(batch[0])] = res
                 from eximpy.transports._write import split_output
                 res.returned_output, tlines = split_output(res.returned_output)
                 for tline in tlines:      # pipe log_output etc.
@@ -402,7 +415,8 @@ class _Delivery:
                     shadow = self._shadow(addr, tctx)
                     orig = _original(addr)
                     self.addr_main(addr, F.delivered(self.sel, _log_address(addr),
-                                          flag="=>", original=orig or
+                                          flag="->" if member else "=>",
+                                          original=orig or
                                           (addr.address if not addr.pfr and
                                            _log_address(addr) != addr.address else None),
                                           router=rname, transport=tname,

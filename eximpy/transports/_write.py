@@ -84,6 +84,13 @@ class TransportContext:
         self.rctx = rctx
 
     def expand(self, text: str, addr: Any, **extra: Any) -> str:
+        batch = getattr(addr, "batch", None)
+        if batch and len(batch) > 1:
+            # Exim's deliver_set_expansions() for several addresses: no
+            # local part; the domain only when they all have the same one.
+            extra.setdefault("local_part", "")
+            if any(a.domain != addr.domain for a in batch):
+                extra.setdefault("domain", "")
         return self.rctx.expand(text, addr, **extra)
 
 
@@ -172,10 +179,17 @@ def header_lines(inst: Any, addr: Any, tctx: TransportContext) -> tuple[list[str
 
 
 def envelope_to(addr: Any) -> str:
-    top = addr
-    while top.parent is not None:
-        top = top.parent
-    return top.address
+    """The Envelope-to: value: every address of the batch (the original
+    address of a pipe or file), each once, joined as Exim's write_env_to()
+    joins them."""
+    out: list[str] = []
+    for a in getattr(addr, "batch", None) or [addr]:
+        top = a
+        while top.parent is not None:
+            top = top.parent
+        if top.address not in out:
+            out.append(top.address)
+    return ",\n ".join(out)
 
 
 def message_bytes(inst: Any, addr: Any, tctx: TransportContext, *,

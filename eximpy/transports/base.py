@@ -13,8 +13,20 @@ DESCRIPTION
     Local delivery is issue 7; deliver() raises NotImplementedError until
     then.
 
+    Batching (batch_max > 1, spec 26.1 / 29.1): plan_batches(local, tctx,
+    log, mid) groups the local delivery chain as Exim's
+    do_local_deliveries() does -- same transport, not a duplicate, same
+    pfr/file kind, same local part when a private string option refers to
+    $local_part (always for a pipe or file from a redirection), same
+    domain when one refers to $domain, same errors address, header
+    additions and removals, same uid/gid unless the transport fixes them,
+    same first host, and the same expanded batch_id.  The deliverer sets
+    ``head.batch`` to the whole batch before running the transport, which
+    then delivers all of them at once and returns one result for all.
+
 SEE ALSO
-    spec chapter 24 "Generic options for transports"; Exim transport.c.
+    spec chapter 24 "Generic options for transports"; Exim transport.c,
+    deliver.c (do_local_deliveries), readconf.c (readconf_depends).
 """
 from __future__ import annotations
 
@@ -73,3 +85,125 @@ class Transport:
     def deliver(self, addrs: list[Any], ctx: Any) -> None:
         raise NotImplementedError(
             f"{type(self).__name__}.deliver() is not implemented yet (issue 7)")
+
+
+def depends(tp: Any, var: str) -> bool:
+    """Exim's readconf_depends(): does a private string option of ``tp``
+    use the variable ``var`` (its first mention in each option, preceded
+    by "$" or "{" and not followed by a letter or digit)?"""
+    from eximpy.config.options import OptType as T
+    store = getattr(tp, "private", None)
+    if store is None:
+        return False
+    for spec in store.table:
+        if spec.type is not T.STRING:
+            continue
+        try:
+            value = store.get(spec.name)
+        except KeyError:
+            continue
+        if not isinstance(value, str):
+            continue
+        k = value.find(var)
+        if k <= 0 or value[k - 1] not in "${":
+            continue
+        after = value[k + len(var):k + len(var) + 1]
+        if after and after.isascii() and after.isalnum():
+            continue
+        return True
+    return False
+
+
+def _same_ugid(tp: Any, a: Any, b: Any) -> bool:
+    """Exim's same_ugid(): the ids a batch is delivered with must agree
+    unless the transport fixes them."""
+    def opt(name: str) -> Any:
+        try:
+            return tp.get(name)
+        except KeyError:
+            return None
+    if opt("user") is None and (a.uid != b.uid or a.initgroups != b.initgroups):
+        return False
+    if opt("group") is None and a.gid != b.gid:
+        return False
+    return True
+
+
+def plan_batches(local: list[Any], tctx: Any, log: Any = None,
+                 mid: str = "") -> dict[int, list[Any]]:
+    """{id(address): its batch} for every address delivered in a batch of
+    more than one (the batch's first address is the one to run)."""
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    out: dict[int, list[Any]] = {}
+    taken: set[int] = set()
+    seen: set[tuple[str, str]] = set()
+    dup: set[int] = set()
+    for a in local:
+        key = (a.unique, a.transport.name if a.transport is not None else "")
+        if not a.pfr and key in seen:
+            dup.add(id(a))
+        seen.add(key)
+
+    def bid_of(tp: Any, a: Any) -> str | None:
+        text = tp.get("batch_id")
+        try:
+            return tctx.expand(text, a)
+        except (ExpansionError, ExpansionForcedFail) as e:
+            if log is not None:
+                line = (f"Failed to expand batch_id option in {tp.name} "
+                        f"transport ({a.address}): {e}")
+                log.main(line, mid)
+                log.panic(line, mid)
+            return None
+    for i, addr in enumerate(local):
+        tp = addr.transport
+        if tp is None or id(addr) in taken or id(addr) in dup:
+            continue
+        try:
+            bmax = tp.get("batch_max") or 1
+        except KeyError:
+            continue
+        if bmax <= 1:
+            continue
+        uses_dom = depends(tp, "domain")
+        uses_lp = (addr.pfr and (addr.address.startswith(("/", "|")))) or \
+            depends(tp, "local_part")
+        batch_id = None
+        count = 1
+        try:
+            has_bid = tp.get("batch_id") is not None
+        except KeyError:
+            has_bid = False
+        if has_bid:
+            batch_id = bid_of(tp, addr)
+            if batch_id is None:
+                count = bmax
+        batch = [addr]
+        for nxt in local[i + 1:]:
+            if count >= bmax:
+                break
+            if id(nxt) in taken or id(nxt) in dup:
+                continue
+            ok = (nxt.transport is tp and nxt.pfr == addr.pfr
+                  and nxt.address.startswith("/") == addr.address.startswith("/")
+                  and (not uses_lp or (nxt.local_part == addr.local_part
+                                       and (not addr.pfr or
+                                            nxt.address == addr.address)))
+                  and (not uses_dom or nxt.domain == addr.domain)
+                  and nxt.prop.errors_address == addr.prop.errors_address
+                  and list(nxt.prop.extra_headers) == list(addr.prop.extra_headers)
+                  and nxt.prop.remove_headers == addr.prop.remove_headers
+                  and _same_ugid(tp, addr, nxt)
+                  and ((not addr.host_list and not nxt.host_list) or
+                       (addr.host_list and nxt.host_list and
+                        addr.host_list[0].name == nxt.host_list[0].name)))
+            if ok and batch_id is not None:
+                ok = bid_of(tp, nxt) == batch_id
+            if ok:
+                batch.append(nxt)
+                taken.add(id(nxt))
+                count += 1
+        if len(batch) > 1:
+            for a in batch:
+                out[id(a)] = batch
+    return out
