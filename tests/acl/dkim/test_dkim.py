@@ -198,7 +198,8 @@ CASES = [(c, m) for c in ("acl", "noacl") for m in (
     "badrec", "badder", "svc", "sha1only", "notes", "spf")] + [
     (c, m) for c in ("policy", "signers", "prefs") for m in (
         "good", "multi", "nokey", "none", "simple")] + [
-    ("disable", "good"), ("discard", "good"), ("discard", "tbody")]
+    ("disable", "good"), ("discard", "good"), ("discard", "tbody"),
+    ("acl", "good+bdat"), ("noacl", "tbody+bdat")]
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +271,14 @@ def test_dkim_bh(conf_name: str, msg_name: str, dns_server: Path, msgs,
     d.mkdir(parents=True)
     opts, acl = CONFS[conf_name]
     conf = _conf(d, opts, acl)
-    dlg = _dialogue(msgs[msg_name])
+    if msg_name.endswith("+bdat"):
+        body = msgs[msg_name[:-5]]
+        dlg = (b"EHLO client.example\r\nMAIL FROM:<a@b.example>\r\n"
+               b"RCPT TO:<u@example.org>\r\n" +
+               f"BDAT {len(body)} LAST\r\n".encode() + body +
+               b"QUIT\r\n")
+    else:
+        dlg = _dialogue(msgs[msg_name])
     want = _exim(case, conf, dns_server, dlg, d)
     monkeypatch.setenv("EXIMPY_RESOLV_CONF", str(dns_server))
     monkeypatch.setattr(dnsdb, "_RESOLVERS", {})
