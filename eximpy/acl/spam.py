@@ -340,7 +340,7 @@ def _spam(call: Any, spec: str | None) -> str:
                     b = sock.recv(32599 - total)
                 except OSError as e:
                     _log(call, f"error reading from spamd {where}, socket: "
-                         f"{os.strerror(e.errno or 0) if e.errno else 'Connection timed out'}",
+                         f"{os.strerror(e.errno) if e.errno else os.strerror(110)}",
                          panic=True)
                     return DEFER
                 if not b:

@@ -148,8 +148,9 @@ class SockScanner:
     .eml file and answers "VIRUS <name>" when VIRUS_TEXT is in the file,
     else "CLEAN"."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, delay: float = 0) -> None:
         self.path = path
+        self.delay = delay
         if os.path.exists(path):
             os.unlink(path)
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -183,6 +184,7 @@ class SockScanner:
                     body = Path(fname).read_text(errors="replace")
                 except OSError:
                     body = ""
+                time.sleep(self.delay)
                 try:
                     c.sendall(b"VIRUS Sock.Test.Virus found\n"
                               if VIRUS_TEXT in body else b"CLEAN\n")
@@ -198,8 +200,9 @@ class FakeSpamd:
     Content-length) and answers with ``reply`` (bytes); for checking what
     Exim and eximpy send, and the Rspamd variant (no rspamd package)."""
 
-    def __init__(self, reply: bytes) -> None:
+    def __init__(self, reply: bytes, delay: float = 0) -> None:
         self.reply = reply
+        self.delay = delay
         self.requests: list[bytes] = []
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
@@ -233,6 +236,7 @@ class FakeSpamd:
                             break
                         body += b
                     self.requests.append(head + b"\r\n\r\n" + body)
+                    time.sleep(self.delay)
                     c.sendall(self.reply)
                 except OSError:
                     pass

@@ -73,3 +73,18 @@ def test_spam_protocol(reply: str) -> None:
     assert len(srv.requests) >= 2
     half = len(srv.requests) // 2
     assert _req(srv.requests[half]) == _req(srv.requests[0])
+
+
+def test_spamd_timeout() -> None:
+    """tmo= on the server: an answer later than that defers."""
+    srv = FakeSpamd(REPLIES["sa_old"], delay=3)
+    try:
+        exim, py, _d = run_case(
+            "spamproto_timeout",
+            "data:\n  warn spam = joe/defer_ok\n       logwrite = x\n"
+            "  accept\n",
+            f"spamd_address = 127.0.0.1 {srv.port} tmo=1s\n"
+            "acl_smtp_data = data\n", dialogue(MSG))
+    finally:
+        srv.stop()
+    assert_same(py, exim)
