@@ -505,6 +505,10 @@ class DeliveryRetry:
 
     # -- local transports -------------------------------------------------
     def transport_key(self, addr: Any) -> str:
+        """The T: key: the routing keys (made before routing, so with the
+        whole local part and the original domain) with R: turned into T:,
+        with or without the local part as the transport's
+        retry_use_local_part says; T:<pipe/file>:<parent> for pfr."""
         if addr.pfr:
             return f"T:{addr.unique}"
         ulp = True
@@ -514,8 +518,12 @@ class DeliveryRetry:
                 ulp = bool(tp.get("retry_use_local_part"))
             except KeyError:
                 ulp = True
-        return (f"T:{addr.local_part}@{addr.domain}" if ulp
-                else f"T:{addr.domain}")
+        key = getattr(addr, "address_retry_key" if ulp else
+                      "domain_retry_key", None)
+        if key is None:
+            key = (f"R:{addr.local_part}@{addr.domain}" if ulp
+                   else f"R:{addr.domain}")
+        return "T" + key[1:]
 
     def transport_skip(self, addr: Any) -> bool:
         """True (message and errno set) when a local delivery is to be

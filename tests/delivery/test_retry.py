@@ -78,6 +78,11 @@ r1:
   driver = accept
   local_parts = tf : ok
   transport = ${if eq{$local_part}{tf}{tfpipe}{mbox}}
+sfx:
+  driver = accept
+  local_parts = tf
+  local_part_suffix = -*
+  transport = tfpipe
 begin transports
 mbox:
   driver = appendfile
@@ -424,3 +429,12 @@ def _warning(root: Path, mid: str) -> str:
         return re.sub(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [-+]\d{4}",
                       "DATE", text)
     raise AssertionError(f"no warning in {root}")
+
+
+def test_suffix_address_key():
+    """The T: key of an address routed with a local part suffix is built
+    before routing: T:<whole local part>@<domain>."""
+    name = "suffix"
+    ex, py, mid = _run_both(name, "* * F,1h,15m", [["-M", "@ID@"], ["-q"]],
+                            rcpts=("tf-ext", "ok"))
+    _compare(name, ex, py, mid)
