@@ -126,9 +126,22 @@ def xtext(s: str) -> str:
     return "".join(out)
 
 
+_ESC = {10: "\\n", 13: "\\r", 8: "\\b", 11: "\\v", 12: "\\f", 9: "\\t"}
+
+
 def _printing(s: str) -> str:
-    from eximpy.log.format import printing
-    return printing(s)
+    """Exim 4.96's string_printing(): non-printing bytes as \\n, \\r, \\t
+    ... or \\ooo; printable ASCII (backslash included) as it is."""
+    raw = s.encode("utf-8", "surrogateescape")
+    if all(32 <= c < 127 for c in raw):
+        return s
+    out = []
+    for c in raw:
+        if 32 <= c < 127:
+            out.append(chr(c))
+        else:
+            out.append(_ESC.get(c) or f"\\{c:03o}")
+    return "".join(out)
 
 
 def _opt(inst: Any, name: str) -> Any:

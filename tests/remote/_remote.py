@@ -94,6 +94,8 @@ def log_lines(root: Path, mids: list[str], port: int | None = None) -> list[str]
 def normalize_line(ln: str, port: int | None) -> str:
     # TLS cipher names differ between GnuTLS (Exim) and OpenSSL (eximpy)
     ln = re.sub(r" X=\S+", " X=<cipher>", ln)
+    # the receiving server's message ids in C="... id=..."
+    ln = re.sub(r"id=1\w{5}-\w{6}-\w{2}", "id=<srvid>", ln)
     ln = re.sub(r"\(SSL_connect\): .*|\(gnutls_handshake\): .*", "<tls error>", ln)
     if port:
         ln = ln.replace(f":{port}", ":<port>")
