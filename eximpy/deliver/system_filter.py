@@ -10,7 +10,8 @@ DESCRIPTION
     ``defer`` (each optionally followed by ``text`` and a string; they end
     the filter), ``headers add <string>`` and ``headers remove <list>``
     (immediate changes to the message's headers) -- with $recipients set,
-    first_delivery and manually_thawed true to their meaning.
+    first_delivery and manually_thawed true to their meaning, and logfile /
+    logwrite writing while the filter runs.
 
     The outcome says what happens to the original recipients:
       accept   routed as usual;
@@ -76,11 +77,13 @@ class _SystemFilter(_Filter):
     """The user filter language plus the system-filter-only commands."""
 
     def __init__(self, text: str, rctx: Any, msg: Any,
-                 manual_thaw: bool) -> None:
+                 manual_thaw: bool, ids: tuple[int | None, int | None] = (None, None)) -> None:
         super().__init__(text, None, rctx, _NoRouter())
         self.msg = msg
         self.manual_thaw = manual_thaw
         self.stop: _Stop | None = None
+        self.ids = ids              # system_filter_user/group
+        self.logfile: tuple[str, int] | None = None
 
     def run(self) -> Any:
         try:
@@ -107,6 +110,21 @@ class _SystemFilter(_Filter):
             if execute:
                 raise _Stop(t.text, text)
             return
+        if t is not None and not t.quoted and t.text in ("logfile", "logwrite"):
+            self.p += 1
+            a = self.arg(t.text)
+            mode = 0o600
+            nt = self.peek()
+            if t.text == "logfile" and nt is not None and not nt.quoted and \
+                    nt.text.isdigit():
+                self.p += 1
+                mode = int(nt.text, 8)
+            if execute:
+                if t.text == "logfile":
+                    self.logfile = (self.expand(a), mode)
+                else:
+                    self._logwrite(self.expand(a))
+            return
         if t is not None and not t.quoted and t.text == "headers":
             nt = self.toks[self.p + 1] if self.p + 1 < len(self.toks) else None
             if nt is not None and not nt.quoted and nt.text in ("add", "remove"):
@@ -116,6 +134,30 @@ class _SystemFilter(_Filter):
                     self._headers(nt.text, a)
                 return
         super().command(execute)
+
+    def _logwrite(self, text: str) -> None:
+        """Logging happens while the filter runs (filter.txt 3.15): the
+        line is appended to the logfile, created with its mode (and owned
+        by system_filter_user when the filter would run as that user)."""
+        if self.logfile is None:
+            return
+        path, mode = self.logfile
+        if not text.endswith("\n"):
+            text += "\n"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+        except OSError as e:
+            raise self.err(f"failed to open filter log file {path}: "
+                           f"{os.strerror(e.errno or 0)}") from None
+        try:
+            uid, gid = self.ids
+            if uid is not None and os.geteuid() == 0:
+                st = os.fstat(fd)
+                if st.st_uid == 0:
+                    os.fchown(fd, uid, gid if gid is not None else -1)
+            os.write(fd, text.encode("utf-8", "surrogateescape"))
+        finally:
+            os.close(fd)
 
     def simple(self, execute: bool) -> bool:
         t = self.peek()
@@ -194,8 +236,20 @@ def run_system_filter(d: Any, msg: Any, body: bytes) -> SystemFilterOutcome | No
         error = "system filter is not an Exim filter"
     res = None
     flt = None
+    uid = main.get("system_filter_user")
+    gid = main.get("system_filter_group")
+    if isinstance(uid, list):
+        uid = uid[0] if uid else None
+    if isinstance(gid, list):
+        gid = gid[0] if gid else None
+    if uid is not None and gid is None:
+        import pwd
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            gid = None
     if error is None:
-        flt = _SystemFilter(text, rctx, msg, d.manual_thaw)
+        flt = _SystemFilter(text, rctx, msg, d.manual_thaw, (uid, gid))
         try:
             res = flt.run()
         except FilterError as e:
@@ -204,8 +258,6 @@ def run_system_filter(d: Any, msg: Any, body: bytes) -> SystemFilterOutcome | No
         from eximpy.log.format import printing
         d.log.panic(f"Error in system filter: {printing(error or '')}", d.mid)
         return None
-    for line in res.log_lines:
-        pass                       # logfile/logwrite: not written yet
     out = SystemFilterOutcome()
     stop = flt.stop
     fmsg = stop.text if stop is not None else None
@@ -243,18 +295,6 @@ def run_system_filter(d: Any, msg: Any, body: bytes) -> SystemFilterOutcome | No
         parent = Address("system-filter")
         parent.local_part = "system-filter"
         parent.domain = qd.lower()
-        uid = main.get("system_filter_user")
-        gid = main.get("system_filter_group")
-        if isinstance(uid, list):
-            uid = uid[0] if uid else None
-        if isinstance(gid, list):
-            gid = gid[0] if gid else None
-        if uid is not None and gid is None:
-            import pwd
-            try:
-                gid = pwd.getpwuid(uid).pw_gid
-            except KeyError:
-                gid = None
         replies = iter(res.reply_list)
         for text_, pfr in res.addresses:
             child = parent.make_child(text_)

@@ -91,6 +91,11 @@ seen finish
     "unseen_save": """# Exim filter
 unseen save @ROOT@/mail/saved
 """,
+    "logwrite": """# Exim filter
+logfile @ROOT@/mail/sf.log 0644
+logwrite "filtered $message_id for $recipients"
+logwrite "second\\nline"
+""",
     "pipe": """# Exim filter
 pipe "/usr/bin/tee -a @ROOT@/mail/piped"
 """,
@@ -146,7 +151,8 @@ def _msglog(root: Path, mid: str) -> list[str]:
 
 def _mail(root: Path, mid: str) -> dict[str, str]:
     # (owner too: the system filter's file runs as system_filter_user)
-    return {f.name: f"uid={f.stat().st_uid}\n" + _norm(root, mid, f.read_text())
+    return {f.name: f"uid={f.stat().st_uid} mode={f.stat().st_mode:o}\n"
+            + _norm(root, mid, f.read_text())
             for f in sorted((root / "mail").iterdir())}
 
 
