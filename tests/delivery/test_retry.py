@@ -438,3 +438,15 @@ def test_suffix_address_key():
     ex, py, mid = _run_both(name, "* * F,1h,15m", [["-M", "@ID@"], ["-q"]],
                             rcpts=("tf-ext", "ok"))
     _compare(name, ex, py, mid)
+
+
+def test_domain_record_has_no_ultimate_timeout():
+    """A domain routing record whose retry time has not come holds the
+    address back even when the message is older than the cutoff (the
+    ultimate address timeout applies to address records only); -qf then
+    tries and times it out."""
+    name = "domain_cutoff"
+    ex, py, mid = _run_both(name, "* * F,3s,1h",
+                            [["-M", "@ID@"], 4.0, ["-q"], ["-qf"]],
+                            rcpts=("a@defer.example", "ok"))
+    _compare(name, ex, py, mid)
