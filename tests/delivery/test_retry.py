@@ -450,3 +450,14 @@ def test_domain_record_has_no_ultimate_timeout():
                             [["-M", "@ID@"], 4.0, ["-q"], ["-qf"]],
                             rcpts=("a@defer.example", "ok"))
     _compare(name, ex, py, mid)
+
+
+def test_retry_data_expire():
+    """Records older than retry_data_expire are ignored: the next queue
+    run tries the addresses again (and writes fresh records)."""
+    name = "data_expire"
+    ex, py, mid = _run_both(name, "* * F,1h,15m",
+                            [["-M", "@ID@"], 3.0, ["-q"]],
+                            selector="retry_data_expire = 2s",
+                            rcpts=("tf", "dd", "ok"))
+    _compare(name, ex, py, mid)
