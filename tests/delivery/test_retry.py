@@ -461,3 +461,14 @@ def test_retry_data_expire():
                             selector="retry_data_expire = 2s",
                             rcpts=("tf", "dd", "ok"))
     _compare(name, ex, py, mid)
+
+
+def test_retry_interval_max():
+    """retry_interval_max caps the interval a rule asks for."""
+    name = "interval_max"
+    ex, py, mid = _run_both(name, "* * F,1h,2h",
+                            [["-M", "@ID@"]],
+                            selector="retry_interval_max = 30m",
+                            rcpts=("tf", "ok"))
+    _compare(name, ex, py, mid)
+    assert "gap=1800" in _dump_exim(ex)[0]
