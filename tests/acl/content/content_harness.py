@@ -62,6 +62,7 @@ def normalize(text: str, d: Path) -> str:
         text = text.replace(str(d / f"conf_{who}"), "CONF")
         text = text.replace(str(d / f"spool_{who}"), "SPOOL")
     text = text.replace(str(d), "DIR")
+    text = text.replace(str(WORK), "WORK").replace(str(ROOT), "ROOT")
     text = _ID.sub("MSGID", text)
     text = _DATE.sub("DATE", text)
     text = _BSD.sub("BSDDATE", text)

@@ -243,3 +243,42 @@ class FakeSpamd:
 
     def stop(self) -> None:
         self.srv.close()
+
+
+class FakeClamd:
+    """A UNIX-socket stand-in for clamd with a canned answer, counting the
+    scans asked for (odd answers real clamd will not give on demand)."""
+
+    def __init__(self, path: str, reply: bytes) -> None:
+        self.path = path
+        self.reply = reply
+        self.commands: list[bytes] = []
+        if os.path.exists(path):
+            os.unlink(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(5)
+                data = b""
+                try:
+                    while b"\n" not in data:
+                        b = c.recv(4096)
+                        if not b:
+                            break
+                        data += b
+                    self.commands.append(data)
+                    c.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.srv.close()

@@ -88,3 +88,32 @@ def test_spamd_timeout() -> None:
     finally:
         srv.stop()
     assert_same(py, exim)
+
+
+def test_spamd_address_expanded_cache() -> None:
+    """spamd_address = $acl_m_sa: the cached result is used only while the
+    expanded address is the same (Exim's prev_spamd_address_work)."""
+    a = FakeSpamd(REPLIES["sa_new"])
+    b = FakeSpamd(REPLIES["sa_old"])
+    acls = ("data:\n"
+            f"  warn set acl_m_sa = 127.0.0.1 {a.port}\n"
+            "       spam = joe:true\n"
+            "       logwrite = a1 [$spam_score]\n"
+            "  warn spam = joe:true\n"
+            "       logwrite = a2 [$spam_score]\n"
+            f"  warn set acl_m_sa = 127.0.0.1 {b.port}\n"
+            "       spam = joe:true\n"
+            "       logwrite = b1 [$spam_score]\n"
+            f"  warn set acl_m_sa = 127.0.0.1 {a.port}\n"
+            "       spam = joe:true\n"
+            "       logwrite = a3 [$spam_score]\n"
+            "  accept\n")
+    try:
+        exim, py, _d = run_case("spamproto_expanded", acls,
+                                "spamd_address = $acl_m_sa\n"
+                                "acl_smtp_data = data\n", dialogue(MSG))
+    finally:
+        a.stop()
+        b.stop()
+    assert_same(py, exim)
+    assert len(a.requests) % 2 == 0 and len(b.requests) % 2 == 0
