@@ -397,3 +397,26 @@ case("udpsend_bad_port", "r:\n  accept udpsend = 127.0.0.1 : 59x : x\n")
 case("udpsend_no_payload", "r:\n  accept udpsend = 127.0.0.1 : 5997\n")
 case("control_no_pipelining", "c:\n  accept control = no_pipelining\nr:\n  accept\n")
 case("control_enforce_sync_helo", "h:\n  accept control = no_enforce_sync\nr:\n  accept\n")
+# The session's own list checks in the trace (">>> host in <option>?"):
+# set options with named lists (whose results the ACLs then see cached),
+# negated items, MAIL before HELO (hosts_require_helo), non-mail
+# commands (smtp_accept_max_nonmail_hosts), HELP (tls_advertise_hosts),
+# helo_lookup_domains with an IP literal HELO.
+D_SESSION_LISTS = ("MAIL FROM:<a@b.c>\r\nEHLO [IPv6:2001:DB8::1]\r\n"
+                   "NOOP\r\nHELP\r\nVRFY postmaster@example.org\r\n"
+                   "MAIL FROM:<a@b.c>\r\nRCPT TO:<info@example.org>\r\n"
+                   "DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+case("session_lists",
+     "c:\n  accept hosts = +relay_from_hosts : 192.0.2.0/24\n"
+     "r:\n  accept hosts = +relay_from_hosts\n  accept\n",
+     extra="helo_accept_junk_hosts = 10.0.0.0/8 : +relay_from_hosts\n"
+           "sender_unqualified_hosts = *\n"
+           "recipient_unqualified_hosts = !192.0.2.0/24 : *\n"
+           "host_reject_connection = !127.0.0.1 : 10.9.9.9\n"
+           "smtp_accept_max_nonmail_hosts = +relay_from_hosts\n"
+           "helo_lookup_domains = @ : @[] : foo.bar\n"
+           "dsn_advertise_hosts = 10.0.0.0/8\n"
+           "chunking_advertise_hosts =\n"
+           "pipelining_advertise_hosts = !127.0.0.1 : *\n"
+           "ignore_fromline_hosts = 192.0.2.5\n",
+     dlg=D_SESSION_LISTS)
