@@ -472,3 +472,14 @@ def test_retry_interval_max():
                             rcpts=("tf", "ok"))
     _compare(name, ex, py, mid)
     assert "gap=1800" in _dump_exim(ex)[0]
+
+
+def test_geometric_rule_grows():
+    """A G rule: the first interval, then the last gap times the
+    multiplier once the retry time has come (2s, 4s, 8s)."""
+    name = "geometric"
+    ex, py, mid = _run_both(name, "* * G,1h,2s,2",
+                            [["-M", "@ID@"], 3.0, ["-q"], 5.0, ["-q"]],
+                            rcpts=("tf", "ok"))
+    _compare(name, ex, py, mid)
+    assert "gap=8" in _dump_exim(ex)[0]
