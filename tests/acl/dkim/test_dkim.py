@@ -183,6 +183,14 @@ CONFS = {
     "disable": ("acl_smtp_dkim = k\nacl_smtp_rcpt = r\n",
                 "r:\n  accept control = dkim_disable_verify\n"
                 "k:\n" + DKIM_LOG + "  accept\n" + DATA_LOG),
+    # ... in the connect ACL (Exim's smtp_reset at the first message
+    # clears it) and in the MAIL ACL
+    "disable_connect": ("acl_smtp_dkim = k\nacl_smtp_connect = c\n",
+                        "c:\n  accept control = dkim_disable_verify\n"
+                        "k:\n" + DKIM_LOG + "  accept\n" + DATA_LOG),
+    "disable_mail": ("acl_smtp_dkim = k\nacl_smtp_mail = m\n",
+                     "m:\n  accept control = dkim_disable_verify\n"
+                     "k:\n" + DKIM_LOG + "  accept\n" + DATA_LOG),
     # preferences and key sizes
     "prefs": ("acl_smtp_dkim = k\ndkim_verify_keytypes = rsa\n"
               "dkim_verify_min_keysizes = rsa=2048\n"
@@ -199,6 +207,7 @@ CASES = [(c, m) for c in ("acl", "noacl") for m in (
     (c, m) for c in ("policy", "signers", "prefs") for m in (
         "good", "multi", "nokey", "none", "simple")] + [
     ("disable", "good"), ("discard", "good"), ("discard", "tbody"),
+    ("disable_connect", "good"), ("disable_mail", "good"),
     ("acl", "good+bdat"), ("noacl", "tbody+bdat")]
 
 
