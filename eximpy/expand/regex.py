@@ -10,6 +10,13 @@ DESCRIPTION
     matching, as in PCRE without UCP, while \\p{..}/\\P{..} use Unicode
     properties of the (Latin-1) code points, as PCRE does.
 
+    Also: (?'name'..) groups, \\g<n>/\\g'n' subroutine calls, forward and
+    octal-or-group \\N references as PCRE reads them, (?J), PCRE2's
+    backtracking verbs that regex has ((*SKIP) (*FAIL) (*F) (*PRUNE)), and
+    start-of-pattern options ((*UTF) (*NO_JIT) (*LIMIT_MATCH=n) ...), which
+    are dropped.  Not done: (?U), (?n), (?xx), (*ACCEPT), (*COMMIT),
+    (*THEN), (*MARK); \\K inside a look-around is not refused.
+
     Two engines: a pattern is compiled with the standard library's re
     (fastest) unless it uses something only the third-party regex module
     has (\\K, \\p{..}, branch reset (?|...), recursion (?R) (?1) (?&n),
@@ -40,7 +47,7 @@ with warnings.catch_warnings():
         import sre_parse as _sre_parse
 
 _POSIX = {
-    "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
+    "ascii": r"\x00-\x7f", "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
     "lower": "a-z", "space": r" \t\n\r\f\v", "punct": r"!-/:-@\[-`{-~",
     "xdigit": "0-9A-Fa-f", "word": r"\w", "blank": r" \t", "cntrl": r"\x00-\x1f\x7f",
     "print": r" -~", "graph": r"!-~",
@@ -56,6 +63,15 @@ _PLAIN_ESCAPES = {
 }
 # ... and inside one.
 _CLASS_ESCAPES = {"h": "\\t \\xa0", "v": "\\n\\x0b\\f\\r\\x85"}
+_VERB = re.compile(r"\(\*([A-Z_]*)(?:[=:][^)]*)?\)")
+# PCRE2 start-of-pattern options that change nothing eximpy can see.
+_START_OPTS = frozenset(("LIMIT_MATCH", "LIMIT_HEAP", "LIMIT_DEPTH", "LIMIT_RECURSION",
+                         "NO_JIT", "NO_START_OPT", "NO_AUTO_POSSESS", "NO_DOTSTAR_ANCHOR",
+                         "CR", "LF", "CRLF", "ANYCRLF", "ANY", "NUL", "BSR_ANYCRLF",
+                         "BSR_UNICODE", "NOTEMPTY", "NOTEMPTY_ATSTART", "UTF", "UCP"))
+# Backtracking verbs the regex module has.
+_REGEX_VERBS = frozenset(("SKIP", "FAIL", "F", "PRUNE"))
+_QUANT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
 # Escapes only the regex module knows.
 _REGEX_ESCAPES = frozenset("KGX")
 
@@ -93,11 +109,20 @@ def _prop(p: str, i: int) -> tuple[str, int]:
 _INLINE_FLAGS = re.compile(r"\(\?([imsx]*)(?:-([imsx]*))?\)")
 
 
-def translate(p: str) -> tuple[str, bool]:
-    """PCRE pattern -> (Python pattern, needs the regex module)."""
-    out = []
+def translate(p: str, pos_map: list | None = None) -> tuple[str, bool]:
+    """PCRE pattern -> (Python pattern, needs the regex module).  With
+    ``pos_map`` (a list), it is filled with (start in the output, index in
+    the pattern) pairs, for original_offset()."""
+    out: list[str] = []
+    src: list[int] = []
+
+    def emit(text: str) -> None:
+        out.append(text)
+        src.append(i)
+
     i = 0
     n = len(p)
+    total = _count_groups(p)
     in_class = False
     class_start = 0
     class_prop = False
@@ -113,7 +138,7 @@ def translate(p: str) -> tuple[str, bool]:
             if d == "Q":
                 j = p.find("\\E", i + 2)
                 lit = p[i + 2:] if j < 0 else p[i + 2:j]
-                out.append(re.escape(lit))
+                emit(re.escape(lit))
                 i = n if j < 0 else j + 2
                 continue
             if d in "pP":
@@ -121,9 +146,9 @@ def translate(p: str) -> tuple[str, bool]:
                 need = True
                 if in_class:
                     class_prop = True
-                    out.append(text)
+                    emit(text)
                 else:
-                    out.append(f"(?u-i:{text})")
+                    emit(f"(?u-i:{text})")
                 continue
             if d in "xo" and i + 2 < n and p[i + 2] == "{":
                 j = p.find("}", i + 3)
@@ -133,32 +158,67 @@ def translate(p: str) -> tuple[str, bool]:
                     except ValueError:
                         v = -1
                     if 0 <= v <= 0xff:
-                        out.append(f"\\x{v:02x}")
+                        emit(f"\\x{v:02x}")
                         i = j + 1
                         continue
+                    if v > 0xff:
+                        raise PcreError("character code point value in \\x{} or \\o{} is "
+                                        "too large", j)
             if not in_class and d == "k" and i + 2 < n and p[i + 2] in "<{'":
                 close = {"<": ">", "{": "}", "'": "'"}[p[i + 2]]
                 j = p.find(close, i + 3)
                 if j > 0:
-                    out.append(f"(?P={p[i + 3:j]})")
+                    emit(f"(?P={p[i + 3:j]})")
+                    i = j + 1
+                    continue
+            if not in_class and d == "g" and i + 2 < n and p[i + 2] in "<'":
+                close = ">" if p[i + 2] == "<" else "'"
+                j = p.find(close, i + 3)
+                if j > 0:
+                    ref = p[i + 3:j]
+                    need = True           # a subroutine call: regex's (?n) / (?&name)
+                    emit(f"(?{ref})" if ref.lstrip("+-").isdigit() else f"(?&{ref})")
                     i = j + 1
                     continue
             if not in_class and d == "g":
                 m = re.compile(r"\{(-?\d+)\}|(-?\d+)|\{([A-Za-z_]\w*)\}").match(p, i + 2)
                 if m:
                     if m.group(3):
-                        out.append(f"(?P={m.group(3)})")
+                        emit(f"(?P={m.group(3)})")
                     else:
                         k = int(m.group(1) or m.group(2))
                         if k < 0:
                             k = ngroups + 1 + k
-                        out.append(f"(?:\\{k})")
+                        emit(f"(?:\\{k})")
                     i = m.end()
+                    continue
+            if d == "E":
+                i += 2                    # \E without \Q: nothing
+                continue
+            if not in_class and d in "123456789":
+                j = i + 1
+                while j < n and p[j].isdigit():
+                    j += 1
+                num = int(p[i + 1:j])
+                if num < 10 or num <= total:
+                    if num > total:
+                        raise PcreError("reference to non-existent subpattern", j - 1)
+                    if num > ngroups:
+                        need = True       # a forward reference: regex has them
+                    emit(f"(?:\\{num})")
+                    i = j
+                    continue
+                k = i + 1                 # not a group: up to 3 octal digits
+                while k < min(j, i + 4) and p[k] in "01234567":
+                    k += 1
+                if k > i + 1:
+                    emit(f"\\x{int(p[i + 1:k], 8) & 0xff:02x}")
+                    i = k
                     continue
             if d == "c":
                 if i + 2 >= n:
                     raise PcreError("\\c at end of pattern", n)
-                out.append(f"\\x{ord(p[i + 2].upper()) ^ 0x40:02x}")
+                emit(f"\\x{ord(p[i + 2].upper()) ^ 0x40:02x}")
                 i += 3
                 continue
             if in_class and d in "dDwWsShHvV" and p.startswith("-", i + 2) \
@@ -166,17 +226,17 @@ def translate(p: str) -> tuple[str, bool]:
                 raise PcreError("invalid range in character class", i + 2)
             if d in _REGEX_ESCAPES:
                 need = True
-                out.append(p[i:i + 2])
+                emit(p[i:i + 2])
             elif not in_class and d == "z":
-                out.append(r"\Z")
+                emit(r"\Z")
             elif not in_class and d == "Z":
-                out.append(r"(?=\n?\Z)")
+                emit(r"(?=\n?\Z)")
             elif not in_class and d in _PLAIN_ESCAPES:
-                out.append(_PLAIN_ESCAPES[d])
+                emit(_PLAIN_ESCAPES[d])
             elif in_class and d in _CLASS_ESCAPES:
-                out.append(_CLASS_ESCAPES[d])
+                emit(_CLASS_ESCAPES[d])
             else:
-                out.append(p[i:i + 2])
+                emit(p[i:i + 2])
             i += 2
             continue
         if in_class:
@@ -187,62 +247,87 @@ def translate(p: str) -> tuple[str, bool]:
                     neg = name.startswith("^")
                     cls = _POSIX.get(name.lstrip("^"))
                     if cls is not None and not neg:
-                        out.append(cls)
+                        emit(cls)
                         i = j + 2
                         continue
                     if cls is not None:
                         need = True          # regex knows [:^name:]
-                        out.append(p[i:j + 2])
+                        emit(p[i:j + 2])
                         i = j + 2
                         continue
+                    if re.fullmatch(r"\^?[a-z]+", name):
+                        raise PcreError("unknown POSIX class name", i + 2)
             if c == "]" and not (out and out[-1] in ("[", "[^")):
                 in_class = False
                 if class_prop:
                     # \p inside a class: Unicode properties for the class
                     out.insert(class_start, "(?u:")
-                    out.append("])")
+                    src.insert(class_start, src[class_start] if class_start < len(src) else i)
+                    emit("])")
                     class_prop = False
                     i += 1
                     continue
-            out.append(c)
+            emit(c)
             i += 1
             continue
         if c == "[":
             in_class = True
             class_start = len(out)
             if p.startswith("[^", i):
-                out.append("[^")
+                emit("[^")
                 i += 2
             else:
-                out.append("[")
+                emit("[")
                 i += 1
             if i < n and p[i] == "]":
-                out.append(r"\]")
+                emit(r"\]")
                 i += 1
             continue
         if c == "(" and p.startswith("(?<", i) and i + 3 < n and p[i + 3] not in "=!":
-            out.append("(?P<")
+            emit("(?P<")
             extra.append(0)
             ngroups += 1
             i += 3
             continue
+        if c == "(" and p.startswith("(?'", i):
+            j = p.find("'", i + 3)
+            if j > 0:
+                emit(f"(?P<{p[i + 3:j]}>")
+                extra.append(0)
+                ngroups += 1
+                i = j + 1
+                continue
+        if c == "(" and p.startswith("(*", i):
+            m = _VERB.match(p, i)
+            if m and m.group(1) in _START_OPTS and i == _verbs_end(p, 0, i):
+                i = m.end()               # a start-of-pattern option: no effect here
+                continue
+            if m and m.group(1) in _REGEX_VERBS:
+                need = True
+                emit(m.group(0))
+                i = m.end()
+                continue
         if c == "(" and p.startswith("(?(", i):
             m = re.compile(r"\(\?\((?:<([A-Za-z_]\w*)>|'([A-Za-z_]\w*)')\)").match(p, i)
             if m:
-                out.append(f"(?({m.group(1) or m.group(2)})")
+                emit(f"(?({m.group(1) or m.group(2)})")
                 extra.append(0)
                 i = m.end()
                 continue
+        if c == "(" and p.startswith("(?J)", i):
+            need = True                   # duplicate names: regex allows them
+            i += 4
+            continue
         if c == "(":
             m = _INLINE_FLAGS.match(p, i)
             if m and (m.group(1) or m.group(2)):
                 if i == 0 and not m.group(2):
-                    out.append(m.group(0))
+                    emit(m.group(0))
                 else:
                     # PCRE applies a mid-pattern (?i) to the rest of the
                     # group; Python wants a scoped (?i:...) group.
                     on, off = m.group(1), m.group(2) or ""
-                    out.append(f"(?{on}-{off}:" if off else f"(?{on}:")
+                    emit(f"(?{on}-{off}:" if off else f"(?{on}:")
                     extra[-1] += 1
                 i = m.end()
                 continue
@@ -254,24 +339,87 @@ def translate(p: str) -> tuple[str, bool]:
             if not p.startswith("(?", i) or p.startswith("(?P<", i) or p.startswith("(?'", i):
                 ngroups += 1
             extra.append(0)
-            out.append(c)
+            emit(c)
             i += 1
             continue
+        if c == "{":
+            m = _QUANT.match(p, i)
+            if m:
+                for g in (1, 2):
+                    if m.group(g) and int(m.group(g)) > 65535:
+                        raise PcreError("number too big in {} quantifier", m.end(g))
         if c == "{" and p.startswith("{,", i):
             # PCRE2 10.42 reads "{,n}" as literal text, Python as {0,n}
-            out.append("\\{")
+            emit("\\{")
             i += 1
             continue
         if c == ")":
             k = extra.pop() if len(extra) > 1 else 0
-            out.append(")" * k)
-            out.append(c)
+            emit(")" * k)
+            emit(c)
             i += 1
             continue
-        out.append(c)
+        emit(c)
         i += 1
-    out.append(")" * extra[0])
+    emit(")" * extra[0])
+    if pos_map is not None:
+        k = 0
+        for piece, at in zip(out, src):
+            pos_map.append((k, at, len(piece)))
+            k += len(piece)
     return "".join(out), need
+
+
+def _count_groups(p: str) -> int:
+    """How many capturing groups a pattern has."""
+    k = 0
+    i = 0
+    n = len(p)
+    in_class = False
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            if p.startswith("\\Q", i):
+                j = p.find("\\E", i + 2)
+                i = n if j < 0 else j + 2
+                continue
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            if p.startswith("[]", i) or p.startswith("[^]", i):
+                i += 2 if p[i + 1] == "]" else 3
+                continue
+        elif c == "(":
+            if not p.startswith("(?", i) and not p.startswith("(*", i):
+                k += 1
+            elif p.startswith(("(?<", "(?P<", "(?'"), i) and not p.startswith(("(?<=", "(?<!"), i):
+                k += 1
+        i += 1
+    return k
+
+
+def original_offset(pos_map: list, pos: int) -> int:
+    """The pattern index for index ``pos`` of translate()'s output."""
+    best = 0
+    for start, at, ln in pos_map:
+        if start > pos:
+            break
+        best = at + (pos - start if pos - start < ln else 0)
+    return best
+
+
+def _verbs_end(p: str, i: int, stop: int) -> int:
+    """Where the run of (*VERB) items starting at p[i] ends (before stop)."""
+    while i < stop:
+        m = _VERB.match(p, i)
+        if not m:
+            break
+        i = m.end()
+    return i
 
 
 def _group_end(p: str, i: int) -> int:
@@ -378,6 +526,10 @@ _MSGS = [
     ("redefinition of group name",
      "two named subpatterns have the same name (PCRE2_DUPNAMES not set)"),
     ("unknown group name", "reference to non-existent subpattern"),
+    ("invalid group reference", "reference to non-existent subpattern"),
+    ("missing ), unterminated comment", "missing ) after (?# comment"),
+    ("missing -, : or )", "missing closing parenthesis"),
+    ("bad character in group name", "syntax error in subpattern name (missing terminator?)"),
 ]
 
 
@@ -390,6 +542,8 @@ _REGEX_MSGS = [
     ("bad escape (end of pattern)", "\\ at end of pattern"),
     ("min repeat greater than max repeat", "numbers out of order in {} quantifier"),
     ("unknown extension", "unrecognized character after (? or (?-"),
+    ("invalid group reference", "reference to non-existent subpattern"),
+    ("unknown group", "reference to non-existent subpattern"),
 ]
 
 
@@ -398,16 +552,22 @@ def _error(pattern: str, msg: str, off: int) -> ExpansionError:
                           f'{off}')
 
 
-def _re_error(pattern: str, e: re.error) -> ExpansionError:
+def _re_error(pattern: str, e: re.error, pos_map: list | None = None) -> ExpansionError:
     msg = e.msg
     off = len(pattern) if e.pos is None else e.pos
+    if pos_map and e.pos is not None:
+        off = original_offset(pos_map, e.pos)
     for py, pc in _MSGS:
         if msg.startswith(py):
             msg = pc
             if pc in ("missing closing parenthesis",
                       "missing terminating ] for character class",
-                      "\\ at end of pattern"):
+                      "\\ at end of pattern", "missing ) after (?# comment"):
                 off = len(pattern)
+            elif py == "bad character in group name":
+                name = e.msg.split("'")[1] if "'" in e.msg else ""
+                if name[:1].isdigit():
+                    msg = "subpattern name must start with a non-digit"
             elif pc == "unmatched closing parenthesis":
                 off = e.pos if e.pos is not None else off
             elif pc.startswith("numbers out of order"):
@@ -452,8 +612,9 @@ def compile_pcre(pattern: str, caseless: bool = False):
     r = _CACHE.get(key)
     if r is not None:
         return r
+    pos_map: list = []
     try:
-        t, need = translate(pattern)
+        t, need = translate(pattern, pos_map)
     except PcreError as e:
         raise _error(pattern, e.msg, e.offset)
     re_err = None
@@ -465,7 +626,7 @@ def compile_pcre(pattern: str, caseless: bool = False):
         except re.error as e:
             if not e.msg.startswith(("bad escape", "unknown extension", "look-behind",
                                      "cannot refer to group defined in the same lookbehind")):
-                raise _re_error(pattern, e)
+                raise _re_error(pattern, e, pos_map)
             re_err = e          # perhaps something only regex knows
     if r is None:
         try:
