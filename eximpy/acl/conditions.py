@@ -12,7 +12,8 @@ DESCRIPTION
     name = arg", the expanded value under it) follow acl.c.
 
     The content-scanning conditions (decode, mime_regex, regex, malware,
-    spam) live in eximpy.acl.content and the modules it names.
+    spam) live in eximpy.acl.content and the modules it names; dkim_signers
+    and dkim_status in eximpy.acl.dkim; verify = csa in eximpy.acl.csa.
     Conditions that need a subsystem eximpy does not have raise no
     exception: they return ERROR with a log message naming what is missing
     (spf without a library), so the SMTP session answers 4xx and the
