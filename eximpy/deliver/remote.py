@@ -1773,6 +1773,7 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                     a.message = (f"Failed to expand return path \"{rp}\" in "
                                  f"{tp.name} transport: {e}")
         run = _TransportRun(dl, tp, group, tctx)
+        order = group
         saved = dict(rctx.variables)
         rctx.variables["transport_name"] = tp.name
         try:
@@ -1782,7 +1783,10 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                 run.current_hostlist = []
             run.run(hostlist)
             # fallback hosts for what is still deferred
-            fb = [a for a in group if a.tp_status == DEFER]
+            # (Exim's fallback chain is built by prepending)
+            fb = [a for a in reversed(group) if a.tp_status == DEFER]
+            order = [a for a in group if a not in fb]
+            fbl = None
             if fb:
                 fbl = fb[0].fallback_hosts
                 if not fbl and _opt(tp, "fallback_hosts") and \
@@ -1796,6 +1800,7 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                     for a in fb:
                         a.fallback_hosts = lookup
                     run2.run(lookup, fallback=True)
+                    order += fb
         except Exception as e:  # noqa: BLE001 - never lose the addresses
             for a in group:
                 if getattr(a, "tp_status", DEFER) not in (OK, FAIL):
@@ -1803,7 +1808,9 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                     a.message = f"{tp.name} transport: internal error: {e}"
         finally:
             rctx.variables = saved
-        for a in group:
+        if len(order) != len(group):
+            order = group
+        for a in order:
             st = getattr(a, "tp_status", DEFER)
             orig = _original(a)
             if st == OK:

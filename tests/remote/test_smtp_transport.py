@@ -177,3 +177,89 @@ def test_case(case, server_factory):
     assert res["eximpy_data"] == res["exim_data"]
     assert [m in res["eximpy_queue"] for m in res["mids"]] == \
         [m in res["exim_queue"] for m in res["mids"]]
+
+
+DSN_SCRIPT = """\
+EHLO client.example
+MAIL FROM:<sender@sender.example> RET=HDRS ENVID=env+2Did.1
+RCPT TO:<a@dest.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig+2Ba@dest.example
+RCPT TO:<b@dest.example> NOTIFY=NEVER
+RCPT TO:<c@dest.example>
+DATA
+""" + MESSAGE + """.
+QUIT
+"""
+
+
+@pytest.mark.parametrize("exts", [("PIPELINING", "DSN", "SIZE 0"),
+                                  ("PIPELINING", "SIZE 0")])
+def test_dsn_parameters(exts, server_factory):
+    """NOTIFY=, ORCPT=, RET= and ENVID= go out only to a server offering DSN."""
+    srv = server_factory(extensions=exts)
+    name = "dsn-" + ("on" if "DSN" in exts else "off")
+    res = run_both(name, _conf("", "dsn_advertise_hosts = *\nacl_smtp_rcpt = accept",
+                                   "", "127.0.0.2"),
+                   [(["-bs"], DSN_SCRIPT)], srv)
+    assert len(res["mids"]) == 1
+    assert res["eximpy_log"] == res["exim_log"]
+    assert res["eximpy_cmds"] == res["exim_cmds"]
+    assert res["eximpy_data"] == res["exim_data"]
+
+
+def _queue_run(res, conf_name="exim.conf"):
+    import subprocess
+    from _remote import EXIM, ROOT, log_lines
+    import os
+    subprocess.run([EXIM, "-C", str(res["exim_root"] / conf_name), "-q"],
+                   capture_output=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "eximpy", "-C",
+                    str(res["eximpy_root"] / conf_name), "-q"],
+                   capture_output=True, timeout=120, cwd=str(ROOT),
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("hosts", ["127.0.0.3", "127.0.0.3:127.0.0.4"])
+def test_retry_time_not_reached(hosts, server_factory):
+    """A host that refused stays unusable for the next (non-forced) queue
+    run: "retry time not reached for any host"."""
+    srv = server_factory()
+    name = "retry-" + hosts.replace(":", "-")
+    res = run_both(name, _conf("", "", "", hosts),
+                   [(["-f", "sender@sender.example"] + RCPTS, MESSAGE)], srv)
+    assert res["eximpy_log"] == res["exim_log"]
+    _queue_run(res)
+    from _remote import log_lines
+    ex = [ln for ln in log_lines(res["exim_root"], res["mids"], srv.port)]
+    py = [ln for ln in log_lines(res["eximpy_root"], res["mids"], srv.port)]
+    assert len(ex) > len(res["exim_log"])
+    assert py == ex
+
+
+def test_fallback_hosts(server_factory):
+    """The transport's fallback_hosts get what the router's hosts left
+    deferred."""
+    srv = server_factory()
+    res = run_both("fallback", _conf("    fallback_hosts = 127.0.0.2\n", "", "",
+                                     "127.0.0.3"),
+                   [(["-f", "sender@sender.example"] + RCPTS, MESSAGE)], srv)
+    assert res["eximpy_log"] == res["exim_log"]
+    assert res["eximpy_cmds"] == res["exim_cmds"]
+
+
+@pytest.mark.parametrize("opts", [
+    "    hosts = 127.0.0.2\n    hosts_override\n",
+    "    hosts = 127.0.0.1\n    hosts_override\n",
+    "    hosts = 127.0.0.1\n    hosts_override\n    allow_localhost\n",
+])
+def test_transport_hosts(opts, server_factory):
+    """hosts + hosts_override replace the router's list; the local host
+    needs allow_localhost."""
+    srv = server_factory(address="127.0.0.1" if "127.0.0.1" in opts
+                         else "127.0.0.2")
+    name = "hosts-" + ("local" if "127.0.0.1" in opts else "other") + \
+        ("-allow" if "allow" in opts else "")
+    res = run_both(name, _conf(opts, "", "", "127.0.0.9"),
+                   [(["-f", "sender@sender.example"] + RCPTS, MESSAGE)], srv)
+    assert res["exim_log"]
+    assert res["eximpy_log"] == res["exim_log"]
+    assert res["eximpy_cmds"] == res["exim_cmds"]
