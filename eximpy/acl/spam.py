@@ -339,9 +339,9 @@ def _spam(call: Any, spec: str | None) -> str:
                 try:
                     b = sock.recv(32599 - total)
                 except OSError as e:
+                    why = os.strerror(e.errno if e.errno else 110)
                     _log(call, f"error reading from spamd {where}, socket: "
-                         f"{os.strerror(e.errno) if e.errno else os.strerror(110)}",
-                         panic=True)
+                         f"{why}", panic=True)
                     return DEFER
                 if not b:
                     break

@@ -260,7 +260,8 @@ def rfc2047_decode(raw: bytes, check_length: bool = True) -> bytes:
             import base64
             import binascii
             try:
-                dec = bytearray(base64.b64decode(text + b"=" * (-len(text) % 4)))
+                pad = b"=" * (-len(text) % 4)
+                dec = bytearray(base64.b64decode(text + pad))
             except (binascii.Error, ValueError):
                 dec = bytearray()
         out += dec.replace(b"\0", b" ")
