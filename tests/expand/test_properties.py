@@ -52,3 +52,25 @@ def test_arbitrary_unicode(s):
     except (ExpansionError, ExpansionForcedFail):
         return
     assert isinstance(r, str)
+
+
+RX_PIECES = list("ab()[]{}\\*+?|^$.:-=!<>'PpKkgGxXoQEcRhHvVNCJ0123456789,#") + [
+    "(?", "(*", "\\p{", "[:", ":]", "(?<", "(?'", "\\g{", "\\x{", "(?|", "(?(", "(?<=",
+    "(?<!", "\\Q", "\\E", "(*SKIP)", "(*UTF)", "{,", "{2,1}", "[[:", "[[:^"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(RX_PIECES), min_size=1, max_size=12).map("".join))
+def test_regex_translation_raises_only_expansion_errors(p):
+    """Any pattern either compiles (re or regex) and can be searched, or is
+    an ExpansionError with PCRE2's wording."""
+    import warnings
+    from eximpy.expand.regex import compile_pcre
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            rx = compile_pcre(p)
+        except ExpansionError as e:
+            assert str(e).startswith("regular expression error in ")
+            return
+        rx.search("ab(c)a1b2-=")
