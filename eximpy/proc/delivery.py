@@ -1,12 +1,14 @@
-"""The delivery role: one forked child per message announced on the FIFO.
+"""The delivery role: delivers the messages announced on the FIFO.
 
 SUMMARY
     run_delivery(ctx) reads message ids from the delivery FIFO (written by
-    receivers and the queue runner) and forks a child for each, which runs
-    eximpy.deliver.deliver_message().  At most queue_run_max children run
-    at once (Exim's limit on simultaneous queue-runner processes, each of
-    which delivers one message at a time; default 5); further ids wait in
-    order.  An id already being delivered is not
+    receivers and the queue runner) and hands each to a delivery slot
+    (eximpy.deliver.slots: a forked child that runs
+    eximpy.deliver.deliver_message() for message after message, so that
+    its warm local-delivery workers serve them all).  At most queue_run_max
+    slots run at once (Exim's limit on simultaneous queue-runner processes,
+    each of which delivers one message at a time; default 5); further ids
+    wait in order.  An id already being delivered is not
     started twice; a message locked by another process is skipped by
     deliver_message itself.
 
@@ -20,7 +22,6 @@ SEE ALSO
 """
 from __future__ import annotations
 
-import os
 import select
 from collections import deque
 
@@ -37,42 +38,27 @@ def _deliver_one(ctx: RoleContext, mid: str) -> int:
 
 
 def run_delivery(ctx: RoleContext) -> int:
+    from eximpy.deliver.slots import DeliverySlots
     reader = fifo.Reader(fifo.path(ctx.config))
     limit = int(ctx.config.main.get("queue_run_max") or DEFAULT_PARALLEL)
     pending: deque[str] = deque()
-    running: dict[int, str] = {}
+    slots = DeliverySlots(lambda m: _deliver_one(ctx, m), limit,
+                          fork=fork_child)
     while not ctx.stopping:
-        _reap(running)
-        while pending and len(running) < limit:
+        slots.collect()
+        while pending and slots.room():
             mid = pending.popleft()
-            if mid in running.values():
+            if mid in slots.busy().values():
                 continue
-            pid = fork_child(lambda m=mid: _deliver_one(ctx, m),
-                             f"eximpy: delivering {mid}")
-            running[pid] = mid
+            slots.start(mid)
         try:
-            ready, _, _ = select.select([reader], [], [], 0.5)
+            ready, _, _ = select.select([reader] + slots.fds(), [], [], 0.5)
         except InterruptedError:
             continue
-        if ready:
+        if reader in ready:
             for mid in reader.read_ids():
-                if mid not in pending and mid not in running.values():
+                if mid not in pending and mid not in slots.busy().values():
                     pending.append(mid)
     reader.close()
-    while running:
-        _reap(running, block=True)
+    slots.close()
     return 0
-
-
-def _reap(running: dict[int, str], block: bool = False) -> None:
-    while running:
-        try:
-            pid, _status = os.waitpid(-1, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            running.clear()
-            return
-        if pid == 0:
-            return
-        running.pop(pid, None)
-        if block:
-            return

@@ -5,7 +5,7 @@ SUMMARY
     spool, and announces every message that is not frozen and not being
     delivered right now to the delivery role through the FIFO.
     queue_run_once(config, force) is `eximpy -q` / `-qf` without a daemon:
-    it delivers each queued message in turn, in this process's children.
+    it delivers each queued message in turn, in a forked delivery slot.
 
 DESCRIPTION
     Retry times (hints database) are not consulted yet: every run offers
@@ -19,7 +19,6 @@ SEE ALSO
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -58,16 +57,9 @@ def run_queue_runner(ctx: RoleContext) -> int:
 
 
 def queue_run_once(config: Any, force: bool = False) -> int:
-    """`eximpy -q`: one queue run in the foreground."""
-    from eximpy.deliver.deliver import deliver_message
-    for mid in queued_ids(config):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                deliver_message(config, mid, forced=force)
-                code = 0
-            finally:
-                os._exit(code)
-        os.waitpid(pid, 0)
+    """`eximpy -q`: one queue run in the foreground; the messages are
+    delivered one at a time by a forked delivery slot (replaced if it
+    dies), whose local-delivery workers serve them all."""
+    from eximpy.deliver.slots import run_queue
+    run_queue(config, queued_ids(config), forced=force)
     return 0
