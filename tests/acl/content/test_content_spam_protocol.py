@@ -117,3 +117,12 @@ def test_spamd_address_expanded_cache() -> None:
         b.stop()
     assert_same(py, exim)
     assert len(a.requests) % 2 == 0 and len(b.requests) % 2 == 0
+
+
+def test_spamd_address_expansion_fails() -> None:
+    exim, py, _d = run_case(
+        "spamproto_expansion_fails",
+        "data:\n  deny spam = joe\n  accept\n",
+        "spamd_address = ${if eq{a}{b}{x}fail}\nacl_smtp_data = data\n",
+        dialogue(MSG))
+    assert_same(py, exim)
