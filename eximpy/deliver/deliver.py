@@ -377,7 +377,16 @@ class _Delivery:
                 else:
                     if batch is not None:
                         addr.batch = batch[batch.index(addr):]
-                    res = self._run_transport(addr, tctx)
+                    # max_parallel (Exim's tpt_parallel_check)
+                    from eximpy.transports.base import parallel_end, parallel_start
+                    pres, pkey = parallel_start(
+                        self.config, addr.transport, addr,
+                        lambda t, a=addr: tctx.rctx.expand(t, a), self.log,
+                        self.mid) if addr.transport is not None else (None, None)
+                    try:
+                        res = pres or self._run_transport(addr, tctx)
+                    finally:
+                        parallel_end(self.config, pkey)
                     if batch is not None:
                         batch_res[id(batch[0])] = res
                 from eximpy.transports._write import split_output

@@ -207,3 +207,65 @@ def plan_batches(local: list[Any], tctx: Any, log: Any = None,
             for a in batch:
                 out[id(a)] = batch
     return out
+
+
+ERRNO_TRETRY = -57          # Exim 4.96: transport concurrency limit
+
+
+def _serialize_db(config: Any) -> Any:
+    from eximpy import hintsdb
+    from eximpy.spool.layout import config_get
+    return hintsdb.open(config_get(config, "spool_directory", "/var/spool/exim4"),
+                        "misc")
+
+
+def parallel_start(config: Any, tp: Any, addr: Any, expand: Any, log: Any = None,
+                   mid: str = "") -> tuple[Any, str | None]:
+    """max_parallel (Exim's tpt_parallel_check / enq_start): (a DEFER
+    result when the transport is at its limit or the option does not
+    expand, else None; the serialization key to pass to parallel_end)."""
+    from eximpy import routing as R
+    from eximpy.transports._write import TransportResult
+    try:
+        text = tp.get("max_parallel")
+    except KeyError:
+        return None, None
+    if not text:
+        return None, None
+    try:
+        n = int(str(expand(text)).strip() or "0")
+    except Exception as e:  # noqa: BLE001 - expansion errors, bad numbers
+        line = (f"Failed to expand max_parallel option in {tp.name} transport "
+                f"({addr.address}): {e}")
+        if log is not None:
+            log.main(line, mid)
+            log.panic(line, mid)
+        return TransportResult(R.DEFER, line), None
+    if n <= 0:
+        return None, None
+    key = f"tpt-serialize-{tp.name}"
+    db = _serialize_db(config)
+    with db.write() as txn:
+        v = txn.get(key.encode())
+        count = int(bytes(v).split()[1]) if v else 0
+        if count >= n:
+            return TransportResult(R.DEFER, "concurrency limit reached for "
+                                   "transport", ERRNO_TRETRY), None
+        import time
+        txn.put(key.encode(), f"{int(time.time())} {count + 1}".encode())
+    return None, key
+
+
+def parallel_end(config: Any, key: str | None) -> None:
+    """Exim's enq_end(): one fewer delivery running on the transport."""
+    if key is None:
+        return
+    db = _serialize_db(config)
+    with db.write() as txn:
+        v = txn.get(key.encode())
+        count = int(bytes(v).split()[1]) if v else 0
+        if count <= 1:
+            txn.delete(key.encode())
+        else:
+            import time
+            txn.put(key.encode(), f"{int(time.time())} {count - 1}".encode())
