@@ -439,11 +439,19 @@ class DeliveryRetry:
 
     # -- reading --------------------------------------------------------
     def _read(self, key: str) -> RetryRecord | None:
-        if self._db is None:
-            if not _exists(self.spool):
-                return None
-            self._db = open_db(self.spool)
-        data = self._db.read(key.encode("utf-8", "surrogateescape"))
+        """A record, or None; a database that cannot be opened or read is
+        treated as absent (Exim: "no retry data available")."""
+        if self._db is False:
+            return None
+        try:
+            if self._db is None:
+                if not _exists(self.spool):
+                    return None
+                self._db = open_db(self.spool)
+            data = self._db.read(key.encode("utf-8", "surrogateescape"))
+        except Exception:  # noqa: BLE001 - lmdb.Error, OSError
+            self._db = False
+            return None
         return RetryRecord.unpack(data) if data is not None else None
 
     def _fresh(self, key: str) -> RetryRecord | None:
@@ -611,7 +619,12 @@ class DeliveryRetry:
                    (succeeded, failed, deferred) for b in chain
                    for a in _lineage(b)):
             return []
-        db = open_db(self.spool, self.config)
+        try:
+            db = open_db(self.spool, self.config)
+        except Exception:  # noqa: BLE001 - lmdb.Error, OSError
+            # Exim: "retry database not available for updating" -- nothing
+            # is written and nothing times out
+            return []
         timed_out_addrs: list[Any] = []
         now = self.now
         message_age = now - int(self.msg.received_time)
@@ -619,98 +632,101 @@ class DeliveryRetry:
         if rimax is None:
             rimax = 86400
         no_defer = not deferred
-        with db.write() as txn:
-            for which, chain in ((0, succeeded), (1, failed),
-                                 (2, list(reversed(deferred)))):
-                for endaddr in chain:
-                    timed_out = False
-                    for addr in _lineage(endaddr):
-                        update_count = timedout_count = 0
-                        for rti in getattr(addr, "retries", None) or []:
-                            if no_defer and rti.flags & RF_MESSAGE:
-                                rti.flags |= RF_DELETE
-                            bkey = rti.key.encode("utf-8", "surrogateescape")
-                            if rti.flags & RF_DELETE:
-                                txn.delete(bkey)
-                                continue
-                            update_count += 1
-                            rule = find_config(
-                                self.config, rti.key[2:],
-                                addr.domain if rti.flags & RF_HOST else None,
-                                rti.basic_errno, rti.more_errno,
-                                self._sender)
-                            if rule is None:
-                                if addr is endaddr:
-                                    timedout_count += 1
-                                continue
-                            if rti.basic_errno > 0:
-                                text = os.strerror(rti.basic_errno)
-                            elif rti.message is None:
-                                text = "unknown error"
-                            else:
-                                from eximpy.log.format import printing
-                                text = printing(rti.message)
-                            text = text[:150]
-                            old = txn.get(bkey)
-                            rec = RetryRecord.unpack(bytes(old)) if old else None
-                            if rec is not None and now - rec.time_stamp > self.expire:
-                                rec = None
-                            if rec is None:
-                                rec = RetryRecord(now, now, now, now)
-                            failing = now - rec.first_failed
-                            if not rti.flags & RF_HOST and message_age > failing:
-                                failing = message_age
-                            item = None
-                            final = None
-                            for it in rule.items:
-                                if failing <= it.timeout:
-                                    item = it
-                                    break
-                                final = it
-                            if item is not None:
-                                rec.expired = False
-                            else:
-                                item = final
-                                rec.expired = True
-                                if addr is endaddr:
-                                    timedout_count += 1
-                            if (self.msg.received_time <= rec.first_failed
-                                    and addr is endaddr and not rec.expired
-                                    and item is not None):
-                                last = rule.items[-1]
-                                if now - self.msg.received_time > last.timeout:
-                                    timedout_count += 1
-                                    item = None
-                            next_try = now if item is None else \
-                                now + _next_gap(item, rec, now)
-                            if next_try - now > rimax:
-                                next_try = now + rimax
-                            rec.time_stamp = now
-                            rec.last_try = now
-                            rec.next_try = next_try
-                            rec.basic_errno = rti.basic_errno
-                            rec.more_errno = rti.more_errno
-                            rec.text = text
-                            txn.put(bkey, rec.pack())
-                        if update_count > 0 and update_count == timedout_count:
-                            if not getattr(endaddr, "retry_skipped", False):
-                                timed_out = True
-                    if which == 2 and timed_out and \
-                            getattr(endaddr, "retries", None):
-                        endaddr.retry_timedout = True
-                        endaddr.message = (
-                            f"{endaddr.message}: retry timeout exceeded"
-                            if endaddr.message else "retry timeout exceeded")
-                        um = getattr(endaddr, "user_message", None)
-                        endaddr.user_message = (
-                            f"{um}: retry timeout exceeded" if um
-                            else "retry timeout exceeded")
-                        deferred.remove(endaddr)
-                        timed_out_addrs.append(endaddr)
-                        p = endaddr.parent
-                        log(endaddr, f"** {endaddr.address}"
-                            + (f" <{p.address}>" if p is not None else "")
-                            + ": retry timeout exceeded")
+        try:
+            with db.write() as txn:
+                for which, chain in ((0, succeeded), (1, failed),
+                                     (2, list(reversed(deferred)))):
+                    for endaddr in chain:
+                        timed_out = False
+                        for addr in _lineage(endaddr):
+                            update_count = timedout_count = 0
+                            for rti in getattr(addr, "retries", None) or []:
+                                if no_defer and rti.flags & RF_MESSAGE:
+                                    rti.flags |= RF_DELETE
+                                bkey = rti.key.encode("utf-8", "surrogateescape")
+                                if rti.flags & RF_DELETE:
+                                    txn.delete(bkey)
+                                    continue
+                                update_count += 1
+                                rule = find_config(
+                                    self.config, rti.key[2:],
+                                    addr.domain if rti.flags & RF_HOST else None,
+                                    rti.basic_errno, rti.more_errno,
+                                    self._sender)
+                                if rule is None:
+                                    if addr is endaddr:
+                                        timedout_count += 1
+                                    continue
+                                if rti.basic_errno > 0:
+                                    text = os.strerror(rti.basic_errno)
+                                elif rti.message is None:
+                                    text = "unknown error"
+                                else:
+                                    from eximpy.log.format import printing
+                                    text = printing(rti.message)
+                                text = text[:150]
+                                old = txn.get(bkey)
+                                rec = RetryRecord.unpack(bytes(old)) if old else None
+                                if rec is not None and now - rec.time_stamp > self.expire:
+                                    rec = None
+                                if rec is None:
+                                    rec = RetryRecord(now, now, now, now)
+                                failing = now - rec.first_failed
+                                if not rti.flags & RF_HOST and message_age > failing:
+                                    failing = message_age
+                                item = None
+                                final = None
+                                for it in rule.items:
+                                    if failing <= it.timeout:
+                                        item = it
+                                        break
+                                    final = it
+                                if item is not None:
+                                    rec.expired = False
+                                else:
+                                    item = final
+                                    rec.expired = True
+                                    if addr is endaddr:
+                                        timedout_count += 1
+                                if (self.msg.received_time <= rec.first_failed
+                                        and addr is endaddr and not rec.expired
+                                        and item is not None):
+                                    last = rule.items[-1]
+                                    if now - self.msg.received_time > last.timeout:
+                                        timedout_count += 1
+                                        item = None
+                                next_try = now if item is None else \
+                                    now + _next_gap(item, rec, now)
+                                if next_try - now > rimax:
+                                    next_try = now + rimax
+                                rec.time_stamp = now
+                                rec.last_try = now
+                                rec.next_try = next_try
+                                rec.basic_errno = rti.basic_errno
+                                rec.more_errno = rti.more_errno
+                                rec.text = text
+                                txn.put(bkey, rec.pack())
+                            if update_count > 0 and update_count == timedout_count:
+                                if not getattr(endaddr, "retry_skipped", False):
+                                    timed_out = True
+                        if which == 2 and timed_out and \
+                                getattr(endaddr, "retries", None):
+                            endaddr.retry_timedout = True
+                            endaddr.message = (
+                                f"{endaddr.message}: retry timeout exceeded"
+                                if endaddr.message else "retry timeout exceeded")
+                            um = getattr(endaddr, "user_message", None)
+                            endaddr.user_message = (
+                                f"{um}: retry timeout exceeded" if um
+                                else "retry timeout exceeded")
+                            deferred.remove(endaddr)
+                            timed_out_addrs.append(endaddr)
+                            p = endaddr.parent
+                            log(endaddr, f"** {endaddr.address}"
+                                + (f" <{p.address}>" if p is not None else "")
+                                + ": retry timeout exceeded")
+        except Exception:  # noqa: BLE001 - lmdb.Error: a hint, not data
+            pass
         return timed_out_addrs
 
 
