@@ -102,6 +102,7 @@ class ExpandContext:
         self._match_value: str | None = None
         self.log_panic: Callable[[str], None] | None = None
         self._cfgcache: dict[str, str] = {}
+        self._nl_tables: tuple | None = None    # (config, its named_lists)
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -120,10 +121,14 @@ class ExpandContext:
     def named_list(self, kind: str, name: str) -> Any:
         """The NamedList (with .value) for +name in a list of ``kind``
         ("domain", "host", "address", "localpart"), or None."""
-        if self.config is None:
-            return None
-        nl = getattr(self.config, "named_lists", None) or {}
-        return (nl.get(kind) or {}).get(name)
+        cfg = self.config
+        cached = self._nl_tables
+        if cached is None or cached[0] is not cfg:
+            if cfg is None:
+                return None
+            cached = self._nl_tables = (cfg, getattr(cfg, "named_lists", None) or {})
+        t = cached[1].get(kind)
+        return t.get(name) if t else None
 
     def headers_charset_name(self) -> str:
         return self.main_option("headers_charset") or "UTF-8"
