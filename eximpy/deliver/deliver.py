@@ -281,6 +281,16 @@ class _Delivery:
                 a.pass_message = False
             if msg.sender:
                 failed.extend(tops)
+        elif sum(1 for h in msg.headers if h.type == "P") > \
+                (self.config.main.get("received_headers_max") or 30):
+            # Too many Received: headers: every recipient fails as a
+            # routing failure (Exim's RECIP_FAIL_LOOP; no system filter).
+            rctx.addr_new = []
+            for a in tops:
+                a.message = 'Too many "Received" headers - suspected mail loop'
+                a.pass_message = False
+                failed.append(a)
+                self.addr_main(a, F.failed(self.sel, a.address, a.message))
         elif self.config.main.get("system_filter"):
             # The system filter runs before routing (eximpy.deliver.
             # system_filter); it may ignore, defer, freeze or fail the

@@ -58,6 +58,9 @@ CASES = {
     "no_body": ("bounce_return_body = false", SMALL),
     "no_message": ("bounce_return_message = false", SMALL),
     "reply_to": ("errors_reply_to = Postmaster <pm@example.org>", SMALL),
+    "mail_loop": ("received_headers_max = 3",
+                  "Received: from a\nReceived: from b\nReceived: from c\n"
+                  + SMALL),
 }
 
 
@@ -122,3 +125,10 @@ def test_bounce_option(case):
     bx = _bounce(ex, mid)
     keep_golden(GOLDEN / "delivery_bounce" / case, bx)
     assert _bounce(py, mid) == bx
+    assert _log(py, mid) == _log(ex, mid)
+
+
+def _log(root: Path, mid: str) -> list[str]:
+    return [re.sub(r"^\S+ \S+ ", "", ln)
+            for ln in (root / "log" / "mainlog").read_text().splitlines()
+            if f" {mid} " in ln and " <= " not in ln]
