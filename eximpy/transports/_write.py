@@ -24,7 +24,8 @@ DESCRIPTION
     the returned_output field, so that they travel in the delivery child's
     report unchanged; the deliverer calls split_output() to get the output
     proper and the lines (pipe log_output, permit_coredump's setrlimit
-    failure).
+    failure); a line starting with SWITCH_MARK names the transport that
+    did the delivery instead (appendfile file_format).
 
 SEE ALSO
     spec chapter 24 "Generic options for transports"; Exim transport.c.
@@ -57,6 +58,13 @@ class TransportResult:
             (out if out is not None else _NOOUT)
 
 
+    def switch_transport(self, name: str) -> None:
+        """Tell the deliverer that another transport did the delivery
+        (appendfile's file_format): the log lines name that one."""
+        self.add_log_line(SWITCH_MARK + name)
+
+
+SWITCH_MARK = "\x01transport="
 _LOGMARK = "\x00eximpy-log\x00"
 _NOOUT = "\x00none\x00"
 

@@ -42,7 +42,7 @@ OPTIONS = OptionTable((
     S('directory_mode', T.OCTINT, 448, implemented=True),
     S('escape_string', T.STRING, '>From ', implemented=True),
     S('file', T.STRING, None, expanded=True, implemented=True),
-    S('file_format', T.STRING, None),
+    S('file_format', T.STRING, None, implemented=True),
     S('file_must_exist', T.BOOL, False, implemented=True),
     S('lock_fcntl_timeout', T.TIME, 0, implemented=True),
     S('lock_flock_timeout', T.TIME, 0, implemented=True),
@@ -165,8 +165,10 @@ ERRNO_INODECHANGED = -8
 ERRNO_EXISTRACE = -3
 ERRNO_NOTDIRECTORY = -5
 ERRNO_BADCREATE = -34
-ERRNO_NOTABSOLUTE = -28
-ERRNO_EXPANDFAIL = -12
+ERRNO_NOTABSOLUTE = -21
+ERRNO_EXPANDFAIL = -27
+ERRNO_BADTRANSPORT = -30
+ERRNO_FORMATUNKNOWN = -33
 
 SPECIAL_FREEZE = 1
 SPECIAL_WARN = 3
@@ -553,6 +555,23 @@ def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
         except OSError as e:
             raise _Fail(f"failed to create directories for {d}: "
                         f"{os.strerror(e.errno or 0)}", e.errno or 0)
+    if _popt(inst, "file_format") is not None:
+        # (4f): an existing file's first bytes choose the transport
+        try:
+            cfd = os.open(filename, os.O_RDONLY)
+        except OSError:
+            cfd = -1
+        if cfd >= 0:
+            try:
+                tt = _check_file_format(cfd, inst, tctx)
+            finally:
+                os.close(cfd)
+            if tt is not inst:
+                factory = getattr(tt.info, "factory", None)
+                driver = factory(tt) if factory is not None else None
+                res = driver.deliver(addr, tctx)
+                res.switch_transport(tt.name)
+                return res
     lockname = None
     fd = -1
     mbx_lockfd = -1
@@ -564,6 +583,13 @@ def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
                                        allow_create)
         if isinstance(fd, tuple):       # (fd, mbx lock fd, name)
             fd, mbx_lockfd, mbx_lockname = fd
+        if _popt(inst, "file_format") is not None and st.st_size > 0:
+            try:
+                same = _check_file_format(fd, inst, tctx, pread=True) is inst
+            except _Fail:
+                same = False
+            if not same:
+                raise _Fail("open mailbox has changed format")
         atime, mtime = st.st_atime, st.st_mtime
         saved_size = st.st_size
         mailbox_size = q.mailbox_size if q.mailbox_size >= 0 else saved_size
@@ -630,6 +656,29 @@ def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
                 os.unlink(lockname)
             except OSError:
                 pass
+
+
+def _check_file_format(fd: int, inst: Any, tctx: Any, pread: bool = False) -> Any:
+    """Exim's check_file_format(): the transport named for the first
+    string of file_format that the file starts with (this one for an
+    empty file); raises _Fail when none matches or the transport is not
+    found."""
+    from eximpy.expand.lists import iter_list
+    data = os.pread(fd, 256, 0) if pread else os.read(fd, 256)
+    if not data:
+        return inst
+    items = list(iter_list(_popt(inst, "file_format")))
+    for k in range(0, len(items), 2):
+        s = items[k].encode("utf-8", "surrogateescape")
+        tp = items[k + 1] if k + 1 < len(items) else ""
+        if data.startswith(s):
+            tt = tctx.config.transport(tp)
+            if tt is None:
+                raise _Fail(f"{tp} transport (for "
+                            f"{data[:len(s)].decode('utf-8', 'replace')} format) "
+                            "not found", ERRNO_BADTRANSPORT)
+            return inst if tt.name == inst.name else tt
+    raise _Fail("mailbox file format unrecognized", ERRNO_FORMATUNKNOWN)
 
 
 def _mbx_block(data: bytes, saved_size: int) -> bytes:

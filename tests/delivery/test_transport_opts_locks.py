@@ -1,4 +1,4 @@
-"""appendfile locking and the remaining mailbox options against real Exim
+"""appendfile locking, file_format and the remaining mailbox options against real Exim
 4.96 delivering the same spool: use_flock_lock with a held flock,
 lock_fcntl_timeout with a held fcntl lock (blocking lock attempts),
 lock_retries / lock_interval, lockfile_timeout removing a stale lock file,
@@ -32,7 +32,20 @@ r:
   local_parts = @LOCALS@
   transport = t_$local_part_data
   user = nobody
+fmt:
+  driver = accept
+  local_parts = fmtmbx : fmtunknown : fmtempty : fmtnotfound
+  transport = t_fmt
+  user = nobody
 begin transports
+t_fmt:
+  driver = appendfile
+  file = @ROOT@/mail/$local_part_data
+  file_format = *mbx* : t_fmt_mbx : From : t_fmt : XX : t_nonexistent
+t_fmt_mbx:
+  driver = appendfile
+  file = @ROOT@/mail/$local_part_data
+  mbx_format
 t_flock:
   driver = appendfile
   file = @ROOT@/mail/flocked
@@ -106,6 +119,11 @@ def _hook(root: Path) -> None:
     os.chown(mail / "fifo", nobody.pw_uid, nobody.pw_gid)
     READERS.append(subprocess.Popen(
         ["/bin/sh", "-c", f"cat {mail}/fifo > {mail}/fifo.out"]))
+    for name, data in (("fmtmbx", b"*mbx*\r\n" + b"\0" * 2041),
+                       ("fmtunknown", b"garbage\n"), ("fmtnotfound", b"XX\n")):
+        (mail / name).write_bytes(data)
+        os.chown(mail / name, nobody.pw_uid, nobody.pw_gid)
+        (mail / name).chmod(0o600)
     (mail / "qdir").mkdir()
     (mail / "qdir" / "old").write_text("x" * 100)
     os.chown(mail / "qdir", nobody.pw_uid, nobody.pw_gid)
@@ -115,7 +133,9 @@ def _hook(root: Path) -> None:
 def runs():
     conf = CONF.replace("@LOCALS@", " : ".join(LOCALS))
     try:
-        out = run_pair(WORK, conf, [(["-f", "s@example.org"] + LOCALS,
+        out = run_pair(WORK, conf, [(["-f", "s@example.org"] + LOCALS +
+                                     ["fmtmbx", "fmtunknown", "fmtempty",
+                                      "fmtnotfound"],
                                      "Subject: locks\n\nbody\n")],
                        home_hook=_hook, pause=1.5)
     finally:
@@ -143,7 +163,8 @@ def test_log(runs):
 
 @pytest.mark.parametrize("name", ["flocked", "fcntled", "stale", "stale.lock",
                                   "nolockfile", "fifo.out", "mbsize",
-                                  "mustexist"])
+                                  "mustexist", "fmtunknown", "fmtempty",
+                                  "fmtnotfound"])
 def test_files(runs, name):
     ex, py, _ = runs
 
@@ -170,3 +191,13 @@ def test_mbx_lock_file_removed(runs):
         return os.path.exists(f"/tmp/.{st.st_dev:x}.{st.st_ino:x}")
     assert (lock_left(py), (py / "mail" / "mbxlock").stat().st_size > 2048) == \
         (lock_left(ex), (ex / "mail" / "mbxlock").stat().st_size > 2048)
+
+
+def test_file_format_mbx(runs):
+    ex, py, _ = runs
+
+    def view(root: Path) -> bytes:
+        b = (root / "mail" / "fmtmbx").read_bytes()
+        b = re.sub(rb"\d{1,2}-\w{3}-\d{4} \d\d:\d\d:\d\d [+-]\d{4},", b"DATE,", b)
+        return re.sub(rb"(?m)^(From \S+) .*$", rb"\1 DATE", b)
+    assert view(py) == view(ex)
