@@ -62,14 +62,30 @@ def ids_in(root: Path) -> list[str]:
     return sorted(f.name[:-2] for f in (root / "spool" / "input").glob("*-H"))
 
 
-def deliver_exim(conf: Path, mid: str, extra: list[str] | None = None) -> None:
-    subprocess.run([EXIM, "-C", str(conf)] + (extra or []) + ["-M", mid],
+def resolv_wrap(resolv: Path) -> Callable[[list[str]], list[str]]:
+    """Run a command in a private mount namespace whose /etc/resolv.conf
+    is ``resolv`` (Exim and dnspython read only that file)."""
+    def wrap(argv: list[str]) -> list[str]:
+        return ["unshare", "-m", "sh", "-c",
+                f"mount --bind {resolv} /etc/resolv.conf && exec \"$0\" \"$@\"",
+                *argv]
+    return wrap
+
+
+def _ident(argv: list[str]) -> list[str]:
+    return argv
+
+
+def deliver_exim(conf: Path, mid: str, extra: list[str] | None = None,
+                 wrap: Callable[[list[str]], list[str]] = _ident) -> None:
+    subprocess.run(wrap([EXIM, "-C", str(conf)] + (extra or []) + ["-M", mid]),
                    capture_output=True, timeout=120)
 
 
-def deliver_eximpy(conf: Path, mid: str, extra: list[str] | None = None) -> None:
-    p = subprocess.run([sys.executable, str(DELIVER_MAIN), "-C", str(conf)]
-                       + (extra or []) + ["-M", mid],
+def deliver_eximpy(conf: Path, mid: str, extra: list[str] | None = None,
+                   wrap: Callable[[list[str]], list[str]] = _ident) -> None:
+    p = subprocess.run(wrap([sys.executable, str(DELIVER_MAIN), "-C", str(conf)]
+                            + (extra or []) + ["-M", mid]),
                        capture_output=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     if p.returncode not in (0, 1) or b"Traceback" in p.stderr:
@@ -114,7 +130,8 @@ def write_golden(name: str, text: str) -> None:
 def run_both(name: str, conf_text: str, messages: list[tuple[list[str], str]],
              server: Any, files: dict[str, str] | None = None,
              between: Callable[[], None] | None = None,
-             deliver_args: list[str] | None = None) -> dict[str, Any]:
+             deliver_args: list[str] | None = None,
+             wrap: Callable[[list[str]], list[str]] = _ident) -> dict[str, Any]:
     """Receive ``messages`` with Exim, deliver the same spool with Exim and
     with eximpy to ``server`` (an object with .sessions (list) and .port);
     return both views."""
@@ -130,13 +147,13 @@ def run_both(name: str, conf_text: str, messages: list[tuple[list[str], str]],
     mids = ids_in(ex)
     server.sessions.clear()
     for mid in mids:
-        deliver_exim(cex, mid, deliver_args)
+        deliver_exim(cex, mid, deliver_args, wrap)
     ex_sessions = list(server.sessions)
     server.sessions.clear()
     if between:
         between()
     for mid in mids:
-        deliver_eximpy(cpy, mid, deliver_args)
+        deliver_eximpy(cpy, mid, deliver_args, wrap)
     py_sessions = list(server.sessions)
     res = {
         "mids": mids,
