@@ -55,6 +55,8 @@ SEE ALSO
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from dataclasses import dataclass, field
@@ -257,8 +259,6 @@ def rfc2047_decode(raw: bytes, check_length: bool = True) -> bytes:
                     dec.append(ch)
                 j += 1
         else:
-            import base64
-            import binascii
             try:
                 pad = b"=" * (-len(text) % 4)
                 dec = bytearray(base64.b64decode(text + pad))
