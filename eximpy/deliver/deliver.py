@@ -156,6 +156,9 @@ def _log_address(addr: Address) -> str:
     if addr.pfr:
         return getattr(addr, "delivered_path", None) or addr.address
     if addr.transport is not None and getattr(addr.transport.info, "local", True):
+        if addr.transport.get("rcpt_include_affixes"):
+            # (Exim's af_include_affixes)
+            return (addr.prefix or "") + addr.local_part + (addr.suffix or "")
         return addr.local_part
     return _shown(addr)
 

@@ -430,7 +430,11 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
     if not path.startswith("/"):
         return TransportResult(R.FAIL, f"appendfile: file or directory name "
                                f'"{path}" is not absolute', ERRNO_NOTABSOLUTE)
-    q = _setup(inst, addr, tctx)
+    try:
+        q = _setup(inst, addr, tctx)
+    except _Fail as f:
+        # Exim's transport setup failure: the delivery defers (-1)
+        return TransportResult(R.DEFER, f.message, -1)
     return_path = getattr(addr, "return_path", None) or \
         addr.prop.errors_address or tctx.msg.sender
     extra = {"return_path": return_path, "address_file": address_file}
