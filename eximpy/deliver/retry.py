@@ -69,7 +69,9 @@ from typing import Any, Callable
 # Exim 4.96 private error numbers (macros.h) that matter for retries.
 ERRNO_SMTPCLOSED = -18
 ERRNO_EXIMQUOTA = -22
+ERRNO_HELD = -23
 ERRNO_UNKNOWNHOST = -32
+ERRNO_LISTDEFER = -35
 ERRNO_TLSFAILURE = -37
 ERRNO_TLSREQUIRED = -38
 ERRNO_AUTHFAIL = -42
@@ -81,6 +83,7 @@ ERRNO_RRETRY = -52          # not time for routing
 ERRNO_WARN_BASE = -53
 ERRNO_LRETRY = -53          # not time for local delivery
 ERRNO_HRETRY = -54          # not time for any remote host
+ERRNO_QUEUE_DOMAIN = -56    # domain in queue_domains
 RTEF_CTOUT = 0x100          # connect timeout flag in more_errno
 
 RF_DELETE = 1               # retry item flags
@@ -510,6 +513,53 @@ class DeliveryRetry:
                                    f"R:{addr.domain}"), RF_DELETE)
             if addr.domain != old_domain:
                 add_item(addr, f"R:{old_domain}", RF_DELETE)
+
+    # -- hold_domains / queue_domains ---------------------------------------
+    def _domain_in(self, option: str, addr: Any, rctx: Any) -> str | None:
+        """"OK", "DEFER" or None (no match) for ``addr``'s domain in the
+        domain list ``option``."""
+        text = self.config.main.get(option)
+        if not text:
+            return None
+        from eximpy import match as M
+        ctx = rctx.expand_context(addr)
+        try:
+            rc, _v = M.match_isinlist(ctx, addr.domain, text, M.MCL_DOMAIN,
+                                      expand=True)
+        except Exception:  # noqa: BLE001 - expansion/lookup failure
+            return "DEFER"
+        return "OK" if rc == M.OK else "DEFER" if rc == M.DEFER else None
+
+    def held(self, addr: Any, rctx: Any) -> bool:
+        """hold_domains (not for forced deliveries): True, with message and
+        errno set, when the address is to be deferred ("domain is held")."""
+        if self.forced:
+            return False
+        rc = self._domain_in("hold_domains", addr, rctx)
+        if rc is None:
+            return False
+        if rc == "DEFER":
+            addr.message, addr.basic_errno = ("hold_domains lookup deferred",
+                                              ERRNO_LISTDEFER)
+        else:
+            addr.message, addr.basic_errno = "domain is held", ERRNO_HELD
+        return True
+
+    def queue_domain(self, addr: Any, rctx: Any) -> bool:
+        """queue_domains (not for forced deliveries or queue runs): True,
+        with message and errno set, when the address is to be deferred."""
+        if self.forced or self.queue_run:
+            return False
+        rc = self._domain_in("queue_domains", addr, rctx)
+        if rc is None:
+            return False
+        if rc == "DEFER":
+            addr.message, addr.basic_errno = ("queue_domains lookup deferred",
+                                              ERRNO_LISTDEFER)
+        else:
+            addr.message = "domain is in queue_domains"
+            addr.basic_errno = ERRNO_QUEUE_DOMAIN
+        return True
 
     # -- local transports -------------------------------------------------
     def transport_key(self, addr: Any) -> str:

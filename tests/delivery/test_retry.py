@@ -483,3 +483,16 @@ def test_geometric_rule_grows():
                             rcpts=("tf", "ok"))
     _compare(name, ex, py, mid)
     assert "gap=8" in _dump_exim(ex)[0]
+
+
+def test_hold_and_queue_domains():
+    """hold_domains defers an address unless the delivery is forced
+    ("domain is held"); queue_domains defers it only outside queue runs
+    and forced deliveries ("domain is in queue_domains", -Mc here)."""
+    name = "hold_queue_domains"
+    ex, py, mid = _run_both(name, "* * F,1h,15m",
+                            [["-Mc", "@ID@"], ["-q"], ["-M", "@ID@"]],
+                            selector="hold_domains = defer.example\n"
+                                     "queue_domains = example.org",
+                            rcpts=("a@defer.example", "ok", "tf"))
+    _compare(name, ex, py, mid)
