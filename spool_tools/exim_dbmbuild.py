@@ -11,14 +11,15 @@ DESCRIPTION
     unless -nolc; a NUL is appended to keys and data unless -nozero; the
     first of duplicate keys wins unless -lastdup.  Prints "N entries
     written" and, for duplicates, a count and '** Duplicate key "k"' lines
-    (unless -nowarn); the exit status is 1 when there were duplicates, 2
-    on errors.
+    (unless -nowarn); the exit status is 1 when there were duplicates or
+    on errors (with Exim's 'unable to open' / 'unable to create' texts).
 
 SEE ALSO
     spec section "exim_dbmbuild".
 """
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -102,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         build(seen.items(), dst)
     except Exception as e:  # Berkeley DB or file system errors
-        print(f"exim_dbmbuild: {e}")
-        return 2
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else 0
+        why = os.strerror(code) if code > 0 else str(e)
+        print(f"exim_dbmbuild: unable to create {dst}.dbmbuild_temp: {why}")
+        return 1
     n = len(seen)
     print(f"{n} entr{'y' if n == 1 else 'ies'} written")
     if dups:

@@ -18,8 +18,9 @@ DESCRIPTION
     string).  A file that cannot be opened as a Berkeley DB file gives
     Exim's 'failed to open <file> as a db (v4.1+) file: <error>'.
 
-    build(pairs, path) writes a hash file atomically (a temporary file in
-    the same directory, then rename), for spool_tools/exim_dbmbuild.py.
+    build(pairs, path) writes a hash file atomically (<path>.dbmbuild_temp,
+    then rename), for spool_tools/exim_dbmbuild.py; Berkeley DB errors are
+    raised as they come (args: (errno, text)).
 
 SEE ALSO
     spec sections "Single-key lookup types" (dbm ...) and "exim_dbmbuild".
@@ -98,8 +99,7 @@ def build(pairs, path: str) -> int:
     """Write (key bytes, data bytes) pairs to a new Berkeley DB hash file at
     ``path`` (atomically); returns the number of records."""
     db = _bdb()
-    d_name, b_name = os.path.split(path)
-    tmp = os.path.join(d_name, f".{b_name}.dbmbuild_temp{os.getpid()}")
+    tmp = f"{path}.dbmbuild_temp"             # Exim's exim_dbmbuild's name
     try:
         os.unlink(tmp)
     except FileNotFoundError:

@@ -117,6 +117,32 @@ def test_exim_dbmbuild_output_matches_real(tmp_path, capsys):
     assert expand_string(f"${{lookup{{k2}}dbm{{{tmp_path / 'ours'}}}}}", ctx) == "v2 cont"
 
 
+@pytest.mark.parametrize("args", [
+    ["/nonexistent/src", "@T@/out"],
+    ["@T@/in", "/nonexistent/dir/out"],
+    ["@T@/in"],
+    ["-nowarn", "-lastdup", "@T@/in", "@T@/out"],
+    ["-nolc", "-nozero", "@T@/in", "@T@/out"],
+])
+def test_exim_dbmbuild_messages_match_real(tmp_path, capsys, args):
+    """The same texts and exit codes as Exim's exim_dbmbuild, errors included."""
+    from spool_tools import exim_dbmbuild
+    (tmp_path / "in").write_text("k1: v1\nK1: dup\nk2: v2\n")
+    real = shutil.which("exim_dbmbuild")
+    assert real, "exim4 (exim_dbmbuild) is needed"
+    (tmp_path / "r").mkdir()
+    (tmp_path / "o").mkdir()
+    r = subprocess.run([real] + [a.replace("@T@", str(tmp_path / "r")) if a.endswith("out")
+                                 else a.replace("@T@", str(tmp_path)) for a in args],
+                       capture_output=True, text=True)
+    rc = exim_dbmbuild.main([a.replace("@T@", str(tmp_path / "o")) if a.endswith("out")
+                             else a.replace("@T@", str(tmp_path)) for a in args])
+    out = capsys.readouterr()
+    assert rc == r.returncode
+    assert out.out.replace(str(tmp_path / "o"), "X") == r.stdout.replace(str(tmp_path / "r"), "X")
+    assert out.err == r.stderr
+
+
 def test_lookup_cache_is_per_process_and_tidy(tmp_path):
     from eximpy.lookups import cache
     f = tmp_path / "l"
