@@ -328,13 +328,6 @@ class _Delivery:
                     rctx.addr_local.insert(0, addr)
                     continue
                 split_address(addr)
-                if self.retry.held(addr, rctx):          # hold_domains
-                    deferred.append(addr)
-                    self.addr_main(addr, F.deferred(
-                        self.sel, _shown(addr), addr.message,
-                        errno_value=addr.basic_errno,
-                        original=_shown_original(addr)))
-                    continue
                 if addr.parent is not None and addr.address in msg.non_recipients:
                     continue
                 # routing retry times are checked in this scan, before any
@@ -345,18 +338,6 @@ class _Delivery:
                     continue
                 addr_route.insert(0, addr)
             rctx.addr_new = []
-            if self.config.main.get("queue_domains") and not self.forced \
-                    and not self.queue_run:
-                # Exim's separate queue_domains pass (which reverses the
-                # order of the addresses left for routing)
-                keep: list[Address] = []
-                for addr in addr_route:
-                    if self.retry.queue_domain(addr, rctx):
-                        deferred.append(addr)
-                        self._retry_skip_log(addr)
-                    else:
-                        keep.insert(0, addr)
-                addr_route = keep
             for addr in addr_route:
                 old_domain = addr.domain
                 rc = R.route_address(addr, rctx)
@@ -461,13 +442,15 @@ class _Delivery:
                         send_quota_warning(addr.transport, addr, tctx)
                     shadow = self._shadow(addr, tctx)
                     orig = _original(addr)
-                    self.addr_main(addr, F.delivered(self.sel, _log_address(addr),
+                    from eximpy.deliver.remote import with_confirmation
+                    self.addr_main(addr, with_confirmation(self.sel, res, F.delivered(
+                                          self.sel, _log_address(addr),
                                           flag="->" if member else "=>",
                                           original=orig or
                                           (addr.address if not addr.pfr and
                                            _log_address(addr) != addr.address else None),
                                           router=rname, transport=tname,
-                                          shadow=shadow),
+                                          shadow=shadow)),
                               msglog=f"{addr.address}"
                               + (f" <{orig}>" if orig else "")
                               + f": {tname} transport succeeded")
@@ -726,10 +709,7 @@ class _Delivery:
                               router=addr.router.name,
                               transport=addr.transport.name
                               if addr.transport is not None else None)
-        from eximpy.deliver.retry import ERRNO_RETRY_BASE
-        if addr.basic_errno > ERRNO_RETRY_BASE:      # not a retry-type defer
-            self.addr_main(addr, text)
-        elif "retry_defer" in self.sel:
+        if "retry_defer" in self.sel:
             self.addr_main(addr, text, msglog=text[3:]
                            if self.msg.deliver_firsttime else "")
         elif self.msg.deliver_firsttime:

@@ -1769,6 +1769,19 @@ def _c_quote(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def with_confirmation(sel: Any, res: Any, line: str) -> str:
+    """A local delivery line with the C= an lmtp transport's result
+    carries (Exim logs the LMTP confirmation under smtp_confirmation)."""
+    conf = getattr(res, "confirmation", None)
+    if conf is None and getattr(res, "status", None) == OK:
+        # from a local-delivery child: the lmtp transport's confirmation
+        # comes back as user_message (no other transport sets it on OK)
+        conf = getattr(res, "user_message", None)
+    if conf and "smtp_confirmation" in sel:
+        return line + " C=" + _c_quote(conf)
+    return line
+
+
 def delivered_line(dl: Any, a: Address, shown: str, original: str | None) -> str:
     sel = dl.sel
     g = [f"{getattr(a, 'log_flag', '=')}> {shown}"]

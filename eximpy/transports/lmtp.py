@@ -2,13 +2,19 @@
 
 SUMMARY
     OPTIONS is the lmtp transport's private option table (names, types and
-    defaults as in Exim 4.96); LmtpTransport is registered as `driver = lmtp`.
-    The driver's work itself is not implemented yet.
+    defaults as in Exim 4.96); LmtpTransport is registered as `driver = lmtp`
+    and talks LMTP (RFC 2033) to a command's stdin/stdout (argument vector,
+    no shell) or to a Unix socket, as Exim's lmtp.c does, with its error
+    texts ("LMTP error after RCPT TO:<a>: ...", "LMTP connection closed
+    after ...", "LMTP timeout after ...").  The SMTP response reader is
+    eximpy.deliver.remote.SmtpClient.
 
 SEE ALSO
     spec chapter 28 "The lmtp transport".
 """
 from __future__ import annotations
+
+from typing import Any
 
 from eximpy.config.options import OptionSpec as S, OptionTable
 from eximpy.config.options import OptType as T
@@ -35,3 +41,209 @@ OPTIONS = OptionTable((
                      local=True)
 class LmtpTransport(Transport):
     """`driver = lmtp`."""
+
+    def deliver(self, addr: Any, tctx: Any) -> Any:
+        """Exim's lmtp_transport_entry() for one address: greeting, LHLO,
+        MAIL FROM, RCPT TO (IGNOREQUOTA with ignore_quota when offered),
+        DATA, the message dot-stuffed with CRLF, one response per accepted
+        recipient, QUIT.  The confirmation goes on the TransportResult as
+        ``confirmation`` (the C= of the delivery line)."""
+        from eximpy.transports.base import debug_print
+        debug_print(self.instance, addr, tctx)
+        return _deliver(self.instance, addr, tctx)
+
+
+def _deliver(tp: Any, addr: Any, tctx: Any) -> Any:
+    import errno as E
+    import os
+    import socket
+    import subprocess
+    from eximpy import routing as R
+    from eximpy.deliver.remote import (ERRNO_DATA4XX, ERRNO_MAIL4XX,
+                                       ERRNO_RCPT4XX, ERRNO_SMTPCLOSED,
+                                       ERRNO_SMTPFORMAT, SmtpClient,
+                                       _SendFailed, _printing)
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    from eximpy.transports._write import TransportResult, message_bytes
+
+    def opt(name: str) -> Any:
+        try:
+            return tp.get(name)
+        except KeyError:
+            return None
+
+    name = tp.name
+    timeout = opt("timeout") or 300
+    cmd, skt = opt("command"), opt("socket")
+    if bool(cmd) == bool(skt):
+        return TransportResult(R.DEFER, "one (and only one) of command or "
+                               f"socket must be set for the {name} transport", -1)
+    proc = None
+    if cmd:
+        from eximpy.transports._command import CommandError, set_up_command
+        try:
+            argv = set_up_command(cmd, lambda a: tctx.expand(a, addr),
+                                  f"{name} transport")
+        except CommandError as e:
+            return TransportResult(R.DEFER, str(e), -1)
+        mine, theirs = socket.socketpair()
+        try:
+            proc = subprocess.Popen(argv, stdin=theirs, stdout=theirs,
+                                    start_new_session=True,
+                                    env={"PATH": "/bin:/usr/bin"})
+        except OSError as e:
+            mine.close()
+            return TransportResult(R.DEFER, f"Failed to create child process "
+                                   f"for {name} transport: "
+                                   f"{os.strerror(e.errno or 0)}", -1)
+        finally:
+            theirs.close()
+        sock = mine
+    else:
+        try:
+            path = tctx.expand(skt, addr)
+        except (ExpansionError, ExpansionForcedFail) as e:
+            return TransportResult(R.DEFER, f"Expansion of \"{skt}\" (socket "
+                                   f"setting for {name} transport) failed: {e}", -1)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError as e:
+            sock.close()
+            return TransportResult(R.DEFER, f"Failed to connect to socket "
+                                   f"{path} for {name} transport: "
+                                   f"{os.strerror(e.errno or 0)}", -1)
+    conn = SmtpClient(sock)
+    conn.last_command = "initial connection"
+    sender = getattr(addr, "return_path", None) or tctx.msg.sender or ""
+    result: Any = None
+    count = 0
+
+    def response_failed(err: int, buf: str) -> Any:
+        basic = err if err not in (E.ETIMEDOUT, 0) else 0
+        code = "4"
+        quit_ok = False
+        if err == E.ETIMEDOUT:
+            msg = f"LMTP timeout after {conn.last_command}"
+            if count:
+                msg += f" ({count} bytes written)"
+            err = 0
+        elif err == ERRNO_SMTPFORMAT:
+            msg = (f"Malformed LMTP response after {conn.last_command}: "
+                   f"{_printing(buf)}")
+        elif buf:
+            msg = f"LMTP error after {conn.last_command}: {_printing(buf)}"
+            code = buf[0]
+            quit_ok = True
+        elif err == 0:
+            err = ERRNO_SMTPCLOSED
+            msg = f"LMTP connection closed after {conn.last_command}"
+        else:
+            msg = ""
+        if quit_ok:
+            try:
+                conn.write("QUIT\r\n")
+                conn.read_response("2", 1)
+            except _SendFailed:
+                pass
+        if code == "4" and err > 0:
+            msg = f"{msg}: {os.strerror(err)}"
+        # (an address's basic_errno is Exim's ERRNO_UNKNOWNERROR, -1,
+        # unless something set it)
+        return TransportResult(R.FAIL if code == "5" else R.DEFER, msg,
+                               basic or -1, getattr(addr, "more_errno", 0))
+
+    try:
+        ok, buf = conn.read_response("2", timeout)
+        if not ok:
+            return response_failed(conn.errno, buf)
+        primary = tctx.config.main.get("primary_hostname") or socket.gethostname()
+        conn.write(f"LHLO {primary}\r\n")
+        ok, buf = conn.read_response("2", timeout)
+        if not ok:
+            return response_failed(conn.errno, buf)
+        igq = ""
+        if opt("ignore_quota") and any(
+                ln[4:].split()[:1] == ["IGNOREQUOTA"]
+                for ln in buf.split("\n")[1:]):
+            igq = " IGNOREQUOTA"
+        conn.write(f"MAIL FROM:<{sender}>\r\n")
+        ok, buf = conn.read_response("2", timeout)
+        if not ok:
+            err = conn.errno
+            if err == 0 and buf[:1] == "4":
+                err = ERRNO_MAIL4XX
+            return response_failed(err, buf)
+        rcpt = (f"{addr.prefix or ''}{addr.local_part}{addr.suffix or ''}"
+                f"@{addr.domain}" if opt("rcpt_include_affixes")
+                else f"{addr.local_part}@{addr.domain}")
+        conn.write(f"RCPT TO:<{rcpt}>{igq}\r\n")
+        ok, buf = conn.read_response("2", timeout)
+        if not ok:
+            if conn.errno != 0 or not buf:
+                return response_failed(conn.errno, buf)
+            msg = f"LMTP error after {conn.last_command}: {_printing(buf)}"
+            if buf[0] == "5":
+                result = TransportResult(R.FAIL, msg, -1)
+            else:
+                result = TransportResult(R.DEFER, msg, ERRNO_RCPT4XX)
+        else:
+            conn.write("DATA\r\n")
+            ok, buf = conn.read_response("3", timeout)
+            if not ok:
+                err = conn.errno
+                if err == 0 and buf[:1] == "4":
+                    err = ERRNO_DATA4XX
+                return response_failed(err, buf)
+            data, derr = message_bytes(tp, addr, tctx, prefix=None,
+                                       suffix=None, check_string=None,
+                                       escape_string=None, return_path=sender)
+            if data is None:
+                return TransportResult(R.DEFER, f"Failed to expand headers_add "
+                                       f"or headers_remove: {derr}")
+            if not data.endswith(b"\n"):
+                data += b"\n"
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            if data.startswith(b"."):
+                data = b"." + data
+            data = data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+            conn.last_command = "sending data block"
+            try:
+                sock.settimeout(timeout)
+                sock.sendall(data)
+                count = len(data)
+            except OSError as e:
+                return response_failed(e.errno or E.EPIPE, "")
+            conn.last_command = "end of data"
+            ok, buf = conn.read_response("2", timeout)
+            if ok:
+                # The confirmation rides in user_message as well: the
+                # local-delivery child's report (eximpy.deliver.local) has
+                # no field of its own for it.
+                conf = _printing(buf)
+                result = TransportResult(R.OK, user_message=conf)
+                result.confirmation = conf
+            elif conn.errno != 0 or not buf:
+                return response_failed(conn.errno, buf)
+            else:
+                msg = f"LMTP error after end of data: {_printing(buf)}"
+                result = TransportResult(
+                    R.FAIL if buf[0] == "5" else R.DEFER, msg,
+                    ERRNO_DATA4XX if buf[0] == "4" else -1)
+        try:
+            conn.write("QUIT\r\n")
+            conn.read_response("2", 1)
+        except _SendFailed:
+            pass
+        return result
+    except _SendFailed:
+        return TransportResult(R.DEFER, f"Error {conn.errno}", conn.errno)
+    finally:
+        conn.close()
+        if proc is not None:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                import signal
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -51,7 +51,9 @@ class ScriptedServer:
                  tls_cert: tuple[str, str] | None = None,
                  close_after: str | None = None,
                  sleep_after: tuple[str, float] | None = None,
-                 starttls_reply: str = "220 TLS go ahead") -> None:
+                 starttls_reply: str = "220 TLS go ahead",
+                 unix_path: str | None = None,
+                 lmtp_replies: dict[str, str] | None = None) -> None:
         self.address = address
         self.greeting = greeting
         self.extensions = extensions
@@ -66,10 +68,22 @@ class ScriptedServer:
         self.sleep_after = sleep_after
         self.starttls_reply = starttls_reply
         self.sessions: list[Session] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((address, port))
-        self.port = self.sock.getsockname()[1]
+        # LMTP: after the data, one reply per accepted recipient (by local
+        # part, default final_reply)
+        self.lmtp_replies = lmtp_replies
+        if unix_path:
+            import os
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if os.path.exists(unix_path):
+                os.unlink(unix_path)
+            self.sock.bind(unix_path)
+            os.chmod(unix_path, 0o777)
+            self.port = 0
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((address, port))
+            self.port = self.sock.getsockname()[1]
         self.sock.listen(16)
         self._stop = False
         self._threads: list[threading.Thread] = []
@@ -127,6 +141,7 @@ class ScriptedServer:
             # a refusing server still answers QUIT
             pass
         rcpts = 0
+        accepted: list[str] = []
         while True:
             line = f.readline()
             if line is None:
@@ -163,6 +178,7 @@ class ScriptedServer:
                 self._auth(f, s, text)
             elif verb == "MAIL":
                 rcpts = 0
+                accepted = []
                 f.send(self.mail_reply)
             elif verb == "RCPT":
                 addr = text.split("<", 1)[1].split(">", 1)[0]
@@ -170,6 +186,7 @@ class ScriptedServer:
                 reply = self.rcpt_replies.get(lp, "250 Accepted")
                 if reply.startswith("2"):
                     rcpts += 1
+                    accepted.append(lp)
                 f.send(reply)
             elif verb == "DATA":
                 if not rcpts:
@@ -191,6 +208,10 @@ class ScriptedServer:
                     return
                 if self.sleep_after and self.sleep_after[0] == "DOT":
                     time.sleep(self.sleep_after[1])
+                if self.lmtp_replies is not None:
+                    for lp in accepted:
+                        f.send(self.lmtp_replies.get(lp, self.final_reply))
+                    continue
                 f.send(self.final_reply)
             elif verb == "BDAT":
                 parts = text.split()
