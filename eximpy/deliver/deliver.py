@@ -328,6 +328,13 @@ class _Delivery:
                     rctx.addr_local.insert(0, addr)
                     continue
                 split_address(addr)
+                if self.retry.held(addr, rctx):          # hold_domains
+                    deferred.append(addr)
+                    self.addr_main(addr, F.deferred(
+                        self.sel, _shown(addr), addr.message,
+                        errno_value=addr.basic_errno,
+                        original=_shown_original(addr)))
+                    continue
                 if addr.parent is not None and addr.address in msg.non_recipients:
                     continue
                 # routing retry times are checked in this scan, before any
@@ -338,6 +345,18 @@ class _Delivery:
                     continue
                 addr_route.insert(0, addr)
             rctx.addr_new = []
+            if self.config.main.get("queue_domains") and not self.forced \
+                    and not self.queue_run:
+                # Exim's separate queue_domains pass (which reverses the
+                # order of the addresses left for routing)
+                keep: list[Address] = []
+                for addr in addr_route:
+                    if self.retry.queue_domain(addr, rctx):
+                        deferred.append(addr)
+                        self._retry_skip_log(addr)
+                    else:
+                        keep.insert(0, addr)
+                addr_route = keep
             for addr in addr_route:
                 old_domain = addr.domain
                 rc = R.route_address(addr, rctx)
@@ -709,7 +728,10 @@ class _Delivery:
                               router=addr.router.name,
                               transport=addr.transport.name
                               if addr.transport is not None else None)
-        if "retry_defer" in self.sel:
+        from eximpy.deliver.retry import ERRNO_RETRY_BASE
+        if addr.basic_errno > ERRNO_RETRY_BASE:      # not a retry-type defer
+            self.addr_main(addr, text)
+        elif "retry_defer" in self.sel:
             self.addr_main(addr, text, msglog=text[3:]
                            if self.msg.deliver_firsttime else "")
         elif self.msg.deliver_firsttime:
