@@ -164,6 +164,11 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
         "MIME-Version: 1.0",
         "Subject: Mail delivery failed: returning message to sender",
     ]
+    # an errors address other than the sender (errors_to) is told about
+    # "a message sent by" the sender (Exim's to_sender test)
+    to_sender = (to or msg.sender).lower() == (msg.sender or "").lower()
+    if not to_sender:
+        h[-1] = "Subject: Mail delivery failed"
     if items and items[0].strip():
         h[-1] = items[0].rstrip("\n")
     mid_hdr = msg.header("message-id")
@@ -175,10 +180,15 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
            "Content-type: text/plain; charset=us-ascii\n\n"]
     if items and len(items) > 1 and items[1].strip():
         out.append(items[1] + "\n")
-    else:
+    elif to_sender:
         out.append("This message was created automatically by mail delivery software.\n\n"
                    "A message that you sent could not be delivered to one or more of its\n"
                    "recipients. This is a permanent error. The following address(es) failed:\n\n")
+    else:
+        out.append("This message was created automatically by mail delivery software.\n\n"
+                   f"A message sent by\n\n  <{msg.sender}>\n\n"
+                   "could not be delivered to one or more of its recipients. The following\n"
+                   "address(es) failed:\n\n")
     for a in failed:
         out.append("\n".join(_describe(a)) + "\n")
     returned = [a for a in failed if getattr(a, "returned_output", None)]

@@ -84,6 +84,7 @@ class _SystemFilter(_Filter):
         self.stop: _Stop | None = None
         self.ids = ids              # system_filter_user/group
         self.logfile: tuple[str, int] | None = None
+        self.errors_to: dict[str, str] = {}
 
     def run(self) -> Any:
         try:
@@ -134,6 +135,14 @@ class _SystemFilter(_Filter):
                     self._headers(nt.text, a)
                 return
         super().command(execute)
+
+    def deliver(self, text: str, significant: bool, errors_to: str | None) -> None:
+        """deliver [errors_to <address>]: in a system filter any errors
+        address may be given (spec 47.7)."""
+        before = len(self.res.addresses)
+        super().deliver(text, significant, errors_to)
+        if errors_to and len(self.res.addresses) > before:
+            self.errors_to[self.res.addresses[-1][0]] = self.expand(errors_to)
 
     def _logwrite(self, text: str) -> None:
         """Logging happens while the filter runs (filter.txt 3.15): the
@@ -299,6 +308,8 @@ def run_system_filter(d: Any, msg: Any, body: bytes) -> SystemFilterOutcome | No
         for text_, pfr in res.addresses:
             child = parent.make_child(text_)
             if not pfr:
+                if text_ in flt.errors_to:
+                    child.prop.errors_address = flt.errors_to[text_]
                 split_address(child)
                 out.new.append(child)
                 continue

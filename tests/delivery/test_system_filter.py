@@ -91,6 +91,9 @@ seen finish
     "unseen_save": """# Exim filter
 unseen save @ROOT@/mail/saved
 """,
+    "errors_to": """# Exim filter
+unseen deliver nosuch@example.org errors_to pm@hold.example
+""",
     "logwrite": """# Exim filter
 logfile @ROOT@/mail/sf.log 0644
 logwrite "filtered $message_id for $recipients"
@@ -171,8 +174,12 @@ def _queue(root: Path, mid: str) -> list[str]:
             else:
                 data = (root / "spool" / "input" / (f.name[:-2] + "-D")).read_text(
                     errors="replace").split("\n", 1)[1]
+                hdrs = "\n".join(
+                    ln[5:] for ln in head.split("\n\n", 1)[1].splitlines()
+                    if re.match(r"\d{3}[A-Z ] ", ln) and not ln[5:].startswith(
+                        ("Received:", "Message-Id:", "Date:")))
                 out.append(f"OTHER {sender} frozen={frozen}\n"
-                           + _norm(root, mid, data))
+                           + _norm(root, mid, hdrs + "\n" + data))
     return out
 
 
