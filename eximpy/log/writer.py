@@ -177,9 +177,17 @@ class LogWriter:
 
     # --- output ---------------------------------------------------------
     def path_for(self, kind: str, now: float | None = None) -> str | None:
-        if self.targets.path is None:
+        tpl = self.targets.path
+        if tpl is None:
             return None
-        return expand_log_path(self.targets.path, kind,
+        if "%D" not in tpl and "%M" not in tpl:
+            # No date in the name: the path is the same for every line.
+            cache = self.__dict__.setdefault("_fixed_paths", {})
+            path = cache.get((tpl, kind))
+            if path is None:
+                path = cache[(tpl, kind)] = expand_log_path(tpl, kind, 0.0)
+            return path
+        return expand_log_path(tpl, kind,
                                self.clock() if now is None else now)
 
     def _cached_fd(self, path: str) -> int | None:

@@ -116,6 +116,9 @@ _CMDS = (
     (b"noop", NOOP, True), (b"etrn", ETRN, True), (b"vrfy", VRFY, True),
     (b"expn", EXPN, True), (b"help", HELP, True),
 )
+# The _CMDS entry a command line's first word can only be (a dict lookup
+# instead of trying every entry; no match still tries them all).
+_CMD_BY_WORD = {entry[0].split(b" ")[0]: entry for entry in _CMDS}
 _HAD_NAMES = {AUTH: "AUTH", DATA: "DATA", BDAT: "BDAT", EHLO: "EHLO",
               ETRN: "ETRN", EXPN: "EXPN", HELO: "HELO", HELP: "HELP",
               MAIL: "MAIL", NOOP: "NOOP", QUIT: "QUIT", RCPT: "RCPT",
@@ -1265,7 +1268,9 @@ class Session:
         if hadnull:
             return BADCHAR, line, b""
         low = line.lower()
-        for name, cmd, has_arg in _CMDS:
+        sp = low.find(b" ")
+        hit = _CMD_BY_WORD.get(low if sp < 0 else low[:sp])
+        for name, cmd, has_arg in ((hit,) if hit is not None else _CMDS):
             ln = len(name)
             if low.startswith(name) and (name.endswith(b":") or len(line) == ln
                                          or line[ln:ln + 1] == b" "):

@@ -941,8 +941,12 @@ def dovecot():
     """A real Dovecot (Debian's dovecot-core) serving an auth socket."""
     import subprocess
     import time
-    d = Path(__file__).resolve().parent.parent / "_work" / "dovecot"
-    shutil.rmtree(d, ignore_errors=True)
+    import tempfile
+    work = Path(__file__).resolve().parent.parent / "_work"
+    work.mkdir(exist_ok=True)
+    # A directory of its own: a run never meets another run's Dovecot.
+    d = Path(tempfile.mkdtemp(prefix="dovecot-", dir=work))
+    d.chmod(0o755)                  # Dovecot's auth process reads passwd
     (d / "run").mkdir(parents=True)
     (d / "passwd").write_text("user:{PLAIN}pass\n")
     conf = d / "dovecot.conf"
@@ -954,6 +958,7 @@ def dovecot():
         time.sleep(0.1)
     yield d
     subprocess.run(["dovecot", "-c", str(conf), "stop"], timeout=20)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_dovecot_auth(dovecot: Path, smtpdir: Path) -> None:
