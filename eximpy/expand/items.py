@@ -220,20 +220,37 @@ def item_authresults(ctx, a):
         g += iprev
         if sha:
             g += " smtp.remote-ip=" + sha
-    auth = get("sender_host_authenticated")
-    if auth and get("authenticated_id"):
-        g += f";\n\tauth=pass ({auth})"
-        aid = get("authenticated_id")
-        g += f" smtp.auth={aid}" if aid else ""
-        asnd = get("authenticated_sender")
-        if asnd:
-            g += f" smtp.mailfrom={asnd}"
+    g += authres_smtpauth(ctx)
     g += authres_spf(ctx)
     # The DKIM part (and any later one) comes from whoever verified: a str or
     # a callable in ctx.variables["authresults_extra"] (eximpy.acl.dkim).
     extra = ctx.variables.get("authresults_extra")
     if extra:
         g += extra() if callable(extra) else extra
+    return g
+
+
+def authres_smtpauth(ctx) -> str:
+    """Exim's authres_smtpauth(): the auth part of ${authresults}.  Exim
+    names the authenticator by its public name: the SMTP session gives it
+    as ctx.variables["sender_host_auth_pubname"] (else the driver name in
+    $sender_host_authenticated is used); $authenticated_sender is the AUTH=
+    value of MAIL as the client sent it (with its <>)."""
+    get = ctx.get_var
+    if not get("sender_host_authenticated"):
+        return ""
+    pub = ctx.variables.get("sender_host_auth_pubname") or get("sender_host_authenticated")
+    aid = get("authenticated_id")
+    g = f";\n\tauth=pass ({pub}"
+    if pub != "tls":
+        g += ") smtp.auth=" + aid
+    elif aid:
+        g += ") x509.auth=" + aid
+    else:
+        g += ") reason=x509.auth"
+    asnd = get("authenticated_sender")
+    if asnd:
+        g += " smtp.mailfrom=" + asnd
     return g
 
 
