@@ -14,7 +14,8 @@ DESCRIPTION
     octal-or-group \\N references as PCRE reads them, (?J), PCRE2's
     backtracking verbs that regex has ((*SKIP) (*FAIL) (*F) (*PRUNE)), and
     start-of-pattern options ((*UTF) (*NO_JIT) (*LIMIT_MATCH=n) ...), which
-    are dropped.  Not done: (?U), (?n), (?xx), (*ACCEPT), (*COMMIT),
+    are dropped; (?U) and (?n) at the start of the pattern.  Not done:
+    (?U) and (?n) elsewhere, (?xx), (*ACCEPT), (*COMMIT),
     (*THEN), (*MARK); \\K inside a look-around is not refused.
 
     Two engines: a pattern is compiled with the standard library's re
@@ -107,6 +108,7 @@ def _prop(p: str, i: int) -> tuple[str, int]:
 
 
 _INLINE_FLAGS = re.compile(r"\(\?([imsx]*)(?:-([imsx]*))?\)")
+_LEAD_FLAGS = re.compile(r"\(\?([imsxnU]+)\)")
 
 
 def translate(p: str, pos_map: list | None = None) -> tuple[str, bool]:
@@ -122,6 +124,8 @@ def translate(p: str, pos_map: list | None = None) -> tuple[str, bool]:
 
     i = 0
     n = len(p)
+    lead = _verbs_end(p, 0, len(p))      # after any (*VERB) start options
+    ungreedy = nocap = False
     total = _count_groups(p)
     in_class = False
     class_start = 0
@@ -318,6 +322,22 @@ def translate(p: str, pos_map: list | None = None) -> tuple[str, bool]:
             need = True                   # duplicate names: regex allows them
             i += 4
             continue
+        if c == "(" and i == lead:
+            m = _LEAD_FLAGS.match(p, i)
+            if m and ("U" in m.group(1) or "n" in m.group(1)):
+                # (?U) and (?n) at the start: translated for the whole pattern
+                ungreedy = ungreedy or "U" in m.group(1)
+                nocap = nocap or "n" in m.group(1)
+                rest = m.group(1).replace("U", "").replace("n", "")
+                if rest:
+                    emit(f"(?{rest})")
+                i = lead = m.end()
+                continue
+        if c == "(" and nocap and not p.startswith(("(?", "(*"), i):
+            extra.append(0)
+            emit("(?:")
+            i += 1
+            continue
         if c == "(":
             m = _INLINE_FLAGS.match(p, i)
             if m and (m.group(1) or m.group(2)):
@@ -359,6 +379,23 @@ def translate(p: str, pos_map: list | None = None) -> tuple[str, bool]:
             emit(c)
             i += 1
             continue
+        if ungreedy and c in "*+?{":
+            q = c
+            if c == "{":
+                mq = _QUANT.match(p, i)
+                q = mq.group(0) if mq else None
+            if q is not None:
+                j = i + len(q)
+                emit(q)
+                if j < n and p[j] == "?":
+                    j += 1                 # (?U): "x*?" is greedy
+                elif j < n and p[j] == "+":
+                    emit("+")              # possessive stays possessive
+                    j += 1
+                else:
+                    emit("?")
+                i = j
+                continue
         emit(c)
         i += 1
     emit(")" * extra[0])

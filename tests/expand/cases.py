@@ -684,6 +684,18 @@ REGEX_PCRE2 = [
     '${sg{abc}{\\N\\B\\N}{|}}',
     '${sg{a b}{\\N\\s*\\N}{_}}',
     '${sg{aXbX}{\\N(?i)x\\N}{-}}',
+    '${if match{aab}{\\N(?U)a+\\N}{[$0]}{n}}',
+    '${if match{aab}{\\N(?U)a+?\\N}{[$0]}{n}}',
+    '${if match{aab}{\\N(?U)a*b\\N}{[$0]}{n}}',
+    '${if match{aaab}{\\N(?U)a{1,3}\\N}{[$0]}{n}}',
+    '${if match{aaab}{\\N(?U)a{1,3}?\\N}{[$0]}{n}}',
+    '${if match{aaab}{\\N(?Ui)A+\\N}{[$0]}{n}}',
+    '${if match{ab}{\\N(?n)(a)(b)\\N}{[$0][$1]}{n}}',
+    '${if match{ab}{\\N(?n)(?<x>a)(b)\\N}{[$0][$1]}{n}}',
+    '${if match{AB}{\\N(?in)(a)b\\N}{[$0][$1]}{n}}',
+    '${if match{a?b}{\\N(?U)a\\?b\\N}{[$0]}{n}}',
+    '${if match{aab}{\\N(?U)[a+]+\\N}{[$0]}{n}}',
+    '${sg{aaa}{\\N(?U)a+\\N}{x}}',
 ]
 
 # $value, $item and $0..$9 through nested items (save/restore rules).
