@@ -38,6 +38,9 @@ SEE ALSO
 """
 from __future__ import annotations
 
+# getaddrinfo() encodes host names with the idna codec, which a role
+# cannot import any more once it has dropped privileges: load it now.
+import encodings.idna  # noqa: F401
 import os
 import random
 import re
