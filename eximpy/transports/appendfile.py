@@ -3,10 +3,57 @@
 SUMMARY
     OPTIONS is the appendfile transport's private option table (names, types and
     defaults as in Exim 4.96); AppendfileTransport is registered as `driver = appendfile`.
-    The driver's work itself is not implemented yet.
+    send_quota_warning(tp, addr, tctx) sends the quota_warn_message after a
+    delivery that crossed quota_warn_threshold (called by the deliverer for
+    special_action SPECIAL_WARN).
+
+DESCRIPTION
+    Delivery follows Exim's appendfile_transport_entry() step by step:
+
+    setup      quota, quota_filecount, quota_warn_threshold (K/M/G, "%"),
+               mailbox_size, mailbox_filecount, maildir_use_size_file
+               expanded; a malformed value defers (-1).
+    one file   (mbox, MBX) /dev/null; create_file (anywhere, belowhome,
+               inhome: Exim's check_creation with realpath); create_directory;
+               file_format (another transport may take over); the
+               "<file>.lock" lock file (hitching post + link, lockfile_timeout,
+               lock_retries, lock_interval); the lstat/open loop with
+               check_owner, check_group, allow_symlink, allow_fifo (O_NDELAY),
+               mode / mode_fail_narrower, inode and mode re-checks; fcntl
+               and/or flock locks (lock_fcntl_timeout/lock_flock_timeout make
+               them blocking with a timeout) or MBX locking (shared lock +
+               /tmp/.<dev>.<inode>); quota with quota_is_inclusive; the MBX
+               header block and per-message line; truncation back on error;
+               atime kept; notify_comsat.
+    directory  Maildir (tmp/new/cur made, maildirfolder_create_regex,
+               "<sec>.M<usec>P<pid>.<host>" names, maildir_retries,
+               maildir_tag), mailstore (.tmp/.env/.msg with mailstore_prefix
+               and mailstore_suffix and one line per batched address) or a
+               plain new file renamed by link() to directory_file ($inode);
+               quota_directory or the Maildir++ parent; the maildirsize file
+               (maildir_use_size_file: "<quota>S,<count>C" line, one line per
+               message, recalculated as tf_maildir.c does, folders chosen by
+               maildir_quota_directory_regex); quota_size_regex; quota,
+               quota_filecount.
+    framing    message_prefix/suffix, check/escape_string (defaults as
+               appendfile_transport_init sets them), use_bsmtp (MAIL/RCPT/DATA
+               and ".", one RCPT per batched address, rcpt_include_affixes),
+               use_crlf (implied by mbx_format).
+    warning    SPECIAL_WARN (special_action 3) when the mailbox size crosses
+               quota_warn_threshold with this message.
+
+    Errors carry Exim's texts and errno values (shown as "defer (N)").  The
+    transport runs as the mailbox owner (the caller has switched ids), so
+    ownership checks use the effective ids, as Exim's geteuid().
+
+SECURITY
+    Symbolic links and non-regular files are refused unless allowed; files
+    are opened with O_EXCL when created and re-checked after opening.  The
+    file or directory name must not be tainted.
 
 SEE ALSO
-    spec chapter 26 "The appendfile transport".
+    spec chapter 26 "The appendfile transport"; Exim appendfile.c,
+    tf_maildir.c.
 """
 from __future__ import annotations
 
@@ -129,12 +176,8 @@ def _quota_warn_message(instance: object):
 class AppendfileTransport(Transport):
     """`driver = appendfile`.
 
-    deliver(addr, tctx) appends to an mbox file (dot-lock file and fcntl
-    lock, as Exim takes them; lock_retries/lock_interval), or writes a
-    Maildir file (tmp/ then new/, Exim's "<time>.H<usec>P<pid>.<host>"
-    names, maildir_tag), creating directories with create_directory and
-    directory_mode.  quota (size only), mailstore, mbx, quota_warn and
-    maildir_use_size_file are not implemented yet.
+    deliver(addr, tctx) -> TransportResult: delivers addr (or the batch in
+    addr.batch) as the module docstring describes.
     """
 
     def deliver(self, addr: Any, tctx: Any) -> Any:

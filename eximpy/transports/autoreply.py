@@ -3,9 +3,16 @@
 SUMMARY
     OPTIONS is the autoreply transport's private option table (names, types and
     defaults as in Exim 4.96); AutoreplyTransport is registered as `driver = autoreply`.
+    submit_reply(tctx, data, uid, gid) spools a composed reply.  Delivery
+    follows Exim's autoreply_transport_entry() (see the class).
+
+SECURITY
+    The reply is submitted as a new message with sender <> (never bounced
+    back); header values must be printable; the once file and the log are
+    written as the delivering user with `mode`.
 
 SEE ALSO
-    spec chapter 27 "The autoreply transport".
+    spec chapter 27 "The autoreply transport"; Exim autoreply.c.
 """
 from __future__ import annotations
 

@@ -3,9 +3,18 @@
 SUMMARY
     OPTIONS is the pipe transport's private option table (names, types and
     defaults as in Exim 4.96); PipeTransport is registered as `driver = pipe`.
+    Its deliver() follows Exim's pipe_transport_entry() (see the class).
+
+SECURITY
+    Commands run as an argument vector (no shell unless use_shell); the
+    command name may not be tainted and is found in `path` only by its
+    name; allow_commands / restrict_to_path limit what a redirection may
+    run.  The command runs in its own process group, killed on timeout or
+    beyond max_output.
 
 SEE ALSO
-    spec chapter 29 "The pipe transport".
+    spec chapter 29 "The pipe transport"; Exim pipe.c, deliver.c (return
+    file handling), os.c (os_strexit texts).
 """
 from __future__ import annotations
 
