@@ -1316,13 +1316,15 @@ class MatchCond(TwoArgCond):
 class MatchListCond(TwoArgCond):
     """match_domain, match_local_part, match_address, match_ip: the list
     (never expanded) goes straight to eximpy.match."""
-    __slots__ = ()
+    __slots__ = ("kind",)
+
+    _KINDS = {"match_ip": 0, "match_domain": 1, "match_local_part": 2, "match_address": 3}
 
     def __init__(self, neg, name, a, b) -> None:
         self.neg, self.name, self.a, self.b, self.fn = neg, name, a, b, None
+        self.kind = self._KINDS[name]
 
     def test(self, ctx) -> bool:
-        M = _M
         a = self.a
         if a.__class__ is Var:
             x = ctx.variables.get(a.name)
@@ -1332,17 +1334,17 @@ class MatchListCond(TwoArgCond):
             x = _arg(a, ctx)
         b = self.b
         y = b.s if b.__class__ is Text else b.ev(ctx)
-        name = self.name
-        if name == "match_ip":
-            if x and ip_type(x, allow_mask=False)[0] == 0:
+        kind = self.kind
+        if kind == 1:
+            rc, value = _M.match_isinlist(ctx, x, y, _M.MCL_DOMAIN, True)
+        elif kind == 0:
+            if x and ip_type(x, False)[0] == 0:
                 raise ExpansionError(f'"{x}" is not an IP address')
-            rc, value = M.match_host_list(ctx, x, "", y, ip_only=True)
-        elif name == "match_domain":
-            rc, value = M.match_isinlist(ctx, x, y, M.MCL_DOMAIN, caseless=True)
-        elif name == "match_local_part":
-            rc, value = M.match_isinlist(ctx, x, y, M.MCL_LOCALPART, caseless=True)
+            rc, value = _M.match_host_list(ctx, x, "", y, True)
+        elif kind == 2:
+            rc, value = _M.match_isinlist(ctx, x, y, _M.MCL_LOCALPART, True)
         else:
-            rc, value = M.match_address_list(ctx, x, y, caseless=True)
+            rc, value = _M.match_address_list(ctx, x, y, True)
         ctx.lookup_value = value
         if rc == "OK":
             return not self.neg
