@@ -255,7 +255,8 @@ def _spool_from_exim(config: Any, msg: Any, to: str, data: bytes,
         login, uid, gid = None, None, None
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
                         login=login, uid=uid, gid=gid, gecos="", log=log)
-    return receive_local(config, "", [to], io.BytesIO(data), opts).id
+    rcpts = [t.strip() for t in to.split(",") if t.strip()]
+    return receive_local(config, "", rcpts, io.BytesIO(data), opts).id
 
 
 def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
@@ -390,35 +391,72 @@ def send_freeze_tell(config: Any, msg: Any, frozen_info: str,
         text.encode("utf-8", "surrogateescape")), opts).id
 
 
-def warn_delay_text(age: float) -> str:
-    """$warn_message_delay: "<n> minutes" or "<n> hours"."""
-    minutes = int(age // 60)
-    if minutes >= 120:
-        return f"{minutes // 60} hours"
-    return f"{minutes} minutes"
+def warn_delay_text(age: float, show_time: int | None = None) -> str:
+    """$warn_message_delay: the delay_warning time reached (``show_time``)
+    in minutes, or in hours once the message is two hours old (Exim)."""
+    shown = int(age if show_time is None else show_time)
+    if age >= 120 * 60:
+        return f"{shown // 3600} hours"
+    return f"{shown // 60} minutes"
+
+
+def warning_schedule(config: Any, age: float) -> tuple[int, int]:
+    """(how many warnings should have been sent by now, the delay_warning
+    time of the last of them), as Exim's deliver.c counts them: the last
+    time in the list repeats at its own interval."""
+    times = [int(t) for t in (config.main.get("delay_warning") or ())]
+    if not times or not times[0]:
+        return 0, 0
+    n = len(times)
+    count = 0
+    while count < n and age >= times[count]:
+        count += 1
+    if count == 0:
+        return 0, 0
+    show = times[count - 1]
+    if count >= n:
+        last_gap = show - (times[count - 2] if count > 1 else 0)
+        if last_gap > 0:
+            extra = int((age - show) // last_gap)
+            show += last_gap * extra
+            count += extra
+    return count, show
+
+
+def warning_recipients(msg: Any, delayed: list[Any]) -> str:
+    """Who gets the warning: each deferred address's errors address, else
+    the sender, once each ($warn_message_recipients)."""
+    out = ""
+    for a in delayed:
+        who = a.prop.errors_address or msg.sender
+        if who not in out:          # (Exim's substring test)
+            out = f"{out},{who}" if out else who
+    return out
 
 
 def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
-                 now: float | None = None, items: list[str] | None = None) -> bytes:
+                 now: float | None = None, items: list[str] | None = None,
+                 to: str | None = None, show_time: int | None = None) -> bytes:
     """A delay warning ("Warning: message ID delayed N minutes")."""
+    to = to or msg.sender
+    delay = warn_delay_text(age, show_time)
     main = config.main
     primary = main.get("primary_hostname") or os.uname().nodename
     qd = main.get("qualify_domain") or primary
     t = int(now if now is not None else time.time())
     boundary = f"{t}-eximdsn-{random.randrange(2**31)}"
-    minutes = int(age // 60)
     mid_hdr = msg.header("message-id")
     refs = mid_hdr.text.split(":", 1)[1].strip() if mid_hdr is not None \
         else f"<E{msg.id}@{primary}>"
     h = [*_reply_to(config),
          "Auto-Submitted: auto-replied",
          f"From: Mail Delivery System <Mailer-Daemon@{qd}>",
-         f"To: {msg.sender}",
+         f"To: {to}",
          f"References: {refs}",
          "Content-Type: multipart/report; report-type=delivery-status; "
          f"boundary={boundary}",
          "MIME-Version: 1.0",
-         f"Subject: Warning: message {msg.id} delayed {warn_delay_text(age)}"]
+         f"Subject: Warning: message {msg.id} delayed {delay}"]
     if items and items[0].strip():
         h[-1] = items[0].rstrip("\n")
     out = ["\n".join(h), "\n\n", f"--{boundary}\n",
@@ -429,10 +467,15 @@ def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
             out.append(_delay_lines(a))
         out.append("\n" + (items[2] if len(items) > 2 else ""))
         return _warning_tail(out, msg, delayed, boundary, primary)
-    out += ["This message was created automatically by mail delivery software.\n",
-           "A message that you sent has not yet been delivered to one or more of its\n",
-           f"recipients after more than {minutes} minutes on the queue on {primary}.\n\n",
-           f"The message identifier is:     {msg.id}\n"]
+    out.append("This message was created automatically by mail delivery software.\n")
+    if to == msg.sender:
+        out.append("A message that you sent has not yet been delivered to one or more of its\n"
+                   "recipients after more than ")
+    else:
+        out.append(f"A message sent by\n\n  <{msg.sender}>\n\n"
+                   "has not yet been delivered to one or more of its recipients after more than \n")
+    out += [f"{delay} on the queue on {primary}.\n\n",
+            f"The message identifier is:     {msg.id}\n"]
     subj = msg.header("subject")
     if subj is not None:
         out.append("The subject of the message is: "
@@ -483,22 +526,17 @@ def _warning_tail(out: list[str], msg: Any, delayed: list[Any], boundary: str,
 
 
 def warning_due(config: Any, msg: Any, age: float) -> bool:
-    """Whether the next delay warning is due (delay_warning time list: the
-    n-th warning at the n-th time, the last time repeating)."""
-    times = config.main.get("delay_warning") or ()
-    if not times or not times[0]:
-        return False
-    n = msg.warning_count
-    if n < len(times):
-        due = times[n]
-    else:
-        due = times[-1] * (n - len(times) + 2)
-    return age >= due
+    """Whether a delay warning is due: fewer have been sent than
+    warning_schedule() counts."""
+    return msg.warning_count < warning_schedule(config, age)[0]
 
 
 def send_warning(config: Any, msg: Any, delayed: list[Any], age: float,
-                 log: Any = None, items: list[str] | None = None) -> str | None:
+                 log: Any = None, items: list[str] | None = None,
+                 to: str | None = None, show_time: int | None = None) -> str | None:
     if not delayed or not msg.sender:
         return None
-    data = warning_text(config, msg, delayed, age, items=items)
-    return _spool_from_exim(config, msg, msg.sender, data, log)
+    to = to or warning_recipients(msg, delayed)
+    data = warning_text(config, msg, delayed, age, items=items, to=to,
+                        show_time=show_time)
+    return _spool_from_exim(config, msg, to, data, log)

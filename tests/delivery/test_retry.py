@@ -83,6 +83,15 @@ sfx:
   local_parts = tf
   local_part_suffix = -*
   transport = tfpipe
+tw:
+  driver = accept
+  local_parts = tw
+  errors_to = list@example.org
+  transport = tfpipe
+lst:
+  driver = accept
+  local_parts = list
+  transport = tfpipe
 begin transports
 mbox:
   driver = appendfile
@@ -229,7 +238,7 @@ def _run_both(name: str, rules: str, steps: list[list[str] | float],
     return ex, py, mid
 
 
-def _compare(name: str, ex: Path, py: Path, mid: str) -> None:
+def _compare(name: str, ex: Path, py: Path, mid: str, dump: bool = True) -> None:
     lx, lp = _log(ex, mid), _log(py, mid)
     keep_golden(GOLDEN / "delivery_retry" / f"{name}.mainlog",
                 "\n".join(lx).replace(mid, "MSGID") + "\n")
@@ -240,6 +249,8 @@ def _compare(name: str, ex: Path, py: Path, mid: str) -> None:
             assert (side / "mail" / "ok").read_text().count("Subject: retry") == 1
     assert (py / "spool" / "input" / f"{mid}-H").exists() == \
         (ex / "spool" / "input" / f"{mid}-H").exists()
+    if not dump:
+        return
     dx = _dump_exim(ex)
     keep_golden(GOLDEN / "delivery_retry" / f"{name}.dump", "\n".join(dx) + "\n")
     assert _dump_eximpy(py) == dx
@@ -398,9 +409,9 @@ def test_no_delay_warning_for_retry_skips():
                 if "\n<>\n" in f.read_text(errors="replace"))
         counts.setdefault(root.name, []).append(n)
     ex, py, mid = _run_both(name, "* * F,1h,15m",
-                            [["-M", "@ID@"], count, 3.0, ["-q"], count,
+                            [["-M", "@ID@"], count, 6.0, ["-q"], count,
                              ["-qf"], count],
-                            selector="delay_warning = 2s\n"
+                            selector="delay_warning = 5s\n"
                                      "errors_reply_to = pm@example.org",
                             rcpts=("tf", "ok"))
     _compare(name, ex, py, mid)
@@ -496,3 +507,22 @@ def test_hold_and_queue_domains():
                                      "queue_domains = example.org",
                             rcpts=("a@defer.example", "ok", "tf"))
     _compare(name, ex, py, mid)
+
+
+def test_delay_warning_to_errors_address():
+    """A deferred address with an errors address (router errors_to) has
+    its delay warning sent there: 'A message sent by <sender>', the
+    delay_warning time reached as the delay."""
+    name = "warning_errors_to"
+    ex, py, mid = _run_both(name, "* * F,1h,15m",
+                            [["-M", "@ID@"], 6.0, ["-qf"]],
+                            selector="delay_warning = 5s:1h",
+                            rcpts=("tw", "ok"))
+    # (no dump comparison: Exim delivers its warning at once, to a pipe
+    # that defers, and records that; eximpy leaves its own messages to
+    # queue runs)
+    _compare(name, ex, py, mid, dump=False)
+    wx, wp = _warning(ex, mid), _warning(py, mid)
+    keep_golden(GOLDEN / "delivery_retry" / f"{name}.warning", wx)
+    assert "To: list@example.org" in wx
+    assert wp == wx
