@@ -634,9 +634,11 @@ class _Delivery:
     def _maybe_warn(self, msg: Any, rctx: Any, deferred: list[Address]) -> None:
         """Send a delay warning when delay_warning says one is due and
         delay_warning_condition allows it; count it in -H."""
-        from eximpy.deliver.bounce import send_warning, warning_due
+        from eximpy.deliver.bounce import (send_warning, warning_recipients,
+                                           warning_schedule)
         age = time.time() - msg.received_time
-        if not warning_due(self.config, msg, age):
+        count, show = warning_schedule(self.config, age)
+        if msg.warning_count >= count:
             return
         cond = self.config.main.get("delay_warning_condition")
         if cond:
@@ -644,17 +646,18 @@ class _Delivery:
             if not expand_check_condition(cond, rctx.expand_context(None)):
                 return
         from eximpy.deliver.bounce import warn_delay_text
+        to = warning_recipients(msg, deferred)
         items = self._template("warn_message_file", rctx, {
-            "warn_message_delay": warn_delay_text(age),
-            "warn_message_recipients": msg.sender})
+            "warn_message_delay": warn_delay_text(age, show),
+            "warn_message_recipients": to})
         try:
             send_warning(self.config, msg, deferred, age, log=self.log,
-                         items=items)
+                         items=items, to=to, show_time=show)
         except Exception as e:  # noqa: BLE001 - reception failures
             self.log.main(f"Process failed ({e}) when writing a delay "
-                          f"warning to {msg.sender}", self.mid)
+                          f"warning to {to}", self.mid)
             return
-        msg.warning_count += 1
+        msg.warning_count = count       # (Exim: the count due, not +1)
 
     def _template(self, option: str, rctx: Any, extra: dict[str, str]) -> list[str] | None:
         """The expanded items of bounce_message_file / warn_message_file,
