@@ -16,7 +16,7 @@ DESCRIPTION
     start-of-pattern options ((*UTF) (*NO_JIT) (*LIMIT_MATCH=n) ...), which
     are dropped; (?U) and (?n) at the start of the pattern.  Not done:
     (?U) and (?n) elsewhere, (?xx), (*ACCEPT), (*COMMIT),
-    (*THEN), (*MARK); \\K inside a look-around is not refused.
+    (*THEN), (*MARK).
 
     Two engines: a pattern is compiled with the standard library's re
     (fastest) unless it uses something only the third-party regex module
@@ -228,6 +228,9 @@ def translate(p: str, pos_map: list | None = None) -> tuple[str, bool]:
             if in_class and d in "dDwWsShHvV" and p.startswith("-", i + 2) \
                     and i + 3 < n and p[i + 3] != "]":
                 raise PcreError("invalid range in character class", i + 2)
+            if d == "K" and not in_class and _in_lookaround(p, i):
+                raise PcreError("\\K is not allowed in lookarounds (but see "
+                                "PCRE2_EXTRA_ALLOW_LOOKAROUND_BSK)", n)
             if d in _REGEX_ESCAPES:
                 need = True
                 emit(p[i:i + 2])
@@ -457,6 +460,22 @@ def _verbs_end(p: str, i: int, stop: int) -> int:
             break
         i = m.end()
     return i
+
+
+_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+
+
+def _in_lookaround(p: str, pos: int) -> bool:
+    """Is p[pos] inside a look-ahead or look-behind group?"""
+    for m in _LOOKAROUND.finditer(p, 0, pos):
+        k = m.start() - 1
+        while k >= 0 and p[k] == "\\":
+            k -= 1
+        if (m.start() - 1 - k) % 2:
+            continue                      # an escaped "("
+        if _group_end(p, m.start()) > pos:
+            return True
+    return False
 
 
 def _group_end(p: str, i: int) -> int:

@@ -696,6 +696,11 @@ REGEX_PCRE2 = [
     '${if match{a?b}{\\N(?U)a\\?b\\N}{[$0]}{n}}',
     '${if match{aab}{\\N(?U)[a+]+\\N}{[$0]}{n}}',
     '${sg{aaa}{\\N(?U)a+\\N}{x}}',
+    '${if match{xab}{\\N(?=\\K)abc\\N}{y}{n}}',
+    '${if match{xab}{\\Nx(?=a\\Kb)ab\\N}{y}{n}}',
+    '${if match{xab}{\\N(?<=x(\\K))a\\N}{y}{n}}',
+    '${if match{xab}{\\N(?:\\K)a\\N}{[$0]}{n}}',
+    '${if match{xab}{\\N(?<=\\K)\\N}{y}{n}}',
 ]
 
 # $value, $item and $0..$9 through nested items (save/restore rules).
