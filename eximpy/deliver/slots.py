@@ -28,7 +28,9 @@ DESCRIPTION
     the message lock dies with it and the message stays in the queue for
     the next run; the parent forgets the id, reaps the slot and starts a
     new one when needed.  An exception in deliver() is written to stderr
-    and ends only that delivery.
+    and ends only that delivery.  Between messages a slot forgets its
+    cached lookups (eximpy.lookups.cache.tidyup, Exim's search_tidyup), as
+    a new delivery process would.
 
 SECURITY
     A slot has its parent's privilege (the delivery role: the Exim user
@@ -113,10 +115,19 @@ def _slot_main(rfd: int, wfd: int, deliver: Callable[[str], Any]) -> int:
                     sys.stderr.write(f"eximpy: delivering {mid}: "
                                      f"{type(e).__name__}: {e}\n")
                     sys.stderr.flush()
+                _tidyup()
                 _title("eximpy: delivery slot")
             os.write(wfd, line + b"\n")
     finally:
         worker.shutdown()
+
+
+def _tidyup() -> None:
+    """Exim's search_tidyup() between messages: lookup files are closed
+    and cached results forgotten, so that the next message sees changed
+    alias files and databases as a new delivery process would."""
+    from eximpy.lookups.cache import tidyup
+    tidyup()
 
 
 def _title(text: str) -> None:

@@ -21,7 +21,8 @@ DESCRIPTION
     (PR_SET_PDEATHSIG, set after the id change, which clears it), and then
     serves delivery requests from the parent over a Unix socketpair until
     the parent closes it, the parent dies, or it has been idle for
-    WORKER_IDLE seconds.
+    WORKER_IDLE seconds.  Lookups a transport makes (as the user) are not
+    cached from one request to the next.
 
     At most WORKER_MAX workers live at a time; the least recently used one
     is ended to make room.  The parent also ends workers idle longer than
@@ -495,8 +496,9 @@ def _worker_main(sock: socket.socket, config: Any, key: tuple,
 
 
 def _serve(sock: socket.socket, config: Any, state: dict[str, bool]) -> int:
-    from eximpy.log.writer import LogWriter
     from eximpy import routing as R
+    from eximpy.log.writer import LogWriter
+    from eximpy.lookups.cache import tidyup
     wlog = LogWriter.from_config(config)
     base = R.RoutingContext(config, log=lambda m, panic=False, main=True:
                             (wlog.panic if panic else wlog.main)(m))
@@ -527,6 +529,7 @@ def _serve(sock: socket.socket, config: Any, state: dict[str, bool]) -> int:
             return 1
         os.umask(umask)
         report = _run_one(config, req, current[1], template, wlog, drivers)
+        tidyup()            # nothing cached from one delivery to the next
         _send_frame(sock, b"R" + _SEQ.pack(req["seq"]) + report)
         state["busy"] = False
 

@@ -45,6 +45,10 @@ md:
   driver = accept
   local_parts = md
   transport = maildir
+lk:
+  driver = accept
+  local_parts = lk
+  transport = lk_pipe
 st:
   driver = accept
   local_parts = g1 : g2 : g3
@@ -53,6 +57,10 @@ begin transports
 crash_pipe:
   driver = pipe
   command = /bin/sh -c 'kill -9 \\$PPID'
+lk_pipe:
+  driver = pipe
+  user = nobody
+  command = /bin/sh -c 'echo ${lookup{k}lsearch{@DIR@/out/map}} > @DIR@/out/lk.\\$MESSAGE_ID'
 maildir:
   driver = appendfile
   directory = @DIR@/out/Maildir
@@ -396,3 +404,22 @@ def test_idle_worker_leaves_and_is_replaced_without_a_deferral(site) -> None:
     assert (a, b) == (True, True)
     assert first[0][3] != second[0][3]
     assert not (site / "log" / "paniclog").exists()
+
+
+def test_a_worker_does_not_cache_lookups_between_deliveries(site) -> None:
+    """A new Exim delivery process looks up afresh; so does a warm worker."""
+    ids = _receive(site / "conf", ["lk", "lk"])
+    mapfile = site / "out" / "map"
+
+    def body(config: Any) -> Any:
+        from eximpy.deliver.deliver import deliver_message
+        mapfile.write_text("k: one\n")
+        a = deliver_message(config, ids[0]).completed
+        pool = _pool_list()
+        mapfile.write_text("k: two\n")
+        b = deliver_message(config, ids[1]).completed
+        return [a, b, pool == _pool_list()]
+    (a, b, same), _child, _r = _in_child(site / "conf", body)
+    assert (a, b, same) == (True, True, True)
+    assert (site / "out" / f"lk.{ids[0]}").read_text() == "one\n"
+    assert (site / "out" / f"lk.{ids[1]}").read_text() == "two\n"
