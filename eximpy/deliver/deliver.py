@@ -423,8 +423,12 @@ class _Delivery:
                         batch_res[id(batch[0])] = res
                 from eximpy.transports._write import split_output
                 res.returned_output, tlines = split_output(res.returned_output)
+                panic = False
                 for tline in tlines:      # pipe log_output etc.
-                    from eximpy.transports._write import SWITCH_MARK
+                    from eximpy.transports._write import PANIC_MARK, SWITCH_MARK
+                    if tline == PANIC_MARK:     # Exim's PANIC: main + panic log
+                        panic = True
+                        continue
                     if tline.startswith(SWITCH_MARK):   # file_format
                         other = self.config.transport(tline[len(SWITCH_MARK):])
                         if other is not None:
@@ -485,10 +489,13 @@ class _Delivery:
                     addr.message = res.message
                     if res.special_action:
                         addr.special_action = res.special_action
-                    self.addr_main(addr, F.deferred(self.sel, _shown(addr), res.message,
-                                         errno_value=res.errno,
-                                         original=_shown_original(addr),
-                                         router=rname, transport=tname))
+                    dtext = F.deferred(self.sel, _shown(addr), res.message,
+                                       errno_value=res.errno,
+                                       original=_shown_original(addr),
+                                       router=rname, transport=tname)
+                    self.addr_main(addr, dtext)
+                    if panic:
+                        self.log.panic(dtext, self.mid, also_main=False)
             if remote:
                 # smtp/lmtp over TCP: eximpy.deliver.remote logs and sorts
                 from eximpy.deliver.remote import deliver_remote

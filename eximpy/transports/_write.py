@@ -64,7 +64,15 @@ class TransportResult:
         self.add_log_line(SWITCH_MARK + name)
 
 
+    def mark_panic(self) -> "TransportResult":
+        """Exim's PANIC return (a configuration problem): the deferral is
+        logged to the panic log as well."""
+        self.add_log_line(PANIC_MARK)
+        return self
+
+
 SWITCH_MARK = "\x01transport="
+PANIC_MARK = "\x01panic"
 _LOGMARK = "\x00eximpy-log\x00"
 _NOOUT = "\x00none\x00"
 

@@ -224,10 +224,12 @@ class _Fail(Exception):
     """A delivery failure: status, errno, message (Exim's addr fields)."""
 
     def __init__(self, message: str, errno: int = 0, status: str = "DEFER",
-                 special: int = 0, user_message: str | None = None) -> None:
+                 special: int = 0, user_message: str | None = None,
+                 panic: bool = False) -> None:
         super().__init__(message)
         self.message, self.errno, self.status = message, errno, status
         self.special, self.user_message = special, user_message
+        self.panic = panic        # Exim's PANIC: logged to the panic log too
 
     def result(self) -> Any:
         from eximpy import routing as R
@@ -236,9 +238,10 @@ class _Fail(Exception):
         if self.errno > 0:
             # Exim's log shows strerror(basic_errno) before the message.
             text = f"{os.strerror(self.errno)}: {text}"
-        return TransportResult(R.FAIL if self.status == "FAIL" else R.DEFER,
-                               text, self.errno, 0, self.user_message,
-                               self.special)
+        res = TransportResult(R.FAIL if self.status == "FAIL" else R.DEFER,
+                              text, self.errno, 0, self.user_message,
+                              self.special)
+        return res.mark_panic() if self.panic else res
 
 
 def _popt(inst: Any, name: str) -> Any:
@@ -444,7 +447,7 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
     if addr.pfr and fileopt is None and diropt is None:
         if not addr.address.startswith("/"):
             return TransportResult(R.DEFER, f"Mandatory file or directory option "
-                                   f"missing from {name} transport")
+                                   f"missing from {name} transport", -1).mark_panic()
         path_text = None
         is_dir = addr.address.endswith("/") or maildir or mailstore
         path = addr.address
@@ -453,23 +456,26 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
         is_dir = fileopt is None
         if path_text is None:
             return TransportResult(R.DEFER, f"Mandatory file or directory option "
-                                   f"missing from {name} transport")
+                                   f"missing from {name} transport", -1).mark_panic()
     if (maildir or mailstore) and not is_dir:
         return TransportResult(R.DEFER, f"mail{'dir' if maildir else 'store'}"
                                f"_format requires \"directory\" to be specified "
-                               f"for the {name} transport")
+                               f"for the {name} transport", -1).mark_panic()
     if path_text is not None:
         try:
             path = tctx.expand(path_text, addr, address_file=address_file)
         except ExpansionForcedFail:
-            return TransportResult(R.DEFER, f'Expansion of "{path_text}" (file or '
-                                   f"directory name for {name} transport) forced failure")
+            return TransportResult(
+                R.DEFER, f'Expansion of "{path_text}" (file or directory name '
+                f"for {name} transport) forced failure", -1).mark_panic()
         except ExpansionError as e:
-            return TransportResult(R.DEFER, f'Expansion of "{path_text}" (file or '
-                                   f"directory name for {name} transport) failed: {e}")
+            return TransportResult(
+                R.DEFER, f'Expansion of "{path_text}" (file or directory name '
+                f"for {name} transport) failed: {e}", -1).mark_panic()
         if is_tainted(path):
-            return TransportResult(R.DEFER, f"Tainted '{path}' (file or directory "
-                                   f"name for {name} transport) not permitted")
+            return TransportResult(
+                R.DEFER, f"Tainted '{path}' (file or directory name for {name} "
+                "transport) not permitted", -1).mark_panic()
     if not path.startswith("/"):
         return TransportResult(R.FAIL, f"appendfile: file or directory name "
                                f'"{path}" is not absolute', ERRNO_NOTABSOLUTE)
@@ -487,12 +493,12 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
         prefix = tctx.expand(prefix, addr, **extra) if prefix else ""
     except (ExpansionError, ExpansionForcedFail):
         raise _Fail(f'Expansion of "{prefix}" (prefix for {name} transport) '
-                    "failed", ERRNO_EXPANDFAIL)
+                    "failed", ERRNO_EXPANDFAIL, panic=True)
     try:
         suffix = tctx.expand(suffix, addr, **extra) if suffix else ""
     except (ExpansionError, ExpansionForcedFail):
         raise _Fail(f'Expansion of "{suffix}" (suffix for {name} transport) '
-                    "failed", ERRNO_EXPANDFAIL)
+                    "failed", ERRNO_EXPANDFAIL, panic=True)
     data, err = message_bytes(inst, addr, tctx, prefix=None, suffix=None,
                               check_string=_popt(inst, "check_string"),
                               escape_string=_popt(inst, "escape_string"),
@@ -1191,7 +1197,7 @@ def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
                 check_path = tctx.expand(qd, addr)
             except (ExpansionError, ExpansionForcedFail) as e:
                 raise _Fail(f"Expansion of \"{qd}\" (quota_directory name for "
-                            f"{name} transport) failed: {e}")
+                            f"{name} transport) failed: {e}", panic=True)
             if not check_path.startswith("/"):
                 raise _Fail(f"appendfile: quota_directory name \"{check_path}\" "
                             "is not absolute", ERRNO_NOTABSOLUTE)
@@ -1241,7 +1247,7 @@ def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
                     pass
                 except ExpansionError as e:
                     raise _Fail(f"Expansion of \"{tag}\" (maildir_tag for {name} "
-                                f"transport) failed: {e}")
+                                f"transport) failed: {e}", panic=True)
             retries = _popt(inst, "maildir_retries") or 10
             k = 1
             while True:
@@ -1290,7 +1296,7 @@ def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
                     os.close(fd)
                     os.unlink(filename)
                     raise _Fail(f"Expansion of \"{text}\" (mailstore "
-                                f"{opt[10:]} for {name} transport) failed: {e}")
+                                f"{opt[10:]} for {name} transport) failed: {e}", panic=True)
                 env.append(v if v.endswith("\n") else v + "\n")
             try:
                 _write_all(fd, "".join(env).encode("utf-8", "surrogateescape"))
@@ -1380,7 +1386,7 @@ def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
             except (ExpansionError, ExpansionForcedFail) as e:
                 _unlink(filename)
                 raise _Fail(f"Expansion of \"{dfile}\" (directory_file for "
-                            f"{name} transport) failed: {e}")
+                            f"{name} transport) failed: {e}", panic=True)
             rename = f"{path}/{leaf}"
             try:
                 os.link(filename, rename)
@@ -1492,8 +1498,7 @@ def send_quota_warning(inst: Any, addr: Any, tctx: Any) -> None:
         if log is not None:
             line = (f"Failed to expand \"{text}\" (warning message for "
                     f"{inst.name} transport): {e}")
-            log.main(line, mid)
-            log.panic(line, mid)
+            log.panic(line, mid)     # main and panic logs
         return
 
     def has(h: str) -> bool:

@@ -152,8 +152,7 @@ def plan_batches(local: list[Any], tctx: Any, log: Any = None,
             if log is not None:
                 line = (f"Failed to expand batch_id option in {tp.name} "
                         f"transport ({a.address}): {e}")
-                log.main(line, mid)
-                log.panic(line, mid)
+                log.panic(line, mid)     # main and panic logs
             return None
     for i, addr in enumerate(local):
         tp = addr.transport
@@ -238,8 +237,7 @@ def parallel_start(config: Any, tp: Any, addr: Any, expand: Any, log: Any = None
         line = (f"Failed to expand max_parallel option in {tp.name} transport "
                 f"({addr.address}): {e}")
         if log is not None:
-            log.main(line, mid)
-            log.panic(line, mid)
+            log.panic(line, mid)     # main and panic logs
         return TransportResult(R.DEFER, line), None
     if n <= 0:
         return None, None

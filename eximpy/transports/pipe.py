@@ -211,9 +211,10 @@ def _argv(inst: Any, addr: Any, addrs: list[Any], tctx: Any) -> tuple[list[str],
         try:
             return ["/bin/sh", "-c", tctx.expand(text, addr)], cmd
         except (ExpansionError, ExpansionForcedFail) as e:
-            raise _Stop(TransportResult(
-                R.DEFER if expand_args else R.FAIL,
-                f"Expansion of command \"{cmd}\" in {name} transport failed: {e}"))
+            res = TransportResult(
+                R.DEFER if not addr.pfr or force else R.FAIL,
+                f"Expansion of command \"{cmd}\" in {name} transport failed: {e}")
+            raise _Stop(res.mark_panic() if res.status == R.DEFER else res)
     raw = split_command(cmd)
     if expand_args:
         argv: list[str] = []
@@ -229,9 +230,12 @@ def _argv(inst: Any, addr: Any, addrs: list[Any], tctx: Any) -> tuple[list[str],
             try:
                 v = tctx.expand(a, addr)
             except (ExpansionError, ExpansionForcedFail) as e:
-                raise _Stop(TransportResult(
-                    R.DEFER, f'Expansion of "{a}" from command "{cmd}" in '
-                    f"{name} transport failed: {e}"))
+                # the transport's own command: PANIC; a redirection's: FAIL
+                res = TransportResult(
+                    R.FAIL if addr.pfr and not force else R.DEFER,
+                    f'Expansion of "{a}" from command "{cmd}" in '
+                    f"{name} transport failed: {e}")
+                raise _Stop(res.mark_panic() if res.status == R.DEFER else res)
             if is_tainted(v):
                 raise _Stop(TransportResult(
                     R.FAIL, f"Tainted arg {len(argv)} for {name} transport "
@@ -338,7 +342,8 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
             pieces.append(tctx.expand(text, addr, **extra) if text else "")
         except (ExpansionError, ExpansionForcedFail) as e:
             raise _Stop(TransportResult(R.DEFER, f"Expansion of \"{text}\" "
-                                        f"({what} for {name} transport) failed: {e}"))
+                                        f"({what} for {name} transport) failed: "
+                                        f"{e}").mark_panic())
     prefix, suffix = pieces
     data, err = message_bytes(inst, addr, tctx, prefix=None, suffix=None,
                               check_string=p.get("check_string"),

@@ -35,6 +35,11 @@ r:
   local_parts = @LOCALS@
   transport = p_$local_part_data
   user = nobody
+af:
+  driver = accept
+  local_parts = badfile
+  transport = a_badfile
+  user = nobody
 begin transports
 p_forced:
   driver = pipe
@@ -113,6 +118,16 @@ p_restrictok:
 p_notfound:
   driver = pipe
   command = no-such-command-here
+p_badexp:
+  driver = pipe
+  command = /bin/echo ${if eq{1}{1}{$nosuchvariable}}
+p_badprefix:
+  driver = pipe
+  message_prefix = ${if eq{1}}
+  command = /bin/true
+a_badfile:
+  driver = appendfile
+  file = @ROOT@/mail/${if eq{1}}
 p_umask:
   driver = pipe
   umask = 077
@@ -131,7 +146,7 @@ begin retry
 LOCALS = ["bsmtp", "framed", "plain", "logout", "logfail", "logfailok",
           "logdefer", "signal", "sigterm", "ignore", "exit64", "exit130", "exit73",
           "noexec", "maxout", "allowed", "restrict", "restrictok", "notfound",
-          "umask", "core", "corepermit"]
+          "umask", "core", "corepermit", "badexp", "badprefix"]
 
 CONF_FREEZE = """\
 primary_hostname = vm.example
@@ -176,7 +191,8 @@ BODY = ("Subject: pipes\nMessage-Id: <pipes@example.org>\n\nbody line\n"
 @pytest.fixture(scope="module")
 def runs():
     conf = CONF.replace("@LOCALS@", " : ".join(LOCALS))
-    return run_pair(WORK, conf, [(["-f", "s@example.org", "forced"] + LOCALS,
+    return run_pair(WORK, conf, [(["-f", "s@example.org", "forced", "badfile"]
+                                  + LOCALS,
                                   BODY)], SCRIPTS)
 
 
@@ -237,3 +253,22 @@ def test_too_much_output_returned(frozen):
     Exim's "Too much output" line in the bounce."""
     ex, py, ids = frozen
     assert spool_reports(py, ids) == spool_reports(ex, ids)
+
+
+def _panic(root: Path, ids: list[str]) -> list[str]:
+    p = root / "log" / "paniclog"
+    if not p.exists():
+        return []
+    out = []
+    for ln in p.read_text().splitlines():
+        ln = re.sub(r"^\S+ \S+ ", "", ln).replace(str(root), "@ROOT@")
+        if ln[:16] in ids:
+            out.append(ln)
+    return out
+
+
+def test_paniclog(runs):
+    """Exim's PANIC returns (configuration problems) go to the panic log
+    as well."""
+    ex, py, ids = runs
+    assert _panic(py, ids) == _panic(ex, ids)
