@@ -20,13 +20,17 @@ DESCRIPTION
 
     A delivery process is *privileged* when it may change its uid: it is
     root, or it holds CAP_SETUID (the delivery role, DESIGN.md section 2).
-    Then every local transport runs in a forked child that calls
-    eximpy.privilege.run_as(uid, gid, groups) -- real, effective and saved
-    ids, supplementary groups (initgroups()'s list when initgroups is set,
-    else just the gid), every capability gone (so even a delivery as the
-    Exim user never runs with CAP_SETUID) -- sets RLIMIT_CORE to 0, ignores
-    SIGINT/SIGTERM/SIGUSR1, changes to the working directory and runs the
-    transport.
+    Then every local transport runs in a warm worker process of its user
+    (eximpy.deliver.worker: forked once per uid, gid and group list, it
+    has called eximpy.privilege.run_as(uid, gid, groups) -- real,
+    effective and saved ids, supplementary groups (initgroups()'s list
+    when initgroups is set, else just the gid), every capability gone, so
+    even a delivery as the Exim user never runs with CAP_SETUID -- and
+    serves delivery after delivery; it changes to the working directory
+    for each one).  When a request cannot be handed to a worker, and in a
+    process that dropped privilege, run_local() forks a one-off child
+    instead, which does the same for one delivery: run_as, RLIMIT_CORE 0,
+    SIGINT/SIGTERM/SIGUSR1 ignored, chdir, the transport, its report.
 
     With deliver_drop_privilege a privileged delivery process first becomes
     the Exim user for good (privilege.drop_permanently); a later delivery
@@ -42,8 +46,9 @@ DESCRIPTION
     when the transport's ids are its own.
 
 THE CHILD'S REPORT
-    The child writes one JSON object to a pipe (close-on-exec, so that a
-    command run by the pipe transport never holds it) and exits 0:
+    The child (or worker, eximpy.deliver.worker) writes one JSON object to
+    a pipe or socket (close-on-exec, so that a command run by the pipe
+    transport never holds it); a one-off child then exits 0:
 
         {"v": 1, "status": "OK"|"DEFER"|"FAIL", "message": str|null,
          "user_message": str|null, "errno": int, "more_errno": int,
@@ -64,6 +69,7 @@ SECURITY
     configuration says.
 
 SEE ALSO
+    eximpy.deliver.worker;
     spec 3.9 "Delivery in detail" (local deliveries), options never_users,
     deliver_drop_privilege, initgroups; Exim deliver.c findugid(),
     deliver_local(), exim_setugid().
@@ -331,6 +337,8 @@ def run_local(priv: Privilege, ids: LocalIds, addr: Any, tp: Any,
     from eximpy.deliver.deliver import _warm_imports
     from eximpy.transports._write import TransportResult
     if not priv.dropped:
+        # (a process that dropped privilege cannot start a worker for
+        # another user: it fails in the child below, as Exim's does)
         from eximpy.deliver import worker
         res = worker.deliver(priv, ids, addr, tp, log, mid, workdir, tctx)
         if res is not None:
