@@ -84,7 +84,9 @@ def test_daemon_scans(clamd, spamd) -> None:
         wait_for(lambda: len(roles_of(proc.pid)) == 3, what="three roles",
                  timeout=30)
         wait_for(lambda: _connects(port), what="the listener")
-        with smtplib.SMTP("127.0.0.1", port, timeout=60) as c:
+        # (a HELO name that is not one of ours: no reverse lookup)
+        with smtplib.SMTP("127.0.0.1", port, timeout=60,
+                          local_hostname="client.example") as c:
             with pytest.raises(smtplib.SMTPDataError) as e:
                 c.sendmail("a@test.example", ["alice@test.example"],
                            f"Subject: bad\r\n\r\n{VIRUS_TEXT}\r\n".encode())
