@@ -24,6 +24,8 @@ from eximpy.errors import ExpansionError, ExpansionForcedFail
 from tests.expand.conftest import WORK
 from tests.oracle import EXIM, GOLDEN, ROOT, keep_golden
 
+pytestmark = [pytest.mark.root]        # exim -C with a throw-away configuration
+
 CERTS = ROOT / "tests" / "expand" / "fixtures" / "certs"
 
 FIELDS = [
