@@ -177,21 +177,24 @@ def _ref(tag: str, index: int) -> Any:
 
 
 class _Pickler(pickle.Pickler):
-    """Sends the configuration and its instances as references (a
-    reducer_override is not called for str, int, dict, list ...)."""
+    """Sends the configuration and its instances as references.  A
+    dispatch_table entry is consulted only for objects of those classes
+    (no Python call for every other object)."""
 
     def __init__(self, f: Any, refs: dict[int, tuple]) -> None:
         super().__init__(f, protocol=pickle.HIGHEST_PROTOCOL)
-        self._refs = refs
-
-    def reducer_override(self, obj: Any) -> Any:
-        ref = self._refs.get(id(obj))
-        if ref is not None:
-            return _ref, (ref[0], ref[1] if len(ref) > 1 else 0)
         from eximpy.config.model import Config, DriverInstance
-        if isinstance(obj, (Config, DriverInstance)):
-            raise _NotSent(f"not a configured instance: {obj!r}")
-        return NotImplemented
+        from eximpy.config.options import OptionStore
+
+        def reduce(obj: Any) -> Any:
+            ref = refs.get(id(obj))
+            if ref is None:
+                raise _NotSent(f"not part of the configuration: {obj!r}")
+            return _ref, (ref[0], ref[1] if len(ref) > 1 else 0)
+        import copyreg
+        self.dispatch_table = dict(copyreg.dispatch_table)
+        self.dispatch_table.update({Config: reduce, DriverInstance: reduce,
+                                    OptionStore: reduce})
 
 
 def _detached(addr: Any) -> Any:
