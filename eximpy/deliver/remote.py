@@ -787,6 +787,8 @@ class _TransportRun:
             _set_errno(at.addrs, ERRNO_DNSDEFER,
                        f"DANE error: {host.name} lookup not DNSSEC", FAIL, None)
             return FAIL
+        if host.port == PORT_NONE:      # Exim's smtp_port_for_connect()
+            host.port = at.port
         ctimeout = self.opt("connect_timeout") or 300
         fam = socket.AF_INET6 if ":" in (host.address or "") else socket.AF_INET
         sock = socket.socket(fam, socket.SOCK_STREAM)
@@ -1348,6 +1350,9 @@ class _TransportRun:
                     a.auth_id = at.auth_id
                     a.auth_sndr = at.auth_sender
                     a.sequence = seq
+                    a.transport_count = at.transport_count
+                    a.sending_ip = self.vars.get("sending_ip_address")
+                    a.sending_port = self.vars.get("sending_port")
                     flag = "-"
                     self.dl._jnl_record(a)
             except _SendFailed:
@@ -1743,6 +1748,11 @@ def _hostlog(sel: Any, a: Address) -> str:
     g += f" [{h.address}]"
     if "outgoing_port" in sel:
         g += f":{h.port if h.port != PORT_NONE else 25}"
+    ip = getattr(a, "sending_ip", None)
+    if ip and "incoming_interface" in sel and "outgoing_interface" in sel:
+        g += f" I=[{ip}]"
+        if "outgoing_port" in sel:
+            g += f":{getattr(a, 'sending_port', 0)}"
     return g
 
 
@@ -1794,6 +1804,8 @@ def delivered_line(dl: Any, a: Address, shown: str, original: str | None) -> str
     if a.router is not None:
         g.append(f" R={a.router.name}")
     g.append(f" T={a.transport.name}")
+    if "delivery_size" in sel:
+        g.append(f" S={getattr(a, 'transport_count', 0)}")
     if getattr(a, "host_used", None) is not None:
         g.append(_hostlog(sel, a))
         if getattr(a, "sequence", 1) > 1:

@@ -115,6 +115,8 @@ def normalize_line(ln: str, port: int | None) -> str:
     ln = re.sub(r"\(SSL_connect\): .*|\(gnutls_handshake\): .*", "<tls error>", ln)
     if port:
         ln = ln.replace(f":{port}", ":<port>")
+    # the local port of an outgoing connection (I=[ip]:port)
+    ln = re.sub(r"( I=\[[^]]*\]):\d+", r"\1:<lport>", ln)
     return ln
 
 

@@ -140,6 +140,18 @@ CASES = {
                                 "127.0.0.3:127.0.0.2"),
     "require-tls-none": ("    hosts_require_tls = *\n", {}, RCPTS, "", "",
                          "127.0.0.2"),
+    "selectors": ("    hosts_try_auth = *\n", {"extensions": (
+        "PIPELINING", "AUTH PLAIN", "SIZE 0"), "users": {"user1": "secret1"}},
+        RCPTS, "log_selector = +outgoing_port +delivery_size +pipelining "
+        "+sender_on_delivery +return_path_on_delivery +smtp_mailauth "
+        "+outgoing_interface +incoming_interface", PLAIN_AUTH, "127.0.0.2"),
+    "selectors-defer": ("", {"rcpt_replies": {"tmp": "451 4.3.0 later"}},
+                        ["a@dest.example", "tmp@dest.example"],
+                        "log_selector = +outgoing_port +delivery_size "
+                        "+sender_on_delivery", "", "127.0.0.2:127.0.0.3"),
+    "interface": ("    interface = 127.0.0.1\n", {}, RCPTS,
+                  "log_selector = +outgoing_interface +incoming_interface",
+                  "", "127.0.0.2"),
     "timeout-data": ("    command_timeout = 2s\n", {"sleep_after": ("DATA", 4)},
                      RCPTS, "", "", "127.0.0.2"),
 }
