@@ -62,6 +62,8 @@ def prepare(config: Any) -> Any:
     import eximpy.spool.data_file  # noqa: F401
     import eximpy.spool.header_file  # noqa: F401
     from eximpy.smtp.server import SessionOptions
+    from eximpy.spool.header_file import writeback_function
+    writeback_function()
     opts = SessionOptions(config)
     for name in ("smtp_banner", "received_header_text", "message_size_limit",
                  "smtp_active_hostname"):
