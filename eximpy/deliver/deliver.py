@@ -465,6 +465,9 @@ class _Delivery:
                         send_quota_warning(addr.transport, addr, tctx)
                     shadow = self._shadow(addr, tctx)
                     orig = _original(addr)
+                    from eximpy.transports.base import raise_event
+                    raise_event(addr.transport, addr, "msg:delivery", tctx,
+                                self.log, self.mid)
                     from eximpy.deliver.remote import with_confirmation
                     self.addr_main(addr, with_confirmation(self.sel, res, F.delivered(
                                           self.sel, _log_address(addr),
@@ -481,6 +484,9 @@ class _Delivery:
                     failed.append(addr)
                     addr.message = res.message
                     addr.returned_output = res.returned_output
+                    from eximpy.transports.base import raise_event
+                    raise_event(addr.transport, addr, "msg:fail:delivery", tctx,
+                                self.log, self.mid)
                     self.addr_main(addr, F.failed(self.sel, _shown(addr), res.message,
                                        original=_shown_original(addr), router=rname,
                                        transport=tname))

@@ -49,7 +49,7 @@ TRANSPORT_GENERIC_OPTIONS = OptionTable((
     S('disable_logging', T.BOOL, False, implemented=True),
     S('driver', T.STRING, None, implemented=True),
     S('envelope_to_add', T.BOOL, False, implemented=True),
-    S('event_action', T.STRING, None, expanded=True),
+    S('event_action', T.STRING, None, expanded=True, implemented=True),
     S('group', T.EXPAND_GID, None, expanded=True, implemented=True),
     S('headers_add', T.STRING, None, expanded=True, repeat="str", implemented=True),
     S('headers_only', T.BOOL, False, implemented=True),
@@ -287,3 +287,33 @@ def debug_print(inst: Any, addr: Any, tctx: Any) -> None:
         sys.stderr.write(tctx.expand(text, addr) + "\n")
     except (ExpansionError, ExpansionForcedFail):
         pass
+
+
+def raise_event(tp: Any, addr: Any, event: str, tctx: Any, log: Any = None,
+                mid: str = "", data: str | None = None) -> None:
+    """The transport's event_action for a delivery event of a local
+    transport (Exim's msg_event_raise: msg:delivery, msg:fail:delivery),
+    expanded with $event_name, $event_data, $event_defer_errno,
+    $router_name and $transport_name; the result is not used.  An
+    autoreply transport's event data is the address's message."""
+    if tp is None:
+        return
+    try:
+        text = tp.get("event_action")
+    except KeyError:
+        return
+    if not text:
+        return
+    from eximpy.errors import ExpansionError, ExpansionForcedFail
+    if data is None and tp.driver in ("smtp", "lmtp", "autoreply"):
+        data = addr.message
+    extra = {"event_name": event, "event_data": data or "",
+             "event_defer_errno": "0", "transport_name": tp.name}
+    if addr.router is not None:
+        extra["router_name"] = addr.router.name
+    try:
+        tctx.expand(text, addr, **extra)
+    except (ExpansionError, ExpansionForcedFail) as e:
+        if log is not None:
+            log.main(f"failed to expand event_action {event} in {tp.name}: {e}",
+                     mid)
