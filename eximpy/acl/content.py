@@ -88,6 +88,7 @@ class ContentScan:
         self.spam_rc: str | None = None
         self.spam_vars: dict[str, str] = {}
         self.mime_part_count = -1
+        self.mime_last: dict[str, str] = {}
         self.sticky: dict[str, Any] = {}
 
     # -- the files ------------------------------------------------------
@@ -161,8 +162,17 @@ def content_scan_for(session: Any, mid: str, header_lines: list[str],
                        session.sender, [r[0] for r in session.recipients])
     extra[CONTENT_KEY] = scan
     session._content_scan = scan          # for spam_spool_values()
-    extra["mime_part_count"] = lambda: str(scan.mime_part_count)
+    _mime_globals(extra, scan)
     return scan
+
+
+def _mime_globals(variables: dict[str, Any], scan: ContentScan) -> None:
+    """$mime_part_count, $mime_is_rfc822 and $mime_is_coverletter keep
+    their last values after the MIME ACL (Exim does not reset them)."""
+    variables["mime_part_count"] = lambda: str(scan.mime_part_count)
+    for name in ("mime_is_rfc822", "mime_is_coverletter"):
+        variables[name] = (lambda n: lambda: scan.mime_last.get(n, "0"))(
+            name)
 
 
 def attach_content_scan(variables: dict[str, Any], spool_directory: str,
@@ -176,7 +186,7 @@ def attach_content_scan(variables: dict[str, Any], spool_directory: str,
     scan = ContentScan(spool_directory, mid, list(header_lines), body,
                        sender, list(recipients))
     variables[CONTENT_KEY] = scan
-    variables["mime_part_count"] = lambda: str(scan.mime_part_count)
+    _mime_globals(variables, scan)
     return scan
 
 

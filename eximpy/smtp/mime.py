@@ -476,6 +476,11 @@ def _walk(f: Stream, ctx: list | None, state: dict[str, Any],
                         _s(enc) if enc is not None else None, content)
         part.vars = out
         out[PART_KEY] = part
+        if content is not None:
+            # Exim's globals that outlive the walk (seen by the DATA ACL)
+            content.mime_last = {
+                "mime_is_rfc822": out["mime_is_rfc822"],
+                "mime_is_coverletter": out["mime_is_coverletter"]}
         state["stop"] = True
         yield out
         state["stop"] = False

@@ -198,11 +198,20 @@ CASES = {
     "mime_space_before_colon": (
         "mime:\n" + MIME_VARS + "  accept\n", MIME_ACL,
         "Subject: x\nContent-Type : text/plain\n\nhi\n"),
+    "mime_data_globals": (
+        "mime:\n  accept\n"
+        "data:\n  warn logwrite = count $mime_part_count "
+        "rfc=$mime_is_rfc822 cl=$mime_is_coverletter ct=[$mime_content_type]"
+        " b=[$mime_boundary]\n  accept\n",
+        MIME_ACL + "acl_smtp_data = data\n", EDGES),
     "mime_filenames": (
         "mime:\n" + MIME_VARS + "  accept\n", MIME_ACL, FILENAMES),
     "mime_rfc822": (
         "mime:\n" + MIME_VARS + DECODE_LOG + "  accept\n"
-        "data:\n  warn logwrite = data sees part count $mime_part_count\n"
+        "data:\n  warn logwrite = data sees part count $mime_part_count "
+        "rfc=$mime_is_rfc822 ct=[$mime_content_type] fn=[$mime_filename] "
+        "df=[$mime_decoded_filename] cl=$mime_is_coverletter "
+        "size=$mime_content_size\n"
         "  accept\n", MIME_ACL + "acl_smtp_data = data\n", RFC822),
     "mime_decode_names": (
         "mime:\n"
