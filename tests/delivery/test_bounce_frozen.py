@@ -80,6 +80,8 @@ CASES = {
     "errmsg_timer": ("ignore_bounce_errors_after = 3s", "<>", "u1", False,
                      [["-M", "@ID@"], 4.0, ["-q"]]),
     "bounce_frozen": ("", "<>", "u1", False, [["-M", "@ID@"], ["-q"]]),
+    "bounce_frozen_tell": ("freeze_tell = pm@hold.example", "<>", "u1", False,
+                           [["-M", "@ID@"]]),
 }
 
 
