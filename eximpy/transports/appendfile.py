@@ -1289,7 +1289,7 @@ def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
                 if text is None:
                     continue
                 try:
-                    v = tctx.expand(text, addr)
+                    v = tctx.expand(text, addr, mailstore_basename=base)
                 except ExpansionForcedFail:
                     continue
                 except ExpansionError as e:

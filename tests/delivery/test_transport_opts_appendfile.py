@@ -121,7 +121,7 @@ t_mstore:
   directory = @ROOT@/mail/mstore
   mailstore_format
   mailstore_prefix = "envelope for $local_part"
-  mailstore_suffix = "end\\n"
+  mailstore_suffix = "end ${if def:mailstore_basename{with}{without}} basename\\n"
   user = nobody
 t_smail:
   driver = appendfile
