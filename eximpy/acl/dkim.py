@@ -56,7 +56,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from eximpy.acl.runner import DISCARD, FAIL, OK, AclResult
+from eximpy.acl.runner import FAIL, OK, AclResult
 
 NONE, INVALID, FAILED, PASS = "none", "invalid", "fail", "pass"
 # ext statuses (Exim's $dkim_verify_reason values)
@@ -653,7 +653,6 @@ def run_on_receipt(session: Any, res: Any, mid: str | None,
         from eximpy.expand.lists import iter_list
         seen: list[str] = []
         results: list[str] = []
-        rc_final = OK
         for item in iter_list(expanded):
             if not item or item in seen:
                 continue
@@ -662,9 +661,7 @@ def run_on_receipt(session: Any, res: Any, mid: str | None,
                          verbose, log)
             if r is not None and r.rc != OK:
                 result = r
-                rc_final = r.rc
                 break
-        del rc_final
         state.status = _listele(results) if results else None
     else:
         for s in v.sigs:
@@ -775,4 +772,4 @@ def acl_dkim_status(call: Any, arg: str, msgs: Any) -> str:
 
 
 __all__ = ["verify_message", "wanted", "run_on_receipt", "acl_dkim_signers",
-           "acl_dkim_status", "authres", "DISCARD"]
+           "acl_dkim_status", "authres"]
