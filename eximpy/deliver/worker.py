@@ -38,7 +38,7 @@ PROTOCOL
          "rctx": {routing-context fields}, "addr": Address, "tp": transport,
          "workdir": str}
     where the configuration, its router and transport instances are sent
-    as references (pickle reducer_override) to the worker's own copy of the
+    as references (a pickle dispatch_table) to the worker's own copy of the
     configuration, inherited at fork.  "message" is sent only when the
     worker has not seen this delivery's message yet (token).  Whatever
     cannot be pickled this way (a callable, an instance not in the
@@ -436,8 +436,13 @@ def _lost(addr: Any, tp: Any, log: Any, mid: str, status: int) -> Any:
 def _neutralise_fds(keep: int) -> None:
     """Point every descriptor but ``keep`` at /dev/null (numbers stay taken,
     so a stale file object inherited from the parent cannot hit a file
-    this worker opens later)."""
-    null = os.open(os.devnull, os.O_RDWR)
+    this worker opens later).  In a chroot jail without /dev/null the
+    read end of an empty pipe whose write end is closed serves instead."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        null, w = os.pipe()
+        os.close(w)
     try:
         fds = [int(x) for x in os.listdir("/proc/self/fd")]
     except OSError:

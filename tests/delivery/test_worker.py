@@ -423,3 +423,45 @@ def test_a_worker_does_not_cache_lookups_between_deliveries(site) -> None:
     assert (a, b, same) == (True, True, True)
     assert (site / "out" / f"lk.{ids[0]}").read_text() == "one\n"
     assert (site / "out" / f"lk.{ids[1]}").read_text() == "two\n"
+
+
+def test_descriptors_are_neutralised_without_dev_null(workdir) -> None:
+    """In a chroot jail without /dev/null the worker still replaces every
+    inherited descriptor (by the read end of a closed pipe)."""
+    import socket as S
+
+    from eximpy.deliver import worker
+    keep_a, keep_b = S.socketpair()
+    held = os.open(str(workdir), os.O_RDONLY)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            worker.os.devnull = str(workdir / "no-such-null")
+            worker._neutralise_fds(keep_a.fileno())
+            out = {}
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                try:
+                    out[fd] = os.readlink(f"/proc/self/fd/{fd}")
+                except FileNotFoundError:   # listdir's own, now closed
+                    pass
+            keep_a.sendall(json.dumps(out).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    keep_a_fd = keep_a.fileno()
+    keep_a.close()
+    data = b""
+    while True:
+        b = keep_b.recv(65536)
+        if not b:
+            break
+        data += b
+    keep_b.close()
+    os.waitpid(pid, 0)
+    os.close(held)
+    out = {int(k): v for k, v in json.loads(data).items()}
+    assert out.pop(keep_a_fd).startswith("socket:")
+    kinds = {v.split(":")[0] for v in out.values()}
+    assert kinds == {"pipe"}, out
+    assert held in out
