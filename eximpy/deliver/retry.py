@@ -676,8 +676,10 @@ class DeliveryRetry:
             # is written and nothing times out
             return []
         timed_out_addrs: list[Any] = []
-        now = self.now
-        message_age = now - int(self.msg.received_time)
+        # records carry the time of this update; the message's age is the
+        # one computed when the delivery began (Exim's message_age)
+        now = int(time.time())
+        message_age = self.now - int(self.msg.received_time)
         rimax = self.config.main.get("retry_interval_max")
         if rimax is None:
             rimax = 86400
