@@ -908,14 +908,28 @@ class _TransportRun:
                     return rc
             at.pipelining_active = at.pipelining
             msg = self.dl.msg
+            at.utf8_param = at.utf8_downcvt = False
             if getattr(msg, "smtputf8", False):
+                # the transport's utf8_downconvert overrides the message's
                 mode = self.opt("utf8_downconvert")
                 try:
-                    m = self.expand(mode).strip() if mode else "-1"
-                except (ExpansionError, ExpansionForcedFail):
-                    m = "-1"
-                if m.startswith("0") and "SMTPUTF8" not in at.peer:
+                    m = self.expand(mode).strip() if mode is not None else ""
+                except (ExpansionError, ExpansionForcedFail) as e:
+                    _set_errno(at.addrs, ERRNO_EXPANDFAIL, f"failed to expand "
+                               f"utf8_downconvert: {e}", DEFER, None)
+                    return DEFER
+                mv = getattr(msg, "utf8_downconvert", 0)
+                if m.startswith("1"):
+                    mv = 1
+                elif m.startswith("0"):
+                    mv = 0
+                elif m.startswith("-1"):
+                    mv = -1
+                offered = "SMTPUTF8" in at.peer
+                if mv == 0 and not offered:
                     return self._response_failed(at, ERRNO_UTF8_FWD, "")
+                at.utf8_param = offered and mv != 1
+                at.utf8_downcvt = mv == 1 or not offered
             return OK
         except _SendFailed as e:
             at.send_quit = False
@@ -1164,7 +1178,7 @@ class _TransportRun:
         if size > 0 and "SIZE" in at.peer:
             n = size + msg.linecount + (self.opt("size_addition") or 0)
             p.append(f" SIZE={n}")
-        if "SMTPUTF8" in at.peer and getattr(msg, "smtputf8", False):
+        if getattr(at, "utf8_param", False):
             p.append(" SMTPUTF8")
         lasthop = all(a.dsn_flags & RF_DSNLASTHOP for a in todo)
         if "DSN" in at.peer and not lasthop:
@@ -1203,10 +1217,15 @@ class _TransportRun:
                 p.append(f" ORCPT={a.dsn_orcpt}")
         return "".join(p)
 
-    def _rcpt_address(self, a: Address) -> str:
+    def _rcpt_address(self, a: Address, at: "_Attempt | None" = None) -> str:
         if self.opt("rcpt_include_affixes"):
-            return f"{a.prefix or ''}{a.local_part}{a.suffix or ''}@{a.domain}"
-        return f"{a.local_part}@{a.domain}"
+            r = f"{a.prefix or ''}{a.local_part}{a.suffix or ''}@{a.domain}"
+        else:
+            r = f"{a.local_part}@{a.domain}"
+        at = at or getattr(self, "_at", None)
+        if at is not None and getattr(at, "utf8_downcvt", False):
+            r = to_alabel(r)
+        return r
 
     def _transaction(self, at: _Attempt) -> str:
         """From MAIL FROM to the final response, for up to max_rcpt
@@ -1240,6 +1259,10 @@ class _TransportRun:
                 return ERROR
             sender = getattr(self.first, "return_path", None) or \
                 self.dl.msg.sender or ""
+            self._at = at
+            if getattr(at, "utf8_downcvt", False):
+                sender = to_alabel(sender)
+                self.first.utf8_downcvt = True
             at.return_path = sender
             at.mail_done = False
             try:
@@ -1652,6 +1675,36 @@ def _dane_match(recs: list[tuple[int, int, int, bytes]], der: bytes | None) -> b
     return False
 
 
+def to_alabel(address: str) -> str:
+    """Exim's string_address_utf8_to_alabel(): a non-ASCII local part as
+    "xn--" + punycode, a non-ASCII domain as IDNA A-labels."""
+    if address.isascii():
+        return address
+    lp, at, dom = address.rpartition("@")
+    if not at:
+        lp, dom = address, ""
+
+    def label(x: str) -> str:
+        return x if x.isascii() else "xn--" + x.encode("punycode").decode("ascii")
+    out = label(lp) if lp else ""
+    if dom:
+        out += "@" + ".".join(label(p) for p in dom.split("."))
+    return out
+
+
+def _log_alabel(address: str) -> str:
+    """The address as Exim 4.96's delivery_log() writes a down-converted
+    one: it converts the domain with the local-part function, so a
+    non-ASCII domain becomes one "xn--" label ("user@xn--bcher.example-wob")."""
+    lp, at, dom = address.rpartition("@")
+    if not at:
+        return address
+
+    def label(x: str) -> str:
+        return x if x.isascii() else "xn--" + x.encode("punycode").decode("ascii")
+    return f"{label(lp)}@{label(dom)}"
+
+
 def _sha256() -> Any:
     from cryptography.hazmat.primitives import hashes
     return hashes.SHA256()
@@ -1996,8 +2049,11 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
             orig = _original(a)
             if st == OK:
                 done_ok.append(a)
-                dl.addr_main(a, delivered_line(dl, a, _shown(a), orig or (
-                    a.address if _shown(a) != a.address else None)),
+                shown = _shown(a)
+                if getattr(a, "utf8_downcvt", False):
+                    shown = _log_alabel(shown)
+                dl.addr_main(a, delivered_line(dl, a, shown, orig or (
+                    a.address if shown != a.address else None)),
                     msglog=f"{a.address}" + (f" <{orig}>" if orig else "")
                     + f": {tp.name} transport succeeded")
             elif st == FAIL:

@@ -275,3 +275,36 @@ def test_transport_hosts(opts, server_factory):
     assert res["exim_log"]
     assert res["eximpy_log"] == res["exim_log"]
     assert res["eximpy_cmds"] == res["exim_cmds"]
+
+
+UTF8_SCRIPT = """\
+EHLO client.example
+MAIL FROM:<sender@sender.example> SMTPUTF8
+RCPT TO:<user@b\u00fccher.example>
+RCPT TO:<j\u00f6s\u00e9@dest.example>
+RCPT TO:<plain@dest.example>
+DATA
+""" + MESSAGE + """.
+QUIT
+"""
+
+
+@pytest.mark.parametrize("case", ["offered", "not-offered", "require",
+                                  "force-down"])
+def test_smtputf8(case, server_factory):
+    """An SMTPUTF8 message: SMTPUTF8 on MAIL when the server offers it,
+    else addresses down-converted to A-labels (utf8_downconvert = -1, the
+    default); 0 requires the extension, 1 always down-converts."""
+    exts = ("PIPELINING", "SIZE 0", "8BITMIME") + \
+        (("SMTPUTF8",) if case in ("offered", "force-down") else ())
+    topts = {"require": "    utf8_downconvert = 0\n",
+             "force-down": "    utf8_downconvert = 1\n"}.get(case, "")
+    srv = server_factory(extensions=exts)
+    res = run_both("utf8-" + case,
+                   _conf(topts, "acl_smtp_rcpt = accept", "", "127.0.0.2"),
+                   [(["-bs"], UTF8_SCRIPT)], srv)
+    assert len(res["mids"]) == 1
+    assert res["exim_log"]
+    assert res["eximpy_log"] == res["exim_log"]
+    assert res["eximpy_cmds"] == res["exim_cmds"]
+    assert res["eximpy_data"] == res["exim_data"]
