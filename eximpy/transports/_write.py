@@ -117,6 +117,23 @@ def _opt(inst: Any, name: str) -> Any:
         return None
 
 
+class WriteError(str):
+    """Why message_bytes() could not build the message (the text is the
+    old plain message): ``kind`` "filter" (the transport filter exited
+    with ``rc``; 127 when it could not be run), "filter_timeout", or
+    "headers" (headers_add/headers_remove did not expand; ``detail`` is
+    the expansion error)."""
+    kind: str = ""
+    rc: int = 0
+    detail: str = ""
+
+
+def _werr(text: str, kind: str, rc: int = 0, detail: str = "") -> WriteError:
+    e = WriteError(text)
+    e.kind, e.rc, e.detail = kind, rc, detail
+    return e
+
+
 def rfc822_date(now: float | None = None) -> str:
     """Exim's tod_full: "Wed, 25 Nov 2026 13:00:00 +0000"."""
     t = time.localtime(now if now is not None else time.time())
@@ -155,7 +172,8 @@ def header_lines(inst: Any, addr: Any, tctx: TransportContext) -> tuple[list[str
             except ExpansionForcedFail:
                 continue
             except ExpansionError as e:
-                return [], f"failed to expand headers_remove: {e}"
+                return [], _werr(f"failed to expand headers_remove: {e}",
+                                 "headers", detail=str(e))
             remove += list(iter_list(s))
     out: list[str] = []
     hrw = _opt(inst, "headers_rewrite")
@@ -188,7 +206,8 @@ def header_lines(inst: Any, addr: Any, tctx: TransportContext) -> tuple[list[str
             except ExpansionForcedFail:
                 continue
             except ExpansionError as e:
-                return [], f"failed to expand headers_add: {e}"
+                return [], _werr(f"failed to expand headers_add: {e}",
+                                 "headers", detail=str(e))
             if s:
                 out.append(s if s.endswith("\n") else s + "\n")
     return out, None
@@ -250,7 +269,6 @@ def message_bytes(inst: Any, addr: Any, tctx: TransportContext, *,
 def _filter(inst: Any, addr: Any, tctx: TransportContext, cmd: str,
             data: bytes) -> tuple[bytes | None, str | None]:
     """Run the message through transport_filter (argument vector, no shell)."""
-    import os
     import subprocess
     from eximpy.transports._command import CommandError, set_up_command
     try:
@@ -263,10 +281,14 @@ def _filter(inst: Any, addr: Any, tctx: TransportContext, cmd: str,
         p = subprocess.run(argv, input=data, capture_output=True,
                            timeout=timeout, env={"PATH": "/bin:/usr/bin"})
     except subprocess.TimeoutExpired:
-        return None, "transport filter process timed out"
-    except OSError as e:
-        return None, (f"Failed to create transport filter process: "
-                      f"{os.strerror(e.errno or 0)}")
+        return None, _werr("transport filter process timed out",
+                           "filter_timeout")
+    except OSError:
+        # the filter's child exits EX_EXECFAILED when execve() fails
+        return None, _werr("transport filter process failed (127)", "filter",
+                           127)
     if p.returncode != 0:
-        return None, (f"transport filter process failed ({p.returncode})")
+        rc = p.returncode if p.returncode > 0 else 128 - p.returncode
+        return None, _werr(f"transport filter process failed ({rc})",
+                           "filter", rc)
     return p.stdout, None

@@ -211,6 +211,8 @@ ERRNO_BADCREATE = -34
 ERRNO_NOTABSOLUTE = -21
 ERRNO_EXPANDFAIL = -27
 ERRNO_BADTRANSPORT = -30
+ERRNO_FILTER_FAIL = -24
+ERRNO_CHHEADER_FAIL = -25
 ERRNO_FORMATUNKNOWN = -33
 
 SPECIAL_FREEZE = 1
@@ -503,8 +505,14 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
                               check_string=_popt(inst, "check_string"),
                               escape_string=_popt(inst, "escape_string"),
                               return_path=return_path)
+    werr = None
     if data is None:
-        return TransportResult(R.DEFER, err)
+        if getattr(err, "kind", ""):
+            # a transport filter or header failure shows while writing,
+            # after the file has been opened (Exim's order)
+            werr, data = err, b""
+        else:
+            return TransportResult(R.DEFER, err)
     mbx = bool(_popt(inst, "mbx_format")) and not is_dir
     crlf = bool(_popt(inst, "use_crlf")) or mbx
     if mbx and not _popt(inst, "use_crlf"):
@@ -533,9 +541,25 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
             # spec: "If the name of the file is /dev/null, no action is
             # taken, and a success return is given".
             return TransportResult(R.OK)
-        return _to_file(inst, addr, tctx, path, out, counted_from, q, host, mbx)
+        return _to_file(inst, addr, tctx, path, out, counted_from, q, host, mbx,
+                        werr)
     return _to_directory(inst, addr, addrs, tctx, path, out, counted_from, q,
-                         host, maildir, mailstore)
+                         host, maildir, mailstore, werr)
+
+
+def _write_failure(werr: Any, dataname: str) -> _Fail:
+    """Exim's texts for a transport filter or header failure while
+    writing to ``dataname``."""
+    if werr.kind == "filter_timeout":
+        return _Fail(f"error while writing to {dataname}", _errno.ETIMEDOUT)
+    if werr.kind == "headers":
+        return _Fail(f"failed to expand headers_add or headers_remove while "
+                     f"writing to {dataname}: {werr.detail}", ERRNO_CHHEADER_FAIL,
+                     panic=True)
+    return _Fail(f"transport filter process failed ({werr.rc}) while writing "
+                 f"to {dataname}" + (": unable to execute command"
+                                     if werr.rc == 127 else ""),
+                 ERRNO_FILTER_FAIL, panic=True)
 
 
 def _mkdirs(d: str, mode: int) -> None:
@@ -592,7 +616,8 @@ def _dotlock(path: str, inst: Any, host: str) -> str:
 
 
 def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
-             counted_from: int, q: _Quota, host: str, mbx: bool) -> Any:
+             counted_from: int, q: _Quota, host: str, mbx: bool,
+             werr: Any = None) -> Any:
     """Append to a single file (mbox or MBX), Exim's (5f)-(12f)."""
     from eximpy import routing as R
     from eximpy.transports._write import TransportResult
@@ -654,6 +679,8 @@ def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
                             f"writing to {filename})", ERRNO_EXIMQUOTA,
                             user_message="mailbox is full")
         written = 0
+        if failure is None and werr is not None:
+            failure = _write_failure(werr, filename)
         if failure is None:
             data = out
             if mbx:
@@ -1160,7 +1187,7 @@ def _maildir_dirs(inst: Any, path: str) -> None:
 
 def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
                   out: bytes, counted_from: int, q: _Quota, host: str,
-                  maildir: bool, mailstore: bool) -> Any:
+                  maildir: bool, mailstore: bool, werr: Any = None) -> Any:
     """A new file in a directory: Maildir, mailstore or "smail" format,
     with the quota checks and maildirsize file, Exim's (2d)-(12d)."""
     import re
@@ -1331,6 +1358,8 @@ def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
             failure = _Fail(f"mailbox is full (MTA-imposed filecount quota "
                             f"exceeded while writing to {shown})", ERRNO_EXIMQUOTA,
                             user_message="mailbox is full")
+    if failure is None and werr is not None:
+        failure = _write_failure(werr, shown)
     if failure is None:
         try:
             _write_all(fd, out)

@@ -349,8 +349,13 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
                               check_string=p.get("check_string"),
                               escape_string=p.get("escape_string"),
                               return_path=return_path)
+    werr = None
     if data is None:
-        raise _Stop(TransportResult(R.DEFER, err))
+        if not getattr(err, "kind", ""):
+            raise _Stop(TransportResult(R.DEFER, err))
+        # A transport filter or header failure: the command has already
+        # been given the prefix (and batch SMTP envelope) when it happens.
+        werr, data = err, b""
     enc = lambda t: t.encode("utf-8", "surrogateescape")  # noqa: E731
     head, tail = enc(prefix), enc(suffix)
     if p.get("use_bsmtp"):
@@ -361,7 +366,7 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
         lines.append(f"DATA{eol}")
         head += enc("".join(lines))
         tail += enc(f".{eol}")
-    stdin_data = head + data + tail
+    stdin_data = head + data + tail if werr is None else head
     res = TransportResult(R.OK)
     if p.get("permit_coredump"):
         import resource
@@ -458,6 +463,24 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
             proc.wait()
             rc = 0
         t.join(5)
+    if werr is not None:
+        # pipe_transport_entry() returns at once after the write error
+        if werr.kind == "filter_timeout":
+            res.status = R.DEFER if p.get("timeout_defer") else R.FAIL
+            res.message = "transport filter timeout while writing to pipe"
+            res.user_message = "local delivery failed"
+        elif werr.kind == "headers":
+            res.status, res.errno = R.DEFER, -25
+            res.message = ("Failed to expand headers_add or headers_remove: "
+                           f"{werr.detail}")
+            res.mark_panic()
+        else:
+            res.status, res.errno = R.DEFER, -24
+            res.message = (f"Transport filter process failed ({werr.rc})"
+                           + (": unable to execute command"
+                              if werr.rc == 127 else ""))
+            res.mark_panic()
+        return res
     if timed_out:
         res.status = R.DEFER if p.get("timeout_defer") else R.FAIL
         res.message = "pipe delivery process timed out"
