@@ -189,6 +189,8 @@ def test_daemon_first_pass_route_starts_delivery() -> None:
     try:
         (d.dir / "mail" / "alice").mkdir(parents=True, exist_ok=True)
         with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as c:
+            # a HELO name that starts no reverse lookup (helo_lookup_domains)
+            c.ehlo("client.example")
             c.sendmail("qo@test.example", ["alice@test.example"],
                        b"Subject: only\r\n\r\nx\r\n")
             c.sendmail("fp@test.example", ["alice@test.example"],
