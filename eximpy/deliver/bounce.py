@@ -21,7 +21,10 @@ DESCRIPTION
     from bounce_message_file / warn_message_file (read_template), returned
     pipe output, ENVID / ORCPT / RET=HDRS.
 
-    errors_reply_to adds a Reply-To: header to bounces, warnings and DSNs.
+    errors_reply_to adds a Reply-To: header to bounces, warnings and DSNs;
+    bounce_message_text follows the first line of the default bounce text;
+    errors_copy adds a Bcc: (the bounce is then spooled taking its
+    recipients from its headers, as Exim's "exim -t" child does).
     The returned message is headers only (text/rfc822-headers) for RET=HDRS,
     when bounce_return_body is false, when a received line was longer than
     bounce_return_linesize_limit, or when the -D file is larger than
@@ -135,9 +138,41 @@ def read_template(path: str) -> list[str] | None:
     return items
 
 
+def errors_copy(config: Any, recipient: str, log: Any = None) -> str | None:
+    """Exim's moan_check_errorcopy(): the addresses errors_copy says get a
+    copy (Bcc:) of a bounce to ``recipient``, expanded with its
+    $local_part and $domain; None when no item matches."""
+    text = config.main.get("errors_copy")
+    if not text or "@" not in recipient:
+        return None
+    from eximpy import match as M
+    from eximpy.config.options import dequote, list_items
+    from eximpy.expand import ExpandContext, expand_string
+    lp, _, dom = recipient.rpartition("@")
+    for item in list_items(text):
+        pattern, i = dequote(item, 0)
+        new = item[i:].strip()
+        if not new:
+            continue
+        ctx = ExpandContext(config=config,
+                            variables={"local_part": lp, "domain": dom})
+        rc, _v = M.match_address_list(ctx, recipient, pattern, expand=True)
+        if rc != M.OK:
+            continue
+        try:
+            return expand_string(new, ctx)
+        except Exception as e:  # noqa: BLE001 - expansion failure
+            if log is not None:
+                log.panic(f"Failed to expand {new} when processing "
+                          f"errors_copy: {e}")
+            return None
+    return None
+
+
 def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
                 now: float | None = None, to: str | None = None,
-                items: list[str] | None = None) -> bytes:
+                items: list[str] | None = None,
+                bcc: str | None = None) -> bytes:
     """The bounce message (headers and body) as it is handed to receive."""
     main = config.main
     primary = main.get("primary_hostname") or os.uname().nodename
@@ -169,6 +204,8 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
     to_sender = (to or msg.sender).lower() == (msg.sender or "").lower()
     if not to_sender:
         h[-1] = "Subject: Mail delivery failed"
+    if bcc:
+        h.insert(len(h) - 1, f"Bcc: {bcc}")       # errors_copy
     if items and items[0].strip():
         h[-1] = items[0].rstrip("\n")
     mid_hdr = msg.header("message-id")
@@ -181,11 +218,13 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
     if items and len(items) > 1 and items[1].strip():
         out.append(items[1] + "\n")
     elif to_sender:
-        out.append("This message was created automatically by mail delivery software.\n\n"
+        out.append("This message was created automatically by mail delivery software.\n"
+                   + (config.main.get("bounce_message_text") or "") + "\n"
                    "A message that you sent could not be delivered to one or more of its\n"
                    "recipients. This is a permanent error. The following address(es) failed:\n\n")
     else:
-        out.append("This message was created automatically by mail delivery software.\n\n"
+        out.append("This message was created automatically by mail delivery software.\n"
+                   + (config.main.get("bounce_message_text") or "") + "\n"
                    f"A message sent by\n\n  <{msg.sender}>\n\n"
                    "could not be delivered to one or more of its recipients. The following\n"
                    "address(es) failed:\n\n")
@@ -241,9 +280,11 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
 
 
 def _spool_from_exim(config: Any, msg: Any, to: str, data: bytes,
-                     log: Any) -> str:
+                     log: Any, extract: bool = False) -> str:
     """Spool a message Exim itself sends about ``msg`` (bounce, DSN,
-    warning): sender <>, submitted as the exim user, R=<parent id>."""
+    warning): sender <>, submitted as the exim user, R=<parent id>; with
+    ``extract`` the recipients come from the headers (To:, Bcc:) as from
+    Exim's "exim -t" child."""
     import pwd
     from eximpy.receive import LocalOptions, receive_local
     from eximpy.spool.layout import config_get
@@ -254,8 +295,9 @@ def _spool_from_exim(config: Any, msg: Any, to: str, data: bytes,
     except KeyError:
         login, uid, gid = None, None, None
     opts = LocalOptions(dot_ends=False, bounce_parent=msg.id, local_error=True,
-                        login=login, uid=uid, gid=gid, gecos="", log=log)
-    rcpts = [t.strip() for t in to.split(",") if t.strip()]
+                        login=login, uid=uid, gid=gid, gecos="", log=log,
+                        extract_recipients=extract)
+    rcpts = [] if extract else [t.strip() for t in to.split(",") if t.strip()]
     return receive_local(config, "", rcpts, io.BytesIO(data), opts).id
 
 
@@ -267,8 +309,9 @@ def send_bounce(config: Any, msg: Any, body: bytes, failed: list[Any],
     to = to or msg.sender
     if not failed or not to:
         return None
-    data = bounce_text(config, msg, body, failed, to=to, items=items)
-    return _spool_from_exim(config, msg, to, data, log)
+    bcc = errors_copy(config, to, log)
+    data = bounce_text(config, msg, body, failed, to=to, items=items, bcc=bcc)
+    return _spool_from_exim(config, msg, to, data, log, extract=bool(bcc))
 
 
 def success_dsn_text(config: Any, msg: Any, delivered: list[Any],

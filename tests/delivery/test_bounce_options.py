@@ -58,6 +58,10 @@ CASES = {
     "no_body": ("bounce_return_body = false", SMALL),
     "no_message": ("bounce_return_message = false", SMALL),
     "reply_to": ("errors_reply_to = Postmaster <pm@example.org>", SMALL),
+    "message_text": ("bounce_message_text = Contact postmaster@example.org "
+                     "for help.\\n", SMALL),
+    "errors_copy": ("errors_copy = *@hold.example  bounces-$local_part@"
+                    "hold.example : *@*  other@hold.example", SMALL),
     "mail_loop": ("received_headers_max = 3",
                   "Received: from a\nReceived: from b\nReceived: from c\n"
                   + SMALL),
@@ -83,13 +87,14 @@ def _bounce(root: Path, parent: str) -> str:
         if "\n<>\n" not in head:
             continue
         headers = head.split("\n\n", 1)[1]
+        rcpts = head.split("\nXX\n", 1)[1].split("\n\n", 1)[0]
         data = (root / "spool" / "input" / (f.name[:-2] + "-D")).read_text(
             errors="replace").split("\n", 1)[1]
         text = re.sub(r"^\d{3}[A-Z* ] ", "", headers, flags=re.M)
         text = "\n".join(ln for ln in text.splitlines()
                          if not ln.startswith(("Received:", "\t", "Message-Id:",
                                                "Date:", " ")))
-        out = text + "\n\n" + data
+        out = "recipients: " + rcpts + "\n" + text + "\n\n" + data
         out = re.sub(r"\d+-eximdsn-\d+", "BOUNDARY", out)
         out = out.replace(parent, "PARENTID")
         out = re.sub(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [-+]\d{4}", "DATE",
