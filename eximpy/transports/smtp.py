@@ -2,11 +2,26 @@
 
 SUMMARY
     OPTIONS is the smtp transport's private option table (names, types and
-    defaults as in Exim 4.96); SmtpTransport is registered as `driver = smtp`.
-    The driver's work itself is not implemented yet.
+    defaults as in Exim 4.96); SmtpTransport is registered as `driver = smtp`
+    (a remote transport: local=False).
+
+DESCRIPTION
+    The transport's work -- host loop, SMTP client, STARTTLS, AUTH, DANE,
+    PIPELINING/CHUNKING, DSN, SMTPUTF8, retry items and Exim's log lines --
+    is in eximpy.deliver.remote, which eximpy.deliver.deliver calls for
+    every address routed to a remote transport (groups of addresses, as
+    Exim's do_remote_deliveries() batches them).  Options not acted on:
+    dkim_* (no DKIM signing), hosts_pipe_connect, hosts_try_fastopen,
+    hosts_try_prdr (no PRDR), hosts_request_ocsp/hosts_require_ocsp,
+    hosts_require_alpn/tls_alpn, tls_crl, tls_dh_min_bits,
+    tls_resumption_hosts, hosts_nopass_tls/hosts_noproxy_tls (no passing
+    of connections between messages), connection_max_messages,
+    serialize_hosts, socks_proxy, dscp, host_name_extract,
+    dns_qualify_single/dns_search_parents, dnssec_require_domains,
+    dane_require_tls_ciphers.
 
 SEE ALSO
-    spec chapter 30 "The smtp transport".
+    spec chapter 30 "The smtp transport"; eximpy.deliver.remote.
 """
 from __future__ import annotations
 

@@ -118,6 +118,9 @@ class ScriptedServer:
     # ------------------------------------------------------------------
     def _serve(self, c: socket.socket, s: Session) -> None:
         c.settimeout(30)
+        if c.family != socket.AF_UNIX:
+            # replies go out one write each: no Nagle delay between them
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         f = _Conn(c)
         try:
             self._dialogue(f, s)
