@@ -2,17 +2,20 @@
 
 SUMMARY
     rr = DeliveryRetry(config, msg, forced=..., queue_run=...)
+    rr.held(addr, rctx) -> bool         hold_domains: "domain is held"
     rr.routing_skip(addr) -> bool       before routing: "retry time not reached"
-    rr.after_routing(addr, rc)          add a routing retry item (R: key)
+    rr.queue_domain(addr, rctx) -> bool queue_domains (not in queue runs)
+    rr.after_routing(addr, old_domain, deferred)
+                                        add a routing retry item (R: key)
     rr.transport_skip(addr) -> bool     before a local transport:
                                         "Retry time not yet reached"
-    rr.after_transport(addr, status)    add/delete a T: retry item
+    rr.after_transport(addr, deferred)  add/delete a T: retry item
     rr.update(succeeded, failed, deferred) -> timed-out addresses
                                         (Exim's retry_update(): writes the
                                         database, times out addresses)
     find_config(config, key, alternate, basic_errno, more_errno, sender)
     retry_test(config, args, out) -> status      -brt
-    check_host(...)                     host status for remote transports
+    rr.check_host(...) -> HostStatus    host status for the smtp transport
     read_all(spool) / tidy(spool, ...)  for exinext and exim_tidydb
 
 DESCRIPTION
@@ -35,9 +38,15 @@ DESCRIPTION
     try time has not come is deferred without trying: "retry time not
     reached" (routing, errno -52) or "Retry time not yet reached" (local
     transport, errno -53); those lines appear in the main log only with
-    log_selector +retry_defer, in the message log only on a first delivery
-    attempt.  The ultimate address timeout lets a delivery go ahead anyway
-    when the message is older than the last rule's cutoff.
+    log_selector retry_defer (on by default), in the message log only on a
+    first delivery attempt.  The ultimate address timeout lets a delivery
+    go ahead anyway when the message is older than the last rule's cutoff
+    (for address records; a domain record waits for its retry time).
+    Outside queue runs (-M, -Mc, immediate delivery) retry times are not
+    consulted for routing or local deliveries, as in Exim.
+
+    The caller says what kind of delivery this is: ``forced`` (-M, -qf)
+    and ``queue_run`` (-q, -qf, the daemon's queue runner).
 
     After the deliveries update() computes each destination's next try from
     the first matching rule (F fixed, G geometric, H randomised geometric,
@@ -49,8 +58,10 @@ DESCRIPTION
     exceeded".
 
     The database is an LMDB environment <spool>/db/retry (eximpy.hintsdb),
-    not Exim's Berkeley DB file; exinext (spool_tools/exinext.py) prints it
-    as Exim's exinext/exim_dumpdb do.
+    not Exim's Berkeley DB file; one that cannot be opened counts as empty.
+    exinext (spool_tools/exinext.py) prints it as Exim's exinext and
+    exim_dumpdb do, and tidies it as exim_tidydb does.  retry_test() is the
+    answer of -brt.
 
 SEE ALSO
     spec chapter 32 "Retry configuration", 3.8 hints databases; Exim
