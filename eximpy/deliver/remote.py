@@ -900,6 +900,9 @@ class _TransportRun:
                 if "CHUNKING" in at.peer and \
                         not self.host_in("hosts_try_chunking", host):
                     at.peer.discard("CHUNKING")
+                if "PRDR" in at.peer and \
+                        not self.host_in("hosts_try_prdr", host):
+                    at.peer.discard("PRDR")
                 if self.opt("size_addition") is not None and \
                         self.opt("size_addition") < 0:
                     at.peer.discard("SIZE")
@@ -1178,6 +1181,10 @@ class _TransportRun:
         if size > 0 and "SIZE" in at.peer:
             n = size + msg.linecount + (self.opt("size_addition") or 0)
             p.append(f" SIZE={n}")
+        # PRDR when offered and there are at least two recipients
+        at.prdr_active = "PRDR" in at.peer and len(todo) >= 2
+        if at.prdr_active:
+            p.append(" PRDR")
         if getattr(at, "utf8_param", False):
             p.append(" SMTPUTF8")
         lasthop = all(a.dsn_flags & RF_DSNLASTHOP for a in todo)
@@ -1347,7 +1354,27 @@ class _TransportRun:
                 conn.last_command = "end of data"
                 if self.lmtp:
                     return self._lmtp_results(at, ftimeout, data_cmd)
-                ok, buf = conn.read_response("2", ftimeout)
+                if at.prdr_active:
+                    ok, buf = conn.read_response("3", ftimeout)
+                    if not ok and conn.errno == 0 and buf[:1] == "2":
+                        at.prdr_active = False        # a plain final answer
+                        ok = True
+                    elif not ok:
+                        err = conn.errno
+                        if err == 0 and buf[:1] == "4":
+                            err = ERRNO_DATA4XX
+                            self.first.more_errno |= _code2(buf) << 8
+                        return self._after_data_error(at, err, buf,
+                                                      "end of data")
+                    else:
+                        rc = self._prdr_results(at, ftimeout, data_cmd, seq,
+                                                chunking)
+                        if rc is not None:
+                            return rc
+                        need_rset = False
+                        continue
+                else:
+                    ok, buf = conn.read_response("2", ftimeout)
                 if not ok:
                     if conn.errno == 0 and buf[:1] == "4":
                         self.first.more_errno |= _code2(buf) << 8
@@ -1380,6 +1407,67 @@ class _TransportRun:
                     self.dl._jnl_record(a)
             except _SendFailed:
                 return self._send_failed(at, conn.errno)
+
+    def _prdr_results(self, at: _Attempt, ftimeout: float, data_cmd: str,
+                      seq: int, chunking: bool) -> str | None:
+        """After "353": one answer per accepted recipient, then the overall
+        answer, appended to each success's confirmation (Exim's PRDR
+        handling in smtp_deliver()).  None when the transaction is done."""
+        conn = at.conn
+        host = at.host
+        now = time.time()
+        flag = "="
+        done: list[Address] = []
+        for a in at.addrs:
+            if a.tp_status != PENDING_OK:
+                continue
+            ok, buf = conn.read_response("2", ftimeout)
+            if not ok:
+                if conn.errno != 0 or not buf:
+                    return self._after_data_error(at, conn.errno, buf,
+                                                  "end of data")
+                a.message = f"PRDR error after {data_cmd}: {_printing(buf)}"
+                a.pass_message = True
+                if buf[0] == "5":
+                    a.tp_status = FAIL
+                else:
+                    # (Exim sets the global errno here, not the address's:
+                    # its deferral line says "defer (0)")
+                    a.tp_status = DEFER
+                    a.basic_errno = 0
+                    a.more_errno |= _code2(buf) << 8
+                continue
+            a.tp_status = OK
+            a.host_used = host
+            a.delivery_time = now - at.start
+            a.log_flag = flag
+            a.message = _printing(buf)
+            a.pipelining_used = at.pipelining
+            a.chunking_used = chunking
+            a.prdr_used = True
+            a.authenticator = at.authenticator
+            a.auth_id = at.auth_id
+            a.auth_sndr = at.auth_sender
+            a.sequence = seq
+            a.transport_count = at.transport_count
+            a.sending_ip = self.vars.get("sending_ip_address")
+            a.sending_port = self.vars.get("sending_port")
+            flag = "-"
+            done.append(a)
+        ok, buf = conn.read_response("2", ftimeout)
+        if not ok:
+            err = conn.errno
+            if err == 0 and buf[:1] == "4":
+                err = ERRNO_DATA4XX
+                self.first.more_errno |= _code2(buf) << 8
+            for a in done:
+                a.tp_status = PENDING_OK
+            return self._after_data_error(at, err, buf, "end of data")
+        overall = _printing(buf)
+        for a in done:
+            a.message = f"{a.message}\\n{overall}"
+            self.dl._jnl_record(a)
+        return None
 
     def _lmtp_results(self, at: _Attempt, ftimeout: float, data_cmd: str) -> str:
         conn = at.conn
@@ -1767,6 +1855,7 @@ def _prepare(addrs: list[Address], host: Host) -> Address | None:
             a.peerdn = None
             a.cert_verified = False
             a.dane_verified = False
+            a.prdr_used = False
     return first
 
 
@@ -1872,6 +1961,8 @@ def delivered_line(dl: Any, a: Address, shown: str, original: str | None) -> str
                 g.append(f":{a.auth_sndr}")
     if "pipelining" in sel and getattr(a, "pipelining_used", False):
         g.append(" L")
+    if getattr(a, "prdr_used", False):
+        g.append(" PRDR")
     if getattr(a, "chunking_used", False):
         g.append(" K")
     if "smtp_confirmation" in sel and a.message:

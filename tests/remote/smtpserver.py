@@ -53,7 +53,8 @@ class ScriptedServer:
                  sleep_after: tuple[str, float] | None = None,
                  starttls_reply: str = "220 TLS go ahead",
                  unix_path: str | None = None,
-                 lmtp_replies: dict[str, str] | None = None) -> None:
+                 lmtp_replies: dict[str, str] | None = None,
+                 prdr_replies: dict[str, str] | None = None) -> None:
         self.address = address
         self.greeting = greeting
         self.extensions = extensions
@@ -71,6 +72,7 @@ class ScriptedServer:
         # LMTP: after the data, one reply per accepted recipient (by local
         # part, default final_reply)
         self.lmtp_replies = lmtp_replies
+        self.prdr_replies = prdr_replies or {}
         if unix_path:
             import os
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -145,6 +147,7 @@ class ScriptedServer:
             pass
         rcpts = 0
         accepted: list[str] = []
+        prdr = False
         while True:
             line = f.readline()
             if line is None:
@@ -182,6 +185,7 @@ class ScriptedServer:
             elif verb == "MAIL":
                 rcpts = 0
                 accepted = []
+                prdr = " PRDR" in text.upper()
                 f.send(self.mail_reply)
             elif verb == "RCPT":
                 addr = text.split("<", 1)[1].split(">", 1)[0]
@@ -215,6 +219,10 @@ class ScriptedServer:
                     for lp in accepted:
                         f.send(self.lmtp_replies.get(lp, self.final_reply))
                     continue
+                if prdr:
+                    f.send("353 PRDR content analysis beginning")
+                    for lp in accepted:
+                        f.send(self.prdr_replies.get(lp, "250 2.0.0 Accepted"))
                 f.send(self.final_reply)
             elif verb == "BDAT":
                 parts = text.split()

@@ -161,6 +161,16 @@ CASES = {
                            "", "", "127.0.0.2:127.0.0.2"),
     "greeting-554-two-hosts": ("", {"greeting": "554 go away"}, RCPTS, "", "",
                                "127.0.0.2:127.0.0.2"),
+    "prdr": ("", {"extensions": ("PIPELINING", "PRDR", "SIZE 0"),
+                  "prdr_replies": {"tmp": "451 4.2.0 later for tmp",
+                                   "bad": "550 5.7.1 content rejected for bad"}},
+             ["a@dest.example", "tmp@dest.example", "bad@dest.example",
+              "b@dest.example"], "", "", "127.0.0.2"),
+    "prdr-one-rcpt": ("", {"extensions": ("PIPELINING", "PRDR")},
+                      ["a@dest.example"], "", "", "127.0.0.2"),
+    "prdr-not-tried": ("    hosts_try_prdr = :\n",
+                       {"extensions": ("PIPELINING", "PRDR")}, RCPTS, "", "",
+                       "127.0.0.2"),
     "timeout-data": ("    command_timeout = 2s\n", {"sleep_after": ("DATA", 4)},
                      RCPTS, "", "", "127.0.0.2"),
 }
@@ -317,3 +327,58 @@ def test_smtputf8(case, server_factory):
     assert res["eximpy_log"] == res["exim_log"]
     assert res["eximpy_cmds"] == res["exim_cmds"]
     assert res["eximpy_data"] == res["exim_data"]
+
+
+PRDR_SERVER = """\
+primary_hostname = server.example
+spool_directory = @SRV@/spool
+log_file_path = @SRV@/log/%slog
+queue_only = true
+prdr_enable = true
+tls_advertise_hosts =
+acl_smtp_rcpt = accept
+acl_smtp_data_prdr = prdr_acl
+log_selector = +received_recipients
+
+begin acl
+prdr_acl:
+  deny    local_parts = bad
+          message = rejected for $local_part
+  defer   local_parts = tmp
+          message = later for $local_part
+  accept
+"""
+
+
+def test_prdr_with_exim_server():
+    """PRDR against real Exim (prdr_enable, acl_smtp_data_prdr refusing
+    one recipient and deferring another), run per connection as exim -bs."""
+    import re
+    from _remote import EXIM, WORK
+    from inetd import InetdExim
+    from test_seed_smarthost import _server_conf, _server_view
+    work = WORK / "prdr-exim"
+    srv_ex, srv_py = work / "srv-exim", work / "srv-eximpy"
+    confs = []
+    for d in (srv_ex, srv_py):
+        _server_conf(d)
+        (d / "server.conf").write_text(PRDR_SERVER.replace("@SRV@", str(d)))
+        confs.append(d / "server.conf")
+    server = InetdExim(EXIM, confs[0]).start()
+
+    def between():
+        server.wait()
+        server.conf = confs[1]
+    try:
+        res = run_both("prdr-exim", _conf("", "", "", "127.0.0.2"),
+                       [(["-f", "sender@sender.example", "a@dest.example",
+                          "tmp@dest.example", "bad@dest.example",
+                          "b@dest.example"], MESSAGE)], server,
+                       between=between)
+        server.wait()
+    finally:
+        server.stop()
+    assert any(" PRDR " in ln for ln in res["exim_log"]), res["exim_log"]
+    assert res["eximpy_log"] == res["exim_log"]
+    view_ex, view_py = _server_view(srv_ex), _server_view(srv_py)
+    assert view_ex and view_py == view_ex
