@@ -1018,7 +1018,12 @@ class _TransportRun:
                     subject = x509.DNSName(name)
                 builder.build_server_verifier(subject).verify(leaf, [])
             else:
-                builder.build_client_verifier().verify(leaf, [])
+                # no name check: verify as a server certificate for a name
+                # it carries itself
+                subject = _any_subject(leaf)
+                if subject is None:
+                    return False, "certificate invalid"
+                builder.build_server_verifier(subject).verify(leaf, [])
         except Exception as e:  # noqa: BLE001 - any verification failure
             # a self-signed trusted leaf: Store holds it, accept when equal
             if any(r.fingerprint(leaf.signature_hash_algorithm or
@@ -1791,6 +1796,21 @@ def _log_alabel(address: str) -> str:
     def label(x: str) -> str:
         return x if x.isascii() else "xn--" + x.encode("punycode").decode("ascii")
     return f"{label(lp)}@{label(dom)}"
+
+
+def _any_subject(leaf: Any) -> Any:
+    """A DNS name or IP address the certificate is valid for (from its
+    subjectAltName), for verifying it without a host name check."""
+    from cryptography import x509
+    try:
+        san = leaf.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    for n in san:
+        if isinstance(n, (x509.DNSName, x509.IPAddress)):
+            return n
+    return None
 
 
 def _sha256() -> Any:

@@ -7,12 +7,12 @@ SUMMARY
 
 DESCRIPTION
     The transport's work -- host loop, SMTP client, STARTTLS, AUTH, DANE,
-    PIPELINING/CHUNKING, DSN, SMTPUTF8, retry items and Exim's log lines --
-    is in eximpy.deliver.remote, which eximpy.deliver.deliver calls for
+    PIPELINING/CHUNKING/PRDR, DSN, SMTPUTF8, retry items and Exim's log
+    lines -- is in eximpy.deliver.remote, which eximpy.deliver.deliver calls for
     every address routed to a remote transport (groups of addresses, as
     Exim's do_remote_deliveries() batches them).  Options not acted on:
     dkim_* (no DKIM signing), hosts_pipe_connect, hosts_try_fastopen,
-    hosts_try_prdr (no PRDR), hosts_request_ocsp/hosts_require_ocsp,
+    hosts_request_ocsp/hosts_require_ocsp,
     hosts_require_alpn/tls_alpn, tls_crl, tls_dh_min_bits,
     tls_resumption_hosts, hosts_nopass_tls/hosts_noproxy_tls (no passing
     of connections between messages), connection_max_messages,

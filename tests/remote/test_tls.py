@@ -73,3 +73,71 @@ def test_tls(case):
     assert res["eximpy_log"] == res["exim_log"]
     assert res["eximpy_cmds"] == res["exim_cmds"]
     assert res["eximpy_data"] == res["exim_data"]
+
+
+CLIENT_CERT_SERVER = """\
+primary_hostname = server.example
+spool_directory = @SRV@/spool
+log_file_path = @SRV@/log/%slog
+queue_only = true
+acl_smtp_rcpt = accept
+tls_advertise_hosts = *
+tls_certificate = @CERT@
+tls_privatekey = @KEY@
+tls_verify_hosts = *
+tls_verify_certificates = @CA@
+log_selector = +received_recipients +tls_peerdn
+"""
+
+
+def test_client_certificate_with_exim_server():
+    """tls_certificate / tls_privatekey: real Exim as the server (exim -bs
+    per connection) demands and verifies a client certificate; what it
+    logged for each client (CV=yes, the DN) must be the same."""
+    from _remote import EXIM
+    from inetd import InetdExim
+    from test_seed_smarthost import _server_conf, _server_view
+    work = WORK / "tls-client-cert"
+    d = work / "certs"
+    d.mkdir(parents=True, exist_ok=True)
+    scert, skey, ca = make_cert(str(d), names=("server.example",))
+    cd = work / "client-certs"
+    cd.mkdir(parents=True, exist_ok=True)
+    # the client's certificate comes from the same CA as the server's
+    import shutil
+    from cryptography import x509
+    ccert, ckey, ca2 = make_cert(str(cd), cn="client.example",
+                                 names=("client.example",))
+    both = d / "cas.pem"
+    both.write_text(Path(ca).read_text() + Path(ca2).read_text())
+    both.chmod(0o644)
+    srv_ex, srv_py = work / "srv-exim", work / "srv-eximpy"
+    confs = []
+    for s in (srv_ex, srv_py):
+        _server_conf(s)
+        (s / "server.conf").write_text(
+            CLIENT_CERT_SERVER.replace("@SRV@", str(s)).replace("@CERT@", scert)
+            .replace("@KEY@", skey).replace("@CA@", str(both)))
+        confs.append(s / "server.conf")
+    del shutil, x509
+    server = InetdExim(EXIM, confs[0]).start()
+
+    def between():
+        server.wait()
+        server.conf = confs[1]
+    topts = (f"    tls_certificate = {ccert}\n    tls_privatekey = {ckey}\n"
+             f"    tls_verify_certificates = {both}\n"
+             "    tls_verify_cert_hostnames =\n")
+    conf = (CONF.replace("@TRANSPORT@", topts).replace("@MAIN@", "")
+            .replace("@HOSTS@", "127.0.0.2").replace("@AUTH@", ""))
+    try:
+        res = run_both("tls-client-cert", conf,
+                       [(["-f", "sender@sender.example"] + RCPTS, MESSAGE)],
+                       server, between=between)
+        server.wait()
+    finally:
+        server.stop()
+    assert res["eximpy_log"] == res["exim_log"]
+    view_ex, view_py = _server_view(srv_ex), _server_view(srv_py)
+    assert any("CV=yes" in v and "DN=" in v for v in view_ex), view_ex
+    assert view_py == view_ex
