@@ -307,8 +307,12 @@ def raise_event(tp: Any, addr: Any, event: str, tctx: Any, log: Any = None,
     from eximpy.errors import ExpansionError, ExpansionForcedFail
     if data is None and tp.driver in ("smtp", "lmtp", "autoreply"):
         data = addr.message
+    from eximpy.expand.taint import Tainted
     extra = {"event_name": event, "event_data": data or "",
-             "event_defer_errno": "0", "transport_name": tp.name}
+             "event_defer_errno": "0", "transport_name": tp.name,
+             # this address's, even when it was delivered in a batch
+             "local_part": Tainted(addr.local_part),
+             "domain": Tainted(addr.domain)}
     if addr.router is not None:
         extra["router_name"] = addr.router.name
     try:

@@ -1,7 +1,8 @@
 """The generic transport option event_action against real Exim 4.96: the
 delivery events of local transports (msg:delivery, msg:fail:delivery,
 msg:defer...), with $event_name, $event_data, $event_defer_errno and the
-address variables, recorded by a ${run} in the expansion."""
+address variables (each address's own in a batch), recorded by a ${run}
+in the expansion."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,13 +27,18 @@ queue_only = true
 begin routers
 r:
   driver = accept
-  local_parts = ok : fail : defer : reply
-  transport = t_$local_part_data
+  local_parts = ok : fail : defer : reply : b1 : b2
+  transport = ${if match{$local_part_data}{^b}{t_batch}{t_$local_part_data}}
   user = Debian-exim
 begin transports
 t_ok:
   driver = appendfile
   file = @ROOT@/mail/ok
+  @EVENT@
+t_batch:
+  driver = appendfile
+  file = @ROOT@/mail/batch
+  batch_max = 2
   @EVENT@
 t_fail:
   driver = pipe
@@ -58,7 +64,7 @@ begin retry
 def runs():
     conf = CONF.replace("@EVENT@", EVENT)
     return run_pair(WORK, conf, [(["-f", "s@example.org", "ok", "fail", "defer",
-                                   "reply"], "Subject: ev\n\nbody\n")])
+                                   "reply", "b1", "b2"], "Subject: ev\n\nbody\n")])
 
 
 def test_log(runs):
