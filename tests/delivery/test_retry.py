@@ -526,3 +526,16 @@ def test_delay_warning_to_errors_address():
     keep_golden(GOLDEN / "delivery_retry" / f"{name}.warning", wx)
     assert "To: list@example.org" in wx
     assert wp == wx
+
+
+def test_pipe_times_out():
+    """A pipe from a redirect router past its cutoff: '** <pipe> <parent>:
+    retry timeout exceeded' and the bounce's 'pipe to' entry."""
+    name = "pipe_cutoff"
+    ex, py, mid = _run_both(name, "* * F,3s,1h",
+                            [["-M", "@ID@"], 4.0, ["-q"]],
+                            rcpts=("pf", "ok"))
+    _compare(name, ex, py, mid)
+    bx, bp = _bounce(ex, mid), _bounce(py, mid)
+    keep_golden(GOLDEN / "delivery_retry" / f"{name}.bounce", bx)
+    assert bp == bx
