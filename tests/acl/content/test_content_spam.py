@@ -83,7 +83,12 @@ def test_spamd_down(arg: str) -> None:
 @pytest.mark.parametrize("addr", ["127.0.0.1", "127.0.0.1 PORT weight=0",
                                   "127.0.0.1 PORT bogus=1",
                                   "127.0.0.1 DOWN : 127.0.0.1 PORT pri=0",
-                                  "127.0.0.1 PORT tmo=30s retry=1s"])
+                                  "127.0.0.1 PORT tmo=30s retry=1s",
+                                  "127.0.0.1 DOWN retry=1s",
+                                  "DIR/none.sock : 127.0.0.1 PORT pri=0",
+                                  "127.0.0.1 PORT time=0-24",
+                                  "127.0.0.1 PORT time=23.59.59-24 : "
+                                  "127.0.0.1 PORT pri=0"])
 def test_spamd_address_forms(spamd, addr: str) -> None:
     down = str(free_port())
     a = addr.replace("PORT", str(spamd.port)).replace("DOWN", down)
