@@ -854,10 +854,12 @@ class _Delivery:
                                        f"transport: {e}")
         ids = None
         if getattr(tp.info, "local", True):
-            from eximpy.deliver.local import UgidError, find_ugid
+            from eximpy.deliver.local import UgidError
+            from eximpy.transports.base import transport_ugid
             try:
-                ids = find_ugid(self.config, addr, tp,
-                                lambda text: rctx.expand(text, addr))
+                ids = transport_ugid(self.config, addr, tp,
+                                     lambda text: rctx.expand(text, addr),
+                                     tctx.msg)   # (pipe_as_creator)
             except UgidError as e:
                 if e.panic:
                     self.log.panic(e.message, self.mid)

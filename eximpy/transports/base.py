@@ -321,3 +321,22 @@ def raise_event(tp: Any, addr: Any, event: str, tctx: Any, log: Any = None,
         if log is not None:
             log.main(f"failed to expand event_action {event} in {tp.name}: {e}",
                      mid)
+
+
+def transport_ugid(config: Any, addr: Any, tp: Any, expand: Any, msg: Any) -> Any:
+    """The ids a local transport runs with (eximpy.deliver.local.find_ugid,
+    Exim's findugid), with the pipe transport's pipe_as_creator: when the
+    transport sets no user, the message's originator uid is used (before
+    the address's), and its gid when neither the transport nor the address
+    gives one -- still subject to never_users."""
+    from eximpy.deliver.local import find_ugid
+    if tp.driver == "pipe" and tp.get("pipe_as_creator") and \
+            tp.get("user") is None and msg is not None:
+        import copy
+        a = copy.copy(addr)
+        a.uid = int(msg.originator_uid)
+        if a.gid is None:
+            a.gid = int(msg.originator_gid)
+        a.initgroups = False
+        return find_ugid(config, a, tp, expand)
+    return find_ugid(config, addr, tp, expand)

@@ -54,7 +54,7 @@ OPTIONS = OptionTable((
     S('message_suffix', T.STRING, '\n', expanded=True, implemented=True),
     S('path', T.STRING, '/bin:/usr/bin', expanded=True, implemented=True),
     S('permit_coredump', T.BOOL, False, implemented=True),
-    S('pipe_as_creator', T.BOOL, False),
+    S('pipe_as_creator', T.BOOL, False, implemented=True),
     S('restrict_to_path', T.BOOL, False, implemented=True),
     S('return_fail_output', T.BOOL, False, implemented=True),
     S('return_output', T.BOOL, False, implemented=True),
