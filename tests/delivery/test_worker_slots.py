@@ -6,6 +6,7 @@ loses nothing and is replaced.  As root.
 from __future__ import annotations
 
 import os
+import smtplib
 import subprocess
 import sys
 import time
@@ -119,7 +120,12 @@ def test_daemon_delivery_role_reuses_the_users_worker(daemon) -> None:
     status = daemon.home / "status.child"
     pids = []
     for k in range(2):
-        daemon.send(f"{daemon.user}-ids@test.example", f"ids {k}")
+        # (a HELO name that is not one of ours: no reverse lookup)
+        with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30,
+                          local_hostname="client.example") as c:
+            c.sendmail("sender@test.example",
+                       [f"{daemon.user}-ids@test.example"],
+                       f"Subject: ids {k}\r\n\r\nbody\r\n".encode())
         for _ in range(200):
             if daemon.log().count("Completed") == k + 1:
                 break
