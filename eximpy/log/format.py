@@ -171,13 +171,11 @@ def timediff(secs: float, millisec: bool = False) -> str:
 def printing(s: str, allow_tab: bool = False) -> str:
     """Exim's string_printing(): every byte outside printable ASCII is
     escaped (``\\n``, ``\\r``, ``\\t`` or ``\\ooo``, so UTF-8 shows as
-    octal, as in Exim's logs), a backslash is doubled; a tab is kept
-    as it is when ``allow_tab`` (Exim does so for T= subjects)."""
+    octal, as in Exim's logs); a backslash stays as it is; a tab is kept
+    as it is when ``allow_tab``."""
     out = bytearray()
     for c in s.encode("utf-8", "surrogateescape"):
-        if c == 0x5C:
-            out += b"\\\\"
-        elif 32 <= c < 127 or (c == 9 and allow_tab):
+        if 32 <= c < 127 or (c == 9 and allow_tab):
             out.append(c)
         elif c == 10:
             out += b"\\n"
@@ -185,14 +183,22 @@ def printing(s: str, allow_tab: bool = False) -> str:
             out += b"\\r"
         elif c == 9:
             out += b"\\t"
+        elif c in _NAMED_ESCAPES:
+            out += _NAMED_ESCAPES[c]
         else:
             out += b"\\%03o" % c
     return out.decode("ascii")
 
 
+_NAMED_ESCAPES = {8: b"\\b", 11: b"\\v", 12: b"\\f"}
+
+
 def quoted(s: str, allow_tab: bool = False) -> str:
-    """``"text"`` with ``"`` escaped, as in T="...", C="..." and DN="..."."""
-    return '"' + printing(s, allow_tab).replace('"', '\\"') + '"'
+    """``"text"`` as in T="...", C="..." and DN="...": Exim puts a
+    backslash before each ``"`` and ``\\``, then escapes non-printing
+    bytes (string_printing)."""
+    return '"' + printing(s.replace("\\", "\\\\").replace('"', '\\"'),
+                          allow_tab) + '"'
 
 
 def host_text(name: str | None, helo: str | None, address: str | None,
@@ -228,6 +234,7 @@ def received(sel: LogSelector, sender: str, *, fakereject: bool = False,
              tls_resumed: bool = False,
              authenticator: str | None = None, auth_id: str | None = None,
              auth_sender: str | None = None, chunking: bool = False,
+             prdr: bool = False,
              size: int = 0, body_8bitmime: int | None = None,
              receive_time: float | None = None,
              message_id_header: str | None = None,
@@ -272,6 +279,8 @@ def received(sel: LogSelector, sender: str, *, fakereject: bool = False,
         if auth_sender and "smtp_mailauth" in sel:
             a += f":{auth_sender}"
         g.append(a)
+    if prdr:
+        g.append(" PRDR")
     if chunking:
         g.append(" K")
     g.append(f" S={size}")

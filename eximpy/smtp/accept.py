@@ -137,7 +137,8 @@ class _Options:
 def _received(config: Any, msg: ReceivedMessage, mid: str, primary: str,
               now: float, sender: str | None = None) -> Header:
     template = _Options.of(config).received_header_text
-    received_for = msg.recipients[0][0] if len(msg.recipients) == 1 else ""
+    received_for = msg.received_for if msg.received_for is not None else \
+        (msg.recipients[0][0] if len(msg.recipients) == 1 else "")
     variables = {
         "sender_rcvhost": _rcvhost(msg),
         "sender_ident": msg.ident or "",
@@ -202,6 +203,14 @@ def build_spool_message(config: Any, msg: ReceivedMessage, mid: str,
         sm.tls_ver = msg.tls.ver
         sm.tls_certificate_verified = msg.tls.certificate_verified
         sm.tls_peerdn = msg.tls.peerdn
+        if msg.tls.peerdn is not None:
+            sm.tainted.add("tls_peerdn")
+        from eximpy.smtp.tls import pem_for_spool
+        if getattr(msg.tls, "peercert", None):
+            sm.tls_peercert = pem_for_spool(msg.tls.peercert)
+            sm.tainted.add("tls_peercert")
+        if getattr(msg.tls, "ourcert", None):
+            sm.tls_ourcert = pem_for_spool(msg.tls.ourcert)
         sm.tls_sni = msg.tls.sni
         if msg.tls.sni is not None:
             sm.tainted.add("tls_sni")
@@ -537,6 +546,8 @@ class SpoolSink:
             v = mh.value.strip()
             msgid = v[1:-1] if v.startswith("<") and v.endswith(">") else v
         subj = sm.header("subject")
+        logged_rcpts = msg.log_recipients if msg.log_recipients is not None \
+            else [r[0] for r in msg.recipients]
         line = logfmt.received(
             sel, sm.sender, host_name=msg.host_name,
             helo=msg.helo_name if msg.host_address else None,
@@ -552,7 +563,7 @@ class SpoolSink:
             authenticator=msg.authenticator, auth_id=msg.authenticated_id,
             auth_sender=msg.authenticated_sender,
             pipelining=msg.pipelining,
-            chunking=msg.chunking, size=sm.message_size,
+            chunking=msg.chunking, prdr=msg.prdr, size=sm.message_size,
             body_8bitmime=msg.body_8bitmime,
             receive_time=time.time() - msg.received_time,
             message_id_header=msgid,
@@ -561,7 +572,7 @@ class SpoolSink:
                                 msg.submission is not None) and not any(
                 h[:11].lower() == b"message-id:" for h in msg.headers),
             subject=subj.value if subj else None,
-            recipients=[r[0] for r in msg.recipients],
+            recipients=logged_rcpts,
             fakereject=msg.fake_response == "FAIL")
         dkim_dom = getattr(msg, "dkim_domain", None)
         if dkim_dom and "dkim" in sel:
@@ -580,9 +591,8 @@ class SpoolSink:
             # The message log gets the line without what log_write adds
             # for +received_sender / +received_recipients.
             mline = line
-            if msg.recipients and "received_recipients" in sel:
-                mline = mline[:-len(" for " + " ".join(
-                    r[0] for r in msg.recipients))]
+            if logged_rcpts and "received_recipients" in sel:
+                mline = mline[:-len(" for " + " ".join(logged_rcpts))]
             if "received_sender" in sel:
                 mline = mline[:-len(f" from <{sm.sender}>")]
             self._msglog(layout, msg, sm.id, "Received from " + mline[3:],

@@ -62,7 +62,9 @@ DESCRIPTION
     is read, before the MIME and DATA ACLs (eximpy.acl.dkim); in -bh the
     session's own host-list checks are traced (eximpy.cli.host_check).
 
-    Not yet: PRDR, host_lookup (reverse DNS for
+    PRDR (prdr_enable): after DATA, acl_smtp_data_prdr runs per recipient
+    with a 353 and a reply per recipient, then a summary reply.
+    Not yet: host_lookup (reverse DNS for
     $sender_host_name), helo_verify_hosts, smtp_ratelimit_*,
     smtp_etrn_serialize; in the MIME ACL decode=, mime_regex and
     message/rfc822 parts.  ETRN starts smtp_etrn_command or "-R domain"
@@ -116,6 +118,9 @@ _CMDS = (
     (b"noop", NOOP, True), (b"etrn", ETRN, True), (b"vrfy", VRFY, True),
     (b"expn", EXPN, True), (b"help", HELP, True),
 )
+# Exim's numeric ACL results, which its PRDR code combines bitwise.
+_EXIM_RC = {OK: 0, DEFER: 1, FAIL: 2, ERROR: 3, DISCARD: 7, FAIL_DROP: 15}
+
 # The _CMDS entry a command line's first word can only be (a dict lookup
 # instead of trying every entry; no match still tries them all).
 _CMD_BY_WORD = {entry[0].split(b" ")[0]: entry for entry in _CMDS}
@@ -214,6 +219,11 @@ class ReceivedMessage:
     submission: dict | None = None        # domain / name / sender_retain
     suppress_local_fixups: bool = False
     removed_headers: list = field(default_factory=list)
+    prdr: bool = False                    # PRDR was used (" PRDR" in <=)
+    # When PRDR removed recipients: $received_for and the "<=" line's
+    # recipients as they were when the data ended (None: the same).
+    received_for: str | None = None
+    log_recipients: list[str] | None = None
     dkim_domain: str | None = None        # DKIM= on the "<=" line
     spam_values: dict = field(default_factory=dict)  # -spam_* (-H file)
 
@@ -289,7 +299,7 @@ class SessionOptions:
         self.acl = {w: get("acl_smtp_" + w) for w in (
             "connect", "helo", "mail", "rcpt", "predata", "data", "quit",
             "notquit", "vrfy", "expn", "etrn", "starttls", "auth", "mime",
-            "mailauth")}
+            "mailauth", "data_prdr")}
         self.tls_certificate = get("tls_certificate")
         from eximpy.smtp.auth import server_authenticators, tls_authenticator
         self.auths = server_authenticators(config)
@@ -636,6 +646,13 @@ class Session:
         """The TLS handshake after STARTTLS succeeded: forget the EHLO
         state (RFC 3207) and carry on."""
         self.tls = info
+        if info.ourcert is None and self.opt.tls_certificate:
+            from eximpy.smtp.tls import certificate_der
+            try:
+                info.ourcert = certificate_der(
+                    self._expand(str(self.opt.tls_certificate)))
+            except Exception:
+                info.ourcert = None
         self.tls_requested = False
         self.helo_seen = self.esmtp = False
         self.auth_advertised = self.pipelining_advertised = False
@@ -857,9 +874,13 @@ class Session:
             # Client data, so tainted (an inline ACL using it is refused).
             "authenticated_id": Tainted(self.authenticated_id)
             if self.authenticated_id else "",
+            "authenticated_sender": Tainted(self.authenticated_sender)
+            if self.authenticated_sender else "",
+            "auth pubname": self.auth_pubname or "",   # for ${authresults}
             "sender_host_authenticated": self.authenticated or "",
             "message_size": str(self.message_size),
             "rcpt_count": str(self.rcpt_count),
+            "prdr_requested": "yes" if self.prdr_requested else "no",
             "host_lookup_failed": self._host_lookup_failed_var,
             "host_lookup_deferred": "1" if self.host_lookup_deferred
             else "0",
@@ -876,6 +897,10 @@ class Session:
                 "tls_in_sni": Tainted(self.tls.sni or ""),
                 "tls_in_certificate_verified":
                     "1" if self.tls.certificate_verified else "0",
+                # The certificates themselves, for ${certextract} and the
+                # hashes (eximpy.expand.certs).
+                "tls_in_peercert_object": self.tls.peercert,
+                "tls_in_ourcert_object": self.tls.ourcert,
             })
         return v
 
@@ -1154,6 +1179,9 @@ class Session:
         self.recipients_discarded = False
         self._no_multiline = False
         self.authenticated_sender = None
+        self.prdr_requested = False       # MAIL ... PRDR (prdr_enable)
+        self._data_recipients: list[tuple[str, str | None, int]] | None = \
+            None
         # Per-message effects of ACL controls and modifiers (Exim's
         # deliver_freeze, queue_only_policy, fake_response, submission_mode,
         # suppress_local_fixups, queue_name, acl_removed_headers).
@@ -1828,6 +1856,10 @@ class Session:
                             return self._synprot_error(
                                 "syntax", 501, None,
                                 "Value for RET is invalid"), True
+                elif uname == "PRDR":
+                    # Ignored unless prdr_enable (as Exim).
+                    if self.opt.prdr_enable:
+                        self.prdr_requested = True
                 elif uname == "ENVID":
                     if self.dsn_advertised:
                         if self.dsn_envid is not None:
@@ -1913,10 +1945,11 @@ class Session:
             r = AclResult(OK)
         if rc in (OK, DISCARD):
             self._pipeline_response()
+            prdr = ", PRDR Requested" if self.prdr_requested else ""
             if user_msg is None:
-                self._printf("250 OK")
+                self._printf("250 OK" + prdr)
             else:
-                self._user_msg(250, user_msg)
+                self._user_msg(250, user_msg + prdr)
             self.recipients_discarded = rc == DISCARD
             return 0, False
         done = self._handle_acl_fail("mail", r)
@@ -2342,7 +2375,16 @@ class Session:
         mbox = False
         from eximpy.acl import dkim
         dkim_work = dkim.wanted(self, res)
-        if self.opt.acl["data"] or self.opt.acl["mime"] or dkim_work:
+        # PRDR: per-recipient DATA replies when the client asked for them,
+        # for more than one recipient, with acl_smtp_data_prdr set.
+        prdr = self.prdr_requested and len(self.recipients) > 1 and \
+            bool(self.opt.acl["data_prdr"])
+        prdr_reply: str | None = None
+        # Exim makes the Received: header and keeps the recipient list for
+        # the "<=" line before any ACL here runs (PRDR may remove some).
+        self._data_recipients = list(self.recipients)
+        if self.opt.acl["data"] or self.opt.acl["mime"] or dkim_work or \
+                prdr:
             # The MIME and DATA ACLs see the message as it will be spooled:
             # its id, size, and all headers (Received: and fix-ups
             # included).
@@ -2401,6 +2443,15 @@ class Session:
                     return
                 if r is not None and r.rc == DISCARD:
                     discard_by = "MIME"
+        if prdr and discard_by is None and len(self.recipients) > 1:
+            prdr_reply = self._prdr(mid, headers, extra)
+            if not self.recipients:
+                # Every recipient refused: no message (its reply says so).
+                self._printf(prdr_reply)
+                return
+            extra["recipients"] = ", ".join(r[0] for r in self.recipients)
+        else:
+            self.prdr_requested = False
         if self.opt.acl["data"] and discard_by is None:
             r = self._acl("data", self.opt.acl["data"], headers=headers,
                           extra=extra)
@@ -2429,6 +2480,9 @@ class Session:
                 return
             code, text, mid = blackhole(msg, f"{discard_by} ACL discarded "
                                         "recipients", discard_log)
+            if prdr_reply is not None:
+                self._printf(prdr_reply)
+                return
             if chunking:
                 total = res.message_size + res.header_linecount + \
                     res.body_linecount
@@ -2442,7 +2496,47 @@ class Session:
         if self.sink is None:
             self._printf("451 Temporary local problem - please try later")
             return
-        self._store(msg, res, chunking, user_msg)
+        self._store(msg, res, chunking, user_msg, prdr_reply)
+
+    def _prdr(self, mid: str | None, headers: list[tuple[str, str, str]],
+              extra: dict[str, Any]) -> str:
+        """acl_smtp_data_prdr once per recipient, in RCPT order, as Exim's
+        receive_msg(): "353 PRDR content analysis beginning", a reply and
+        a log line per recipient, the refused ones (anything but accept)
+        leave the message; returns the final reply for the whole message."""
+        self._printf("353 PRDR content analysis beginning")
+        all_pass, all_fail = _EXIM_RC[OK], _EXIM_RC[FAIL]
+        for rcpt in list(self.recipients):
+            addr = rcpt[0]
+            r = self._acl("prdr", self.opt.acl["data_prdr"], addr,
+                          headers=headers, extra=extra)
+            rc = ERROR if r.__dict__.get("was_error") else r.rc
+            n = _EXIM_RC.get(rc, _EXIM_RC[FAIL])
+            all_pass |= n
+            all_fail &= n
+            if rc in (OK, DISCARD):
+                code, word = 250, "acceptance"
+            elif rc == DEFER:
+                code, word = 450, "temporary refusal"
+            else:
+                code, word = 550, "refusal"
+            text = f"PRDR R=<{addr}> {word}"
+            self._user_msg(code, r.user_message if r.user_message is not None
+                           else text)
+            if self.log is not None:
+                if r.log_message:
+                    self.log.main(f"PRDR {addr} {r.log_message}", mid)
+                elif r.user_message:
+                    self.log.main(f"PRDR {addr} {r.user_message}", mid)
+                else:
+                    self.log.main(text, mid)
+            if rc != OK:
+                self.recipients.remove(rcpt)
+        if all_fail == _EXIM_RC[FAIL]:
+            return f"550 id={mid} message rejected for all recipients"
+        if all_pass == _EXIM_RC[OK]:
+            return f"250 id={mid} message accepted"
+        return f"250 id={mid} message accepted for some recipients"
 
     def _unspool_mbox(self, mid: str | None, extra: dict[str, Any],
                       r: Any) -> None:
@@ -2519,18 +2613,34 @@ class Session:
             else None,
             submission=self.submission,
             suppress_local_fixups=self.suppress_local_fixups,
+            prdr=self.prdr_requested,
+            received_for=None if self._data_recipients is None else
+            (self._data_recipients[0][0] if len(self._data_recipients) == 1
+             else ""),
+            log_recipients=None if self._data_recipients is None else
+            [r[0] for r in self._data_recipients],
             removed_headers=list(self.acl_removed_headers),
             dkim_domain=self.dkim_state.overall if self.dkim_state
             else None)
 
     def _store(self, msg: ReceivedMessage, res: Any, chunking: bool,
-               user_msg: str | None) -> None:
+               user_msg: str | None, prdr_reply: str | None = None) -> None:
         assert self.sink is not None
         try:
             code, text, mid = self.sink.store(msg)
         except Exception as exc:               # never a traceback on the wire
             self._log_panic(f"failed to spool message: {exc}")
             self._printf("451 Temporary local problem - please try later")
+            return
+        if code == 250 and prdr_reply is not None:
+            # The PRDR summary replaces "250 OK id=..." (a fakereject or
+            # fakedefer still wins over a positive one).
+            self.last_message_id = mid
+            if self.fake_response is not None and prdr_reply[0] == "2":
+                fcode = 450 if self.fake_response[0] == DEFER else 550
+                self._respond(fcode, "", True, self.fake_response[1])
+            else:
+                self._printf(prdr_reply)
             return
         if code == 250 and chunking:
             total = res.message_size + res.header_linecount + \

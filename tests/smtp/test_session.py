@@ -6,6 +6,8 @@ the session's answers do not depend on how the input is split into reads.
 """
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,9 @@ def test_split_invariance(tmpconf, case, splits):
     cfg = _config(tmpconf, extra)
     whole, sink1, _ = run(cfg, data)
     parts, sink2, _ = run(cfg, data, splits)
-    assert parts == whole
+    # Message ids the session makes itself (PRDR replies) differ per run.
+    ids = re.compile(rb"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}")
+    assert ids.sub(b"<ID>", parts) == ids.sub(b"<ID>", whole)
     assert [(m.headers, m.body) for m in sink1.messages] == \
         [(m.headers, m.body) for m in sink2.messages]
 

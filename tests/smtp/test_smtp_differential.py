@@ -255,6 +255,73 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                          d(ENV, DATA, MSG, Q), []),
     "acl_data_deny": ("acl_smtp_data = deny message = no thanks\n" + RCPT_OK,
                       d(ENV, DATA, MSG, MF, RT, Q), []),
+    # --- PRDR (prdr_enable, acl_smtp_data_prdr) ------------------------
+    "prdr_default_accept": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL,
+                            d(E, b"MAIL FROM:<a@b.example> PRDR\r\n",
+                              RT, b"RCPT TO:<e@f.example>\r\n", DATA, MSG,
+                              Q), []),
+    "prdr_mixed": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                   "\nacl_smtp_data_prdr = acl_prdr\nbegin acl\nacl_prdr:\n"
+                   "  deny local_parts = bad\n    message = no bad here\n"
+                   "  defer local_parts = later\n"
+                   "  deny local_parts = quiet\n"
+                   "    log_message = quietly refused\n"
+                   "  accept domains = d.example\n"
+                   "    logwrite = PRDR acl saw $local_part@$domain "
+                   "$prdr_requested\n"
+                   "  accept\n",
+                   d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                     b"RCPT TO:<bad@d.example>\r\n",
+                     b"RCPT TO:<later@d.example>\r\n",
+                     b"RCPT TO:<quiet@d.example>\r\n",
+                     b"RCPT TO:<Mixed@OTHER.example>\r\n", DATA, MSG, Q),
+                   []),
+    "prdr_all_refused": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                         "\nacl_smtp_data_prdr = deny message = 550 5.7.1 "
+                         "go away",
+                         d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                           b"RCPT TO:<e@f.example>\r\n", DATA, MSG,
+                           MF, RT, DATA, MSG, Q), []),
+    "prdr_all_deferred": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                          "\nacl_smtp_data_prdr = defer",
+                          d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                            b"RCPT TO:<e@f.example>\r\n", DATA, MSG, Q),
+                          []),
+    "prdr_one_recipient": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                           "\nacl_smtp_data_prdr = deny",
+                           d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                             DATA, MSG, Q), []),
+    "prdr_not_enabled": (RCPT_OK + "\n" + LOGSEL +
+                         "\nacl_smtp_data_prdr = deny",
+                         d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                           b"RCPT TO:<e@f.example>\r\n", DATA, MSG, Q), []),
+    "prdr_then_data_acl": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                           "\nacl_smtp_data_prdr = acl_prdr"
+                           "\nacl_smtp_data = acl_data\nbegin acl\n"
+                           "acl_prdr:\n  deny local_parts = c\n  accept\n"
+                           "acl_data:\n  deny condition = "
+                           "${if eq{$recipients}{e@f.example}}\n"
+                           "    message = data says no to $recipients\n"
+                           "  accept\n",
+                           d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                             b"RCPT TO:<e@f.example>\r\n", DATA, MSG,
+                             b"MAIL FROM:<a@b.example> PRDR\r\n",
+                             b"RCPT TO:<g@h.example>\r\n",
+                             b"RCPT TO:<e@f.example>\r\n", DATA, MSG, Q),
+                           []),
+    "prdr_discard_and_drop": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                              "\nacl_smtp_data_prdr = acl_prdr\nbegin acl\n"
+                              "acl_prdr:\n  discard local_parts = c\n"
+                              "  drop local_parts = e\n  accept\n",
+                              d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                                b"RCPT TO:<e@f.example>\r\n",
+                                b"RCPT TO:<g@h.example>\r\n", DATA, MSG,
+                                b"NOOP\r\n", Q), []),
+    "prdr_bdat": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                  "\nacl_smtp_data_prdr = deny local_parts = c",
+                  d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                    b"RCPT TO:<e@f.example>\r\n",
+                    bd(b"Subject: c\r\n\r\nchunk body\r\n", True), Q), []),
     "acl_connect_deny": ("acl_smtp_connect = deny\n" + RCPT_OK, d(E, Q), []),
     "acl_helo_message": ("acl_smtp_helo = accept message = 250 Hi there\n"
                          + RCPT_OK, d(E, H, Q), []),
