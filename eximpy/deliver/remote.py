@@ -1047,6 +1047,18 @@ class _TransportRun:
             return self._tls_failed(at, f"TLS session: {err}")
         if at.dane:
             sni = self.first.domain          # DANE: the SNI is the domain
+        elif tried:
+            # Exim loads the trust anchors before the handshake: a missing
+            # file or directory fails the TLS session (with no error text)
+            text = self.opt("tls_verify_certificates")
+            try:
+                where = self.expand(text) if text else "system"
+            except (ExpansionError, ExpansionForcedFail):
+                where = "system"
+            if where and where != "system" and not os.path.exists(where):
+                self.log(f"could not stat '{where}' (tls_verify_certificates): "
+                         f"{os.strerror(E.ENOENT)}")
+                return self._tls_failed(at, "TLS session: NULL")
         try:
             conn.sock.settimeout(self.opt("command_timeout") or 300)
             s = ctx.wrap_socket(conn.sock, server_hostname=sni or None)
