@@ -66,7 +66,12 @@ SECURITY
     The worker never holds privilege after run_as() and cannot regain it
     (all three uids changed, no capabilities).  It never unpickles data
     from anywhere but its parent; the parent never unpickles anything from
-    a worker.  A worker serves exactly one (uid, gid, groups) key.
+    a worker.  A worker serves exactly one (uid, gid, groups) key and is
+    sent a message only when it has one of that message's addresses to
+    deliver (then it sees the message's envelope and body, as the one-off
+    child and Exim's delivery subprocess do).  A worker that cannot become
+    its user sends F; the parent logs Exim's "unable to set gid=G or
+    uid=U" panic line for the address and defers it.
     Descriptors inherited from the parent are replaced by /dev/null before
     the id change, and the socket is close-on-exec, so commands run by the
     pipe transport hold neither.
