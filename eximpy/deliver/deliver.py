@@ -39,9 +39,10 @@ DESCRIPTION
     delivery issue).  Local transports run as the delivery uid/gid found as
     Exim's findugid() finds them (never_users, fixed_never_users, the Exim
     user by default): a process that may change ids (root, or the delivery
-    role with CAP_SETUID/CAP_SETGID) runs each transport whose ids differ
-    from its own in a forked child that becomes that user for good
-    (eximpy.deliver.local); a plain user runs everything as itself.
+    role with CAP_SETUID/CAP_SETGID) runs every local transport in a warm
+    worker process that became that user for good, one per uid, gid and
+    groups, serving many deliveries (eximpy.deliver.local,
+    eximpy.deliver.worker); a plain user runs everything as itself.
     deliver_many() delivers
     a list of messages from one warm process, optionally in forked
     parallel children.
