@@ -72,6 +72,26 @@ CRAM_AUTH = """\
 
 RCPTS = ["a@dest.example", "b@dest.example"]
 
+LOGIN_AUTH = """\
+  login:
+    driver = plaintext
+    public_name = LOGIN
+    client_send = : user1 : secret1
+"""
+
+COND_AUTH = """\
+  plain:
+    driver = plaintext
+    public_name = PLAIN
+    client_condition = ${if eq{$host}{127.0.0.2}{no}{yes}}
+    client_send = ^user1^secret1
+  login:
+    driver = plaintext
+    public_name = LOGIN
+    client_send = : user1 : secret1
+    client_set_id = user1
+"""
+
 CASES = {
     # name: (transport options, server kwargs, recipients, main options, auth, hosts)
     "basic-pipelining": ("", {}, RCPTS, "", "", "127.0.0.2"),
@@ -171,6 +191,17 @@ CASES = {
     "prdr-not-tried": ("    hosts_try_prdr = :\n",
                        {"extensions": ("PIPELINING", "PRDR")}, RCPTS, "", "",
                        "127.0.0.2"),
+    "auth-login": ("    hosts_require_auth = *\n", {"extensions": (
+        "PIPELINING", "AUTH PLAIN LOGIN"), "users": {"user1": "secret1"}},
+        RCPTS, "", LOGIN_AUTH, "127.0.0.2"),
+    "auth-client-condition": ("    hosts_require_auth = *\n", {"extensions": (
+        "PIPELINING", "AUTH PLAIN LOGIN"), "users": {"user1": "secret1"}},
+        RCPTS, "", COND_AUTH, "127.0.0.2"),
+    "auth-sender-force": ("    authenticated_sender = s@sender.example\n"
+                          "    authenticated_sender_force\n", {}, RCPTS, "",
+                          "", "127.0.0.2"),
+    "helo-sending-ip": ("    helo_data = [$sending_ip_address]\n", {}, RCPTS,
+                        "", "", "127.0.0.2"),
     "timeout-data": ("    command_timeout = 2s\n", {"sleep_after": ("DATA", 4)},
                      RCPTS, "", "", "127.0.0.2"),
 }
