@@ -317,6 +317,13 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                                 b"RCPT TO:<e@f.example>\r\n",
                                 b"RCPT TO:<g@h.example>\r\n", DATA, MSG,
                                 b"NOOP\r\n", Q), []),
+    "prdr_local_part_case": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
+                             "\nacl_smtp_data_prdr = acl_prdr\nbegin acl\n"
+                             "acl_prdr:\n  accept logwrite = "
+                             "lp=$local_part dom=$domain\n",
+                             d(E, b"MAIL FROM:<a@b.example> PRDR\r\n",
+                               b"RCPT TO:<Mixed@OTHER.Example>\r\n", RT,
+                               DATA, MSG, Q), []),
     "prdr_bdat": ("prdr_enable\n" + RCPT_OK + "\n" + LOGSEL +
                   "\nacl_smtp_data_prdr = deny local_parts = c",
                   d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
