@@ -252,9 +252,10 @@ def message_bytes(inst: Any, addr: Any, tctx: TransportContext, *,
     data = head + body
     tf = _opt(inst, "transport_filter")
     if tf:
-        data, err = _filter(inst, addr, tctx, tf, data)
-        if data is None:
+        filtered, err = _filter(inst, addr, tctx, tf, data)
+        if filtered is None:
             return None, err
+        data = filtered
     if check_string and escape_string is not None:
         cs = check_string.encode("utf-8", "surrogateescape")
         es = escape_string.encode("utf-8", "surrogateescape")

@@ -505,7 +505,7 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
                               check_string=_popt(inst, "check_string"),
                               escape_string=_popt(inst, "escape_string"),
                               return_path=return_path)
-    werr = None
+    werr: Any = None
     if data is None:
         if getattr(err, "kind", ""):
             # a transport filter or header failure shows while writing,
@@ -647,6 +647,9 @@ def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
             if tt is not inst:
                 factory = getattr(tt.info, "factory", None)
                 driver = factory(tt) if factory is not None else None
+                if driver is None:
+                    raise _Fail(f"{tt.name} transport is not implemented",
+                                ERRNO_BADTRANSPORT)
                 res = driver.deliver(addr, tctx)
                 res.switch_transport(tt.name)
                 return res
@@ -719,7 +722,7 @@ def _to_file(inst: Any, addr: Any, tctx: Any, filename: str, out: bytes,
             _notify_comsat(addr.local_part, saved_size)
         if failure is not None:
             raise failure
-        if mbx_lockfd >= 0 and _apply_lock(fd, True, bool(_popt(inst, "use_fcntl_lock")),
+        if mbx_lockfd >= 0 and mbx_lockname and _apply_lock(fd, True, bool(_popt(inst, "use_fcntl_lock")),
                                            0, bool(_popt(inst, "use_flock_lock")), 0):
             try:
                 os.unlink(mbx_lockname)
@@ -1439,7 +1442,7 @@ def _to_directory(inst: Any, addr: Any, addrs: list[Any], tctx: Any, path: str,
             except (ExpansionError, ExpansionForcedFail):
                 v = None
             if v is not None:
-                etag = []
+                etag: list[str] = []
                 for ch in v:
                     if ch.isprintable() and not ch.isspace() and ch != "/":
                         if not etag and ch.isalnum():

@@ -175,7 +175,6 @@ def _check_never_mail(text: str, ctx: Any, never_mail: str) -> str | None:
 def _references(msg: Any) -> str | None:
     """The References: value Exim builds from the message's References:
     (else In-Reply-To:) ids, at most 12, and its Message-ID."""
-    from eximpy.message.ids import parse_message_id  # noqa: F401
     import re
     mid = msg.header("message-id")
     message_id = mid.text.split(":", 1)[1].strip() if mid is not None else None
@@ -258,7 +257,6 @@ def _log_lines(path: str, mode: int, text: str) -> None:
 
 
 def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
-    import re
     from eximpy import routing as R
     from eximpy.errors import ExpansionError, ExpansionForcedFail
     from eximpy.transports._write import TransportResult, message_bytes
@@ -419,9 +417,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                       "without the headers.\n" if body_only else
                       "------ This is a copy of the message, including all "
                       "the headers.\n")
-            limit = tctx.rctx.main("bounce_return_size_limit")
-            if limit is None:
-                limit = 100 * 1024
+            lim = tctx.rctx.main("bounce_return_size_limit")
+            limit = 100 * 1024 if lim is None else int(lim)
             copy, _err = message_bytes(inst, addr, tctx, prefix=None,
                                        suffix=None, check_string=None,
                                        escape_string=None,
@@ -436,8 +433,8 @@ def _deliver(inst: Any, addr: Any, tctx: Any) -> Any:
                              f"{dsize} characters long; only the first\n"
                              f"------ {(mx // 1000) * 1000} or so are included "
                              "here.\n\n").encode("ascii")
-                    k = copy.find(b"\n\n")
-                    hlen = 0 if body_only else (k + 2 if k >= 0 else 0)
+                    cut = copy.find(b"\n\n")
+                    hlen = 0 if body_only else (cut + 2 if cut >= 0 else 0)
                     copy = copy[:hlen + mx]
                 else:
                     data += f"\n{rubric}\n".encode("ascii")

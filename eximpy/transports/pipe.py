@@ -349,7 +349,7 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
                               check_string=p.get("check_string"),
                               escape_string=p.get("escape_string"),
                               return_path=return_path)
-    werr = None
+    werr: Any = None
     if data is None:
         if not getattr(err, "kind", ""):
             raise _Stop(TransportResult(R.DEFER, err))
@@ -447,7 +447,8 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
         except (BrokenPipeError, OSError):
             pass                         # EPIPE is ignored, as Exim does
         try:
-            proc.stdin.close()
+            if proc.stdin is not None:
+                proc.stdin.close()
         except OSError:
             pass
         try:

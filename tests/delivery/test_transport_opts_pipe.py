@@ -5,7 +5,6 @@ force_command, allow_commands, restrict_to_path, umask, check_string /
 escape_string, message_prefix / message_suffix, and the exit-code texts."""
 from __future__ import annotations
 
-import os
 import re
 import stat
 from pathlib import Path
