@@ -133,6 +133,16 @@ t_inhome:
   file = @ROOT@/mail/elsewhere/inhome
   create_file = inhome
   user = nobody
+t_belowhome:
+  driver = appendfile
+  file = @ROOT@/mail/home/sub/$local_part_data
+  create_file = belowhome
+  user = nobody
+t_belowlink:
+  driver = appendfile
+  file = @ROOT@/mail/home/link/$local_part_data
+  create_file = belowhome
+  user = nobody
 t_notinhome:
   driver = appendfile
   file = @ROOT@/mail/home/sub/notinhome
@@ -179,8 +189,11 @@ begin retry
 
 LOCALS = ["mdsize", "mdnoquota", "mdover", "mdfc", "mdexcl", "mdregex",
           "mdfolder", "mbwarn", "bsmtp", "bsmtpcrlf", "mbx", "mstore", "smail",
-          "inhome", "notinhome", "symlink", "nosymlink", "fifo",
-          "group", "narrow", "nonarrow", "wider"]
+          "inhome", "belowhome", "belowlink", "notinhome", "symlink",
+          "nosymlink", "fifo", "group", "narrow", "nonarrow", "wider"]
+# (create_file = belowhome with a file name that has no expansion makes
+# Exim 4.96's delivery process die of SIGSEGV: check_creation() writes into
+# the constant string; the names here are expanded)
 
 BODY = ("Subject: opts\nMessage-Id: <opts@example.org>\n\nbody line\n"
         ".dot line\nFrom here\n")
@@ -193,6 +206,10 @@ def _home_hook(root: Path) -> None:
     (mail / "home" / "sub").mkdir(parents=True)
     os.chown(mail / "home", nobody.pw_uid, nobody.pw_gid)
     os.chown(mail / "home" / "sub", nobody.pw_uid, nobody.pw_gid)
+    # a symbolic link in the home directory leading out of it
+    (mail / "outside").mkdir()
+    os.chown(mail / "outside", nobody.pw_uid, nobody.pw_gid)
+    os.symlink(mail / "outside", mail / "home" / "link")
     # an existing message in mdfc (filecount 1 reached), in mdexcl (20 bytes
     # already: over quota before this message)
     for md, content in (("mdfc", "x" * 10), ("mdexcl", "y" * 25)):
@@ -287,6 +304,7 @@ def test_directories(runs, sub):
 @pytest.mark.parametrize("name", ["mbwarn", "bsmtp", "bsmtpcrlf", "symtarget",
                                   "group", "narrow", "nonarrow", "wider",
                                   "elsewhere/inhome", "warned",
+                                  "home/sub/belowhome", "outside/belowlink",
                                   "home/sub/notinhome"])
 def test_files(runs, name):
     ex, py, _ = runs
