@@ -1881,7 +1881,9 @@ def _prepare(addrs: list[Address], host: Host) -> Address | None:
                 first = a
             a.tp_status = PENDING_DEFER
             a.basic_errno = 0
-            a.more_errno = 0
+            # 'M' or 'A': how the host was found (retry rules such as
+            # refused_MX / timeout_A look at this)
+            a.more_errno = ord("M") if host.mx >= 0 else ord("A")
             a.message = None
             a.cipher = None
             a.peerdn = None

@@ -295,6 +295,20 @@ def test_retry_time_not_reached(hosts, server_factory):
     py = [ln for ln in log_lines(res["eximpy_root"], res["mids"], srv.port)]
     assert len(ex) > len(res["exim_log"])
     assert py == ex
+    # and the retry records agree (key, errno, more_errno, text)
+    import subprocess
+    from _remote import ROOT
+    dump_ex = subprocess.run(["exim_dumpdb", str(res["exim_root"] / "spool"),
+                              "retry"], capture_output=True, text=True).stdout
+    dump_py = subprocess.run([sys.executable, str(ROOT / "spool_tools" /
+                                                  "exinext.py"), "--dump",
+                              str(res["eximpy_root"] / "spool")],
+                             capture_output=True, text=True).stdout
+
+    def keys(text):
+        return sorted(ln for ln in text.splitlines() if ln.startswith("  "))
+    assert keys(dump_ex)
+    assert keys(dump_py) == keys(dump_ex)
 
 
 def test_fallback_hosts(server_factory):
