@@ -29,6 +29,7 @@ _ID = re.compile(r"(?<![0-9A-Za-z])[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-"
 _DATE = re.compile(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}")
 _BSD = re.compile(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}")
 _PORT = re.compile(r"\]:\d{4,5}\b")
+_IP_PORT = re.compile(r"\b(127\.0\.0\.1) \d{4,5}\b")
 _SESSION_LIST = re.compile(r"^>>> \S+ in [a-z0-9_]+\? ")
 _UNSPOOL = ">>> unspool_mbox(): unlinking"
 # eximpy.hostlookup does not print this line of Exim's host_name_lookup()
@@ -67,6 +68,7 @@ def normalize(text: str, d: Path) -> str:
     text = _DATE.sub("DATE", text)
     text = _BSD.sub("BSDDATE", text)
     text = _PORT.sub("]:PORT", text)
+    text = _IP_PORT.sub(r"\1 PORT", text)
     out: list[str] = []
     run: list[str] = []
     for line in text.split("\n"):

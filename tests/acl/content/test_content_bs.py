@@ -89,6 +89,7 @@ def _case(name: str, acls: str, extra: str, msg: str) -> None:
             ["-C", str(conf), "-bs", "-odq"]
         reply = _run(argv, dialogue(msg))
         obs = _observe(spool)
+        reply = reply.replace("\r\n", "\n")
         obs["reply"] = re.sub(r"\w{3}, \d\d? \w{3} \d{4} [\d:]{8} [+-]\d{4}",
                               "DATE", _ID.sub("MSGID", reply))
         got[who] = obs
