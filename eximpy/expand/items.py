@@ -233,13 +233,13 @@ def item_authresults(ctx, a):
 def authres_smtpauth(ctx) -> str:
     """Exim's authres_smtpauth(): the auth part of ${authresults}.  Exim
     names the authenticator by its public name: the SMTP session gives it
-    as ctx.variables["sender_host_auth_pubname"] (else the driver name in
-    $sender_host_authenticated is used); $authenticated_sender is the AUTH=
-    value of MAIL as the client sent it (with its <>)."""
+    as ctx.variables["auth pubname"], a name no $ can reach (else the
+    driver name in $sender_host_authenticated is used);
+    $authenticated_sender is the AUTH= value of MAIL, xtext-decoded."""
     get = ctx.get_var
     if not get("sender_host_authenticated"):
         return ""
-    pub = ctx.variables.get("sender_host_auth_pubname") or get("sender_host_authenticated")
+    pub = ctx.variables.get("auth pubname") or get("sender_host_authenticated")
     aid = get("authenticated_id")
     g = f";\n\tauth=pass ({pub}"
     if pub != "tls":

@@ -47,7 +47,23 @@ def warm_imports() -> list[str]:
             importlib.import_module(info.name)
         except Exception:
             failed.append(info.name)
+    _warm_dnspython()
     return failed
+
+
+def _warm_dnspython() -> None:
+    """dnspython decides about its optional features (through
+    importlib.metadata) at the first query, which may come in a child
+    that can no longer read the interpreter's files: decide them now."""
+    try:
+        import dns._features as features
+        import dns.resolver
+        import dns.reversename  # noqa: F401
+        for name in ("dnssec", "doh", "doq", "idna", "trio", "wmi"):
+            features.have(name)
+        dns.resolver.Resolver(configure=False)
+    except Exception:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

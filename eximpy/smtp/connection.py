@@ -6,6 +6,8 @@ SUMMARY
                  log=None, timeout=None, tls_context="auto",
                  tls_on_connect=False, options=None) -> Session
     serve_stream(read_fd, write, session, timeout) -> None
+                                          (STARTTLS too when read_fd is
+                                          a socket, as Exim's -bs)
     receive_timeout(config) -> float | None
 
 DESCRIPTION
@@ -126,11 +128,41 @@ def serve_stream(read_fd: int, write: Callable[[bytes], None],
         if out:
             write(out)
         if session.tls_requested:
-            # A pipe or file cannot carry a TLS handshake (Exim -bs fails
-            # the same way after "220 TLS go ahead").
-            out = session.tls_failed("SSL_accept: not a socket")
-            if out:
-                write(out)
+            if not _is_socket(read_fd):
+                # A pipe or file cannot carry a TLS handshake (Exim -bs
+                # fails the same way after "220 TLS go ahead").
+                out = session.tls_failed("SSL_accept: not a socket")
+                if out:
+                    write(out)
+                break
+            # -bs on a socket (inetd, or a test harness's socketpair): the
+            # handshake happens on it, and the session goes on over TLS.
+            sock = socket.socket(fileno=os.dup(read_fd))
+            _socket_loop(sock, session, timeout, _tls_context(session),
+                         starttls_now=True)
+            return
+
+
+def _is_socket(fd: int) -> bool:
+    import stat
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _tls_context(session: Session) -> Any:
+    """The STARTTLS context for this session (eximpy.smtp.tls), asking for
+    a client certificate as tls_verify_hosts / tls_try_verify_hosts say;
+    None when TLS is not configured."""
+    from eximpy.smtp.tls import server_context
+    config = session.config
+    verify = "none"
+    if session._host_in(config.main.get("tls_verify_hosts")) == "OK":
+        verify = "required"
+    elif session._host_in(config.main.get("tls_try_verify_hosts")) == "OK":
+        verify = "optional"
+    return server_context(config, session._expand, verify)
 
 
 def serve_socket(sock: socket.socket, config: Any, *,
@@ -157,15 +189,20 @@ def serve_socket(sock: socket.socket, config: Any, *,
     if timeout is None:
         timeout = receive_timeout(config)
     if tls_context == "auto":
-        from eximpy.smtp.tls import server_context
-        verify = "none"
-        if session._host_in(config.main.get("tls_verify_hosts")) == "OK":
-            verify = "required"
-        elif session._host_in(config.main.get("tls_try_verify_hosts")) == \
-                "OK":
-            verify = "optional"
-        tls_context = server_context(config, session._expand, verify)
+        tls_context = _tls_context(session)
     session.tls_unavailable = tls_context is None
+    _socket_loop(sock, session, timeout, tls_context, tls_on_connect)
+    return session
+
+
+def _socket_loop(sock: socket.socket, session: Session,
+                 timeout: float | None, tls_context: Any,
+                 tls_on_connect: bool = False,
+                 starttls_now: bool = False) -> None:
+    """The session's I/O on a connected socket: banner (after the TLS
+    handshake for tls_on_connect), then commands until it closes, with
+    STARTTLS handshakes as the session asks for them.  ``starttls_now``:
+    the session has already answered STARTTLS (on -bs's socket)."""
     conn: Any = sock
 
     def write(data: bytes) -> bool:
@@ -176,19 +213,36 @@ def serve_socket(sock: socket.socket, config: Any, *,
             session.closed = True
             return False
 
-    early = b""
-    if tls_on_connect:
-        # tls_on_connect_ports (465): the handshake comes before the banner.
+    def starttls() -> Any:
+        """The handshake; the TLS socket, or None when it failed."""
+        nonlocal conn
         if tls_context is None:
-            return session
+            out = session.tls_failed("SSL_accept: TLS is not configured")
+            if out:
+                write(out)
+            return None
         conn.settimeout(timeout)
         try:
             conn = tls_context.wrap_socket(conn, server_side=True)
         except (OSError, ValueError) as exc:
             session.tls_failed(f"SSL_accept: {exc}")
-            return session
+            return None
         from eximpy.smtp.tls import TlsInfo
-        session.tls_started(TlsInfo.from_ssl(conn))
+        out = session.tls_started(TlsInfo.from_ssl(conn))
+        if out:
+            write(out)
+        return conn
+
+    session.writer = write
+    if starttls_now:
+        if starttls() is not None:
+            _command_loop(conn, session, timeout, write, starttls)
+        return
+    early = b""
+    if tls_on_connect:
+        # tls_on_connect_ports (465): the handshake comes before the banner.
+        if tls_context is None or starttls() is None:
+            return
     else:
         r, _, _ = select.select([sock], [], [], 0)
         if r:
@@ -196,8 +250,15 @@ def serve_socket(sock: socket.socket, config: Any, *,
                 early = sock.recv(65536)
             except OSError:
                 early = b""
-    session.writer = write
     write(session.start(early))
+    _command_loop(conn, session, timeout, write, starttls)
+
+
+def _command_loop(conn: Any, session: Session, timeout: float | None,
+                  write: Callable[[bytes], bool],
+                  starttls: Callable[[], Any]) -> None:
+    """Commands until the session closes; ``starttls`` does a handshake
+    and returns the TLS socket (None: it failed)."""
     conn.settimeout(timeout)
     while not session.closed:
         try:
@@ -214,13 +275,7 @@ def serve_socket(sock: socket.socket, config: Any, *,
         if out and not write(out):
             break
         if session.tls_requested:
-            try:
-                conn = tls_context.wrap_socket(conn, server_side=True)
-            except (OSError, ValueError) as exc:
-                session.tls_failed(f"SSL_accept: {exc}")
+            conn = starttls()
+            if conn is None:
                 break
-            from eximpy.smtp.tls import TlsInfo
-            out = session.tls_started(TlsInfo.from_ssl(conn))
-            if out:
-                write(out)
-    return session
+            conn.settimeout(timeout)

@@ -134,6 +134,8 @@ class TlsInfo:
     peerdn: str | None = None
     certificate_verified: bool = False
     sni: str | None = None
+    peercert: bytes | None = None      # DER: $tls_in_peercert
+    ourcert: bytes | None = None       # DER: $tls_in_ourcert
 
     @classmethod
     def from_ssl(cls, s: Any) -> "TlsInfo":
@@ -149,12 +151,39 @@ class TlsInfo:
         except (ValueError, ssl.SSLError):
             der = None
         if der:
-            from cryptography import x509
-            cert = x509.load_der_x509_certificate(der)
-            # RFC 4514 form, as Exim built with GnuTLS (Debian) shows it.
-            info.peerdn = cert.subject.rfc4514_string()
+            from eximpy.expand.certs import subject_dn
+            info.peercert = der
+            # In certificate order, as Exim built with GnuTLS (Debian).
+            info.peerdn = subject_dn(der)
             # With CERT_OPTIONAL/REQUIRED the handshake only succeeds with
             # a certificate that verified.
             info.certificate_verified = s.context.verify_mode != \
                 ssl.CERT_NONE
         return info
+
+
+_OURCERTS: dict[str, bytes | None] = {}
+
+
+def certificate_der(path: str) -> bytes | None:
+    """The first certificate of a PEM file as DER (cached per path), for
+    $tls_in_ourcert; None when it cannot be read."""
+    if path not in _OURCERTS:
+        try:
+            from cryptography import x509
+            from cryptography.hazmat.primitives.serialization import Encoding
+            with open(path, "rb") as fh:
+                cert = x509.load_pem_x509_certificate(fh.read())
+            _OURCERTS[path] = cert.public_bytes(Encoding.DER)
+        except (OSError, ValueError):
+            _OURCERTS[path] = None
+    return _OURCERTS[path]
+
+
+def pem_for_spool(der: bytes) -> str:
+    """A certificate as Exim writes it in -H (-tls_peercert/-tls_ourcert):
+    PEM with each newline written as backslash-n."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    pem = x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+    return pem.decode("ascii").replace("\n", "\\n")

@@ -124,14 +124,16 @@ AUTH_DIALOG = ("EHLO x.y\r\nAUTH PLAIN AHVzZXIAc2VjcmV0\r\n"
                "MAIL FROM:<a@hard.example>\r\nRCPT TO:<u@mx.example.com>\r\nQUIT\r\n")
 
 
-def test_authresults_auth_part(resolv):
+def test_authresults_auth_part(resolv, monkeypatch):
     """The auth part after "AUTH PLAIN" (authenticator "plain", public name
     PLAIN, id "user") from 192.0.2.5, for MAIL with AUTH=<u@auth.example>
-    and, after RSET, without.  eximpy's SMTP session does not yet give ACLs
-    $authenticated_sender and the authenticator's public name
-    (sender_host_auth_pubname), so eximpy expands here with the variables
-    Exim had and is compared with Exim's AR1 lines."""
-    from eximpy.expand import ExpandContext, expand_string
+    and, after RSET, without: the whole -bh session through eximpy's SMTP
+    session, whose ACLs see $authenticated_sender and the authenticator's
+    public name, compared with Exim's lines."""
+    from eximpy.cli.host_check import run_bh
+    from eximpy.cli.modes import _load
+    from eximpy.cli.options import parse_args
+    from eximpy.lookups import dnsdb
     d = WORK / "auth"
     shutil.rmtree(d, ignore_errors=True)
     (d / "spool" / "log").mkdir(parents=True)
@@ -151,16 +153,11 @@ def test_authresults_auth_part(resolv):
         keep_golden(golden, want)
     else:
         want = golden.read_text()
-    ar1 = [line[len("LOG: AR1 "):].replace("\\n", "\n") for line in want.splitlines()
-           if line.startswith("LOG: AR1 ")]
-    assert len(ar1) == 2
-    base = {"sender_host_address": "192.0.2.5", "sender_host_name": "client.spf.example",
-            "sender_host_authenticated": "plain", "sender_host_auth_pubname": "PLAIN",
-            "authenticated_id": "user", "sender_helo_name": "x.y",
-            "spf_result_guessed": "no"}
-    for extra, line in zip(
-            [{"authenticated_sender": "<u@auth.example>", "spf_result": "pass",
-              "sender_address": "a@spf.example"},
-             {"spf_result": "fail", "sender_address": "a@hard.example"}], ar1):
-        ctx = ExpandContext(variables=dict(base, **extra))
-        assert expand_string("${authresults{mx.example.com}}", ctx) == line
+    assert want.count("auth=pass (PLAIN) smtp.auth=user") == 6
+    assert want.count("smtp.mailfrom=<u@auth.example>") == 3
+    monkeypatch.setenv("EXIMPY_RESOLV_CONF", str(resolv))
+    monkeypatch.setattr(dnsdb, "_RESOLVERS", {})
+    inv = parse_args(["exim", "-C", str(conf), "-bh", "192.0.2.5"])
+    out, err = io.BytesIO(), io.StringIO()
+    run_bh(_load(inv), inv, io.BytesIO(AUTH_DIALOG.encode()), out, err)
+    assert _ar_lines(err.getvalue()) == want

@@ -90,12 +90,15 @@ def _reply(f) -> list[str]:
             return out
 
 
-def exim_answers(work) -> str:
-    """Run the TLS session against `exim -bs`; the logwrite lines, in order."""
+def exim_answers(work, argv0: list[str] | None = None) -> str:
+    """Run the TLS session against `exim -bs` (or ``argv0 -bs``, e.g.
+    eximpy's); the logwrite lines, in order."""
     a, b = socket.socketpair()
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC"}
-    p = subprocess.Popen([EXIM, "-C", str(work / "conf"), "-bs"], stdin=b, stdout=b,
-                         stderr=subprocess.PIPE, env=env)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC",
+           "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen((argv0 or [EXIM]) + ["-C", str(work / "conf"), "-bs"],
+                         stdin=b, stdout=b, stderr=subprocess.PIPE, env=env,
+                         cwd=str(ROOT))
     b.close()
     try:
         a.settimeout(30)
@@ -204,3 +207,15 @@ def test_certextract_against_exim(work, monkeypatch):
         monkeypatch.undo()
         time.tzset()
     assert got == want
+
+
+def test_certextract_in_a_real_session(work):
+    """The same TLS session through eximpy's own -bs: its SMTP session
+    gives the ACLs both certificates ($tls_in_peercert, $tls_in_ourcert)."""
+    golden = GOLDEN / "expand" / "certextract"
+    want = exim_answers(work) if EXIM else golden.read_text()
+    for name in ("mainlog",):
+        (work / "log" / name).unlink(missing_ok=True)
+    ours = exim_answers(work, [str(ROOT / ".venv" / "bin" / "python"), "-m",
+                               "eximpy"])
+    assert ours == want

@@ -492,3 +492,37 @@ def test_queue_per_connection_logs_like_exim() -> None:
                "one connection" in d.log("main")
     finally:
         d.stop()
+
+
+def test_host_name_lookups_in_the_unprivileged_receiver() -> None:
+    """host_lookup makes the session child look the client's name up after
+    the privilege drop, when the interpreter's own files may be unreadable:
+    everything DNS needs was warmed before.  A dnsmasq on loopback serves
+    the name (PTR and A) of 127.0.0.1."""
+    from acl import dnsserver
+    work = Path(tempfile.mkdtemp(prefix="eximpy-dns-"))
+    work.chmod(0o755)
+    dns, resolv = dnsserver.start(
+        ["--host-record=client.test.example,127.0.0.1",
+         "--local=/127.in-addr.arpa/"], work)
+    resolv.chmod(0o644)
+    os.environ["EXIMPY_RESOLV_CONF"] = str(resolv)
+    try:
+        d = Daemon(CONF.replace("acl_smtp_rcpt = accept",
+                                "acl_smtp_rcpt = accept\nhost_lookup = *\n"
+                                "host_lookup_order = bydns"),
+                   queue_interval="1h")
+    finally:
+        del os.environ["EXIMPY_RESOLV_CONF"]
+    try:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=20) as c:
+            c.ehlo("test.example")
+            c.sendmail("s@test.example", ["alice@test.example"],
+                       b"Subject: named\r\n\r\nx\r\n")
+        assert "<= s@test.example H=client.test.example (test.example) " \
+            "[127.0.0.1]" in d.log("main")
+        assert d.log("panic") == ""
+    finally:
+        d.stop()
+        dnsserver.stop(dns)
+        shutil.rmtree(work, ignore_errors=True)
