@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -410,6 +411,7 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
         rc = EX_EXECFAILED
     killed_for_output = False
     timed_out = False
+    write_timed_out = False
     if proc is not None:
         def reader() -> None:
             nonlocal killed_for_output
@@ -438,22 +440,37 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
         t = threading.Thread(target=reader, daemon=True)
         t.start()
         deadline = None if timeout is None else time.monotonic() + timeout
+        assert proc.stdin is not None
+        fd_in = proc.stdin.fileno()
+        os.set_blocking(fd_in, False)
+        view = memoryview(stdin_data)
+        while view:
+            # writes time out as Exim's transport_write_timeout makes them
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                write_timed_out = True
+                break
+            _r, w, _x = select.select([], [fd_in], [], left)
+            if not w:
+                write_timed_out = True
+                break
+            try:
+                n = os.write(fd_in, view[:65536])
+            except BlockingIOError:
+                continue
+            except OSError:
+                break                    # EPIPE is ignored, as Exim does
+            view = view[n:]
         try:
-            assert proc.stdin is not None
-            view = memoryview(stdin_data)
-            while view:
-                n = os.write(proc.stdin.fileno(), view[:65536])
-                view = view[n:]
-        except (BrokenPipeError, OSError):
-            pass                         # EPIPE is ignored, as Exim does
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()
+            proc.stdin.close()
         except OSError:
             pass
         try:
-            proc.wait(None if deadline is None
-                      else max(0.0, deadline - time.monotonic()))
+            # after a write timeout, Exim waits one more second
+            wait = 1.0 if write_timed_out else (
+                None if deadline is None
+                else max(0.0, deadline - time.monotonic()))
+            proc.wait(wait)
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             timed_out = True
@@ -482,13 +499,19 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
                               if werr.rc == 127 else ""))
             res.mark_panic()
         return res
+    tmsg = ""
+    if write_timed_out:
+        res.status = R.DEFER if p.get("timeout_defer") else R.FAIL
+        res.message = "timeout while writing to pipe"
+        tmsg = " (preceded by timeout while writing to pipe)"
     if timed_out:
         res.status = R.DEFER if p.get("timeout_defer") else R.FAIL
-        res.message = "pipe delivery process timed out"
+        res.message = "pipe delivery process timed out" + tmsg
     elif rc < 0:
         sig = -rc
         text = (f"Child process of {name} transport (running command "
-                f"\"{cmd}\") was terminated by signal {sig} ({_strsignal(sig)})")
+                f"\"{cmd}\") was terminated by signal {sig} ({_strsignal(sig)})"
+                + tmsg)
         if p.get("freeze_signal"):
             res.status, res.message, res.special_action = R.DEFER, text, \
                 SPECIAL_FREEZE
@@ -497,7 +520,7 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
     elif rc > 0:
         if p.get("freeze_exec_fail") and rc == EX_EXECFAILED:
             res.status, res.special_action = R.DEFER, SPECIAL_FREEZE
-            res.message = f"pipe process failed to exec \"{cmd}\""
+            res.message = f"pipe process failed to exec \"{cmd}\"{tmsg}"
         elif not p.get("ignore_status"):
             temp = (p.get("temp_errors") or "").strip()
             if temp.startswith("*"):
@@ -518,7 +541,8 @@ def _deliver1(inst: Any, addr: Any, tctx: Any) -> Any:
             if " " in first or "\t" in first:
                 first = f'"{first}"'
             res.message = (f"Child process of {name} transport returned {rc}"
-                           + (f" {ss}" if ss else "") + f" from command: {first}")
+                           + (f" {ss}" if ss else "") + f" from command: {first}"
+                           + tmsg)
             res.more_errno = rc
     del killed_for_output
     # deliver.c: the output file, logged and/or returned.

@@ -1,7 +1,8 @@
 """More transport options against real Exim 4.96 delivering the same
 spool: rcpt_include_affixes in batch SMTP, pipe use_bsmtp with use_crlf,
 temp_errors = *, timeout / timeout_defer, maildir_retries (a tmp/ that
-cannot be written), maildir_tag with a leading
+cannot be written), a pipe write that times out (a big message to a
+command that does not read), maildir_tag with a leading
 letter (":" prefix), a malformed quota (the setup failure), a percentage
 quota_warn_threshold without a quota (ignored), quota with a K suffix."""
 from __future__ import annotations
@@ -82,6 +83,15 @@ t_mdretry:
   directory = @ROOT@/mail/mdretry
   maildir_format
   maildir_retries = 2
+t_bigwrite:
+  driver = pipe
+  timeout = 1s
+  command = /bin/sleep 5
+t_bigwritedefer:
+  driver = pipe
+  timeout = 1s
+  timeout_defer
+  command = /bin/sleep 5
 t_kquota:
   driver = appendfile
   file = @ROOT@/mail/kquota
@@ -91,7 +101,7 @@ begin retry
 """
 
 LOCALS = ["crlf", "tempall", "timeout", "timeoutdefer", "tag", "badquota",
-          "pctnoquota", "kquota", "mdretry"]
+          "pctnoquota", "kquota", "mdretry", "bigwrite", "bigwritedefer"]
 
 
 def _hook(root: Path) -> None:
@@ -108,8 +118,12 @@ def _hook(root: Path) -> None:
 @pytest.fixture(scope="module")
 def runs():
     conf = CONF.replace("@LOCALS@", " : ".join(LOCALS))
+    small = [x for x in LOCALS if not x.startswith("bigwrite")]
+    big = "Subject: big\n\n" + ("x" * 70 + "\n") * 4000
     return run_pair(WORK, conf, [(["-f", "s@example.org", "aff-x", "naff-y"]
-                                  + LOCALS, "Subject: misc\n\nbody\n.dot\n")],
+                                  + small, "Subject: misc\n\nbody\n.dot\n"),
+                                 (["-f", "s@example.org", "bigwrite",
+                                   "bigwritedefer"], big)],
                     home_hook=_hook)
 
 
