@@ -395,31 +395,39 @@ def mime_parts(header_lines: list[str], body: str | bytes,
         return
     top_count = state["count"]
     content.mime_part_count = top_count
-    done: set[str] = set()
     while True:
-        path = _next_rfc822(content, done)
+        # each attached message is walked, then unlinked; walking one may
+        # have written more (the first free names, so names come again)
+        path = _next_rfc822(content)
         if path is None:
             break
-        done.add(path)
         try:
             with open(path, "rb") as fh:
                 data = fh.read()
         except OSError:
+            _log_panic(content, "acl_smtp_mime: can't open RFC822 spool "
+                       "file, skipping.")
             try:
                 os.unlink(path)
             except OSError:
-                pass
+                return
             continue
         state["count"] = -1
         state["rfc822"] = "1"
         yield from _walk(Stream(data), None, state, content)
+        content.mime_part_count = top_count
         try:
             os.unlink(path)
         except OSError:
-            pass
-        content.mime_part_count = top_count
-        if state["stop"]:
+            _log_panic(content, "acl_smtp_mime: can't unlink RFC822 spool "
+                       "file, skipping.")
             return
+
+
+def _log_panic(content: Any, text: str) -> None:
+    log = getattr(content, "sticky", {}).get("log_panic")
+    if log is not None:
+        log(text)
 
 
 def _read(content: Any) -> bytes:
@@ -430,16 +438,14 @@ def _read(content: Any) -> bytes:
         return content.mbox_bytes()
 
 
-def _next_rfc822(content: Any, done: set[str]) -> str | None:
+def _next_rfc822(content: Any) -> str | None:
     try:
         names = os.listdir(content.scan_dir)     # readdir() order, as Exim
     except OSError:
         return None
     for n in names:
         if n.lower().startswith("__rfc822_"):
-            p = f"{content.scan_dir}/{n}"
-            if p not in done:
-                return p
+            return f"{content.scan_dir}/{n}"
     return None
 
 

@@ -141,6 +141,38 @@ Content-Transfer-Encoding: base64
 --fw--
 """
 
+NESTED = f"""Subject: outer
+Content-Type: multipart/mixed; boundary=o
+
+--o
+Content-Type: text/plain
+
+outer text
+--o
+Content-Type: message/rfc822
+
+Subject: middle
+Content-Type: multipart/mixed; boundary=m
+
+--m
+Content-Type: text/plain
+
+middle text
+--m
+Content-Type: message/rfc822
+
+{INNER}
+--m--
+--o
+Content-Type: message/rfc822
+
+Subject: sibling
+Content-Type: text/plain
+
+sibling text MAGIC-WORD-5
+--o--
+"""
+
 SINGLE = """Subject: single part
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: quoted-printable
@@ -253,6 +285,14 @@ CASES = {
         "       logwrite = binary match part $mime_part_count "
         "${strlen:$regex1}${strlen:$regex2}\n"
         "  accept\n", MIME_ACL, MULTI),
+    "mime_rfc822_nested": (
+        "mime:\n" + MIME_VARS + DECODE_LOG +
+        "  warn mime_regex = MAGIC-WORD-(\\\\d+)\n"
+        "       logwrite = magic $regex1 part $mime_part_count\n"
+        "  accept\n"
+        "data:\n  warn logwrite = data count $mime_part_count "
+        "rfc=$mime_is_rfc822\n  accept\n",
+        MIME_ACL + "acl_smtp_data = data\n", NESTED),
     "mime_regex_rfc822": (
         "mime:\n"
         "  deny mime_regex = MAGIC-WORD-(\\\\d+)\n"
