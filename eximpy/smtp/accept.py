@@ -89,6 +89,23 @@ def _rcvhost(msg: ReceivedMessage) -> str:
     return s
 
 
+class _StampCache:
+    """The last second's log time stamp (several per message)."""
+
+    sec = -1
+    text = ""
+
+
+def _log_stamp(now: float) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` local time, formatted once per second."""
+    sec = int(now)
+    if sec != _StampCache.sec:
+        _StampCache.text = time.strftime("%Y-%m-%d %H:%M:%S",
+                                         time.localtime(sec))
+        _StampCache.sec = sec
+    return _StampCache.text
+
+
 class _Options:
     """The main options building a spool message needs, read once per
     configuration (build_spool_message runs for every message)."""
@@ -540,12 +557,21 @@ class SpoolSink:
         sel = getattr(self.log, "selector", None)
         if sel is None:
             sel = logfmt.LogSelector.from_config(self.config)
-        mh = sm.header("message-id")
+        mh = subj = None
+        for h in sm.headers:              # (one pass for both headers)
+            if h.type == HTYPE_OLD:
+                continue
+            t = h.text
+            if t[:1] in "mMsS":
+                low = h.name.lower()
+                if low == "message-id" and mh is None:
+                    mh = h
+                elif low == "subject" and subj is None:
+                    subj = h
         msgid = None
         if mh is not None:
             v = mh.value.strip()
             msgid = v[1:-1] if v.startswith("<") and v.endswith(">") else v
-        subj = sm.header("subject")
         logged_rcpts = msg.log_recipients if msg.log_recipients is not None \
             else [r[0] for r in msg.recipients]
         line = logfmt.received(
@@ -606,8 +632,12 @@ class SpoolSink:
                 text: str, millisec: bool) -> None:
         """Create the message log with its reception lines (Exim writes
         "frozen by" and "no immediate delivery" lines there too)."""
-        from eximpy.log.format import timestamp
-        stamp = timestamp(None, millisec)
+        now = time.time()
+        if millisec:
+            from eximpy.log.format import timestamp
+            stamp = timestamp(now, True)
+        else:
+            stamp = _log_stamp(now)
         lines = [f"{stamp} {text}\n"]
         if msg.frozen_by is not None:
             lines.append(f"{stamp} frozen by {msg.frozen_by}\n")
