@@ -1435,6 +1435,7 @@ class _TransportRun:
         now = time.time()
         flag = "="
         done: list[Address] = []
+        prdr_deferred: list[Address] = []
         for a in at.addrs:
             if a.tp_status != PENDING_OK:
                 continue
@@ -1453,6 +1454,7 @@ class _TransportRun:
                     a.tp_status = DEFER
                     a.basic_errno = 0
                     a.more_errno |= _code2(buf) << 8
+                    prdr_deferred.append(a)
                 continue
             a.tp_status = OK
             a.host_used = host
@@ -1484,6 +1486,10 @@ class _TransportRun:
         for a in done:
             a.message = f"{a.message}\\n{overall}"
             self.dl._jnl_record(a)
+        from eximpy.deliver.retry import RF_HOST, RF_MESSAGE, add_item
+        for a in prdr_deferred:
+            # (Exim passes the flags -2: every bit but "delete")
+            add_item(a, _address_retry_key(a), RF_HOST | RF_MESSAGE)
         return None
 
     def _lmtp_results(self, at: _Attempt, ftimeout: float, data_cmd: str) -> str:

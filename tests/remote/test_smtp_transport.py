@@ -239,6 +239,24 @@ def test_case(case, server_factory):
     assert res["eximpy_data"] == res["exim_data"]
     assert [m in res["eximpy_queue"] for m in res["mids"]] == \
         [m in res["exim_queue"] for m in res["mids"]]
+    assert retry_records(res["eximpy_root"], "py") == \
+        retry_records(res["exim_root"], "ex")
+
+
+def retry_records(root, which):
+    """The retry database's records (key, errno, more_errno, text),
+    without their times: exim_dumpdb for Exim's, exinext --dump for
+    eximpy's."""
+    import subprocess
+    from _remote import ROOT
+    if which == "ex":
+        argv = ["exim_dumpdb", str(root / "spool"), "retry"]
+    else:
+        argv = [sys.executable, str(ROOT / "spool_tools" / "exinext.py"),
+                "--dump", str(root / "spool")]
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    return sorted(ln for ln in out.splitlines() if ln.startswith("  ")
+                  and "No such file" not in ln)
 
 
 DSN_SCRIPT = """\
