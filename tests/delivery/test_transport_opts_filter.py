@@ -1,7 +1,8 @@
 """transport_filter failures against real Exim 4.96 delivering the same
 spool: a filter that exits non-zero, one that cannot be executed, one that
 outlives transport_filter_timeout, for appendfile and pipe (the deferral
-texts, errno values, the panic log, the mailbox left unchanged)."""
+texts, errno values, the panic log, the mailbox left unchanged); and the
+order of check_string escaping and the filter."""
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ queue_only = true
 begin routers
 r:
   driver = accept
-  local_parts = ffail : fnoexec : ftimeout : pfail : fok
+  local_parts = ffail : fnoexec : ftimeout : pfail : fok : fesc
   transport = t_$local_part_data
   user = nobody
 begin transports
@@ -44,6 +45,12 @@ t_pfail:
   driver = pipe
   command = /bin/sh -c 'cat > @ROOT@/mail/pfail'
   transport_filter = /bin/sh -c 'cat > /dev/null; exit 3'
+t_fesc:
+  driver = appendfile
+  file = @ROOT@/mail/fesc
+  transport_filter = /bin/sed s/^Xline/From-line/
+  check_string = From-
+  escape_string = >From-
 t_fok:
   driver = appendfile
   file = @ROOT@/mail/fok
@@ -56,8 +63,9 @@ begin retry
 @pytest.fixture(scope="module")
 def runs():
     return run_pair(WORK, CONF, [(["-f", "s@example.org", "ffail", "fnoexec",
-                                   "ftimeout", "pfail", "fok"],
-                                  "Subject: filt\n\nbody\n")])
+                                   "ftimeout", "pfail", "fok", "fesc"],
+                                  "Subject: filt\n\nbody\nXline 1\n"
+                                  "From-here\n")])
 
 
 def test_log(runs):
@@ -78,7 +86,8 @@ def test_paniclog(runs):
     assert _panic(py, ids) == _panic(ex, ids)
 
 
-@pytest.mark.parametrize("name", ["ffail", "fnoexec", "ftimeout", "pfail", "fok"])
+@pytest.mark.parametrize("name", ["ffail", "fnoexec", "ftimeout", "pfail", "fok",
+                                  "fesc"])
 def test_files(runs, name):
     ex, py, _ = runs
 
