@@ -890,6 +890,7 @@ def _open_mailbox(inst: Any, addr: Any, filename: str, mode: int, uid: int,
             except OSError as e:
                 if e.errno == _errno.ENOENT:
                     use_lstat = True
+                    i += 1                # (a try, as in Exim's for loop)
                     continue
                 if isfifo:
                     raise _Fail(f"while opening named pipe {filename} (could "
