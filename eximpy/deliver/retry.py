@@ -74,7 +74,7 @@ import os
 import random
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 # Exim 4.96 private error numbers (macros.h) that matter for retries.
