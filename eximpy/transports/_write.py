@@ -103,10 +103,16 @@ class TransportContext:
         batch = getattr(addr, "batch", None)
         if batch and len(batch) > 1:
             # Exim's deliver_set_expansions() for several addresses: no
-            # local part; the domain only when they all have the same one.
-            extra.setdefault("local_part", "")
+            # local part (nor its affixes, the original or parent ones);
+            # the domain and $self_hostname only when all have the same.
+            for name in ("local_part", "local_part_prefix", "local_part_suffix",
+                         "original_local_part", "original_domain",
+                         "parent_local_part", "parent_domain"):
+                extra.setdefault(name, "")
             if any(a.domain != addr.domain for a in batch):
                 extra.setdefault("domain", "")
+            if any(a.self_hostname != addr.self_hostname for a in batch):
+                extra.setdefault("self_hostname", "")
         return self.rctx.expand(text, addr, **extra)
 
 

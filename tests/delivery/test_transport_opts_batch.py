@@ -44,6 +44,7 @@ t_env:
   file = @ROOT@/mail/env
   envelope_to_add
   batch_max = 5
+  headers_add = X-Batch: <$local_part> <$domain> <$original_local_part>
 t_pipe:
   driver = pipe
   batch_max = 10
