@@ -298,6 +298,16 @@ def _environment(inst: Any, addr: Any, tctx: Any) -> dict[str, str]:
         par = addr.parent
         env.update({"LOCAL_PART": par.local_part, "LOGNAME": par.local_part,
                     "USER": par.local_part, "DOMAIN": par.domain})
+    batch = getattr(addr, "batch", None)
+    if batch and len(batch) > 1:
+        # Exim's environment for several addresses: its "%s" of the unset
+        # local part gives "NULL", "%#s" gives nothing
+        dom = addr.domain if all(a.domain == addr.domain for a in batch) \
+            else None
+        env.update({"LOCAL_PART": "NULL", "LOGNAME": "NULL", "USER": "NULL",
+                    "LOCAL_PART_PREFIX": "", "LOCAL_PART_SUFFIX": "",
+                    "DOMAIN": dom if dom is not None else "NULL",
+                    "RECIPIENT": f"@{dom or ''}"})
     if addr.host_list:
         env["HOST"] = addr.host_list[0].name
     if tctx.rctx.main("timezone"):

@@ -30,8 +30,8 @@ c:
   user = nobody
 r:
   driver = accept
-  local_parts = a1 : a2 : a3 : b1 : b2 : p1 : p2 : d1 : d2
-  transport = ${if match{$local_part_data}{^a}{t_bsmtp}{${if match{$local_part_data}{^b}{t_env}{${if match{$local_part_data}{^p}{t_pipe}{t_lp}}}}}}
+  local_parts = a1 : a2 : a3 : b1 : b2 : p1 : p2 : d1 : d2 : e1 : e2
+  transport = ${if match{$local_part_data}{^a}{t_bsmtp}{${if match{$local_part_data}{^b}{t_env}{${if match{$local_part_data}{^p}{t_pipe}{${if match{$local_part_data}{^e}{t_pipeenv}{t_lp}}}}}}}}
   user = nobody
 begin transports
 t_bsmtp:
@@ -49,6 +49,10 @@ t_pipe:
   driver = pipe
   batch_max = 10
   command = /bin/sh @ROOT@/pipeargs.sh $pipe_addresses
+t_pipeenv:
+  driver = pipe
+  batch_max = 10
+  command = /bin/sh @ROOT@/pipeenv.sh
 t_lp:
   driver = appendfile
   file = @ROOT@/mail/lp_$local_part_data
@@ -63,8 +67,12 @@ begin retry
 * * F,1h,15m
 """
 
-FILES = {"pipeargs.sh": 'cat > /dev/null; echo "$@" >> @ROOT@/mail/pipeargs\n'}
-RCPTS = ["a1", "a2", "a3", "b1", "b2", "p1", "p2", "d1", "d2", "c1", "c2", "c3"]
+FILES = {"pipeargs.sh": 'cat > /dev/null; echo "$@" >> @ROOT@/mail/pipeargs\n',
+         "pipeenv.sh": 'cat > /dev/null; echo "$LOCAL_PART|$LOGNAME|$USER|'
+                       '$RECIPIENT|$DOMAIN|$LOCAL_PART_PREFIX|$HOME" '
+                       '>> @ROOT@/mail/pipeenv\n'}
+RCPTS = ["a1", "a2", "a3", "b1", "b2", "p1", "p2", "d1", "d2", "c1", "c2", "c3",
+         "e1", "e2"]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +87,7 @@ def test_log(runs):
 
 
 @pytest.mark.parametrize("name", ["bsmtp", "env", "pipeargs", "lp_d1", "lp_d2",
-                                  "bid"])
+                                  "bid", "pipeenv"])
 def test_files(runs, name):
     ex, py, _ = runs
 
