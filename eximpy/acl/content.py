@@ -7,8 +7,17 @@ SUMMARY
     scan.mbox_path() -> str        writes <spool>/scan/<id>/<id>.eml once
     scan.mbox_bytes() -> bytes
     scan.unspool(trace)            removes the scan directory
-    content_scan_for(session, mid, header_lines, res) -> ContentScan
+    content_scan_for(session, mid, header_lines, res, extra) -> ContentScan
+                                   the SMTP session's hook (server.py)
+    attach_content_scan(variables, spool, mid, header_lines, body, sender,
+                        recipients) -> ContentScan    other callers
+    run_mime_acl(run, variables, header_lines, body) -> result | None
+    note_acl_result(variables, result)   after a MIME ACL run
+    unspool_after(variables, result, trace)   after the MIME/DATA ACLs
+    spam_spool_values(session, mid) -> {spam_bar, spam_score, ...}
     get_content(call) -> ContentScan | None
+    CONTENT_DISPATCH               decode mime_regex regex malware spam,
+                                   merged into eximpy.acl.conditions
 
 DESCRIPTION
     Every content-scanning facility (the MIME ACL, decode, regex,
@@ -26,7 +35,9 @@ DESCRIPTION
 
     The object also holds what Exim keeps in globals for one message: the
     malware and spam results with their "already done" markers, and
-    $mime_part_count after the MIME ACL.  The SMTP session puts one into
+    $mime_part_count, $mime_is_rfc822 and $mime_is_coverletter after the
+    MIME ACL (the DATA ACL sees them); the spam values also go into the
+    -H file (spam_spool_values).  The SMTP session puts one into
     the variables of the MIME and DATA ACLs under CONTENT_KEY (a name no
     expansion can reach).
 
