@@ -92,6 +92,10 @@ lst:
   driver = accept
   local_parts = list
   transport = tfpipe
+td:
+  driver = accept
+  local_parts = td1 : td2
+  transport = tfdom
 begin transports
 mbox:
   driver = appendfile
@@ -112,6 +116,12 @@ tfpipe:
   command = /bin/sh -c "exit 75"
   user = nobody
   temp_errors = 75
+tfdom:
+  driver = pipe
+  command = /bin/sh -c "exit 75"
+  user = nobody
+  temp_errors = 75
+  retry_use_local_part = false
 begin retry
 @RULES@
 """
@@ -539,3 +549,13 @@ def test_pipe_times_out():
     bx, bp = _bounce(ex, mid), _bounce(py, mid)
     keep_golden(GOLDEN / "delivery_retry" / f"{name}.bounce", bx)
     assert bp == bx
+
+
+def test_transport_domain_key():
+    """retry_use_local_part = false on a local transport keys its
+    deferrals T:<domain>: one record holds back every address of the
+    domain on that transport in a queue run."""
+    name = "transport_domain_key"
+    ex, py, mid = _run_both(name, "* * F,1h,15m", [["-M", "@ID@"], ["-q"]],
+                            rcpts=("td1", "td2", "ok"))
+    _compare(name, ex, py, mid)
