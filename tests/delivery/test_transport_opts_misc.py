@@ -92,6 +92,9 @@ t_bigwritedefer:
   timeout = 1s
   timeout_defer
   command = /bin/sleep 5
+t_smaildef:
+  driver = appendfile
+  directory = @ROOT@/mail/smaildef
 t_kquota:
   driver = appendfile
   file = @ROOT@/mail/kquota
@@ -101,7 +104,8 @@ begin retry
 """
 
 LOCALS = ["crlf", "tempall", "timeout", "timeoutdefer", "tag", "badquota",
-          "pctnoquota", "kquota", "mdretry", "bigwrite", "bigwritedefer"]
+          "pctnoquota", "kquota", "mdretry", "bigwrite", "bigwritedefer",
+          "smaildef"]
 
 
 def _hook(root: Path) -> None:
@@ -162,3 +166,15 @@ def test_tag(runs):
 def test_generated(runs):
     ex, py, ids = runs
     assert spool_reports(py, ids) == spool_reports(ex, ids)
+
+
+def test_default_directory_file(runs):
+    """A plain directory delivery names the file q${base62:$tod_epoch}-$inode."""
+    ex, py, _ = runs
+
+    def view(root: Path):
+        d = root / "mail" / "smaildef"
+        return sorted((re.sub(r"^q[0-9A-Za-z]{6}-\d+$", "qTIME-INODE", n),
+                       stat.S_IMODE((d / n).stat().st_mode), (d / n).read_text())
+                      for n in os.listdir(d))
+    assert view(py) == view(ex)
