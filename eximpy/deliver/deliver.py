@@ -654,16 +654,22 @@ class _Delivery:
         count, show = warning_schedule(self.config, age)
         if msg.warning_count >= count:
             return
+        # $domain is set when all the deferred addresses share a domain
+        # (a pipe's or file's is its parent's), as Exim sets deliver_domain
+        doms = {(a.parent.domain if a.pfr and a.parent is not None
+                 else a.domain) for a in deferred}
+        dom = doms.pop() if len(doms) == 1 else None
+        extra = {"domain": dom} if dom else {}
         cond = self.config.main.get("delay_warning_condition")
         if cond:
             from eximpy.expand import expand_check_condition
-            if not expand_check_condition(cond, rctx.expand_context(None)):
+            if not expand_check_condition(cond, rctx.expand_context(None, **extra)):
                 return
         from eximpy.deliver.bounce import warn_delay_text
         to = warning_recipients(msg, deferred)
         items = self._template("warn_message_file", rctx, {
             "warn_message_delay": warn_delay_text(age, show),
-            "warn_message_recipients": to})
+            "warn_message_recipients": to, **extra})
         try:
             send_warning(self.config, msg, deferred, age, log=self.log,
                          items=items, to=to, show_time=show)

@@ -559,3 +559,25 @@ def test_transport_domain_key():
     ex, py, mid = _run_both(name, "* * F,1h,15m", [["-M", "@ID@"], ["-q"]],
                             rcpts=("td1", "td2", "ok"))
     _compare(name, ex, py, mid)
+
+
+@pytest.mark.parametrize("want", ["example.org", "other.example"])
+def test_delay_warning_condition_domain(want):
+    """delay_warning_condition sees $domain when all deferred addresses
+    share it."""
+    name = f"warning_condition_{want}"
+    counts: dict[str, list[int]] = {}
+
+    def count(root: Path) -> None:
+        n = sum(1 for f in (root / "spool" / "input").glob("*-H")
+                if "\n<>\n" in f.read_text(errors="replace"))
+        counts.setdefault(root.name, []).append(n)
+    ex, py, mid = _run_both(name, "* * F,1h,15m",
+                            [["-M", "@ID@"], 6.0, ["-qf"], count],
+                            selector="delay_warning = 5s:1h\n"
+                                     "delay_warning_condition = "
+                                     f"${{if eq{{$domain}}{{{want}}}}}",
+                            rcpts=("tf", "ok"))
+    _compare(name, ex, py, mid)
+    assert counts["exim"] == [1 if want == "example.org" else 0]
+    assert counts["eximpy"] == counts["exim"]
