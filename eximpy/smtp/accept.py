@@ -25,9 +25,14 @@ DESCRIPTION
         "no immediate delivery: queued by ACL" (ReceivedMessage.queued_by
         tells the caller not to deliver); queue = name: the named queue's
         spool and " Q=name" in "<=";  fakereject logs "(=";
-      * the -D file is written and fsynced, the -H file written durably
-        (eximpy.spool), and only then the "250 OK id=..." answer is given;
-      * the "<=" line goes to the mainlog.
+      * the -D file is written, the -H written to its temporary name, both
+        fsynced (one journal commit), the -H renamed into place and the
+        directory fsynced (eximpy.spool) -- the guarantee Exim gives,
+        with one fewer wait -- and only then the "250 OK id=..." answer
+        is given;
+      * the message log is created with Exim's "Received from" line
+        (message_logs), then the "<=" line goes to the mainlog, while the
+        -D is still locked.
 
 SECURITY
     Everything in the message is client data: it is only ever written to
