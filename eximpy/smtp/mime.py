@@ -546,9 +546,13 @@ def _lines(part: MimePart) -> Iterator[bytes]:
 
 
 def _decode_b64(part: MimePart) -> bytes:
+    """Exim's mime_decode_base64(), byte for byte: "=" only advances the
+    state, so a byte can be completed over what an earlier line left in
+    the output buffer (which is simulated, zero-filled at the start)."""
     out = bytearray()
+    obuf = bytearray(MAX_LINE)
+    opos = 0
     state = 0
-    cur = 0
     for line in _lines(part):
         for c in line:
             if c in (13, 10, 0):
@@ -563,17 +567,25 @@ def _decode_b64(part: MimePart) -> bytes:
             k = state & 3
             state += 1
             if k == 0:
-                cur = v << 2
+                obuf[opos] = (v << 2) & 0xFF
             elif k == 1:
-                out.append((cur | (v >> 4)) & 0xFF)
-                cur = (v << 4) & 0xFF
+                obuf[opos] |= v >> 4
+                opos += 1
+                obuf[opos] = (v << 4) & 0xFF
             elif k == 2:
-                out.append((cur | (v >> 2)) & 0xFF)
-                cur = (v << 6) & 0xFF
+                obuf[opos] |= v >> 2
+                opos += 1
+                obuf[opos] = (v << 6) & 0xFF
             else:
-                out.append((cur | v) & 0xFF)
+                obuf[opos] |= v
+                opos += 1
+        if opos > 0:
+            out += obuf[:opos]
+            if state & 3:
+                obuf[0] = obuf[opos]
+            opos = 0
     if state & 3:
-        out.append(cur)
+        out.append(obuf[0])
     return bytes(out)
 
 

@@ -378,3 +378,42 @@ def test_decoded_files_equal() -> None:
                      for p in subs[0].iterdir() if not p.name.endswith(".eml")}
     assert dirs["py"] == dirs["exim"]
     assert len(dirs["py"]) == 6
+
+
+BROKEN_B64 = """Subject: broken
+Content-Type: multipart/mixed; boundary=bb
+
+--bb
+Content-Type: application/octet-stream
+Content-Transfer-Encoding: base64
+
+caf=E9 =
+x=3D=ZZ y
+QUJD=REVG==R0hJ
+SktM!!TU5P=
+--bb
+Content-Type: text/plain
+Content-Transfer-Encoding: quoted-printable
+
+a=\\t\\nb=4=1 c=
+=
+d= =20x=3
+--bb--
+"""
+
+
+def test_broken_encodings_decoded_as_exim() -> None:
+    """Broken base64 and quoted-printable decode to Exim's bytes ("=" in
+    base64 only advances the decoder's state, so a byte is completed over
+    what an earlier line left in its output buffer)."""
+    acls = ("mime:\n  warn control = no_mbox_unspool\n" + DECODE_LOG +
+            "  accept\n")
+    exim, py, d = run_case("decoded_broken", acls, MIME_ACL,
+                           dialogue(BROKEN_B64))
+    assert_same(py, exim)
+    got = {}
+    for who in ("exim", "py"):
+        [sub] = list((d / f"spool_{who}" / "scan").iterdir())
+        got[who] = {p.name.split("-", 3)[-1]: p.read_bytes()
+                    for p in sub.iterdir() if not p.name.endswith(".eml")}
+    assert got["py"] == got["exim"] and len(got["py"]) == 3
