@@ -685,6 +685,12 @@ CASES: dict[str, tuple[str, bytes, list[str]]] = {
                                           d(E, MF, RT, Q), []),
     # --- -bh ---------------------------------------------------------
     "bh_basic": (RCPT_OK, d(ENV, DATA, MSG, Q), ["-bh", "192.0.2.1"]),
+    "bh_prdr": ("prdr_enable\n" + RCPT_OK + "\nacl_smtp_data_prdr = acl_prdr"
+                "\nbegin acl\nacl_prdr:\n  deny local_parts = e\n"
+                "  accept\n",
+                d(E, b"MAIL FROM:<a@b.example> PRDR\r\n", RT,
+                  b"RCPT TO:<e@f.example>\r\n", DATA, MSG, Q),
+                ["-bh", "192.0.2.1"]),
     "bh_unqualified": (RCPT_OK + "\n" + LOOSE,
                        d(E, b"MAIL FROM:<a>\r\n", MF, b"RCPT TO:<bob>\r\n",
                          b"RCPT TO:<postmaster>\r\n", Q),
