@@ -49,10 +49,20 @@ class HostLookup:
     msg: str = ""
 
 
+def _query(ctx: Any, name: str, rdtype: str) -> tuple[str, Any]:
+    """dnsdb.query(), with a resolver that cannot even be set up (no
+    resolv.conf, e.g. in a chroot) counted as a temporary failure."""
+    from eximpy.lookups import dnsdb
+    try:
+        return dnsdb.query(ctx, name, rdtype)
+    except Exception:
+        return "AGAIN", None
+
+
 def _ptr_names(address: str, ctx: Any) -> tuple[str, list[str]]:
     """("OK"|"NOMATCH"|"NODATA"|"AGAIN", names) from PTR records."""
     from eximpy.lookups import dnsdb
-    st, ans = dnsdb.query(ctx, dnsdb._ptr_name(address), "PTR")
+    st, ans = _query(ctx, dnsdb._ptr_name(address), "PTR")
     if st != "OK":
         return st, []
     names = []
@@ -75,11 +85,10 @@ def _byaddr_names(address: str) -> tuple[str, list[str]]:
 
 def _forward(name: str, ctx: Any) -> tuple[str, list[str]]:
     """A and AAAA addresses of ``name``: ("OK"|"FAIL"|"DEFER", addrs)."""
-    from eximpy.lookups import dnsdb
     addrs: list[str] = []
     again = False
     for t in ("AAAA", "A"):
-        st, ans = dnsdb.query(ctx, name, t)
+        st, ans = _query(ctx, name, t)
         if st == "OK":
             addrs += [r.address for r in ans.rrset]
         elif st == "AGAIN":
