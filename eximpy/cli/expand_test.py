@@ -16,7 +16,10 @@ DESCRIPTION
     so that message variables ($h_*, $message_body, $message_size ...) are
     set, as for a locally submitted message; header values are tainted.
 
-    Strings are handled as bytes (latin-1 in str), as Exim does.
+    Strings are bytes carried as UTF-8 with surrogateescape (the
+    convention of all eximpy, see eximpy/expand/bytestr.py): arguments,
+    input lines and the -bem message are read that way and the output is
+    written back as the same bytes.
 
 SEE ALSO
     spec section "Command line options" (-be, -bem).
@@ -33,6 +36,7 @@ from typing import Any, TextIO
 
 from eximpy.errors import ConfigError, ExpansionError, ExpansionForcedFail
 from eximpy.expand import ExpandContext, expand_string
+from eximpy.expand.bytestr import from_bytes, to_bytes
 from eximpy.expand.taint import Tainted
 
 
@@ -46,14 +50,14 @@ def _byte_stream(f: Any):
 
 
 def _write(out: Any, text: str) -> None:
-    data = text.encode("latin-1", "replace") if not _is_text(out) else None
+    data = to_bytes(text) if not _is_text(out) else None
     if data is not None:
         out.write(data)
     else:
         b = getattr(out, "buffer", None)
         if b is not None:
             out.flush()
-            b.write(text.encode("latin-1", "replace"))
+            b.write(to_bytes(text))
             b.flush()
         else:
             out.write(text)
@@ -76,12 +80,11 @@ class _LineReader:
             line = f.readline(1023)
             if not line:
                 return None
-            return line.encode("utf-8", "surrogateescape").decode("latin-1") \
-                if isinstance(line, str) else line
+            return line if isinstance(line, str) else from_bytes(line)
         line = f.readline(1023)
         if not line:
             return None
-        return line.decode("latin-1") if isinstance(line, bytes) else line
+        return from_bytes(line) if isinstance(line, bytes) else line
 
     def get(self, out: Any) -> str | None:
         _write(out, "> ")
@@ -262,7 +265,7 @@ def load_message(ctx: ExpandContext, path: str, out: Any = None) -> None:
     Date: are added when missing; then set the message variables."""
     with open(path, "rb") as f:
         data = f.read()
-    text = data.decode("latin-1")
+    text = from_bytes(data)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -274,7 +277,7 @@ def load_message(ctx: ExpandContext, path: str, out: Any = None) -> None:
         m = _UUCP_FROM.match(lines[0])
         if m:
             sender = m.group(1)
-            from_line = len(lines[0]) + 1       # still counted in the size
+            from_line = len(to_bytes(lines[0])) + 1     # still counted in the size
             lines = lines[1:]
             if out is not None:
                 _write(out, 'Sender taken from "From " line\n')
@@ -297,7 +300,7 @@ def load_message(ctx: ExpandContext, path: str, out: Any = None) -> None:
             headers.append((name, raw + "\n"))
         else:
             break
-        hsize += len(ln) + 1
+        hsize += len(to_bytes(ln)) + 1
         i += 1
     body_lines = lines[i:]
     body = "".join(x + "\n" for x in body_lines)
@@ -324,16 +327,17 @@ def load_message(ctx: ExpandContext, path: str, out: Any = None) -> None:
         from eximpy.expand.variables import tod
         headers.append(("Date", " " + tod("tod_full") + "\n"))
     ctx.headers = headers
-    vis = 500
-    b1 = body[:vis].replace("\n", " ").replace("\0", " ")
-    b2 = body[-vis:].replace("\n", " ").replace("\0", " ")
+    vis = 500                   # bytes, as message_body_visible counts
+    bb = to_bytes(body)
+    b1 = from_bytes(bb[:vis]).replace("\n", " ").replace("\0", " ")
+    b2 = from_bytes(bb[-vis:]).replace("\n", " ").replace("\0", " ")
     ctx.variables.update({
         "message_id": mid, "message_exim_id": mid,
-        "message_size": str(from_line + hsize + len(body)),
+        "message_size": str(from_line + hsize + len(bb)),
         "message_linecount": str(i + len(body_lines) + (1 if from_line else 0)),
         "body_linecount": str(len(body_lines)),
         "body_zerocount": str(body.count("\0")),
-        "message_body_size": str(len(body)),
+        "message_body_size": str(len(bb)),
         "message_body": Tainted(b1), "message_body_end": Tainted(b2),
     })
 
@@ -385,12 +389,11 @@ def load_spooled(ctx: ExpandContext, config: Any, mid: str,
         name, _, raw = text.partition(":")
         parsed.append((name, Tainted(raw)))
     ctx.headers = parsed
-    text = body.decode("latin-1")
-    vis = 500
-    ctx.variables.setdefault("message_body",
-                             text[:vis].replace("\n", " ").replace("\0", " "))
-    ctx.variables.setdefault("message_body_end",
-                             text[-vis:].replace("\n", " ").replace("\0", " "))
+    vis = 500                   # bytes, as message_body_visible counts
+    ctx.variables.setdefault("message_body", from_bytes(
+        body[:vis]).replace("\n", " ").replace("\0", " "))
+    ctx.variables.setdefault("message_body_end", from_bytes(
+        body[-vis:]).replace("\n", " ").replace("\0", " "))
 
 
 def run(config: Any, args: list[str], stdin: TextIO, stdout: TextIO,
@@ -412,8 +415,8 @@ def run(config: Any, args: list[str], stdin: TextIO, stdout: TextIO,
             return 1
     if args:
         for a in args:
-            if isinstance(a, str):
-                a = a.encode("utf-8", "surrogateescape").decode("latin-1")
+            if isinstance(a, bytes):
+                a = from_bytes(a)
             expand_line(ctx, config, a, stdout, err)
         return 0
     reader = _LineReader(stdin)

@@ -136,9 +136,9 @@ _ATTR_NAMES = {
 
 
 def _bytes_str(v: str) -> str:
-    """A Unicode value as eximpy strings hold bytes: its UTF-8 bytes as
-    Latin-1 characters (GnuTLS gives UTF-8)."""
-    return v if v.isascii() else v.encode("utf-8").decode("latin-1")
+    """A Unicode value as eximpy strings hold bytes (GnuTLS gives UTF-8,
+    and eximpy strings are UTF-8 with surrogateescape): unchanged."""
+    return v
 
 
 def _escape(v: str) -> str:
@@ -163,7 +163,7 @@ def dn(name) -> str:
                 parts.append(f"{oid}=#{a.public_bytes().hex()}" if hasattr(a, "public_bytes")
                              else f"{oid}={_escape(str(a.value))}")
             else:
-                v = a.value if isinstance(a.value, str) else a.value.decode("latin-1")
+                v = a.value if isinstance(a.value, str) else a.value.decode("utf-8", "surrogateescape")
                 parts.append(f"{label}={_escape(_bytes_str(v))}")
         rdns.append("+".join(parts))
     return ",".join(rdns)

@@ -70,7 +70,8 @@ def cond_inlist(ctx, a, b, node):
     ci = node.name == "inlisti"
     la = _bytes(a).lower() if ci else None
     for item in iter_list(b):
-        if (la == _bytes(item).lower()) if ci else (item == a):
+        if (la == _bytes(item).lower()) if ci else (
+                item == a or (not a.isascii() and _bytes(item) == _bytes(a))):
             ctx.lookup_value = item
             return True
     return False

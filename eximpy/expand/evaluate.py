@@ -18,6 +18,7 @@ from typing import Any
 
 from eximpy.errors import ExpansionError, ExpansionForcedFail
 from eximpy import match as _M
+from eximpy.expand.bytestr import bytes_cmp, lc_ascii, norm, to_l1, from_l1
 from eximpy.expand.operators import ip_type
 from eximpy.expand.regex import compile_pcre, match_setup
 from eximpy.expand.taint import Tainted, is_tainted, join, like
@@ -60,6 +61,8 @@ class Seq(Node):
     def ev(self, ctx) -> str:
         out = [p if p.__class__ is str else p.ev(ctx) for p in self.fast]
         s = "".join(out)
+        if not s.isascii():
+            s = norm(s)       # pieces of a cut UTF-8 sequence meet again
         if Tainted in map(type, out):
             return Tainted(s)
         return s
@@ -486,7 +489,7 @@ def getkeyed(key: str, s: str) -> str | None:
     i = 0
     while i < n and s[i] in _SPACE:
         i += 1
-    lk = key.lower()
+    lk = lc_ascii(key)
     while i < n:
         j = i
         while j < n and s[j] != "=" and s[j] not in _SPACE:
@@ -500,7 +503,7 @@ def getkeyed(key: str, s: str) -> str | None:
             while i < n and s[i] in _SPACE:
                 i += 1
         data, i = _dequote(s, i)
-        if dkey.lower() == lk and len(dkey) == len(key):
+        if lc_ascii(dkey) == lk and len(dkey) == len(key):
             return like(data, s)
         while i < n and s[i] in _SPACE:
             i += 1
@@ -511,7 +514,11 @@ def gettokened(field: int, seps: str, s: str) -> str | None:
     """Exim's expand_gettokened()."""
     if field == 0:
         return s
-    fields = re.split("[" + re.escape(seps) + "]", s) if seps else [s]
+    if not (s.isascii() and seps.isascii()):        # separators are bytes
+        fields = [from_l1(f) for f in re.split(
+            "[" + re.escape(to_l1(seps)) + "]", to_l1(s))] if seps else [s]
+    else:
+        fields = re.split("[" + re.escape(seps) + "]", s) if seps else [s]
     if field > 0:
         return like(fields[field - 1], s) if field <= len(fields) else None
     if -field <= len(fields):
@@ -877,9 +884,10 @@ def _sorts_before(op: str, a: str, b: str) -> bool:
             return False      # Exim ignores the conversion error here
         return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
     if op.endswith("i"):
-        a, b = a.lower(), b.lower()
+        a, b = lc_ascii(a), lc_ascii(b)
         op = op[:-1]
-    return {"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+    c = bytes_cmp(a, b)
+    return {"lt": c < 0, "le": c <= 0, "gt": c > 0, "ge": c >= 0}[op]
 
 
 class RunNode(Node):
@@ -1235,9 +1243,7 @@ class StrCmpCond(TwoArgCond):
         elif x.isascii() and y.isascii():
             c = -1 if x < y else 1
         else:
-            from eximpy.expand.operators import to_bytes
-            xb, yb = to_bytes(x), to_bytes(y)
-            c = (xb > yb) - (xb < yb)
+            c = bytes_cmp(x, y)
         return (c in self.want) != self.neg
 
 
@@ -1306,10 +1312,10 @@ class MatchCond(TwoArgCond):
                 self.rx = rx
         if rx.groups:
             return match_setup(ctx, rx, x) != self.neg
-        m = rx.search(x)
+        m = rx.rx.search(x) if x.isascii() else rx.search(x)
         if m is None:
             return self.neg
-        ctx.nstrings = [x[m.start():m.end()]]
+        ctx.nstrings = [m.group(0)]
         return not self.neg
 
 

@@ -29,6 +29,7 @@ import time
 
 from eximpy.errors import ExpansionError, ExpansionForcedFail
 from eximpy.expand.taint import Tainted, is_tainted, like
+from eximpy.expand.bytestr import from_l1, norm, to_l1
 from eximpy.expand.operators import (to_bytes, from_bytes, compute_hash, compute_nhash,
                                      extract_substr, BASE32)
 from eximpy.expand import evaluate as E
@@ -86,9 +87,20 @@ def item_hmac(ctx, a):
 
 
 def item_tr(ctx, a):
+    """${tr}: byte by byte, each byte of the subject found in the second
+    argument (its last occurrence) becomes the byte at that place in the
+    third (or its last byte)."""
     subject, frm, to = a
     if not to:
         return subject
+    if not (subject.isascii() and frm.isascii() and to.isascii()):
+        bs, bf, bt = to_bytes(subject), to_bytes(frm), to_bytes(to)
+        o2m = len(bt) - 1
+        res = bytearray()
+        for c in bs:
+            k = bf.rfind(c)
+            res.append(bt[k if k < o2m else o2m] if k >= 0 else c)
+        return like(from_bytes(bytes(res)), subject)
     out = []
     o2m = len(to) - 1
     for c in subject:
@@ -107,6 +119,9 @@ def item_listquote(ctx, a):
     sc = sep[:1]
     if not sc:
         return s
+    if not sc.isascii():        # the separator is the first byte
+        b, c = to_bytes(s), to_bytes(sep)[:1]
+        return like(from_bytes(b.replace(c, c + c)), s)
     return like(s.replace(sc, sc + sc), s)
 
 
@@ -114,7 +129,10 @@ def item_sg(ctx, a):
     from eximpy.expand.regex import compile_pcre
     from eximpy.expand import expand_string
     subject, pattern, repl = a
-    rx = compile_pcre(pattern)
+    pc = compile_pcre(pattern)
+    rx = pc.rx                  # works on the one-char-per-byte view
+    orig = subject
+    subject = to_l1(subject)
     save_n = ctx.nstrings
     out = []
     pos = 0
@@ -144,9 +162,10 @@ def item_sg(ctx, a):
                     m = m2
             if not m:
                 break
-            ns = [m.group(0)] + [g if g is not None else "" for g in m.groups()]
+            ns = [from_l1(m.group(0))] + [from_l1(g) if g is not None else ""
+                                          for g in m.groups()]
             ctx.nstrings = ns
-            out.append(subject[pos:m.start()])
+            out.append(from_l1(subject[pos:m.start()]))
             out.append(expand_string(repl, ctx))
             pos = m.end()
             if m.start() == m.end():
@@ -157,11 +176,11 @@ def item_sg(ctx, a):
             else:
                 start = m.end()
                 notempty_at = -1
-        out.append(subject[pos:])
+        out.append(from_l1(subject[pos:]))
     finally:
         ctx.nstrings = save_n
-    r = "".join(out)
-    return Tainted(r) if is_tainted(subject) or is_tainted(repl) else r
+    r = norm("".join(out))
+    return Tainted(r) if is_tainted(orig) or is_tainted(repl) else r
 
 
 def item_readfile(ctx, a):

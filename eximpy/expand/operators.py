@@ -6,10 +6,10 @@ DESCRIPTION
     the expanded string, ``arg`` the text after the first '_' (or None) and
     ``name`` the operator as written (for error messages).
 
-    Strings are byte strings carried in ``str``, one character per byte
-    (latin-1), as Exim works on bytes: ${strlen:} counts bytes, ${uc:} and
-    ${lc:} change ASCII letters only.  A str with characters above U+00FF is
-    first encoded as UTF-8.
+    Strings are byte strings carried in ``str`` as UTF-8 with
+    surrogateescape (eximpy/expand/bytestr.py), and operators work on their
+    bytes, as Exim does: ${strlen:} counts bytes, ${length_1:ü} is the lone
+    byte 0xC3, ${uc:} and ${lc:} change ASCII letters only.
 
 SEE ALSO
     spec chapter "String expansions", section "Expansion operators".
@@ -26,6 +26,8 @@ import stat as _stat
 
 from eximpy.errors import ExpansionError
 from eximpy.expand.taint import Tainted, is_tainted, like
+from eximpy.expand.bytestr import (to_bytes, from_bytes, norm, to_l1, from_l1,  # noqa: F401
+                                   byte_char, _LC, _UC)
 
 _SPACE = " \t\n\r\f\v"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -33,21 +35,10 @@ BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 HASHCODES = "abcdefghijklmnopqrtsuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71,
           73, 79, 83, 89, 97, 101, 103, 107, 109, 113)
-_UC = {i: i - 32 for i in range(ord("a"), ord("z") + 1)}
-_LC = {i: i + 32 for i in range(ord("A"), ord("Z") + 1)}
 ARITH_MAX = 2 ** 63 - 1
 ARITH_MIN = -2 ** 63
 
 
-def to_bytes(s: str) -> bytes:
-    try:
-        return s.encode("latin-1")
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogateescape")
-
-
-def from_bytes(b: bytes) -> str:
-    return b.decode("latin-1")
 
 
 def _wrap64(v: int) -> int:
@@ -239,11 +230,11 @@ def op_escape8bit(ctx, sub, arg, name):
 
 def op_rxquote(ctx, sub, arg, name):
     out = []
-    for c in sub:
+    for c in sub if sub.isascii() else to_l1(sub):     # every byte
         if not (c.isascii() and c.isalnum()):
             out.append("\\")
         out.append(c)
-    return like("".join(out), sub)
+    return like(from_l1("".join(out)), sub)
 
 
 def op_quote(ctx, sub, arg, name):
@@ -322,7 +313,9 @@ def compute_nhash(sub: str, value1: int, value2: int) -> str:
 
 
 def extract_substr(sub: str, value1: int, value2: int) -> str:
-    sublen = len(sub)
+    """Exim's extract_substr(): offsets and lengths count bytes."""
+    b = None if sub.isascii() else to_bytes(sub)
+    sublen = len(sub) if b is None else len(b)
     if value1 < 0:
         value1 += sublen
         if value1 < 0:
@@ -341,6 +334,8 @@ def extract_substr(sub: str, value1: int, value2: int) -> str:
             value2 = sublen
     if value1 + value2 > sublen:
         value2 = sublen - value1
+    if b is not None:
+        return like(from_bytes(b[value1:value1 + value2]), sub)
     return like(sub[value1:value1 + value2], sub)
 
 
@@ -857,9 +852,8 @@ def rfc2047_decode(s: str, charset: str | None) -> tuple[str, str | None]:
         cs = cs.split("*")[0]
         try:
             if enc == "q":
-                raw = re.sub(r"=([0-9A-Fa-f]{2})", lambda x: chr(int(x.group(1), 16)),
-                             text.replace("_", " "))
-                data = to_bytes(raw)
+                data = re.sub(rb"=([0-9A-Fa-f]{2})", lambda x: bytes((int(x.group(1), 16),)),
+                              to_bytes(text.replace("_", " ")))
             else:
                 data = base64.b64decode(text + "=" * (-len(text) % 4))
         except Exception:
@@ -876,7 +870,7 @@ def rfc2047_decode(s: str, charset: str | None) -> tuple[str, str | None]:
         pos = m.end()
         last_end = m.end()
     out.append(s[pos:])
-    return like("".join(out), s), error
+    return like(norm("".join(out)), s), error
 
 
 def op_rfc2047d(ctx, sub, arg, name):
@@ -994,16 +988,16 @@ def op_from_utf8(ctx, sub, arg, name):
                 c |= (b[i] & 0x3f) << sh
                 i += 1
                 extra -= 1
-        out.append(chr(c) if c <= 255 else "_")
-    return like("".join(out), sub)
+        out.append(c if c <= 255 else 0x5f)     # "_"
+    return like(from_bytes(bytes(out)), sub)
 
 
 def op_idna(ctx, sub, arg, name):
     try:
         if name in ("utf8_domain_to_alabel",):
-            return like(sub.encode("latin-1").decode("utf-8").encode("idna").decode(), sub)
+            return like(to_bytes(sub).decode("utf-8").encode("idna").decode(), sub)
         if name == "utf8_domain_from_alabel":
-            return like(sub.encode().decode("idna").encode("utf-8").decode("latin-1"), sub)
+            return like(sub.encode("ascii").decode("idna"), sub)
         if name == "utf8_localpart_to_alabel":
             return sub
         return sub

@@ -112,7 +112,7 @@ def authenticate(arg: str) -> tuple[str, str | None]:
     msg = None
     if rc != PAM_SUCCESS:
         m = pam.pam_strerror(handle, rc)
-        msg = m.decode("latin-1") if m else f"PAM error {rc}"
+        msg = m.decode("utf-8", "surrogateescape") if m else f"PAM error {rc}"
     pam.pam_end(handle, rc)
     if rc == PAM_SUCCESS:
         return "OK", None

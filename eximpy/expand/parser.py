@@ -30,6 +30,7 @@ import re
 from eximpy.errors import ExpansionError, ExpansionForcedFail
 from eximpy.expand import evaluate as E
 from eximpy.expand import variables as V
+from eximpy.expand.bytestr import byte_char, norm
 from eximpy.expand.taint import Tainted
 
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -102,7 +103,9 @@ def read_name(s: str, i: int, extras: str) -> tuple[str, int]:
 
 def interpret_escape(s: str, i: int) -> tuple[str, int]:
     """Exim's string_interpret_escape; s[i] is the backslash.  Returns the
-    character and the index after the escape."""
+    character and the index after the escape.  A byte above 0x7F is its
+    surrogateescape character (bytestr.byte_char): the piece it ends up in
+    goes through bytestr.norm(), so "\\xc3\\xbc" is "ü"."""
     n = len(s)
     p = i + 1
     if p >= n:
@@ -116,7 +119,7 @@ def interpret_escape(s: str, i: int) -> tuple[str, int]:
             if p + 1 < n and s[p + 1] in "01234567":
                 p += 1
                 v = v * 8 + ord(s[p]) - 48
-        return chr(v & 0xff), p + 1
+        return byte_char(v & 0xff), p + 1
     if ch == "x":
         v = 0
         if p + 1 < n and s[p + 1] in _HEX:
@@ -125,7 +128,7 @@ def interpret_escape(s: str, i: int) -> tuple[str, int]:
             if p + 1 < n and s[p + 1] in _HEX:
                 p += 1
                 v = v * 16 + int(s[p], 16)
-        return chr(v), p + 1
+        return byte_char(v), p + 1
     m = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}.get(ch)
     return (m if m is not None else ch), p + 1
 
@@ -206,7 +209,7 @@ class Parser:
 
         def flush() -> None:
             if buf:
-                parts.append(E.Text("".join(buf)))
+                parts.append(E.Text(norm("".join(buf))))
                 buf.clear()
 
         while i < n:
@@ -750,7 +753,7 @@ class Parser:
 
 def parse(text: str):
     """Parse an expansion string into a node (not cached; see parse_cached)."""
-    p = Parser(text)
+    p = Parser(norm(text))
     top: list = []
     try:
         node, _ = p.seq(0, False, True, top)

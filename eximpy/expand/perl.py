@@ -33,6 +33,7 @@ import subprocess
 import sys
 
 from eximpy.errors import ExpansionError, ExpansionForcedFail
+from eximpy.expand.bytestr import from_bytes, to_bytes
 
 _DRIVER = r'''
 use strict;
@@ -82,7 +83,7 @@ class PerlHelper:
         self.start_error = f"error in perl_startup code: {d}\n" if t == "E" else None
 
     def _send(self, tag: str, s: str) -> None:
-        b = s.encode("latin-1", "replace") if isinstance(s, str) else s
+        b = to_bytes(s) if isinstance(s, str) else s
         self.proc.stdin.write(struct.pack(">cI", tag.encode(), len(b)) + b)
 
     def _recv(self) -> tuple[str, str]:
@@ -92,7 +93,7 @@ class PerlHelper:
             raise ExpansionError("Perl helper process ended unexpectedly")
         tag, ln = struct.unpack(">cI", h)
         d = self.proc.stdout.read(ln)
-        return tag.decode(), d.decode("latin-1")
+        return tag.decode(), from_bytes(d)
 
     def call(self, ctx, name: str, args: list[str]) -> str:
         self._send("C", str(len(args) + 1))

@@ -8,7 +8,10 @@ DESCRIPTION
     literal "{,n}", (?(<name>)...) conditions) and caches compiled
     patterns; matching is ASCII-only for \\w \\d \\s \\b and caseless
     matching, as in PCRE without UCP, while \\p{..}/\\P{..} use Unicode
-    properties of the (Latin-1) code points, as PCRE does.
+    properties of the (Latin-1) code points, as PCRE does.  PCRE without
+    UTF matches bytes: patterns and subjects are used in their
+    one-character-per-byte view (bytestr.to_l1) and the Pcre object that
+    compile_pcre() returns turns matched text back (see Pcre).
 
     Also: (?'name'..) groups, \\g<n>/\\g'n' subroutine calls, forward and
     octal-or-group \\N references as PCRE reads them, (?J), PCRE2's
@@ -39,6 +42,7 @@ import warnings
 import regex as _regex
 
 from eximpy.errors import ExpansionError
+from eximpy.expand.bytestr import from_l1, to_l1
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -54,7 +58,7 @@ _POSIX = {
     "print": r" -~", "graph": r"!-~",
 }
 
-_CACHE: dict[tuple[str, int], object] = {}
+_CACHE: dict[tuple[str, bool], "Pcre"] = {}
 
 # Escapes PCRE has and Python's re has not, outside a character class.
 _PLAIN_ESCAPES = {
@@ -661,13 +665,119 @@ def _regex_error(pattern: str, e) -> ExpansionError:
     return _error(pattern, msg, off)
 
 
-def compile_pcre(pattern: str, caseless: bool = False):
-    """The compiled pattern (an re or regex pattern object: search, groups,
-    group, start, end, finditer behave alike); raises ExpansionError."""
+class ByteMatch:
+    """A match found in the one-character-per-byte view of a non-ASCII
+    subject: groups come back as eximpy strings; start(), end() and span()
+    are byte offsets."""
+    __slots__ = ("m",)
+
+    def __init__(self, m) -> None:
+        self.m = m
+
+    def group(self, *k):
+        g = self.m.group(*k)
+        if len(k) > 1:
+            return tuple(None if x is None else from_l1(x) for x in g)
+        return None if g is None else from_l1(g)
+
+    def __getitem__(self, k):
+        return self.group(k)
+
+    def groups(self, default=None):
+        return tuple(default if x is None else from_l1(x) for x in self.m.groups())
+
+    def groupdict(self, default=None):
+        return {k: (default if x is None else from_l1(x))
+                for k, x in self.m.groupdict().items()}
+
+    def start(self, k=0):
+        return self.m.start(k)
+
+    def end(self, k=0):
+        return self.m.end(k)
+
+    def span(self, k=0):
+        return self.m.span(k)
+
+    @property
+    def lastindex(self):
+        return self.m.lastindex
+
+    @property
+    def lastgroup(self):
+        return self.m.lastgroup
+
+    @property
+    def re(self):
+        return self.m.re
+
+
+class Pcre:
+    """A compiled PCRE2 pattern (no UTF mode: it matches bytes).
+
+    ``rx`` is the Python pattern, compiled from the one-character-per-byte
+    (Latin-1) view of the pattern and used on that view of the subject
+    (bytestr.to_l1), which for an ASCII subject is the subject itself.
+    search/match/fullmatch/finditer take eximpy strings; for a non-ASCII
+    subject they return ByteMatch objects (groups as eximpy strings,
+    offsets in bytes; ``pos`` and ``endpos`` are byte offsets too).
+    Hot paths test ``subject.isascii()`` and use ``rx`` directly.
+    """
+    __slots__ = ("rx", "groups", "pattern", "groupindex")
+
+    def __init__(self, rx, pattern: str) -> None:
+        self.rx = rx
+        self.groups = rx.groups
+        self.groupindex = rx.groupindex
+        self.pattern = pattern
+
+    def search(self, s: str, pos: int = 0, endpos: int = 2 ** 62):
+        if s.isascii():
+            return self.rx.search(s, pos, endpos)
+        m = self.rx.search(to_l1(s), pos, endpos)
+        return None if m is None else ByteMatch(m)
+
+    def match(self, s: str, pos: int = 0, endpos: int = 2 ** 62):
+        if s.isascii():
+            return self.rx.match(s, pos, endpos)
+        m = self.rx.match(to_l1(s), pos, endpos)
+        return None if m is None else ByteMatch(m)
+
+    def fullmatch(self, s: str, pos: int = 0, endpos: int = 2 ** 62):
+        if s.isascii():
+            return self.rx.fullmatch(s, pos, endpos)
+        m = self.rx.fullmatch(to_l1(s), pos, endpos)
+        return None if m is None else ByteMatch(m)
+
+    def finditer(self, s: str, pos: int = 0, endpos: int = 2 ** 62):
+        if s.isascii():
+            return self.rx.finditer(s, pos, endpos)
+        return (ByteMatch(m) for m in self.rx.finditer(to_l1(s), pos, endpos))
+
+
+def compile_pcre(pattern: str, caseless: bool = False) -> Pcre:
+    """The compiled pattern (a Pcre: search, groups, group, start, end,
+    finditer behave as re's, on bytes); raises ExpansionError."""
     key = (pattern, caseless)
     r = _CACHE.get(key)
     if r is not None:
         return r
+    if pattern.isascii():
+        rx = _compile(pattern, caseless)
+    else:
+        try:
+            rx = _compile(to_l1(pattern), caseless)
+        except ExpansionError as e:
+            raise ExpansionError(from_l1(str(e)))
+    r = Pcre(rx, pattern)
+    if len(_CACHE) > 5000:
+        _CACHE.clear()
+    _CACHE[key] = r
+    return r
+
+
+def _compile(pattern: str, caseless: bool):
+    r = None
     pos_map: list = []
     try:
         t, need = translate(pattern, pos_map)
@@ -694,9 +804,6 @@ def compile_pcre(pattern: str, caseless: bool = False):
                                | (_regex.IGNORECASE if caseless else 0))
         except _regex.error as e:
             raise _regex_error(pattern, e)
-    if len(_CACHE) > 5000:
-        _CACHE.clear()
-    _CACHE[key] = r
     return r
 
 
@@ -706,7 +813,7 @@ def match_setup(ctx, rx, subject: str) -> bool:
     m = rx.search(subject)
     if not m:
         return False
-    ns = [subject[m.start():m.end()]]
+    ns = [m.group(0)]
     for k in range(1, (rx.groups or 0) + 1):
         g = m.group(k)
         ns.append(g if g is not None else "")

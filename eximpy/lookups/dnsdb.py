@@ -83,7 +83,7 @@ def _ptr_name(domain: str) -> str:
 
 
 def _txt(rd, fieldsep):
-    strs = [s.decode("latin-1") for s in rd.strings]
+    strs = [s.decode("utf-8", "surrogateescape") for s in rd.strings]
     if fieldsep is None:
         return strs[0] if strs else ""     # Exim 4.96: only the first string
     return fieldsep.join(strs)

@@ -47,7 +47,8 @@ class JSONLookup(Lookup):
                 return None
         if isinstance(j, str):
             return j
-        return _json.dumps(j, separators=(",", ":"))
+        # jansson writes UTF-8 as it is (no \u escapes for non-ASCII)
+        return _json.dumps(j, separators=(",", ":"), ensure_ascii=False)
 
 
 register(JSONLookup())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from eximpy.expand.bytestr import norm
 from eximpy.lookups import register
 from eximpy.lookups.base import Lookup, LookupDefer, LookupFailure
 
@@ -34,7 +35,7 @@ def _lower(s: str) -> str:
 
 def iter_entries(path: str, data: bytes):
     """Yield (key, data, quoted) for each entry of an lsearch file."""
-    text = data.decode("latin-1")
+    text = data.decode("utf-8", "surrogateescape")
     lines = text.split("\n")
     n = len(lines)
     i = 0
@@ -65,7 +66,7 @@ def entry_key(line: str) -> tuple[str, int]:
         else:
             out.append(line[j])
             j += 1
-    return "".join(out), j + 1
+    return norm("".join(out)), j + 1
 
 
 def entry_data(lines: list[str], line: str, j: int, next_i: int) -> str:
@@ -93,7 +94,7 @@ class _File:
     def __init__(self, path: str) -> None:
         self.path = path
         with open(path, "rb") as f:
-            self.lines = f.read().decode("latin-1").split("\n")
+            self.lines = f.read().decode("utf-8", "surrogateescape").split("\n")
 
 
 class LSearch(Lookup):

@@ -41,6 +41,9 @@ class SQLite(Lookup):
                                   check_same_thread=False, isolation_level=None)
         except sqlite3.Error as e:
             raise LookupFailure(str(e))
+        # TEXT values are bytes to Exim: eximpy's strings (UTF-8 with
+        # surrogateescape), whatever they hold
+        con.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
         return con
 
     def find(self, handle, filename, key, opts, ctx):
@@ -48,7 +51,7 @@ class SQLite(Lookup):
             cur = handle.execute(key)
             rows = cur.fetchall()
             names = [d[0] for d in cur.description] if cur.description else []
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeEncodeError) as e:
             ctx.search_error_message = str(e)
             return None         # Exim's sqlite lookup fails (not defers) here
         if not rows:
@@ -73,7 +76,7 @@ class SQLite(Lookup):
 
 def _s(v) -> str:
     if isinstance(v, bytes):
-        return v.decode("latin-1")
+        return v.decode("utf-8", "surrogateescape")
     if isinstance(v, float):
         return repr(v)
     return str(v)
