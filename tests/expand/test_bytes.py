@@ -61,6 +61,9 @@ MISC = [
     "${if match{für}{\\N^f\\w+r\\N}{y}{n}}", "${if match{ü}{^\\N[\\x80-\\xff]{2}$\\N}{y}{n}}",
     "${if match{Grüße}{(ü)(ß)}{$1-$2}{n}}",
     "${rxquote:ü}", "${if match{ü}{${rxquote:ü}}{y}{n}}",
+    "${if match{Grüße}{\\N(?|(ü)|(x))\\N}{$1}{n}}", "${sg{Grüße}{\\N\\pL\\N}{.}}",
+    "${sg{aüb}{\\N(?<=\\xbc)b\\N}{B}}", "${sg{aüb}{\\N\\xc3\\K\\xbc\\N}{-}}",
+    "${if match{für}{\\N^f[^a-z]{2}r\\N}{y}{n}}",
     # lists, extract, sort
     "${if inlist{ü}{a:ü}{y}{n}}", "${if inlisti{Ü}{a:ü}{y}{n}}",
     "${listextract{2}{a:ü:c}}", "${extract{2}{ü}{aüb}}", "${extract{2}{\\xbc}{aüb}}",
@@ -153,6 +156,26 @@ def test_misc_on_bytes(bytes_work):
 
 def test_lookups_on_bytes(bytes_work):
     compare("bytes_lookups", LOOKUPS, dbm=True)
+
+
+MESSAGE_CASES = [
+    "$h_subject:", "${strlen:$h_subject:}", "${length_3:$h_subject:}", "$rh_from:",
+    "$h_from:", "$bh_from:", "$h_x-raw:", "${hexquote:$h_x-raw:}", "$message_size",
+    "$message_body_size", "${strlen:$message_body}", "${strlen:$message_body_end}",
+    "${hexquote:${substr_-3:$message_body}}", "${hexquote:${substr_0_3:$message_body_end}}",
+    "$body_linecount", "${if match{$h_subject:}{^Gr..\\N\\xc3\\N}{y}{n}}",
+    "${if eq{$h_subject:}{Grüße}{y}{n}}",
+]
+
+
+def test_message_on_bytes(bytes_work):
+    """-bem with raw UTF-8 and invalid bytes in headers and body; the body
+    variables hold message_body_visible (500) bytes, cut mid-character."""
+    msg = WORK / "u_msg"
+    msg.write_bytes("Subject: Grüße\nFrom: =?iso-8859-1?q?J=FCrgen?= <j@example.test>\n"
+                    .encode() + b"X-Raw: a\xffb\xc3\n\n" + ("a" + "ü" * 300 + "\n").encode()
+                    + ("ß" * 280 + "z\n").encode())
+    compare("bytes_message", MESSAGE_CASES, message=str(msg))
 
 
 def test_be_arguments_are_bytes(bytes_work):
