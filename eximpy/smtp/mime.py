@@ -548,7 +548,10 @@ def _lines(part: MimePart) -> Iterator[bytes]:
 def _decode_b64(part: MimePart) -> bytes:
     """Exim's mime_decode_base64(), byte for byte: "=" only advances the
     state, so a byte can be completed over what an earlier line left in
-    the output buffer (which is simulated, zero-filled at the start)."""
+    the output buffer (which is simulated, zero-filled at the start).
+    Where Exim's buffer holds what was on its stack before (a malformed
+    part whose first lines already end mid-byte after an "="), the bytes
+    can differ: that is uninitialised memory in Exim."""
     out = bytearray()
     obuf = bytearray(MAX_LINE)
     opos = 0
