@@ -934,7 +934,7 @@ def op_utf8clean(ctx, sub, arg, name):
                 seq.append(c)
                 left -= 1
                 if left == 0:
-                    if cp > 0x10FFFF:
+                    if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:    # 4.96: no surrogates
                         complete = -1
                     else:
                         out += seq

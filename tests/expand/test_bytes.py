@@ -82,10 +82,25 @@ MISC = [
     "${base64d:w7w=}", "${base64d:/w==}", "${rfc2047d:=?utf-8?q?f=C3=BCr?=}",
     "${rfc2047d:=?utf-8?b?ZsO8cg==?=}", "${rfc2047d:=?iso-8859-1?q?f=FCr?=}",
     "${rfc2047:Grüße aus Köln}", "${utf8clean:a\\xc3b\\xff}", "${from_utf8:für}",
+    "${utf8clean:\\xed\\xa0\\x80}",
+    "${utf8clean:\\xed\\xbf\\xbfz}",
+    "${utf8clean:\\xed\\x9f\\xbf}",
+    "${utf8clean:\\xee\\x80\\x80}",
+    "${utf8clean:\\xe0\\x80\\x80}",
+    "${utf8clean:\\xf0\\x80\\x80\\x80}",
+    "${utf8clean:\\xf4\\x90\\x80\\x80}",
+    "${utf8clean:a\\xed\\xa0b}",
+    "${from_utf8:a\\xe2\\x82\\xacb}",
     "${utf8_domain_to_alabel:bücher.example}",
     "${utf8_domain_from_alabel:xn--bcher-kva.example}",
     "${imapfolder{Grüße}}", "${imapfolder{a.ü/b}}",
     "${escape:${substr_0_1:ü}}", "${hexquote:${substr_1:ü}x}",
+    "${if inbound_srs{SRS0=abcd=AB=x.test=jü}{}{$srs_recipient}{n}}",
+    "${if crypteq{ü}{\\{md5\\}${md5:ü}}{y}{n}}", "${addresses:Jürgen <jü@x>, b@c}",
+    "${lc:ÄBC}${uc:äbc}", "${listcount:ü:\\xff}",
+    "${extract{ü}{x=\"ü\" ü=\"v w\"}{$value}{n}}",
+    "${run{/bin/echo für ${length_1:ü}}{$value}}", "${strlen:${run{/bin/echo für}}}",
+    "${readfile{@W@/u_ls}}", "${lookup{für.x}partial-lsearch{@W@/u_ls}{$value}{n}}",
     # errors that quote the string
     "${base32:ü}", "${eval:1+ü}", "${base62d:ü}", "${if match{ü}{\\N(\\N}{y}{n}}",
     "${mask:ü}", "${hex2b64:ü}",
@@ -202,7 +217,8 @@ r:
   warn logwrite = W L=${lookup{x}lsearch{@W@/u_ls}} S=${substr_1_1:ü}${substr_0_1:ü} \
                   R=${lookup{raw\\xff}lsearch{@W@/u_ls}} T=${tr{für}{ü}{u}} \
                   G=${sg{für}{.}{x}} N=${strlen:Grüße} H=${hexquote:${length_1:ü}}
-  deny message = L=${lookup{x}lsearch{@W@/u_ls}} C=für E=${escape:für} M=${md5:für} N=${length_2:für}
+  deny message = L=${lookup{x}lsearch{@W@/u_ls}} C=für E=${escape:für} \\
+                 M=${md5:für} N=${length_2:für}
 begin routers
 begin transports
 """
