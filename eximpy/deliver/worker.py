@@ -235,11 +235,14 @@ class _Pool:
         self.owner = os.getpid()
         self.refs = _ref_table(config)
         self.workers: dict[tuple, _Worker] = {}
+        self.leaving: list[int] = []        # pids told to leave, not reaped
         self.seq = itertools.count(1)
 
     # -- lifetime ------------------------------------------------------
-    def end(self, w: _Worker, kill: bool = False) -> int:
-        """Close a worker's socket and reap it; its wait status."""
+    def end(self, w: _Worker, kill: bool = False, wait: bool = True) -> int:
+        """Close a worker's socket and reap it; its wait status.  With
+        wait=False (an idle worker, which leaves at EOF) it is reaped
+        later, so that making room never waits for a process to exit."""
         self.workers.pop(w.key, None)
         if kill:
             try:
@@ -250,27 +253,44 @@ class _Pool:
             w.sock.close()
         except OSError:
             pass
+        if not wait:
+            self.leaving.append(w.pid)
+            self.reap()
+            return 0
         try:
             return os.waitpid(w.pid, 0)[1]
         except ChildProcessError:
             return 0
 
+    def reap(self, block: bool = False) -> None:
+        """Reap workers that were told to leave."""
+        for pid in list(self.leaving):
+            try:
+                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.leaving.remove(pid)
+
     def sweep(self) -> None:
         now = time.monotonic()
         for w in list(self.workers.values()):
             if now - w.used > WORKER_IDLE:
-                self.end(w)
+                self.end(w, wait=False)
+        if self.leaving:
+            self.reap()
 
     def shutdown(self) -> None:
         for w in list(self.workers.values()):
-            self.end(w)
+            self.end(w, wait=False)
+        self.reap(block=True)
 
     def spawn(self, key: tuple) -> tuple[_Worker | None, int]:
         """A new worker for key, or (None, wait status) when it could not
         become the user."""
         while len(self.workers) >= WORKER_MAX:
             lru = min(self.workers.values(), key=lambda x: x.used)
-            self.end(lru)
+            self.end(lru, wait=False)
         from eximpy.deliver.deliver import _warm_imports
         _warm_imports()
         ps, cs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -312,6 +332,7 @@ def _after_fork_in_child() -> None:
     copies of their sockets (so they still end with the parent)."""
     pool = _STATE.pop("pool", None)
     if pool is not None:
+        pool.leaving.clear()            # not this process's children
         for w in pool.workers.values():
             try:
                 w.sock.close()
