@@ -140,17 +140,32 @@ def crypteq(plain: str, enc: str) -> bool:
         raise ExpansionError(f'unknown encryption mechanism in "{enc}"')
     if len(enc) < 2:
         return False
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import crypt as _crypt
-    try:
-        coded = _crypt.crypt(plain, enc)
-    except OSError:
-        return False
+    coded = _crypt(_bytes(plain), _bytes(enc))
     if coded is None:
         return False
-    return coded == enc
+    return coded == _bytes(enc)
+
+
+def _crypt(word: bytes, salt: bytes) -> bytes | None:
+    """crypt(3) on bytes (libcrypt, as Exim calls it): None on failure."""
+    fn = _CRYPT.get("fn")
+    if fn is None:
+        import ctypes
+        import ctypes.util
+        lib = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+        fn = lib.crypt
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        _CRYPT["fn"] = fn
+    if b"\0" in word or b"\0" in salt:
+        word, salt = word.split(b"\0")[0], salt.split(b"\0")[0]
+    r = fn(word, salt)
+    if not r or r.startswith(b"*"):
+        return None
+    return r
+
+
+_CRYPT: dict[str, object] = {}       # the libcrypt function, once loaded
 
 
 def cond_crypteq(ctx, a, b, node):

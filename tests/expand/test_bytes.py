@@ -38,6 +38,10 @@ OPS = ["strlen", "length_1", "length_2", "l_3", "substr_1_2", "s_-1", "s_1", "ha
 
 OP_CASES = [f"${{{op}:{w}}}" for op in OPS for w in WORDS]
 
+# crypt(3) of "ü" (UTF-8) with salt $6$salt, "$" escaped for the expansion
+SHA512_CRYPT = ("\\$6\\$salt\\$9lddJrq4YY7GCWn.e0ts7q2xGN7bAOReBMNK4wsvir0QQaKc005yQM."
+                "8CV/atXGN/dHQozdw7JcDGRN7Q8WfX1")
+
 MISC = [
     # pieces of a cut sequence put back together
     "${substr_0_1:ü}${substr_1_1:ü}",
@@ -96,7 +100,10 @@ MISC = [
     "${imapfolder{Grüße}}", "${imapfolder{a.ü/b}}",
     "${escape:${substr_0_1:ü}}", "${hexquote:${substr_1:ü}x}",
     "${if inbound_srs{SRS0=abcd=AB=x.test=jü}{}{$srs_recipient}{n}}",
-    "${if crypteq{ü}{\\{md5\\}${md5:ü}}{y}{n}}", "${addresses:Jürgen <jü@x>, b@c}",
+    "${if crypteq{ü}{\\{md5\\}${md5:ü}}{y}{n}}",
+    "${if crypteq{a\\xffb}{\\{crypt\\}ab0PXVWbJDCxY}{y}{n}}",
+    "${if crypteq{ü}{" + SHA512_CRYPT + "}{y}{n}}",
+    "${if crypteq{u}{" + SHA512_CRYPT + "}{y}{n}}", "${addresses:Jürgen <jü@x>, b@c}",
     "${lc:ÄBC}${uc:äbc}", "${listcount:ü:\\xff}",
     "${extract{ü}{x=\"ü\" ü=\"v w\"}{$value}{n}}",
     "${run{/bin/echo für ${length_1:ü}}{$value}}", "${strlen:${run{/bin/echo für}}}",
