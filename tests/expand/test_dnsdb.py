@@ -32,6 +32,7 @@ RECORDS = [
     "--mx-host=local.example,self.test.example,5",
     "--txt-record=test.example,v=spf1 -all",
     "--txt-record=multi.test.example,part1,part2",
+    "--txt-record=utf.test.example,Grüße,f\udcfcr \udcff",   # UTF-8 and raw bytes
     "--srv-host=_smtp._tcp.test.example,mail.test.example,25,1,2",
     "--ptr-record=10.2.0.192.in-addr.arpa,mail.test.example",
     "--cname=alias.test.example,mail.test.example",
@@ -45,6 +46,8 @@ CASES = [
     "${lookup dnsdb{mxh=test.example}}", "${lookup dnsdb{test.example}}",
     "${lookup dnsdb{txt=multi.test.example}}", "${lookup dnsdb{>:, txt=multi.test.example}}",
     "${lookup dnsdb{>:; txt=multi.test.example}}", "${lookup dnsdb{spf=test.example}{y}{n}}",
+    "${lookup dnsdb{txt=utf.test.example}}", "${lookup dnsdb{>:, txt=utf.test.example}}",
+    "${strlen:${lookup dnsdb{>:, txt=utf.test.example}}}",
     "${lookup dnsdb{srv=_smtp._tcp.test.example}}", "${lookup dnsdb{>:/ srv=_smtp._tcp.test.example}}",
     "${lookup dnsdb{ptr=192.0.2.10}}", "${lookup dnsdb{ptr=10.2.0.192.in-addr.arpa}}",
     "${lookup dnsdb{cname=alias.test.example}}", "${lookup dnsdb{tlsa=_25._tcp.mail.test.example}}",
