@@ -57,9 +57,21 @@ DESCRIPTION
     does not give: they never match.
 
 SECURITY
-    Secrets from client_send / client_secret are sent only inside AUTH
-    exchanges and are never logged.  Certificates are verified with the
-    cryptography package's X.509 verifier when verification is asked for.
+    A delivery process that may change ids (root, or the delivery role
+    with CAP_SETUID) never talks SMTP itself: each transport run happens in
+    a forked child that first becomes the Exim user with no capabilities
+    (eximpy.privilege.run_as; DESIGN.md section 2, as Exim runs remote
+    transports as the Exim user).  The child reports each address's result
+    as JSON on a pipe (validated, size-limited; no pickle) together with
+    the log lines it would have written, which the parent writes in order;
+    it writes the -J journal itself through the inherited descriptor, and
+    reads host retry records from a copy the parent took (an LMDB
+    environment cannot cross fork()).  A process without that privilege
+    (a queue runner or daemon delivery as the Exim user, a plain user)
+    runs the transport itself.  Secrets from client_send / client_secret
+    are sent only inside AUTH exchanges and never logged.  Certificates
+    are verified with the cryptography package's X.509 verifier when
+    verification is asked for.
 
 SEE ALSO
     spec chapters 30 "The smtp transport", 33 "SMTP authentication", 43
@@ -2110,6 +2122,239 @@ def _groups(addrs: list[Address], rctx: Any) -> list[list[Address]]:
     return out
 
 
+def _run_group(dl: Any, tp: Any, group: list[Address], tctx: Any) -> list[Address]:
+    """One transport run for a group (and its fallback hosts); returns
+    the addresses in the order Exim logs them."""
+    rctx = tctx.rctx
+    run = _TransportRun(dl, tp, group, tctx)
+    order = group
+    saved = dict(rctx.variables)
+    rctx.variables["transport_name"] = tp.name
+    try:
+        hostlist = list(group[0].host_list)
+        run.current_hostlist = hostlist
+        if not hostlist or (_opt(tp, "hosts_override") and _opt(tp, "hosts")):
+            run.current_hostlist = []
+        run.run(hostlist)
+        # fallback hosts for what is still deferred
+        # (Exim's fallback chain is built by prepending)
+        fb = [a for a in reversed(group) if a.tp_status == DEFER]
+        order = [a for a in group if a not in fb]
+        fbl = None
+        if fb:
+            fbl = fb[0].fallback_hosts
+            if not fbl and _opt(tp, "fallback_hosts") and \
+                    not fb[0].local_host_removed:
+                from eximpy.routers._rf import build_hostlist
+                fbl = build_hostlist(_opt(tp, "fallback_hosts"), False)
+            if fbl:
+                lookup = _lookup_fallback(fbl, rctx)
+                run2 = _TransportRun(dl, tp, fb, tctx)
+                run2.current_hostlist = lookup
+                for a in fb:
+                    a.fallback_hosts = lookup
+                run2.run(lookup, fallback=True)
+                order += fb
+    except Exception as e:  # noqa: BLE001 - never lose the addresses
+        for a in group:
+            if getattr(a, "tp_status", DEFER) not in (OK, FAIL):
+                a.tp_status = DEFER
+                a.message = f"{tp.name} transport: internal error: {e}"
+    finally:
+        rctx.variables = saved
+    if len(order) != len(group):
+        order = group
+    return order
+
+
+# Fields of an address that a remote delivery child reports to its parent.
+_REPORTED = ("tp_status", "basic_errno", "more_errno", "message",
+             "pass_message", "cipher", "peerdn", "cert_verified",
+             "dane_verified", "authenticator", "auth_id", "auth_sndr",
+             "pipelining_used", "chunking_used", "prdr_used", "log_flag",
+             "sequence", "transport_count", "sending_ip", "sending_port",
+             "delivery_time", "utf8_downcvt", "retry_skipped")
+_REPORT_LIMIT = 1 << 22
+
+
+def _retry_snapshot(dl: Any) -> dict[str, Any]:
+    """The T: (transport and host) retry records, read in the parent."""
+    retry = getattr(dl, "retry", None)
+    if retry is None:
+        return {}
+    try:
+        from eximpy.deliver.retry import RetryRecord, _exists, open_db
+        if not _exists(retry.spool):
+            return {}
+        out = {}
+        for k, v in open_db(retry.spool).items():
+            if k.startswith(b"T:"):
+                rec = RetryRecord.unpack(v)
+                if rec is not None:
+                    out[k.decode("utf-8", "surrogateescape")] = rec
+        return out
+    except Exception:  # noqa: BLE001 - no data: every host is usable
+        return {}
+
+
+class _CapturedLog:
+    """In a remote delivery child: log lines are handed to the parent
+    (which writes them in order) instead of being written as the Exim
+    user, who may not be able to open the files the parent can."""
+
+    def __init__(self, lines: list[list[str]]) -> None:
+        self.lines = lines
+
+    def main(self, text: str, mid: str | None = None) -> bool:
+        self.lines.append(["main", text])
+        return True
+
+    def panic(self, text: str, mid: str | None = None,
+              also_main: bool = True) -> bool:
+        self.lines.append(["panic" if also_main else "panic_only", text])
+        return True
+
+
+def _report(group: list[Address], order: list[Address],
+            lines: list[list[str]]) -> bytes:
+    import json
+    out = []
+    for a in group:
+        d: dict[str, Any] = {k: getattr(a, k, None) for k in _REPORTED}
+        h = getattr(a, "host_used", None)
+        d["host_used"] = None if h is None else [
+            h.name, h.address, h.port, h.mx, getattr(h, "dnssec", "unknown")]
+        d["retries"] = [[r.key, r.basic_errno, r.more_errno, r.message,
+                         r.flags] for r in getattr(a, "retries", None) or []]
+        out.append(d)
+    return json.dumps({"addrs": out, "lines": lines,
+                       "order": [group.index(a) for a in order]}).encode()
+
+
+def _apply_report(dl: Any, group: list[Address],
+                  data: bytes) -> list[Address] | None:
+    import json
+    from eximpy.deliver.retry import RetryItem
+    try:
+        rep = json.loads(data.decode("utf-8"))
+        for kind, text in rep["lines"]:
+            text = str(text)
+            if kind == "main":
+                dl.log.main(text, dl.mid)
+            elif kind == "msglog":
+                dl._msglog(text)
+            elif kind in ("panic", "panic_only"):
+                dl.log.panic(text, dl.mid, also_main=kind == "panic")
+        addrs = rep["addrs"]
+        order = [group[i] for i in rep["order"]]
+        if len(addrs) != len(group) or len(order) != len(group):
+            return None
+        for a, d in zip(group, addrs):
+            for k in _REPORTED:
+                setattr(a, k, d[k])
+            if a.tp_status not in (OK, FAIL):
+                a.tp_status = DEFER
+            h = d["host_used"]
+            a.host_used = None if h is None else Host(
+                name=str(h[0]), address=str(h[1]), port=int(h[2]),
+                mx=int(h[3]), dnssec=str(h[4]))
+            a.retries = [RetryItem(str(k), int(b), int(m),
+                                   None if t is None else str(t), int(f))
+                         for k, b, m, t, f in d["retries"]]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return order
+
+
+# What a remote delivery child may import after giving up its ids.
+_CHILD_MODULES = (
+    "ssl", "hashlib", "hmac", "base64", "json", "ipaddress", "random",
+    "encodings.punycode", "encodings.idna", "encodings.ascii",
+    "encodings.latin_1", "encodings.utf_8",
+    "dns.resolver", "dns.flags", "dns.rdatatype", "dns.exception",
+    "cryptography.x509", "cryptography.x509.verification",
+    "cryptography.hazmat.primitives.serialization",
+    "cryptography.hazmat.primitives.hashes",
+    "eximpy.smtp.tls", "eximpy.deliver.retry", "eximpy.transports._write",
+    "eximpy.expand", "eximpy.expand.lists", "eximpy.match",
+    "eximpy.routers._rf", "eximpy.auths", "eximpy.log.format")
+
+
+def _run_group_maybe_child(dl: Any, tp: Any, group: list[Address],
+                           tctx: Any) -> list[Address]:
+    """Run the group here, or -- in a process that may change ids (root,
+    or the delivery role with CAP_SETUID) -- in a forked child that first
+    becomes the Exim user with no capabilities (DESIGN.md section 2:
+    remote SMTP runs with no capabilities; Exim runs its remote
+    transports as the Exim user).  The child reports the addresses'
+    results as JSON on a pipe."""
+    priv = getattr(dl, "priv", None)
+    if priv is None or not priv.privileged or priv.dropped:
+        return _run_group(dl, tp, group, tctx)
+    import importlib
+    from eximpy.deliver.local import _exim_ids
+    for name in _CHILD_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - optional
+            pass
+    uid, gid = _exim_ids(dl.config)
+    snapshot = _retry_snapshot(dl)
+    import gc
+    gc.freeze()                 # (no copy-on-write of the heap by the GC)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                   # the child
+        code = 1
+        try:
+            os.close(r)
+            from eximpy import privilege
+            privilege.run_as(uid, gid)
+            lines: list[list[str]] = []
+            dl.log = _CapturedLog(lines)
+            # An LMDB environment cannot be used (or opened again) after
+            # fork(): the child reads the host retry records the parent
+            # took before forking.
+            if getattr(dl, "retry", None) is not None:
+                dl.retry._read = snapshot.get
+            dl._msglog = lambda text: lines.append(["msglog", text])
+            order = _run_group(dl, tp, group, tctx)
+            data = _report(group, order, lines)
+            view = memoryview(data)
+            while view:
+                n = os.write(w, view)
+                view = view[n:]
+
+            code = 0
+        except BaseException:  # noqa: BLE001 - a child must not return
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks = []
+    total = 0
+    while True:
+        b = os.read(r, 65536)
+        if not b:
+            break
+        total += len(b)
+        if total > _REPORT_LIMIT:
+            break
+        chunks.append(b)
+    os.close(r)
+    _pid, status = os.waitpid(pid, 0)
+    order = _apply_report(dl, group, b"".join(chunks)) \
+        if status == 0 and total <= _REPORT_LIMIT else None
+    if order is None:
+        for a in group:
+            a.tp_status = DEFER
+            a.basic_errno = -1
+            a.message = (f"{tp.name} transport process returned non-zero "
+                         f"status 0x{status & 0xffff:04x}")
+        return group
+    return order
+
+
 def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                    done_ok: list[Address], failed: list[Address],
                    deferred: list[Address]) -> None:
@@ -2137,42 +2382,7 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                     a.return_path = None
                     a.message = (f"Failed to expand return path \"{rp}\" in "
                                  f"{tp.name} transport: {e}")
-        run = _TransportRun(dl, tp, group, tctx)
-        order = group
-        saved = dict(rctx.variables)
-        rctx.variables["transport_name"] = tp.name
-        try:
-            hostlist = list(group[0].host_list)
-            run.current_hostlist = hostlist
-            if not hostlist or (_opt(tp, "hosts_override") and _opt(tp, "hosts")):
-                run.current_hostlist = []
-            run.run(hostlist)
-            # fallback hosts for what is still deferred
-            # (Exim's fallback chain is built by prepending)
-            fb = [a for a in reversed(group) if a.tp_status == DEFER]
-            order = [a for a in group if a not in fb]
-            fbl = None
-            if fb:
-                fbl = fb[0].fallback_hosts
-                if not fbl and _opt(tp, "fallback_hosts") and \
-                        not fb[0].local_host_removed:
-                    from eximpy.routers._rf import build_hostlist
-                    fbl = build_hostlist(_opt(tp, "fallback_hosts"), False)
-                if fbl:
-                    lookup = _lookup_fallback(fbl, rctx)
-                    run2 = _TransportRun(dl, tp, fb, tctx)
-                    run2.current_hostlist = lookup
-                    for a in fb:
-                        a.fallback_hosts = lookup
-                    run2.run(lookup, fallback=True)
-                    order += fb
-        except Exception as e:  # noqa: BLE001 - never lose the addresses
-            for a in group:
-                if getattr(a, "tp_status", DEFER) not in (OK, FAIL):
-                    a.tp_status = DEFER
-                    a.message = f"{tp.name} transport: internal error: {e}"
-        finally:
-            rctx.variables = saved
+        order = _run_group_maybe_child(dl, tp, group, tctx)
         if len(order) != len(group):
             order = group
         for a in order:
