@@ -8,6 +8,9 @@ DESCRIPTION
         expand_string(text, ctx) -> str        # ExpansionError / ExpansionForcedFail
         expand_check_condition(text, ctx) -> bool
 
+    Strings are bytes carried in str as UTF-8 with surrogateescape, the
+    convention of all eximpy (bytestr.py): the engine works on their bytes
+    as Exim does (lengths, offsets, digests, regular expressions).
     Expansion strings are parsed once into a tree (parser.py) that is
     cached by text; evaluation (evaluate.py, operators.py, conditions.py,
     items.py) walks the tree.  Taint tracking: see taint.py.

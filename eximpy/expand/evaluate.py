@@ -480,7 +480,7 @@ def _dequote(s: str, i: int) -> tuple[str, int]:
         while i < n and s[i] not in _SPACE:
             out.append(s[i])
             i += 1
-    return "".join(out), i
+    return norm("".join(out)), i
 
 
 def getkeyed(key: str, s: str) -> str | None:

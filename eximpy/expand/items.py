@@ -200,7 +200,7 @@ def item_readfile(ctx, a):
         raise ExpansionError(f"failed to open {name}: {e.strerror}")
     text = from_bytes(data)
     if eol is not None:
-        text = text.replace("\n", eol)
+        text = norm(text.replace("\n", eol))
     return text
 
 
