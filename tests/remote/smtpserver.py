@@ -35,6 +35,7 @@ class Session:
     data: list[bytes] = field(default_factory=list)
     tls: bool = False
     auth: str | None = None
+    peer_uid: int | None = None     # owner of the client's socket
 
 
 class ScriptedServer:
@@ -112,6 +113,8 @@ class ScriptedServer:
             except OSError:
                 return
             s = Session()
+            if c.family == socket.AF_INET:
+                s.peer_uid = _socket_uid(c.getpeername(), c.getsockname())
             self.sessions.append(s)
             t = threading.Thread(target=self._serve, args=(c, s), daemon=True)
             t.start()
@@ -300,6 +303,24 @@ class ScriptedServer:
             f.send("235 Authentication succeeded")
         else:
             f.send("535 Incorrect authentication data")
+
+
+def _socket_uid(peer: tuple, local: tuple) -> int | None:
+    """The uid owning the client's end of a loopback TCP connection, from
+    /proc/net/tcp (the line whose local address is the peer's)."""
+    def hexaddr(a: tuple) -> str:
+        ip = socket.inet_aton(a[0])[::-1].hex().upper()
+        return f"{ip}:{a[1]:04X}"
+    want_l, want_r = hexaddr(peer), hexaddr(local)
+    try:
+        with open("/proc/net/tcp") as f:
+            for ln in f.read().splitlines()[1:]:
+                parts = ln.split()
+                if parts[1] == want_l and parts[2] == want_r:
+                    return int(parts[7])
+    except OSError:
+        pass
+    return None
 
 
 class _Conn:

@@ -445,3 +445,22 @@ def test_prdr_with_exim_server():
     assert res["eximpy_log"] == res["exim_log"]
     view_ex, view_py = _server_view(srv_ex), _server_view(srv_py)
     assert view_ex and view_py == view_ex
+
+
+def test_smtp_client_runs_as_exim_user(server_factory):
+    """Delivering as root (-M), eximpy talks SMTP from a process of the
+    Exim user (Exim: remote transports run as the Exim user), never as
+    root: the owner of the client's socket, as /proc/net/tcp shows it."""
+    import pwd
+    srv = server_factory()
+    res = run_both("runs-as", _conf("", "", "", "127.0.0.2"),
+                   [(["-f", "sender@sender.example"] + RCPTS, MESSAGE)], srv)
+    assert res["eximpy_log"] == res["exim_log"]
+    from eximpy.config import load_config
+    cfg = load_config(str(res["eximpy_root"] / "exim.conf"), {})
+    want = cfg.main.get("exim_user")
+    if not isinstance(want, int):
+        want = pwd.getpwnam(str(want)).pw_uid
+    assert want != 0
+    uids = [s.peer_uid for s in srv.sessions]
+    assert uids and all(u == want for u in uids), (uids, want)
