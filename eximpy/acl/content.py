@@ -177,13 +177,29 @@ def content_scan_for(session: Any, mid: str, header_lines: list[str],
     return scan
 
 
+_SPAM_VARS = ("spam_score", "spam_score_int", "spam_bar", "spam_action",
+              "spam_report")
+_REGEX_VARS = ("regex_match_string",) + tuple(f"regex{i}"
+                                               for i in range(1, 10))
+
+
 def _mime_globals(variables: dict[str, Any], scan: ContentScan) -> None:
-    """$mime_part_count, $mime_is_rfc822 and $mime_is_coverletter keep
-    their last values after the MIME ACL (Exim does not reset them)."""
+    """What Exim keeps in globals for the message, so that a later ACL
+    (the DATA ACL after the MIME ACL, after each PRDR recipient) sees it:
+    $mime_part_count, $mime_is_rfc822 and $mime_is_coverletter (not reset
+    after the MIME ACL), $malware_name, the $spam_* values, and
+    $regex_match_string / $regex<n> of the last regex condition."""
     variables["mime_part_count"] = lambda: str(scan.mime_part_count)
     for name in ("mime_is_rfc822", "mime_is_coverletter"):
         variables[name] = (lambda n: lambda: scan.mime_last.get(n, "0"))(
             name)
+    variables["malware_name"] = lambda: scan.malware_name or ""
+    for name in _SPAM_VARS:
+        variables[name] = (lambda n: lambda: scan.spam_vars.get(n, ""))(
+            name)
+    for name in _REGEX_VARS:
+        variables[name] = (lambda n: lambda: scan.sticky.get(
+            "regex", {}).get(n, ""))(name)
 
 
 def attach_content_scan(variables: dict[str, Any], spool_directory: str,

@@ -108,6 +108,19 @@ def _clear(call: Any) -> None:
     v["regex_match_string"] = ""
     for i in range(1, REGEX_VARS + 1):
         v[f"regex{i}"] = ""
+    _keep(call)
+
+
+def _keep(call: Any) -> None:
+    """The values for later ACLs of the message (Exim's globals)."""
+    from eximpy.acl.content import get_content
+    scan = get_content(call)
+    if scan is not None:
+        v = call.ctx.variables
+        scan.sticky["regex"] = {k: v.get(k, "") for k in
+                                ["regex_match_string"] +
+                                [f"regex{i}" for i in
+                                 range(1, REGEX_VARS + 1)]}
 
 
 def _match(call: Any, res: list[tuple[str, Any]], text: str) -> bool:
@@ -125,6 +138,7 @@ def _match(call: Any, res: list[tuple[str, Any]], text: str) -> bool:
             g = groups[i - 1]
             # a C string: a captured NUL ends it
             v[f"regex{i}"] = Tainted((g or "").split("\0", 1)[0])
+        _keep(call)
         return True
     return False
 

@@ -236,6 +236,18 @@ CASES = {
         "rfc=$mime_is_rfc822 cl=$mime_is_coverletter ct=[$mime_content_type]"
         " b=[$mime_boundary]\n  accept\n",
         MIME_ACL + "acl_smtp_data = data\n", EDGES),
+    "regex_mime_to_data": (
+        "mime:\n"
+        "  warn mime_regex = second (line)\n"
+        "       logwrite = mime [$regex1]\n"
+        "  accept\n"
+        "data:\n  warn logwrite = data [$regex_match_string] [$regex1] "
+        "[$regex2]\n"
+        "  warn regex = ^Subject: (m)\n"
+        "       logwrite = data regex [$regex1]\n"
+        "  warn !regex = ^no such\n"
+        "       logwrite = cleared [$regex1]\n  accept\n",
+        MIME_ACL + "acl_smtp_data = data\n", MULTI),
     "mime_filenames": (
         "mime:\n" + MIME_VARS + "  accept\n", MIME_ACL, FILENAMES),
     "mime_rfc822": (

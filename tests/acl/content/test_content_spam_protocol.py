@@ -126,3 +126,31 @@ def test_spamd_address_expansion_fails() -> None:
         "spamd_address = ${if eq{a}{b}{x}fail}\nacl_smtp_data = data\n",
         dialogue(MSG))
     assert_same(py, exim)
+
+
+def test_spam_per_recipient_prdr() -> None:
+    """With PRDR the spam condition runs per recipient (a user name each;
+    a repeated name uses the cached result)."""
+    srv = FakeSpamd(REPLIES["sa_new"])
+    acls = ("prdr:\n"
+            "  warn spam = $local_part:true\n"
+            "       logwrite = prdr $local_part [$spam_score]\n"
+            "  deny spam = $local_part\n"
+            "       condition = ${if eq{$local_part}{bob}}\n"
+            "       message = no spam for bob\n"
+            "  accept\n"
+            "data:\n  warn logwrite = data [$spam_score]\n  accept\n")
+    lines = ["EHLO client.example", "MAIL FROM:<a@b.c> PRDR",
+             "RCPT TO:<alice@example.org>", "RCPT TO:<bob@example.org>",
+             "RCPT TO:<alice2@example.org>", "DATA"]
+    dlg = "\r\n".join(lines) + "\r\n" + MSG.replace("\n", "\r\n") + \
+        ".\r\nQUIT\r\n"
+    try:
+        exim, py, _d = run_case(
+            "spamproto_prdr", acls,
+            f"spamd_address = 127.0.0.1 {srv.port}\nprdr_enable = true\n"
+            "acl_smtp_data_prdr = prdr\nacl_smtp_data = data\n", dlg)
+    finally:
+        srv.stop()
+    assert_same(py, exim)
+    assert len(srv.requests) % 2 == 0
