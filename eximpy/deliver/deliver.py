@@ -34,9 +34,9 @@ DESCRIPTION
     forced thaw (``force_thaw``: -M, -qff); the system filter
     (eximpy.deliver.system_filter) runs before routing.
 
-    Remote (smtp/lmtp) transports are not run here yet: such addresses are
-    deferred with "remote delivery is not implemented yet" (the remote
-    delivery issue).  Local transports run as the delivery uid/gid found as
+    Addresses routed to remote transports (smtp) are delivered by
+    eximpy.deliver.remote.deliver_remote(), which logs and sorts them onto
+    the same lists.  Local transports run as the delivery uid/gid found as
     Exim's findugid() finds them (never_users, fixed_never_users, the Exim
     user by default): a process that may change ids (root, or the delivery
     role with CAP_SETUID/CAP_SETGID) runs every local transport in a warm
