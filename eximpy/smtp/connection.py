@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
 from typing import Any, Callable
 
 from eximpy.smtp.server import Session
@@ -258,12 +259,17 @@ def _command_loop(conn: Any, session: Session, timeout: float | None,
                   write: Callable[[bytes], bool],
                   starttls: Callable[[], Any]) -> None:
     """Commands until the session closes; ``starttls`` does a handshake
-    and returns the TLS socket (None: it failed)."""
-    conn.settimeout(timeout)
+    and returns the TLS socket (None: it failed).
+
+    On a plain socket the timeout is the kernel's (SO_RCVTIMEO and
+    SO_SNDTIMEO on a blocking socket: EAGAIN when it passes), which saves
+    the poll() Python's socket timeouts make before every recv and send;
+    a TLS socket keeps Python's timeout."""
+    _set_timeout(conn, timeout)
     while not session.closed:
         try:
             data = conn.recv(65536)
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             write(session.timeout())
             break
         except OSError:
@@ -279,3 +285,15 @@ def _command_loop(conn: Any, session: Session, timeout: float | None,
             if conn is None:
                 break
             conn.settimeout(timeout)
+
+
+def _set_timeout(conn: Any, timeout: float | None) -> None:
+    """smtp_receive_timeout on the connection (see _command_loop)."""
+    if type(conn) is not socket.socket or timeout is None:
+        conn.settimeout(timeout)
+        return
+    conn.settimeout(None)
+    sec = int(timeout)
+    tv = struct.pack("ll", sec, int((timeout - sec) * 1_000_000))
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
