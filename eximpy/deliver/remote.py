@@ -377,26 +377,27 @@ class _TransportRun:
         limit = self.opt("message_linelength_limit") or 998
         if getattr(self.dl.msg, "max_received_linelength", 0) > limit:
             _set_errno(addrs, ERRNO_SMTPFORMAT,
-                       "message has lines too long for transport", FAIL, None)
+                       "message has lines too long for transport", FAIL, None,
+                       pending_only=False)
             return
         if not hostlist or (self.opt("hosts_override") and self.opt("hosts")):
             hosts = self.opt("hosts")
             if not hosts:
-                _set_errno(addrs, 0, f"{self.tp.name} transport called with "
-                           "no hosts set", DEFER, None)
+                _set_errno(addrs, -1, f"{self.tp.name} transport called with "
+                           "no hosts set", DEFER, None, pending_only=False)
                 return
             try:
                 s = self.expand(hosts) if "$" in hosts else hosts
             except (ExpansionError, ExpansionForcedFail) as e:
-                _set_errno(addrs, 0, f"failed to expand list of hosts "
+                _set_errno(addrs, -1, f"failed to expand list of hosts "
                            f"\"{hosts}\" in {self.tp.name} transport: {e}",
-                           DEFER, None)
+                           DEFER, None, pending_only=False)
                 return
             from eximpy.routers._rf import build_hostlist
             hostlist = build_hostlist(s, bool(self.opt("hosts_randomize")))
             if not hostlist:
-                _set_errno(addrs, 0, f"{self.tp.name} transport has empty "
-                           "hosts setting", DEFER, None)
+                _set_errno(addrs, -1, f"{self.tp.name} transport has empty "
+                           "hosts setting", DEFER, None, pending_only=False)
                 return
         elif self.opt("hosts_randomize") and hostlist[0].mx == MX_NONE:
             hostlist = sorted(hostlist, key=lambda h: random.random())
@@ -448,7 +449,8 @@ class _TransportRun:
                 except (ExpansionError, ExpansionForcedFail) as e:
                     _set_errno(addrs, ERRNO_EXPANDFAIL, f"failed to expand "
                                f"\"interface\" option for {self.tp.name} "
-                               f"transport: {e}", DEFER, None)
+                               f"transport: {e}", DEFER, None,
+                               pending_only=False)
                     return
                 if interface:
                     pistring = f"{pistring}/{interface}"
@@ -655,7 +657,7 @@ class _TransportRun:
         except (ExpansionError, ExpansionForcedFail) as e:
             _set_errno(self.addrs, ERRNO_EXPANDFAIL, f"failed to expand "
                        f"\"{text}\" (\"port\" option) in {self.tp.name} "
-                       f"transport: {e}", DEFER, None)
+                       f"transport: {e}", DEFER, None, pending_only=False)
             return None
         s = s.strip()
         if s.isdigit():
@@ -663,8 +665,9 @@ class _TransportRun:
         try:
             return socket.getservbyname(s, "tcp")
         except OSError:
-            _set_errno(self.addrs, 0, f"TCP port \"{s}\" is not defined for "
-                       f"{self.tp.name} transport", DEFER, None)
+            _set_errno(self.addrs, -1, f"TCP port \"{s}\" is not defined for "
+                       f"{self.tp.name} transport", DEFER, None,
+                       pending_only=False)
             return None
 
     def _interface(self, text: str, host: Host) -> str | None:
@@ -1920,7 +1923,8 @@ def _set_errno(addrs: list[Address], errno_value: int, message: str | None,
         more = RTEF_CTOUT
     for a in addrs:
         st = getattr(a, "tp_status", DEFER)
-        if st not in (PENDING_DEFER, PENDING_OK):
+        if st not in (PENDING_DEFER, PENDING_OK) and \
+                (pending_only or st != DEFER):
             continue
         a.basic_errno = errno_value
         a.more_errno = (a.more_errno or 0) | more

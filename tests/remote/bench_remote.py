@@ -23,7 +23,7 @@ from test_smtp_transport import CONF, MESSAGE  # noqa: E402
 
 def main(n: int) -> None:
     srv = ScriptedServer().start()
-    conf_text = (CONF.replace("@TRANSPORT@", "").replace("@MAIN@", "")
+    conf_text = (CONF.replace("@PORTLINE@", "    port = @PORT@").replace("@TRANSPORT@", "").replace("@MAIN@", "")
                  .replace("@AUTH@", "").replace("@HOSTS@", "127.0.0.2")
                  .replace("@PORT@", str(srv.port)))
     work = WORK / "bench"

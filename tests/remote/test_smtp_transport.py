@@ -33,7 +33,7 @@ begin routers
 begin transports
   remote_smtp:
     driver = smtp
-    port = @PORT@
+@PORTLINE@
 @TRANSPORT@
 
 begin retry
@@ -202,6 +202,11 @@ CASES = {
                           "", "127.0.0.2"),
     "helo-sending-ip": ("    helo_data = [$sending_ip_address]\n", {}, RCPTS,
                         "", "", "127.0.0.2"),
+    "bad-port": ("    port = nosuchservice\n", {}, RCPTS, "", "",
+                 "127.0.0.2"),
+    "hosts-expansion-fails": ("    hosts = ${lookup{x}lsearch{/nonexistent/f}}\n"
+                              "    hosts_override\n", {}, RCPTS, "", "",
+                              "127.0.0.2"),
     "timeout-data": ("    command_timeout = 2s\n", {"sleep_after": ("DATA", 4)},
                      RCPTS, "", "", "127.0.0.2"),
 }
@@ -221,7 +226,9 @@ def server_factory():
 
 
 def _conf(topts: str, main: str, auth: str, hosts: str) -> str:
-    return (CONF.replace("@TRANSPORT@", topts).replace("@MAIN@", main)
+    portline = "" if "port =" in topts else "    port = @PORT@"
+    return (CONF.replace("@PORTLINE@", portline)
+            .replace("@TRANSPORT@", topts).replace("@MAIN@", main)
             .replace("@AUTH@", auth).replace("@HOSTS@", hosts))
 
 
@@ -464,3 +471,15 @@ def test_smtp_client_runs_as_exim_user(server_factory):
     assert want != 0
     uids = [s.peer_uid for s in srv.sessions]
     assert uids and all(u == want for u in uids), (uids, want)
+
+
+def test_line_too_long(server_factory):
+    """A message with a line over message_linelength_limit (998) fails:
+    "message has lines too long for transport"."""
+    srv = server_factory()
+    long_msg = MESSAGE + "x" * 1200 + "\n"
+    res = run_both("line-too-long", _conf("", "", "", "127.0.0.2"),
+                   [(["-f", "sender@sender.example"] + RCPTS, long_msg)], srv)
+    assert res["exim_log"]
+    assert res["eximpy_log"] == res["exim_log"]
+    assert res["eximpy_cmds"] == res["exim_cmds"]

@@ -63,7 +63,7 @@ def test_tls(case):
     kw.update(extra)
     srv = ScriptedServer(**kw).start()
     try:
-        conf = (CONF.replace("@TRANSPORT@", topts.replace("@CA@", ca))
+        conf = (CONF.replace("@PORTLINE@", "    port = @PORT@").replace("@TRANSPORT@", topts.replace("@CA@", ca))
                 .replace("@MAIN@", "").replace("@HOSTS@", "127.0.0.2")
                 .replace("@AUTH@", AUTH if "auth" in case else ""))
         res = run_both(case, conf,
@@ -128,7 +128,7 @@ def test_client_certificate_with_exim_server():
     topts = (f"    tls_certificate = {ccert}\n    tls_privatekey = {ckey}\n"
              f"    tls_verify_certificates = {both}\n"
              "    tls_verify_cert_hostnames =\n")
-    conf = (CONF.replace("@TRANSPORT@", topts).replace("@MAIN@", "")
+    conf = (CONF.replace("@PORTLINE@", "    port = @PORT@").replace("@TRANSPORT@", topts).replace("@MAIN@", "")
             .replace("@HOSTS@", "127.0.0.2").replace("@AUTH@", ""))
     try:
         res = run_both("tls-client-cert", conf,
