@@ -13,7 +13,10 @@ SUMMARY
 DESCRIPTION
     Addresses are grouped as Exim's do_remote_deliveries() does: same
     transport, same host list, same errors address, same header changes,
-    at most max_rcpt per group (multi_domain false keeps domains apart).
+    at most max_rcpt per group (multi_domain false keeps domains apart);
+    with remote_max_parallel = 1 the transport gets them all and sends
+    max_rcpt at a time down one connection ("*" after H= for the later
+    transactions).
     Each group goes through the transport entry (Exim's
     smtp_transport_entry()): the host list is the router's, or the
     transport's `hosts` (always with hosts_override); each host is tried in
@@ -31,8 +34,10 @@ DESCRIPTION
     (authenticated_sender, authenticated_sender_force), RCPT TO with
     NOTIFY=/ORCPT=, pipelined when the server offers PIPELINING
     (hosts_avoid_pipelining), then DATA with dot-stuffing or BDAT ... LAST
-    when the server offers CHUNKING (hosts_try_chunking), with
-    command_timeout, data_timeout and final_timeout.  The message is the
+    when the server offers CHUNKING (hosts_try_chunking), PRDR for two or
+    more recipients when offered (hosts_try_prdr), SMTPUTF8 or A-label
+    down-conversion (utf8_downconvert), with command_timeout, data_timeout
+    and final_timeout.  The message is the
     generic transport output (eximpy.transports._write.message_bytes:
     headers_add/remove/rewrite, return_path_add ..., transport_filter).
 
@@ -43,7 +48,17 @@ DESCRIPTION
     host lines, retry items T:host:ip[:port] (RF_HOST) and
     T:host:ip:msgid (message errors) and address keys for 4xx RCPT.
     fallback_hosts (router's, else the transport's) get a second round
-    for what is still deferred.
+    for what is still deferred.  Log selectors honoured on these lines:
+    outgoing_port, outgoing_interface+incoming_interface (I=),
+    delivery_size (S=), pipelining (L), smtp_confirmation (C=),
+    tls_cipher, tls_certificate_verified, tls_peerdn, smtp_mailauth,
+    sender_on_delivery, return_path_on_delivery, dnssec (DS),
+    queue_time, deliver_time.
+
+    Not built: multiple messages down one connection (Exim's wait-<tp>
+    database and continued deliveries), the delay_after_cutoff = false
+    second pass over expired hosts, DKIM signing, OCSP, TCP Fast Open,
+    PIPE_CONNECT, SOCKS, serialize_hosts, parallel remote deliveries.
 
     DANE (hosts_try_dane, hosts_require_dane): a host is DNSSEC-secure
     when the router recorded so (Host.dnssec "yes"/"no"), else when its
