@@ -1,6 +1,8 @@
 """Fixtures for the SMTP tests: a throw-away Exim configuration in a temp dir."""
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,5 +42,12 @@ def write_conf(d: Path, extra: str = "") -> Path:
 
 
 @pytest.fixture
-def smtpdir(workdir: Path) -> Path:
-    return workdir
+def smtpdir(workdir: Path):
+    """The test's directory, made unique to this pytest process (another
+    run of the same tests at the same time must not share its spool);
+    the length of the path stays the same from run to run."""
+    d = workdir.parent / f"{workdir.name}-{os.getpid():07d}"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
