@@ -27,7 +27,7 @@ import stat as _stat
 from eximpy.errors import ExpansionError
 from eximpy.expand.taint import Tainted, is_tainted, like
 from eximpy.expand.bytestr import (to_bytes, from_bytes, norm, to_l1, from_l1,  # noqa: F401
-                                   byte_char, _LC, _UC)
+                                   _LC, _UC)
 
 _SPACE = " \t\n\r\f\v"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
