@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 from eximpy.errors import ConfigError, ExpansionError, ExpansionForcedFail
 from eximpy.expand import ExpandContext, expand_string
-from eximpy.expand.bytestr import from_bytes, to_bytes
+from eximpy.expand.bytestr import from_bytes, norm, to_bytes
 from eximpy.expand.taint import Tainted
 
 
@@ -105,7 +105,7 @@ class _LineReader:
                 break
             parts[-1] = p[:-1]
         if had:
-            return "".join(parts)
+            return norm("".join(parts))     # a sequence cut by a chunk end
         _write(out, "\n")
         return None
 

@@ -298,3 +298,15 @@ def test_regex_matches_bytes(data, needle):
     assert (m is None) == (want is None)
     if m is not None:
         assert to_bytes(m.group(0)) == needle and m.start() == want.start()
+
+
+def test_be_stdin_chunks_cut_a_character(bytes_work):
+    """-be reads stdin in 1023-byte pieces, as Exim's fgets() does: a piece
+    that ends inside a UTF-8 sequence, and a continuation line joined to
+    it, give the same bytes as Exim."""
+    conf = str(WORK / "conf")
+    data = ("x" * 1021 + "ü${strlen:ü}\n" + "y" * 1020 + "ü\\\n  ä${length_1:ä}\n").encode()
+    want = exim_run("expand", "bytes_stdin_chunks", ["-C", conf, "-be"], stdin=data,
+                    normalize=normalize)
+    got = eximpy_run(["-C", conf, "-be"], stdin=data)
+    assert (got.rc, normalize(got.out)) == (want.rc, want.out)
