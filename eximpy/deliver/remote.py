@@ -2428,6 +2428,62 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                 dl.addr_main(a, "== " + line, msglog=line)
 
 
+# ----------------------------------------------------------------------
+# What a bounce says about a remote failure (for eximpy.deliver.bounce)
+
+def bounce_address_text(addr: Address) -> list[str]:
+    """The lines after the address in a bounce's text part, as Exim's
+    print_address_information()/print_address_error() write them for an
+    address that failed at a remote host: "    host NAME [IP]", then the
+    message (when it may be shown: pass_message, else user_message) with
+    a line break after a ": " past column 45 and at each literal "\\n"."""
+    lines: list[str] = []
+    h = getattr(addr, "host_used", None)
+    if h is not None:
+        lines.append(f"    host {h.name} [{h.address}]")
+    msg = addr.message if getattr(addr, "pass_message", False) else None
+    if not msg:
+        msg = getattr(addr, "user_message", None)
+    if not msg:
+        return lines
+    cur = "    "
+    count = 0
+    i = 0
+    while i < len(msg):
+        if msg[i] == "\\" and msg[i + 1:i + 2] == "n":
+            lines.append(cur)
+            cur = "    "
+            count = 0
+            i += 2
+            continue
+        c = msg[i]
+        cur += c
+        count += 1
+        i += 1
+        if c == ":" and i < len(msg) and msg[i].isspace() and count > 45:
+            lines.append(cur)
+            cur = "   "
+            count = 0
+    lines.append(cur)
+    return lines
+
+
+def dsn_remote_fields(addr: Address) -> list[str]:
+    """The per-recipient DSN fields Exim adds for a remote failure:
+    "Remote-MTA: dns; NAME" and, when the message may be passed on, the
+    text after its first ": " as "Diagnostic-Code: smtp; ..." (a literal
+    "\\n" becomes a folded line), as print_dsn_diagnostic_code() does."""
+    h = getattr(addr, "host_used", None)
+    if h is None or not h.name:
+        return []
+    out = [f"Remote-MTA: dns; {h.name}"]
+    msg = addr.message if getattr(addr, "pass_message", False) else None
+    if msg and ": " in msg:
+        text = msg[msg.index(": ") + 2:].replace("\\n", "\n ")
+        out.extend(f"Diagnostic-Code: smtp; {text}".split("\n"))
+    return out
+
+
 def _lookup_fallback(hosts: list[Host], rctx: Any) -> list[Host]:
     from eximpy.routers import _rf
     out: list[Host] = []
