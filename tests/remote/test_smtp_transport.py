@@ -483,3 +483,22 @@ def test_line_too_long(server_factory):
     assert res["exim_log"]
     assert res["eximpy_log"] == res["exim_log"]
     assert res["eximpy_cmds"] == res["exim_cmds"]
+
+
+@pytest.mark.parametrize("self_opt", ["send"])
+def test_router_host_is_local(self_opt, server_factory):
+    """A router host that is this host: with the router's self = send the
+    smtp transport delivers to it.  (The default, freeze, is the router's
+    business: eximpy's routers/_rf.py adds "(while routing <a>)" to the
+    "remote host address is the local host: DOMAIN" line during a delivery,
+    which Exim 4.96 writes only when there is no message id -- reported.)"""
+    srv = server_factory(address="127.0.0.1")
+    conf = _conf("", "", "", "127.0.0.1")
+    if self_opt:
+        conf = conf.replace("    transport = remote_smtp\n",
+                            f"    transport = remote_smtp\n    self = {self_opt}\n")
+    res = run_both("router-local-" + (self_opt or "default"), conf,
+                   [(["-f", "sender@sender.example"] + RCPTS, MESSAGE)], srv)
+    assert res["exim_log"]
+    assert res["eximpy_log"] == res["exim_log"]
+    assert res["eximpy_cmds"] == res["exim_cmds"]
