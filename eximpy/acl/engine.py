@@ -262,6 +262,7 @@ class AclEngine:
         self.callout = callout
         self.callouts_in_bh = callouts_in_bh
         self._file_acls: dict[str, list[AclStatement]] = {}
+        self._inline_acls: dict[str, list[AclStatement]] = {}
         self._conn_key: Any = None
         self._msg_key: Any = None
         self.conn: dict[str, Any] = {}
@@ -351,7 +352,8 @@ class AclEngine:
         if "csa_status" in self.conn:
             # $csa_status stays set once verify = csa has run (Exim global)
             v.setdefault("csa_status", self.conn["csa_status"])
-        if where in ("rcpt", "vrfy") and ("local_part" in v or "domain" in v):
+        if where in ("rcpt", "vrfy", "prdr") and \
+                ("local_part" in v or "domain" in v):
             lp = call.var("local_part")
             rawdom = call.var("domain")
             dom = _keep_taint(rawdom, rawdom.lower())
@@ -427,11 +429,17 @@ class AclEngine:
             self.log_panic(f'attempt to use tainted ACL text "{ss}"')
             msgs.log = "internal configuration error"
             return None, "", None
-        try:
-            stmts = _parse_text(ss)
-        except AclSyntaxError as e:
-            msgs.log = str(e)
-            return None, "", None
+        stmts = self._inline_acls.get(ss)
+        if stmts is None:
+            try:
+                stmts = _parse_text(ss)
+            except AclSyntaxError as e:
+                msgs.log = str(e)
+                return None, "", None
+            # Parsed once per process (statements are never changed).
+            if len(self._inline_acls) > 256:
+                self._inline_acls.clear()
+            self._inline_acls[ss] = stmts
         return stmts, "inline ACL", None
 
     def _internal(self, call: Call, s: str, msgs: Msgs,
@@ -466,7 +474,9 @@ class AclEngine:
             msgs.user = msgs.log = None
             msgs.temp_details = False
             msgs.basic_errno = 0
-            if srcfile is not None:
+            if self.trace is None:
+                pass                    # (no trace text built per statement)
+            elif srcfile is not None:
                 call.trace(f'processing "{st.verb}" ({srcfile} {st.lineno})')
             else:
                 call.trace(f'processing "{st.verb}" ({_inline_src(self)})')
