@@ -2318,6 +2318,9 @@ def _run_group_maybe_child(dl: Any, tp: Any, group: list[Address],
         except Exception:  # noqa: BLE001 - optional
             pass
     uid, gid = _exim_ids(dl.config)
+    if uid == 0 or gid == 0:
+        # no unprivileged Exim user to become (run_as refuses root)
+        return _run_group(dl, tp, group, tctx)
     snapshot = _retry_snapshot(dl)
     import gc
     gc.freeze()                 # (no copy-on-write of the heap by the GC)
