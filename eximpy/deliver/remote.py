@@ -1539,8 +1539,9 @@ class _TransportRun:
                 if buf[0] == "5":
                     a.tp_status = FAIL
                 else:
+                    # (Exim sets the global errno: "defer (0)")
                     a.tp_status = DEFER
-                    a.basic_errno = ERRNO_DATA4XX
+                    a.basic_errno = 0
                     a.more_errno |= _code2(buf) << 8
                     from eximpy.deliver.retry import add_item
                     add_item(a, _address_retry_key(a))
@@ -1548,6 +1549,11 @@ class _TransportRun:
             a.tp_status = OK
             a.host_used = at.host
             a.message = _printing(buf)
+            a.delivery_time = time.time() - at.start
+            a.sequence = 1
+            a.transport_count = at.transport_count
+            a.sending_ip = self.vars.get("sending_ip_address")
+            a.sending_port = self.vars.get("sending_port")
             a.log_flag = flag
             a.authenticator = at.authenticator
             a.auth_id = at.auth_id
@@ -2018,10 +2024,10 @@ def delivered_line(dl: Any, a: Address, shown: str, original: str | None) -> str
         g.append(f" R={a.router.name}")
     g.append(f" T={a.transport.name}")
     if "delivery_size" in sel:
-        g.append(f" S={getattr(a, 'transport_count', 0)}")
+        g.append(f" S={getattr(a, 'transport_count', 0) or 0}")
     if getattr(a, "host_used", None) is not None:
         g.append(_hostlog(sel, a))
-        if getattr(a, "sequence", 1) > 1:
+        if (getattr(a, "sequence", 1) or 1) > 1:
             g.append("*")
     g.append(_tlslog(sel, a))
     if getattr(a, "authenticator", None):
@@ -2044,7 +2050,7 @@ def delivered_line(dl: Any, a: Address, shown: str, original: str | None) -> str
                                     "millisec" in sel))
     if "deliver_time" in sel:
         from eximpy.log.format import timediff
-        g.append(" DT=" + timediff(getattr(a, "delivery_time", 0.0),
+        g.append(" DT=" + timediff(getattr(a, "delivery_time", 0.0) or 0.0,
                                     "millisec" in sel))
     return "".join(g)
 

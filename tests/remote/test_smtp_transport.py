@@ -207,6 +207,12 @@ CASES = {
     "hosts-expansion-fails": ("    hosts = ${lookup{x}lsearch{/nonexistent/f}}\n"
                               "    hosts_override\n", {}, RCPTS, "", "",
                               "127.0.0.2"),
+    "protocol-lmtp": ("    protocol = lmtp\n", {
+        "lmtp_replies": {"tmp": "452 4.2.2 over quota",
+                         "bad": "550 5.2.1 disabled"},
+        "extensions": ("PIPELINING", "SIZE 0")},
+        ["a@dest.example", "tmp@dest.example", "bad@dest.example",
+         "b@dest.example"], "", "", "127.0.0.2"),
     "timeout-data": ("    command_timeout = 2s\n", {"sleep_after": ("DATA", 4)},
                      RCPTS, "", "", "127.0.0.2"),
 }
