@@ -319,7 +319,7 @@ def match_check_list(ctx, list_text: str | None, kind: str, func, expand: bool =
             # a file of items
             try:
                 with open(ss, "rb") as f:
-                    lines = f.read().decode("latin-1").split("\n")
+                    lines = f.read().decode("utf-8", "surrogateescape").split("\n")
             except OSError as e:
                 _log(ctx, f"{ss}: failed to open file while checking a list: {e.strerror}")
                 _error_msg(ctx, f"{ss}: failed to open file: {e.strerror}")

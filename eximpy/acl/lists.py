@@ -139,7 +139,7 @@ class ListMatcher:
             if ss.startswith("/"):
                 try:
                     with open(ss, "rb") as f:
-                        lines = f.read().decode("latin-1").split("\n")
+                        lines = f.read().decode("utf-8", "surrogateescape").split("\n")
                 except OSError as e:
                     self._log_panic(f"{ss}: failed to open file while "
                                     f"checking a list: {e.strerror}")

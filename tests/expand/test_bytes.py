@@ -131,6 +131,10 @@ LOOKUPS = [
     "${strlen:${lookup sqlite{@W@/u.db select v from u where k='ü'}}}",
     "${lookup{a.ü.test}wildlsearch{@W@/u_wls}{$value}{n}}",
     "${lookup{büro}nwildlsearch{@W@/u_wls}{$value}{n}}",
+    # list files with non-ASCII items (eximpy.match / acl.lists)
+    "${if match_domain{bücher.test}{@W@/u_dl}{y}{n}}",
+    "${if match_domain{b\\xc3\\xbccher.test}{@W@/u_dl}{y}{n}}",
+    "${if match_local_part{schlüssel}{@W@/u_dl}{y}{n}}",
 ]
 
 WILD = "*.ü.test: wild ü\n^b.ro: regex one byte\n^b..ro: regex two bytes\n"
@@ -142,6 +146,7 @@ def bytes_work(work):
         "x: Grüße\nschlüssel: wert ü\n\"k\\xc3\\xbc\": escaped key\n".encode()
         + b"raw\xff: raw \xfe value\n" + "üz: joined\n".encode())
     (WORK / "u_wls").write_bytes(WILD.encode())
+    (WORK / "u_dl").write_bytes("bücher.test\nschlüssel\n".encode())
     from eximpy.lookups.cdb import write_cdb
     write_cdb(str(WORK / "u.cdb"), [("ü".encode(), "cdb wert ü".encode()),
                                     (b"k\xff", b"cdb raw \xfe")])
