@@ -500,6 +500,7 @@ class _TransportRun:
                                                          ERRNO_TLSFAILURE):
                 self.write_logs(host, first.message, first.basic_errno)
             if rc == DEFER and first.basic_errno == ERRNO_TLSFAILURE and \
+                    not self.smtps and \
                     self.opt("tls_tempfail_tryclear") is not False and \
                     not self.host_in("hosts_require_tls", host) and \
                     not getattr(self, "_dane", False):
@@ -910,7 +911,7 @@ class _TransportRun:
                     rc = self._starttls(at, suppress_tls, smtps=False)
                     if rc != OK:
                         return rc
-            if conn.tls:
+            if conn.tls and not self.smtps:
                 conn.write(f"{'LHLO' if self.lmtp else 'EHLO' if at.esmtp else 'HELO'}"
                            f" {helo_data}\r\n")
                 ok, buf = conn.read_response("2", ctimeout)
@@ -918,7 +919,8 @@ class _TransportRun:
                     return self._response_failed(at, conn.errno, buf)
                 at.ehlo = buf if at.esmtp or self.lmtp else ""
                 at.peer = _ehlo_options(at.ehlo)
-            elif self.smtps or at.dane or self.host_in("hosts_require_tls", host):
+            elif not conn.tls and (self.smtps or at.dane or
+                                   self.host_in("hosts_require_tls", host)):
                 m = ("a TLS session is required, but " +
                      ("an attempt to start TLS failed" if at.tls_offered
                       else "the server did not offer TLS support"))

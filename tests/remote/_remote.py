@@ -126,7 +126,7 @@ def normalize_commands(cmds: list[str], port: int | None = None) -> list[str]:
 
 def write_golden(name: str, text: str) -> None:
     GOLDEN.mkdir(parents=True, exist_ok=True)
-    (GOLDEN / name).write_text(text)
+    (GOLDEN / name).write_text(text, errors="backslashreplace")
 
 
 def run_both(name: str, conf_text: str, messages: list[tuple[list[str], str]],
@@ -174,6 +174,6 @@ def run_both(name: str, conf_text: str, messages: list[tuple[list[str], str]],
                                 for ln in res["exim_log"]]
     for k, cmds in enumerate(res["exim_cmds"]):
         golden.append(f"--- session {k + 1}")
-        golden.extend(cmds)
+        golden.extend(c if c.isprintable() else "<binary data>" for c in cmds)
     write_golden(name, "\n".join(golden) + "\n")
     return res

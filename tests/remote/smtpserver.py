@@ -55,7 +55,8 @@ class ScriptedServer:
                  starttls_reply: str = "220 TLS go ahead",
                  unix_path: str | None = None,
                  lmtp_replies: dict[str, str] | None = None,
-                 prdr_replies: dict[str, str] | None = None) -> None:
+                 prdr_replies: dict[str, str] | None = None,
+                 tls_on_connect: bool = False) -> None:
         self.address = address
         self.greeting = greeting
         self.extensions = extensions
@@ -74,6 +75,7 @@ class ScriptedServer:
         # part, default final_reply)
         self.lmtp_replies = lmtp_replies
         self.prdr_replies = prdr_replies or {}
+        self.tls_on_connect = tls_on_connect
         if unix_path:
             import os
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -144,6 +146,12 @@ class ScriptedServer:
         return exts
 
     def _dialogue(self, f: "_Conn", s: Session) -> None:
+        if self.tls_on_connect:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            assert self.tls_cert is not None
+            ctx.load_cert_chain(*self.tls_cert)
+            f.sock = ctx.wrap_socket(f.sock, server_side=True)
+            s.tls = True
         f.send(self.greeting)
         if not self.greeting.startswith("2"):
             # a refusing server still answers QUIT
