@@ -533,8 +533,17 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
         df.write(body)
         df.finish()
         msg.body_size = len(body)
+        r = acls.mime(mid, msg.sender, rcpts, msg.headers, len(data),
+                      body, msg.received_protocol)
+        if r is not None and r.rc != OK:
+            # Exim 4.96 ends a non-SMTP submission the MIME ACL refused
+            # with status 1 and no message.
+            df.abandon()
+            acls.done(r)
+            raise ReceiveError("", 1, logged=True, mid=mid)
         r = acls.check(mid, msg.sender, rcpts, msg.headers, len(data),
                        body, msg.received_protocol)
+        acls.done(r)
         if r is not None and r.rc not in (OK, DISCARD):
             df.abandon()
             _nonsmtp_rejected(msg, rcpts, r, opt.log)

@@ -3,8 +3,11 @@
 SUMMARY
     NonSmtpAcls(config, log, login)          one per locally submitted message
     acls.start(sender, recipients)           acl_not_smtp_start
-    acls.check(mid, sender, recipients, headers, size, body) -> AclResult
-                                             acl_not_smtp (None when unset)
+    acls.mime(mid, sender, recipients, headers, size, body, protocol)
+                                             acl_not_smtp_mime, per part
+    acls.check(mid, sender, recipients, headers, size, body, protocol)
+        -> AclResult                         acl_not_smtp (None when unset)
+    acls.done(result)                        remove the content-scan files
     acls.suppress_local_fixups / frozen_by / queued_by / added_headers
     place_added_headers(headers, added)      add_header positions
 
@@ -21,6 +24,9 @@ DESCRIPTION
     either ACL are added after both have run, at the position their
     :at_start: / :after_received: / :at_start_rfc: / :at_end: prefix asks.
     control = freeze and control = queue act as in the SMTP DATA ACL.
+    acl_not_smtp_mime runs first, once per MIME part; a rejection there
+    ends the submission with status 1 and, as in Exim 4.96, says nothing.
+    Both ACLs can use the content-scanning conditions (eximpy.acl.content).
 
 SEE ALSO
     spec 44.3 "The non-SMTP ACLs", 44.24 "Adding header lines in ACLs";
@@ -95,6 +101,9 @@ class NonSmtpAcls:
         self.login = login
         self.start_acl = config_get(config, "acl_not_smtp_start")
         self.acl = config_get(config, "acl_not_smtp")
+        self.mime_acl = config_get(config, "acl_not_smtp_mime")
+        self._msg: tuple[dict[str, Any], list[tuple[str, str, str]]] | \
+            None = None
         self.acl_m: dict[str, str] = {}
         self.added_headers: list[str] = []
         self.suppress_local_fixups = False
@@ -104,7 +113,7 @@ class NonSmtpAcls:
 
     @property
     def active(self) -> bool:
-        return bool(self.start_acl or self.acl)
+        return bool(self.start_acl or self.acl or self.mime_acl)
 
     def _run(self, where: str, acl: str, variables: dict[str, Any],
              mid: str | None,
@@ -152,12 +161,16 @@ class NonSmtpAcls:
             self._run("notsmtp_start", self.start_acl,
                       self._variables(sender, recipients), None, None)
 
-    def check(self, mid: str, sender: str, recipients: list[str],
-              headers: list[Header], size: int, body: bytes,
-              protocol: str) -> AclResult | None:
-        """acl_not_smtp, once the data is on the spool."""
-        if not self.acl:
-            return None
+    def _message_variables(self, mid: str, sender: str,
+                           recipients: list[str], headers: list[Header],
+                           size: int, body: bytes, protocol: str
+                           ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+        """The variables of the message ACLs (built once per message, with
+        the content scan that decode/regex/malware/spam use), and the
+        headers for $h_."""
+        if self._msg is not None:
+            return self._msg
+        from eximpy.acl.content import attach_content_scan
         from eximpy.spool.layout import config_get
         v = self._variables(sender, recipients)
         visible = int(config_get(self.config, "message_body_visible", 500)
@@ -172,9 +185,46 @@ class NonSmtpAcls:
             "message_body_end": Tainted(
                 text[-visible:].replace("\n", " ") if visible else ""),
         })
+        live = [h for h in headers if h.type != HTYPE_OLD]
+        attach_content_scan(v, str(config_get(self.config, "spool_directory",
+                                              "") or ""),
+                            mid, [h.text for h in live], body, sender,
+                            recipients)
         hl = [(h.name, h.text.split(":", 1)[1] if ":" in h.text else "",
-               h.type) for h in headers if h.type != HTYPE_OLD]
-        return self._run("notsmtp", self.acl, v, mid, hl)
+               h.type) for h in live]
+        self._msg = (v, hl)
+        return self._msg
+
+    def mime(self, mid: str, sender: str, recipients: list[str],
+             headers: list[Header], size: int, body: bytes,
+             protocol: str) -> AclResult | None:
+        """acl_not_smtp_mime, once per MIME part (Exim's run_mime_acl());
+        None when it is unset or the message is not MIME."""
+        if not self.mime_acl:
+            return None
+        from eximpy.acl.content import run_mime_acl
+        v, hl = self._message_variables(mid, sender, recipients, headers,
+                                        size, body, protocol)
+        return run_mime_acl(
+            lambda pv: self._run("mime", self.mime_acl, pv, mid, hl), v,
+            [h.text for h in headers if h.type != HTYPE_OLD], body)
+
+    def check(self, mid: str, sender: str, recipients: list[str],
+              headers: list[Header], size: int, body: bytes,
+              protocol: str) -> AclResult | None:
+        """acl_not_smtp, once the data is on the spool."""
+        if not self.acl:
+            return None
+        v, hl = self._message_variables(mid, sender, recipients, headers,
+                                        size, body, protocol)
+        return self._run("notsmtp", self.acl, dict(v), mid, hl)
+
+    def done(self, result: Any) -> None:
+        """The message ACLs are over: remove the scan directory (unless an
+        ACL said control = no_mbox_unspool)."""
+        if self._msg is not None:
+            from eximpy.acl.content import unspool_after
+            unspool_after(self._msg[0], result, None)
 
 
 __all__ = ["NonSmtpAcls", "place_added_headers", "OK"]

@@ -1,4 +1,5 @@
-"""acl_not_smtp_start and acl_not_smtp (eximpy/acl/nonsmtp.py) against real Exim.
+"""acl_not_smtp_start, acl_not_smtp_mime and acl_not_smtp (eximpy/acl/nonsmtp.py)
+against real Exim.
 
 Each case submits messages with `-odq` (as sendmail does) to real Exim and
 to eximpy with the same configuration, and compares the exit status,
@@ -78,6 +79,24 @@ acl_ns:
   accept
 """
 
+MIME_ACLS = """\
+m:
+  warn logwrite = MIME $mime_content_type fn=$mime_filename parts=$mime_part_count
+  deny condition = ${if eq{$mime_filename}{bad.exe}}
+       message = no exe please
+  accept
+n:
+  warn logwrite = NS parts=$mime_part_count
+  deny regex = ^forbidden
+       message = forbidden word
+  accept
+"""
+MIME_MSG = (b'Subject: t\nMIME-Version: 1.0\n'
+            b'Content-Type: multipart/mixed; boundary="XX"\n\n'
+            b'--XX\nContent-Type: text/plain\n\nhello\n'
+            b'--XX\nContent-Type: application/octet-stream; name="NAME"\n'
+            b'Content-Transfer-Encoding: base64\n\naGVsbG8K\n--XX--\n')
+
 MSG = b"Subject: hi\n\nbody line\nsecond\n"
 CASES = {
     "verdicts": (
@@ -97,6 +116,13 @@ CASES = {
         "acl_not_smtp_start = acl_start\nacl_not_smtp = acl_ns", CONTROLS,
         [(["-f", f"a@{s}.example", "x@y.example"], MSG)
          for s in ("fixups", "freeze", "queue", "plain")]),
+    "mime": (
+        "acl_not_smtp_mime = m\nacl_not_smtp = n", MIME_ACLS,
+        [(["-f", "a@ok.example", "x@y.example"],
+          MIME_MSG.replace(b"NAME", name)) for name in (b"ok.txt",
+                                                      b"bad.exe")] +
+        [(["-f", "a@ok.example", "x@y.example"],
+          b"Subject: x\n\nforbidden text\n")]),
     "forbidden": (
         "acl_not_smtp = acl_ns",
         "acl_ns:\n  deny hosts = 127.0.0.1\n  accept\n",
