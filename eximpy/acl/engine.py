@@ -380,7 +380,9 @@ class AclEngine:
         else:
             result.__dict__["sender_verify_failed"] = None
         result.rc = rc
-        result.user_message = msgs.user
+        # Exim's acl_check(): a long user message is split into lines
+        # before it becomes a reply (the log keeps it whole).
+        result.user_message = split_message(msgs.user)
         result.log_message = msgs.log
         result.temp_details = msgs.temp_details
         return result
@@ -630,6 +632,54 @@ def _inline_src(engine: AclEngine) -> str:
             n = 0
         engine.__dict__["_cfg_lines"] = n
     return f"{fname} {n}"
+
+
+def split_message(msg: str | None) -> str | None:
+    """Exim's string_split_message(): a message longer than 75 characters
+    gets newlines instead of some spaces, so that no line of the reply
+    is much longer than 75: each line is broken at the last space after
+    its 35th character (one just after a colon is preferred), or, when
+    there is none, at the next space or newline."""
+    if msg is None or len(msg) <= 75:
+        return msg
+    b = list(msg)
+    n = len(b)
+    s = ss = 0
+    while True:
+        i = 0
+        while i < 75 and ss < n and b[ss] != "\n":
+            ss += 1
+            i += 1
+        if ss >= n:
+            break
+        if b[ss] == "\n":
+            ss += 1
+            s = ss
+            continue
+        tt = None
+        t = ss + 1
+        while True:
+            t -= 1
+            if t <= s + 35:
+                break
+            if t < n and b[t] == " ":
+                if b[t - 1] == ":":
+                    tt = t
+                    break
+                if tt is None:
+                    tt = t
+        if tt is None:
+            t = ss + 1
+            while t < n:
+                if b[t] in (" ", "\n"):
+                    tt = t
+                    break
+                t += 1
+        if tt is None:
+            break
+        b[tt] = "\n"
+        s = ss = tt + 1
+    return "".join(b)
 
 
 def setup_header(call: Call, text: str) -> None:

@@ -1099,8 +1099,10 @@ class Session:
         log_msg = r.log_message
         log_msg = f": {log_msg.split(chr(10))[0]}" if log_msg else ""
         hi = self._host_and_ident(True)
-        text = (f"{hi} {sender_info}{'' if rc == FAIL else 'temporarily '}"
-                f"rejected {what}{log_msg}").replace("  ", " ").lstrip()
+        # The message itself keeps its spaces (Exim's log line does).
+        head = " ".join(p for p in (hi, sender_info.rstrip()) if p)
+        text = (f"{head} " if head else "") + \
+            f"{'' if rc == FAIL else 'temporarily '}rejected {what}{log_msg}"
         if mid is not None or block is not None:
             self._log_reject_block(text, mid, block or "")
         else:
