@@ -615,8 +615,13 @@ def _keep_taint(orig: str, new: str) -> str:
 
 
 def _selector_has(engine: AclEngine, name: str) -> bool:
-    sel = engine.main("log_selector", "") or ""
-    return f"+{name}" in str(sel).split() or f"+all" in str(sel).split()
+    """Whether log_selector (with Exim's defaults) has ``name`` on."""
+    sel = engine.__dict__.get("_log_selector")
+    if sel is None:
+        from eximpy.log.format import LogSelector
+        sel = LogSelector.parse(engine.main("log_selector", "") or None)
+        engine.__dict__["_log_selector"] = sel
+    return name in sel
 
 
 def _inline_src(engine: AclEngine) -> str:
