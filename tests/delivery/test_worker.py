@@ -20,14 +20,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from oracle import EXIM, ROOT
+from oracle import EXIM
 
 GROUPS = {"g1": 1, "g2": 2, "g3": 3}       # daemon, bin, sys
 
