@@ -145,7 +145,8 @@ def run_queue_runs(inv: Invocation) -> int:
     if inv.queue_interval:
         return run_daemon(inv)
     from eximpy.proc.queuerun import queue_run_once
-    return queue_run_once(_load(inv), force=inv.deliver_force)
+    return queue_run_once(_load(inv), force=inv.deliver_force,
+                          force_thaw="ff" in (inv.queue_run or ""))
 
 
 def run_retry_test(inv: Invocation) -> int:

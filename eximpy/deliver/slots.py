@@ -3,8 +3,9 @@ message (so that their warm local-delivery workers serve them all).
 
 SUMMARY
     slots = DeliverySlots(deliver, limit, fork=None, title="eximpy")
+                                    deliver(mid, queue_run) in each slot
     slots.room() -> bool            an idle slot exists or may be started
-    slots.start(mid)                hand mid to an idle (or new) slot
+    slots.start(mid, queue_run=False)  hand mid to an idle (or new) slot
     slots.busy() -> dict[int, str]  pid -> message being delivered
     slots.fds() -> list[int]        readable when a slot finished or died
     slots.collect() -> list[str]    messages finished since the last call
@@ -107,17 +108,20 @@ def _slot_main(rfd: int, wfd: int, deliver: Callable[[str], Any]) -> int:
                 buf += b
             line, _, buf = buf.partition(b"\n")
             mid = line.decode("ascii", "replace").strip()
+            queue_run = mid.startswith("Q ")
+            if queue_run:
+                mid = mid[2:]
             if _ID.fullmatch(mid):
                 _title(f"eximpy: delivering {mid}")
                 try:
-                    deliver(mid)
+                    deliver(mid, queue_run)
                 except Exception as e:  # noqa: BLE001 - one message only
                     sys.stderr.write(f"eximpy: delivering {mid}: "
                                      f"{type(e).__name__}: {e}\n")
                     sys.stderr.flush()
                 _tidyup()
                 _title("eximpy: delivery slot")
-            os.write(wfd, line + b"\n")
+            os.write(wfd, mid.encode("ascii", "replace") + b"\n")
     finally:
         worker.shutdown()
 
@@ -183,15 +187,17 @@ class DeliverySlots:
         self.slots[pid] = slot
         return slot
 
-    def start(self, mid: str) -> None:
-        """Give mid to an idle slot, starting one if there is room."""
+    def start(self, mid: str, queue_run: bool = False) -> None:
+        """Give mid to an idle slot, starting one if there is room;
+        ``queue_run``: the delivery is part of a queue run."""
         self._retire()
         slot = next((s for s in self.slots.values() if s.mid is None), None)
         if slot is None:
             slot = self._spawn()
         slot.mid = mid
         try:
-            os.write(slot.to_fd, mid.encode("ascii") + b"\n")
+            os.write(slot.to_fd, (("Q " if queue_run else "") + mid)
+                     .encode("ascii") + b"\n")
         except OSError:
             self._end(slot)        # it died: the message stays queued
 
@@ -259,12 +265,15 @@ class DeliverySlots:
 
 
 def run_queue(config: Any, ids: list[str], forced: bool = False,
-              limit: int = 1) -> None:
+              limit: int = 1, queue_run: bool = True,
+              force_thaw: bool = False) -> None:
     """Deliver ids through ``limit`` slots (the foreground `-q` run)."""
     from eximpy.deliver.deliver import _warm_imports, deliver_message
     _warm_imports()
-    slots = DeliverySlots(lambda m: deliver_message(config, m, forced=forced),
-                          limit)
+    slots = DeliverySlots(
+        lambda m, _q: deliver_message(config, m, forced=forced,
+                                      queue_run=queue_run,
+                                      force_thaw=force_thaw), limit)
     pending = deque(ids)
     try:
         while pending or slots.busy():

@@ -31,9 +31,9 @@ from eximpy.proc.skeleton import RoleContext, fork_child
 DEFAULT_PARALLEL = 5
 
 
-def _deliver_one(ctx: RoleContext, mid: str) -> int:
+def _deliver_one(ctx: RoleContext, mid: str, queue_run: bool) -> int:
     from eximpy.deliver.deliver import deliver_message
-    deliver_message(ctx.config, mid)
+    deliver_message(ctx.config, mid, queue_run=queue_run)
     return 0
 
 
@@ -42,23 +42,28 @@ def run_delivery(ctx: RoleContext) -> int:
     reader = fifo.Reader(fifo.path(ctx.config))
     limit = int(ctx.config.main.get("queue_run_max") or DEFAULT_PARALLEL)
     pending: deque[str] = deque()
-    slots = DeliverySlots(lambda m: _deliver_one(ctx, m), limit,
+    # Ids the queue runner offered: their delivery is a queue run (retry
+    # times are honoured); ids from receivers are first deliveries.
+    from_queue_run: dict[str, bool] = {}
+    slots = DeliverySlots(lambda m, q: _deliver_one(ctx, m, q), limit,
                           fork=fork_child)
     while not ctx.stopping:
         slots.collect()
         while pending and slots.room():
             mid = pending.popleft()
+            queue_run = from_queue_run.pop(mid, False)
             if mid in slots.busy().values():
                 continue
-            slots.start(mid)
+            slots.start(mid, queue_run)
         try:
             ready, _, _ = select.select([reader] + slots.fds(), [], [], 0.5)
         except InterruptedError:
             continue
         if reader in ready:
-            for mid in reader.read_ids():
+            for mid, queue_run in reader.read_entries():
                 if mid not in pending and mid not in slots.busy().values():
                     pending.append(mid)
+                    from_queue_run[mid] = queue_run
     reader.close()
     slots.close()
     return 0

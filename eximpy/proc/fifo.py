@@ -3,7 +3,9 @@
 SUMMARY
     path(config)            <spool_directory>/eximpy-deliver.fifo
     create(config, uid, gid) make it (mode 0600, owned by the exim user)
-    notify(path, ids)       write ids, one per line, without blocking
+    notify(path, ids, queue_run=False)
+                            write ids, one per line ("Q <id>" from the
+                            queue runner), without blocking
     Reader                  the delivery role's end: ids as they arrive
 
 DESCRIPTION
@@ -51,14 +53,17 @@ def create(config: Any, uid: int, gid: int) -> str:
     return p
 
 
-def notify(fifo_path: str, ids: list[str]) -> bool:
-    """Announce ids; False when nobody listens or the pipe is full."""
+def notify(fifo_path: str, ids: list[str], queue_run: bool = False) -> bool:
+    """Announce ids; False when nobody listens or the pipe is full.
+    ``queue_run``: the queue runner offers them ("Q <id>" lines), so the
+    delivery honours retry times, as in an Exim queue run."""
     try:
         fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:
         return False
     try:
-        os.write(fd, "".join(f"{i}\n" for i in ids).encode())
+        tag = "Q " if queue_run else ""
+        os.write(fd, "".join(f"{tag}{i}\n" for i in ids).encode())
         return True
     except OSError as e:
         if e.errno in (errno.EAGAIN, errno.EPIPE):
@@ -82,13 +87,24 @@ class Reader:
         return self.fd
 
     def read_ids(self) -> list[str]:
+        return [mid for mid, _q in self.read_entries()]
+
+    def read_entries(self) -> list[tuple[str, bool]]:
+        """(message id, offered by a queue run) for each valid line."""
         try:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
             return []
         self._buf += data
         *lines, self._buf = self._buf.split(b"\n")
-        return [ln.decode() for ln in lines if _ID.match(ln)]
+        out = []
+        for ln in lines:
+            queue_run = ln.startswith(b"Q ")
+            if queue_run:
+                ln = ln[2:]
+            if _ID.match(ln):
+                out.append((ln.decode(), queue_run))
+        return out
 
     def close(self) -> None:
         os.close(self.fd)

@@ -8,8 +8,9 @@ SUMMARY
     it delivers each queued message in turn, in a forked delivery slot.
 
 DESCRIPTION
-    Retry times (hints database) are not consulted yet: every run offers
-    every unfrozen message, and deliver_message decides per address.
+    Every run offers every queued message; deliver_message, told that this
+    is a queue run, skips the addresses whose retry time has not come
+    (unless forced) and leaves frozen messages alone (unless -qff).
 
 SECURITY
     Runs as exim_user with no capabilities.
@@ -49,17 +50,21 @@ def run_queue_runner(ctx: RoleContext) -> int:
             ids = queued_ids(ctx.config)
             path = fifo.path(ctx.config)
             for i in range(0, len(ids), 100):
-                if ctx.stopping or not fifo.notify(path, ids[i:i + 100]):
+                if ctx.stopping or not fifo.notify(path, ids[i:i + 100],
+                                                   queue_run=True):
                     break
             next_run = now + interval
         time.sleep(min(1.0, max(0.05, next_run - time.monotonic())))
     return 0
 
 
-def queue_run_once(config: Any, force: bool = False) -> int:
+def queue_run_once(config: Any, force: bool = False,
+                   force_thaw: bool = False) -> int:
     """`eximpy -q`: one queue run in the foreground; the messages are
     delivered one at a time by a forked delivery slot (replaced if it
-    dies), whose local-delivery workers serve them all."""
+    dies), whose local-delivery workers serve them all.  ``force`` (-qf)
+    ignores retry times; ``force_thaw`` (-qff) also thaws frozen ones."""
     from eximpy.deliver.slots import run_queue
-    run_queue(config, queued_ids(config), forced=force)
+    run_queue(config, queued_ids(config), forced=force, queue_run=True,
+              force_thaw=force_thaw)
     return 0

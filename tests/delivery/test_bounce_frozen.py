@@ -27,20 +27,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WORK = ROOT / "tests" / "_work" / "bounce_frozen"
 DELIVER_MAIN = HERE / "deliver_main.py"
-
-QRUN = """
-import sys
-sys.path.insert(0, %r)
-from eximpy.cli.main import load
-from eximpy.cli.options import parse_args
-from eximpy.proc.queuerun import queued_ids
-from eximpy.deliver.deliver import deliver_message
-inv = parse_args(["exim"] + sys.argv[1:])
-config = load(inv)
-for mid in queued_ids(config):
-    deliver_message(config, mid, forced=inv.deliver_force, queue_run=True)
-""" % str(ROOT)
-
 CONF = """\
 primary_hostname = vm.example
 qualify_domain = example.org
@@ -160,7 +146,7 @@ def test_frozen_case(case):
         subprocess.run([EXIM, "-C", str(cex)] + args, capture_output=True,
                        timeout=120)
         if args[0] == "-q":
-            subprocess.run([sys.executable, "-c", QRUN, "-C", str(cpy)] + args,
+            subprocess.run([sys.executable, "-m", "eximpy", "-C", str(cpy)] + args,
                            capture_output=True, env=env, timeout=120)
         else:
             subprocess.run([sys.executable, str(DELIVER_MAIN), "-C", str(cpy)]

@@ -27,21 +27,6 @@ ROOT = HERE.parent.parent
 WORK = ROOT / "tests" / "_work" / "retry"
 DELIVER_MAIN = HERE / "deliver_main.py"
 
-# eximpy's queue run, with retry times applied (queue_run=True); the
-# daemon/`-q` front door is eximpy.proc.queuerun.
-QRUN = """
-import sys
-sys.path.insert(0, %r)
-from eximpy.cli.main import load
-from eximpy.cli.options import parse_args
-from eximpy.proc.queuerun import queued_ids
-from eximpy.deliver.deliver import deliver_message
-inv = parse_args(["exim"] + sys.argv[1:])
-config = load(inv)
-for mid in queued_ids(config):
-    deliver_message(config, mid, forced=inv.deliver_force, queue_run=True)
-""" % str(ROOT)
-
 CONF = """\
 primary_hostname = vm.example
 qualify_domain = example.org
@@ -152,7 +137,7 @@ def _copy_spool(ex: Path, py: Path) -> None:
 def _eximpy(conf: Path, args: list[str]) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if args[0].startswith("-q"):
-        subprocess.run([sys.executable, "-c", QRUN, "-C", str(conf)] + args,
+        subprocess.run([sys.executable, "-m", "eximpy", "-C", str(conf)] + args,
                        capture_output=True, env=env, timeout=120)
     else:
         subprocess.run([sys.executable, str(DELIVER_MAIN), "-C", str(conf)]

@@ -526,3 +526,29 @@ def test_host_name_lookups_in_the_unprivileged_receiver() -> None:
         d.stop()
         dnsserver.stop(dns)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_queue_runs_honour_retry_times() -> None:
+    """The daemon's queue runner offers messages as a queue run: an
+    address whose delivery deferred is not tried again before its retry
+    time (Exim logs "Retry time not yet reached"), while the first
+    delivery after reception did try it."""
+    d = Daemon(CONF.replace("directory = {dir}/mail/${{local_part_data}}/",
+                            "directory = {dir}/nowhere/${{local_part_data}}/")
+               .replace("  create_directory\n", "") +
+               "begin retry\n*  *  F,1h,30m\n", queue_interval="1s")
+    try:
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as c:
+            c.sendmail("s@test.example", ["alice@test.example"],
+                       b"Subject: later\r\n\r\nx\r\n")
+        try:
+            wait_for(lambda: "Retry time not yet reached" in d.log("main"),
+                     timeout=30, what="a queue run that skips the address")
+        except AssertionError:
+            raise AssertionError(d.log("main") + d.log("panic"))
+        main = d.log("main")
+        tried = [ln for ln in main.splitlines() if " == alice@" in ln
+                 and "Retry time not yet reached" not in ln]
+        assert len(tried) == 1, main
+    finally:
+        d.stop()
