@@ -90,8 +90,11 @@ def listen_addresses(config: Any, oX: str | None) -> list[tuple[str, int]]:
     for item in _split_list(interfaces_text):
         addr, port = item, None
         head, dot, tail = item.rpartition(".")
-        if dot and tail.isdigit() and (":" in head or head.count(".") == 3):
-            addr, port = head, int(tail)
+        bracket, colon, bport = item.rpartition("]:")
+        if item.startswith("[") and colon and bport.isdigit():
+            addr, port = bracket[1:], int(bport)        # [addr]:port
+        elif dot and tail.isdigit() and (":" in head or head.count(".") == 3):
+            addr, port = head, int(tail)                # addr.port
         addr = addr.strip("[]")
         for p in ([port] if port is not None else ports):
             if (addr, p) not in out:
