@@ -77,6 +77,12 @@ def _describe(addr: Any) -> list[str]:
             while top.parent is not None:
                 top = top.parent
             lines.append(f"    (generated from {top.address})")
+    if getattr(addr, "host_used", None) is not None:
+        # A failure at a remote host: "host NAME [IP]" and the SMTP
+        # error, as eximpy.deliver.remote formats them (Exim's
+        # print_address_information/print_address_error).
+        from eximpy.deliver.remote import bounce_address_text
+        return lines + bounce_address_text(addr)
     msg = addr.user_message or addr.message
     if getattr(addr, "pass_message", True) is False:
         # Exim prints a user message, else only af_pass_message texts
@@ -261,6 +267,9 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
             out.append(f"Original-Recipient: {top.dsn_orcpt}\n")
         out.append(f"Action: failed\nFinal-Recipient: rfc822;{top.address}\n"
                    "Status: 5.0.0\n")
+        if getattr(a, "host_used", None) is not None:
+            from eximpy.deliver.remote import dsn_remote_fields
+            out.extend(f + "\n" for f in dsn_remote_fields(a))
     out.append(f"\n--{boundary}\n")
     headers_only, extra = returned_part(config, msg, body)
     out.append("Content-type: text/rfc822-headers\n\n" if headers_only

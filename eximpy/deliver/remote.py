@@ -756,7 +756,8 @@ class _TransportRun:
         rc = DEFER if more else (FAIL if code == "5" or
                                  errno_value == ERRNO_UTF8_FWD else DEFER)
         _set_errno(at.addrs, errno_value, message, rc,
-                   None if errno_value == E.ECONNREFUSED else at.host)
+                   None if errno_value == E.ECONNREFUSED else at.host,
+                   pass_message=pass_message)
         return DEFER
 
     def _has_next(self, host: Host) -> bool:
@@ -1704,7 +1705,7 @@ class _TransportRun:
             set_rc = DEFER
             rc = DEFER
         _set_errno(at.addrs, save_errno, message, set_rc, at.host,
-                   pending_only=True)
+                   pending_only=True, pass_message=bool(buf))
         return rc
 
     def _message_data(self, at: _Attempt, todo: list[Address],
@@ -1938,8 +1939,11 @@ def _prepare(addrs: list[Address], host: Host) -> Address | None:
 
 
 def _set_errno(addrs: list[Address], errno_value: int, message: str | None,
-               rc: str, host: Host | None, pending_only: bool = True) -> None:
-    """Exim's set_errno(): every address still in play gets the error."""
+               rc: str, host: Host | None, pending_only: bool = True,
+               pass_message: bool = False) -> None:
+    """Exim's set_errno(): every address still in play gets the error;
+    ``pass_message``: the text is the server's, so bounces show it
+    (af_pass_message)."""
     more = 0
     if errno_value == ERRNO_CONNECTTIMEOUT:
         errno_value = E.ETIMEDOUT
@@ -1954,6 +1958,8 @@ def _set_errno(addrs: list[Address], errno_value: int, message: str | None,
         if message is not None:
             a.message = message
         a.tp_status = rc
+        if pass_message:
+            a.pass_message = True
         if host is not None:
             a.host_used = host
 

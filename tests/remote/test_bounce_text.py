@@ -86,3 +86,39 @@ def test_bounce_text(case, monkeypatch):
         fields = "\n".join([f"Final-Recipient: rfc822;{a.address}",
                             "Status: 5.0.0"] + dsn_remote_fields(a))
         assert fields + "\n" in bounce, (fields, bounce)
+
+
+def _norm_bounce(text: str) -> str:
+    text = re.sub(r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6}-[0-9A-Za-z]{2}", "ID", text)
+    text = re.sub(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [-+]\d{4}",
+                  "DATE", text)
+    return re.sub(r"\d+-eximdsn-\d+", "BOUNDARY", text)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_whole_bounce_matches_exim(case):
+    """eximpy's own bounce for the remote failures (queued, as Exim's is,
+    because the sender's domain defers) against Exim's, whole."""
+    skw, rcpts = CASES[case]
+    srv = ScriptedServer(**skw).start()
+    conf_text = (CONF.replace("@PORTLINE@", "    port = @PORT@")
+                 .replace("@TRANSPORT@", "").replace("@MAIN@", "")
+                 .replace("@AUTH@", "").replace("@HOSTS@", "127.0.0.2")
+                 .replace("@PORT@", str(srv.port)))
+    conf_text = re.sub(r"  bounces:\n(    .*\n)+", DEFER_BOUNCES, conf_text)
+    work = WORK / ("whole-" + case)
+    ex, py = work / "exim", work / "eximpy"
+    cex, cpy = prepare(ex, conf_text, {}), prepare(py, conf_text, {})
+    receive(cex, ["-f", "sender@sender.example"] + rcpts, MESSAGE)
+    copy_spool(ex, py)
+    mids = ids_in(ex)
+    try:
+        deliver_exim(cex, mids[0])
+        from eximpy.config import load_config
+        from eximpy.deliver.deliver import deliver_message
+        deliver_message(load_config(str(cpy), {}), mids[0], forced=True)
+    finally:
+        srv.stop()
+    want = _norm_bounce(_exim_bounce(ex, mids))
+    got = _norm_bounce(_exim_bounce(py, mids))
+    assert got == want
