@@ -718,16 +718,18 @@ def run_local_submission(config: Any, inv: Any, stdin: BinaryIO) -> int:
         return e.exit_status
     mode = inv.delivery_mode
     from eximpy.spool.layout import config_get
-    if mode in ("q", "qs") or config_get(config, "queue_only") or \
-            res.queued:
+    if mode == "q" or config_get(config, "queue_only") or res.queued:
         return 0
+    # -odqs: a delivery process as for -odb, but SMTP deliveries wait.
     _deliver_after_submission(config, res.id, log,
-                              background=mode not in ("i", "f"))
+                              background=mode not in ("i", "f"),
+                              queue_smtp=mode == "qs")
     return 0
 
 
 def _deliver_after_submission(config: Any, mid: str, log: LogWriter,
-                              background: bool) -> None:
+                              background: bool,
+                              queue_smtp: bool = False) -> None:
     """-odi: deliver now; -odb (the default): deliver in a detached child,
     as Exim does.  A message whose delivery cannot start stays queued."""
     try:
@@ -746,7 +748,7 @@ def _deliver_after_submission(config: Any, mid: str, log: LogWriter,
             devnull = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
-            deliver_message(config, mid)
+            deliver_message(config, mid, queue_smtp=queue_smtp)
         except BaseException as e:   # the child must never return
             code = 1
             try:
@@ -757,6 +759,6 @@ def _deliver_after_submission(config: Any, mid: str, log: LogWriter,
         finally:
             os._exit(code)
     try:
-        deliver_message(config, mid)
+        deliver_message(config, mid, queue_smtp=queue_smtp)
     except Exception as e:
         log.panic(f"delivery of {mid} after submission failed: {e!r}")

@@ -166,13 +166,19 @@ def _log_address(addr: Address) -> str:
 
 class _Delivery:
     def __init__(self, config: Any, mid: str, forced: bool,
-                 queue_run: bool = False, force_thaw: bool | None = None) -> None:
+                 queue_run: bool = False, force_thaw: bool | None = None,
+                 queue_smtp: bool = False,
+                 first_pass_route: bool = False) -> None:
         from eximpy.log.writer import LogWriter
         from eximpy.spool.layout import SpoolLayout
         self.config = config
         self.mid = mid
         self.forced = forced
         self.queue_run = queue_run      # retry times apply (eximpy.deliver.retry)
+        # -odqs, control = queue/first_pass_route: local deliveries now,
+        # remote ones wait for a queue run
+        self.queue_smtp = queue_smtp
+        self.first_pass_route = first_pass_route
         # -M and -qff thaw a frozen message; -qf does not
         self.force_thaw = (forced and not queue_run) if force_thaw is None \
             else force_thaw
@@ -193,6 +199,59 @@ class _Delivery:
             msglog = text[3:] if text[:3] in ("** ", "== ") else text
         if msglog:
             self._msglog(msglog)
+
+    def _queue_smtp(self, remote: list[Address],
+                    deferred: list[Address]) -> list[Address]:
+        """The remote addresses to deliver now.  With queue_smtp (-odqs,
+        first_pass_route), and for queue_smtp_domains on a delivery that is
+        not a queue run, they stay queued: Exim logs "defer (0): SMTP
+        delivery explicitly queued" and keeps no retry data for them."""
+        domains = self.config.main.get("queue_smtp_domains")
+        if not self.queue_smtp and not self.first_pass_route and (
+                not domains or self.queue_run or self.forced):
+            return remote
+        from eximpy import match as M
+        from eximpy.expand import ExpandContext
+        from eximpy.log import format as F
+        now: list[Address] = []
+        # Exim decides per transport batch (addresses for the same
+        # transport and hosts go together), by the first one's domain.
+        decided: dict[tuple, bool] = {}
+        for addr in remote:
+            held = self.queue_smtp or self.first_pass_route
+            first_pass = not self.queue_smtp
+            if not held:
+                key = (addr.transport.name if addr.transport else "",
+                       tuple(getattr(h, "name", str(h)) for h in
+                             (getattr(addr, "host_list", None) or ())))
+                if key not in decided:
+                    try:
+                        rc, _v = M.match_domain(
+                            addr.domain, str(domains),
+                            ExpandContext(config=self.config))
+                    except Exception:
+                        rc = "FAIL"
+                    decided[key] = rc == "OK"
+                held = decided[key]
+            if not held:
+                now.append(addr)
+                continue
+            # -odqs, and (first-pass routing) control = queue/
+            # first_pass_route or queue_smtp_domains, as Exim words them
+            addr.message = ("first-pass only routing due to -odqs, "
+                            "queue_smtp_domains or control=queue"
+                            if first_pass else
+                            "SMTP delivery explicitly queued")
+            addr.basic_errno = -1 if first_pass else 0
+            deferred.append(addr)
+            self.addr_main(addr, F.deferred(
+                self.sel, _shown(addr), addr.message,
+                errno_value=addr.basic_errno,
+                original=_shown_original(addr),
+                router=addr.router.name if addr.router is not None else None,
+                transport=addr.transport.name if addr.transport is not None
+                else None))
+        return now
 
     def addr_main(self, addr: Address, text: str, msglog: str | None = None) -> None:
         """A log line about one address, unless its router or transport has
@@ -503,6 +562,7 @@ class _Delivery:
                     self.addr_main(addr, dtext)
                     if panic:
                         self.log.panic(dtext, self.mid, also_main=False)
+            remote = self._queue_smtp(remote, deferred)
             if remote:
                 # smtp/lmtp over TCP: eximpy.deliver.remote logs and sorts
                 from eximpy.deliver.remote import deliver_remote
@@ -946,9 +1006,14 @@ def _warm_imports() -> None:
 
 def deliver_message(config: Any, message_id: str, forced: bool = False,
                     queue_run: bool = False,
-                    force_thaw: bool | None = None) -> DeliveryOutcome:
-    """Deliver (or try to deliver) one spooled message; see module docstring."""
-    return _Delivery(config, message_id, forced, queue_run, force_thaw).run()
+                    force_thaw: bool | None = None,
+                    queue_smtp: bool = False,
+                    first_pass_route: bool = False) -> DeliveryOutcome:
+    """Deliver (or try to deliver) one spooled message; see module docstring.
+    ``queue_smtp`` (-odqs) and ``first_pass_route`` (control =
+    queue/first_pass_route): do the local deliveries only."""
+    return _Delivery(config, message_id, forced, queue_run, force_thaw,
+                     queue_smtp, first_pass_route).run()
 
 
 def deliver_many(config: Any, ids: list[str], parallel: int = 1,

@@ -3,9 +3,9 @@ message (so that their warm local-delivery workers serve them all).
 
 SUMMARY
     slots = DeliverySlots(deliver, limit, fork=None, title="eximpy")
-                                    deliver(mid, queue_run) in each slot
+                                    deliver(mid, kind) in each slot
     slots.room() -> bool            an idle slot exists or may be started
-    slots.start(mid, queue_run=False)  hand mid to an idle (or new) slot
+    slots.start(mid, kind="")       hand mid to an idle (or new) slot
     slots.busy() -> dict[int, str]  pid -> message being delivered
     slots.fds() -> list[int]        readable when a slot finished or died
     slots.collect() -> list[str]    messages finished since the last call
@@ -108,13 +108,13 @@ def _slot_main(rfd: int, wfd: int, deliver: Callable[[str], Any]) -> int:
                 buf += b
             line, _, buf = buf.partition(b"\n")
             mid = line.decode("ascii", "replace").strip()
-            queue_run = mid.startswith("Q ")
-            if queue_run:
-                mid = mid[2:]
+            kind = ""
+            if mid[:2] in ("Q ", "S "):
+                kind, mid = mid[0], mid[2:]
             if _ID.fullmatch(mid):
                 _title(f"eximpy: delivering {mid}")
                 try:
-                    deliver(mid, queue_run)
+                    deliver(mid, kind)
                 except Exception as e:  # noqa: BLE001 - one message only
                     sys.stderr.write(f"eximpy: delivering {mid}: "
                                      f"{type(e).__name__}: {e}\n")
@@ -187,16 +187,17 @@ class DeliverySlots:
         self.slots[pid] = slot
         return slot
 
-    def start(self, mid: str, queue_run: bool = False) -> None:
+    def start(self, mid: str, kind: str = "") -> None:
         """Give mid to an idle slot, starting one if there is room;
-        ``queue_run``: the delivery is part of a queue run."""
+        ``kind`` goes with it (eximpy.proc.fifo: "Q" queue run, "S" local
+        deliveries only)."""
         self._retire()
         slot = next((s for s in self.slots.values() if s.mid is None), None)
         if slot is None:
             slot = self._spawn()
         slot.mid = mid
         try:
-            os.write(slot.to_fd, (("Q " if queue_run else "") + mid)
+            os.write(slot.to_fd, ((kind + " " if kind else "") + mid)
                      .encode("ascii") + b"\n")
         except OSError:
             self._end(slot)        # it died: the message stays queued

@@ -31,9 +31,11 @@ from eximpy.proc.skeleton import RoleContext, fork_child
 DEFAULT_PARALLEL = 5
 
 
-def _deliver_one(ctx: RoleContext, mid: str, queue_run: bool) -> int:
+def _deliver_one(ctx: RoleContext, mid: str, kind: str) -> int:
+    """kind "Q": a queue run's delivery; "S": local deliveries only."""
     from eximpy.deliver.deliver import deliver_message
-    deliver_message(ctx.config, mid, queue_run=queue_run)
+    deliver_message(ctx.config, mid, queue_run=kind == "Q",
+                    first_pass_route=kind == "S")
     return 0
 
 
@@ -42,28 +44,29 @@ def run_delivery(ctx: RoleContext) -> int:
     reader = fifo.Reader(fifo.path(ctx.config))
     limit = int(ctx.config.main.get("queue_run_max") or DEFAULT_PARALLEL)
     pending: deque[str] = deque()
-    # Ids the queue runner offered: their delivery is a queue run (retry
-    # times are honoured); ids from receivers are first deliveries.
-    from_queue_run: dict[str, bool] = {}
-    slots = DeliverySlots(lambda m, q: _deliver_one(ctx, m, q), limit,
+    # How each pending id was offered (fifo.Reader.read_entries): by the
+    # queue runner ("Q": retry times are honoured), or by a receiver ("",
+    # or "S" for local deliveries only).
+    kinds: dict[str, str] = {}
+    slots = DeliverySlots(lambda m, k: _deliver_one(ctx, m, k), limit,
                           fork=fork_child)
     while not ctx.stopping:
         slots.collect()
         while pending and slots.room():
             mid = pending.popleft()
-            queue_run = from_queue_run.pop(mid, False)
+            kind = kinds.pop(mid, "")
             if mid in slots.busy().values():
                 continue
-            slots.start(mid, queue_run)
+            slots.start(mid, kind)
         try:
             ready, _, _ = select.select([reader] + slots.fds(), [], [], 0.5)
         except InterruptedError:
             continue
         if reader in ready:
-            for mid, queue_run in reader.read_entries():
+            for mid, kind in reader.read_entries():
                 if mid not in pending and mid not in slots.busy().values():
                     pending.append(mid)
-                    from_queue_run[mid] = queue_run
+                    kinds[mid] = kind
     reader.close()
     slots.close()
     return 0

@@ -53,16 +53,18 @@ def create(config: Any, uid: int, gid: int) -> str:
     return p
 
 
-def notify(fifo_path: str, ids: list[str], queue_run: bool = False) -> bool:
+def notify(fifo_path: str, ids: list[str], queue_run: bool = False,
+           queue_smtp: bool = False) -> bool:
     """Announce ids; False when nobody listens or the pipe is full.
     ``queue_run``: the queue runner offers them ("Q <id>" lines), so the
-    delivery honours retry times, as in an Exim queue run."""
+    delivery honours retry times, as in an Exim queue run;
+    ``queue_smtp`` ("S <id>"): local deliveries only (first_pass_route)."""
     try:
         fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:
         return False
     try:
-        tag = "Q " if queue_run else ""
+        tag = "Q " if queue_run else "S " if queue_smtp else ""
         os.write(fd, "".join(f"{tag}{i}\n" for i in ids).encode())
         return True
     except OSError as e:
@@ -89,8 +91,9 @@ class Reader:
     def read_ids(self) -> list[str]:
         return [mid for mid, _q in self.read_entries()]
 
-    def read_entries(self) -> list[tuple[str, bool]]:
-        """(message id, offered by a queue run) for each valid line."""
+    def read_entries(self) -> list[tuple[str, str]]:
+        """(message id, kind) for each valid line: kind "Q" offered by a
+        queue run, "S" local deliveries only, "" a first delivery."""
         try:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
@@ -99,11 +102,11 @@ class Reader:
         *lines, self._buf = self._buf.split(b"\n")
         out = []
         for ln in lines:
-            queue_run = ln.startswith(b"Q ")
-            if queue_run:
-                ln = ln[2:]
+            kind = ""
+            if ln[:2] in (b"Q ", b"S "):
+                kind, ln = ln[:1].decode(), ln[2:]
             if _ID.match(ln):
-                out.append((ln.decode(), queue_run))
+                out.append((ln.decode(), kind))
         return out
 
     def close(self) -> None:

@@ -100,7 +100,8 @@ class NotifyingSink:
                     not getattr(msg, "queue_smtp", False)) or \
                 getattr(msg, "frozen_by", None)
             if reason is None and not held:
-                fifo.notify(self.fifo_path, [mid])
+                fifo.notify(self.fifo_path, [mid],
+                            queue_smtp=bool(getattr(msg, "queue_smtp", False)))
         return result
 
 

@@ -50,7 +50,7 @@ def _unit(tmp: Path, limit: int, crash: set[str]) -> dict[str, str]:
     pid that delivered each id (absent: not finished)."""
     from eximpy.deliver import slots as S
 
-    def deliver(mid: str, queue_run: bool = False) -> None:
+    def deliver(mid: str, kind: str = "") -> None:
         if mid in crash:
             os._exit(7)
         (tmp / mid).write_text(str(os.getpid()))
@@ -90,7 +90,7 @@ def test_idle_slots_are_retired(workdir) -> None:
     old = S.SLOT_IDLE
     S.SLOT_IDLE = 0.2
     try:
-        sl = S.DeliverySlots(lambda m, q=False: None, 2)
+        sl = S.DeliverySlots(lambda m, k="": None, 2)
         sl.start(_IDS[0])
         while sl.busy():
             sl.wait(5)
