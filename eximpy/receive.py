@@ -455,11 +455,8 @@ def receive_local(config: Any, sender: str | None, recipients: list[str],
     else:
         rcpts = cmdline
 
-    maxrec = g("received_headers_max") or 30
-    nrec = sum(1 for h in headers if h.name.lower() == "received")
-    if nrec >= maxrec:
-        raise ReceiveError("Too many \"Received\" headers - suspected mail "
-                           "loop", 1)
+    # (received_headers_max is checked when the message is delivered, as
+    # Exim does: a local submission is not refused for it.)
     if not rcpts:
         if opt.extract_recipients:
             if opt.log is not None:

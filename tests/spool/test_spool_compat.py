@@ -543,3 +543,23 @@ def test_listing_given_ids(tmp_path: Path) -> None:
                  ["-bpu", "1xWDFA-000299-2J", ids[1]], ["-bpa", ids[1]]):
         e, p = exim(conf, args), eximpy(conf, args)
         assert (p.returncode, p.stdout) == (e.returncode, e.stdout), args
+
+
+def test_local_submission_not_refused_for_received_count(tmp_path: Path
+                                                         ) -> None:
+    """received_headers_max is a delivery-time check: Exim accepts a local
+    submission with more Received: lines than that (as it accepts one over
+    SMTP)."""
+    data = b"".join(b"Received: from hop%d\n" % i for i in range(5)) + \
+        b"Subject: loop\n\nbody\n"
+    out = {}
+    for name, prog in (("e", exim), ("p", eximpy)):
+        conf = make_scratch(tmp_path / name, "received_headers_max = 2")
+        r = prog(conf, ["-odq", "-oep", "-f", "s@x", "bob"], data)
+        log = normalize((tmp_path / name / "log" / "mainlog").read_text())
+        files = spool_files(tmp_path / name)
+        out[name] = (r.returncode, r.stderr, log,
+                     normalize("\n".join(k + "\n" + v.decode()
+                                         for k, v in files.items())))
+    assert out["e"][0] == 0
+    assert out["p"] == out["e"]
