@@ -1,6 +1,8 @@
 """A dnsmasq on a free loopback address for the ACL tests (root only).
 
-start(records, work) -> (process, resolv.conf path); stop(process).
+start(records, work) -> (process, resolv.conf path); stop(process);
+bh_norm(text, d): a -bh transcript with the work directory and dates
+replaced, for comparing Exim's with eximpy's.
 Exim reads /etc/resolv.conf only, so tests run it through exim_argv(),
 which bind-mounts the test resolv.conf in a private mount namespace.
 """
@@ -46,3 +48,12 @@ def exim_argv(exim: str, resolv: Path, args: list[str]) -> list[str]:
     return ["unshare", "-m", "sh", "-c",
             f"mount --bind {resolv} /etc/resolv.conf && exec {exim} "
             + " ".join(args)]
+
+
+def bh_norm(text: str, d: Path) -> str:
+    """A -bh transcript made comparable: CRLF as LF, the work directory as
+    DIR, RFC 2822 dates as DATE."""
+    import re
+    text = text.replace("\r\n", "\n").replace(str(d), "DIR")
+    return re.sub(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}",
+                  "DATE", text)

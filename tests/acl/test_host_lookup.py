@@ -12,7 +12,6 @@ and the H= of the LOG lines shows the name.  Needs root.
 from __future__ import annotations
 
 import io
-import re
 import shutil
 from pathlib import Path
 
@@ -66,11 +65,7 @@ def resolv():
 
 
 def _norm(text: str, d: Path) -> str:
-    text = text.replace("\r\n", "\n").replace(str(d), "DIR")
-    text = re.sub(r"\w{3}, \d\d? \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}",
-                  "DATE", text)
-    return "\n".join(ln for ln in text.split("\n")
-                     if not re.match(r"^>>> \S+ in [a-z0-9_]+\? ", ln))
+    return dnsserver.bh_norm(text, d)
 
 
 def _exim(case: str, conf: Path, ip: str, resolv: Path, d: Path) -> Result:
