@@ -2422,6 +2422,10 @@ def deliver_remote(dl: Any, remote: list[Address], tctx: Any, jnl: Any,
                     a.return_path = None
                     a.message = (f"Failed to expand return path \"{rp}\" in "
                                  f"{tp.name} transport: {e}")
+        # Host retry items go on the first address only; the others follow
+        # it when it times out (Exim's addr->first, retry_update()).
+        for a in group:
+            a.batch_first = group[0]
         order = _run_group_maybe_child(dl, tp, group, tctx)
         if len(order) != len(group):
             order = group

@@ -774,20 +774,31 @@ class DeliveryRetry:
                                     timed_out = True
                         if which == 2 and timed_out and \
                                 getattr(endaddr, "retries", None):
-                            endaddr.retry_timedout = True
-                            endaddr.message = (
-                                f"{endaddr.message}: retry timeout exceeded"
-                                if endaddr.message else "retry timeout exceeded")
-                            um = getattr(endaddr, "user_message", None)
-                            endaddr.user_message = (
-                                f"{um}: retry timeout exceeded" if um
-                                else "retry timeout exceeded")
-                            deferred.remove(endaddr)
-                            timed_out_addrs.append(endaddr)
-                            p = endaddr.parent
-                            log(endaddr, f"** {endaddr.address}"
-                                + (f" <{p.address}>" if p is not None else "")
-                                + ": retry timeout exceeded")
+                            # the other addresses of its remote batch go
+                            # with it, the later ones first (Exim)
+                            batch = [a for a in reversed(deferred)
+                                     if a is not endaddr and
+                                     getattr(a, "batch_first", None)
+                                     is endaddr] + [endaddr]
+                            for a in batch:
+                                a.retry_timedout = True
+                                a.message = (
+                                    f"{a.message}: retry timeout exceeded"
+                                    if a.message else "retry timeout exceeded")
+                                um = getattr(a, "user_message", None)
+                                a.user_message = (
+                                    f"{um}: retry timeout exceeded" if um
+                                    else "retry timeout exceeded")
+                                deferred.remove(a)
+                                p = a.parent
+                                log(a, f"** {a.address}"
+                                    + (f" <{p.address}>" if p is not None
+                                       else "")
+                                    + ": retry timeout exceeded")
+                            # Exim moves the batch onto the failed chain as a
+                            # block in front: callers read that chain
+                            # reversed, so the block goes in reversed here.
+                            timed_out_addrs.extend(reversed(batch))
         except Exception:  # noqa: BLE001 - lmdb.Error: a hint, not data
             pass
         return timed_out_addrs

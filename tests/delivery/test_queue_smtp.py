@@ -71,14 +71,14 @@ def _norm(text: str) -> str:
 
 
 def _run(d: Path, argv0: list[str], main: str, args: list[str],
-         rcpts: list[bytes]) -> tuple:
+         rcpts: list[bytes], conf_text: str = CONF) -> tuple:
     d.mkdir(parents=True, exist_ok=True)
     shutil.chown(d, "Debian-exim", "Debian-exim")
     for sub in ("spool", "log"):
         (d / sub).mkdir(parents=True, exist_ok=True)
         shutil.chown(d / sub, "Debian-exim", "Debian-exim")
     conf = d / "conf"
-    conf.write_text(CONF.format(d=d, main=main))
+    conf.write_text(conf_text.format(d=d, main=main))
     if "-bs" in args:
         data = (b"EHLO x\r\nMAIL FROM:<s@test.example>\r\n" +
                 b"".join(b"RCPT TO:<%s>\r\n" % r for r in rcpts) +
@@ -118,3 +118,28 @@ def test_queue_smtp_like_exim(scratch: Path, main: str, args: list[str],
     assert first_pass == ("first-pass" in want[0])
     assert ("-odqs" in args) == ("explicitly queued" in want[0])
     assert got == want
+
+
+def test_remote_batch_times_out_together(scratch: Path):
+    """Two addresses delivered in one SMTP batch with no retry rule: the
+    host retry item is on the first, and when it times out the whole
+    batch fails with it (Exim's addr->first in retry_update), later ones
+    logged first; the bounce lists them in Exim's order.  (Exim delivers
+    its bounce at once, eximpy queues it: only the failure lines and the
+    bounce's text are compared.)"""
+    conf = CONF.replace("begin retry\n*  *  F,1h,10m\n", "")
+    got = {}
+    for name, argv0 in (("exim", [EXIM]), ("eximpy", EXIMPY)):
+        log, _m, _s = _run(scratch / name, argv0, "acl_smtp_rcpt = accept",
+                           ["-bs", "-odi"], RCPTS, conf)
+        lines = [ln for ln in log.splitlines() if " ** " in ln or " == " in ln]
+        text = ""
+        for p in [scratch / name / "mbox"] + sorted(
+                (scratch / name / "spool" / "input").glob("*-D")):
+            if p.exists() and "address(es) failed" in p.read_text():
+                body = p.read_text()
+                text = body[body.index("This message was created"):]
+                text = text[:text.index("Content-type: message/rfc822")]
+        got[name] = (lines, re.sub(r"\d+-eximdsn-\d+", "B", text))
+    assert any("** z@other.example" in ln for ln in got["exim"][0])
+    assert got["eximpy"] == got["exim"]
