@@ -3,6 +3,8 @@
 SUMMARY
     path(config)            <spool_directory>/eximpy-deliver.fifo
     create(config, uid, gid) make it (mode 0600, owned by the exim user)
+    hold(path) -> fd        the launcher's idle read end (ids wait in the
+                            pipe until the delivery role reads them)
     notify(path, ids, queue_run=False)
                             write ids, one per line ("Q <id>" from the
                             queue runner), without blocking
@@ -51,6 +53,14 @@ def create(config: Any, uid: int, gid: int) -> str:
     if os.geteuid() == 0:
         os.chown(p, uid, gid)
     return p
+
+
+def hold(fifo_path: str) -> int:
+    """A read end the launcher keeps (and never reads): with it, an id
+    written before the delivery role has opened its reader (at start-up,
+    or while the role restarts) waits in the pipe instead of being
+    dropped until the next queue run."""
+    return os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 def notify(fifo_path: str, ids: list[str], queue_run: bool = False,

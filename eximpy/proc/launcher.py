@@ -186,6 +186,8 @@ class Launcher:
                 "eximpy.sysusers.conf) or set exim_user", None)
         prepare_directories(self.host, uid, gid)
         fifo.create(self.host, uid, gid)
+        if getattr(self, "_fifo_hold", None) is None:
+            self._fifo_hold = fifo.hold(fifo.path(self.host))
         listening = self.inv.mode == "bd"
         if listening:
             backlog = int(self.config.main.get("smtp_connect_backlog") or 20)

@@ -552,3 +552,25 @@ def test_queue_runs_honour_retry_times() -> None:
         assert len(tried) == 1, main
     finally:
         d.stop()
+
+
+def test_message_announced_while_delivery_role_restarts() -> None:
+    """A message received while the delivery role is not reading the FIFO
+    (here: killed, and being restarted) is delivered as soon as the role is
+    back, not at the next queue run: the launcher holds the FIFO open, so
+    the announcement waits in the pipe."""
+    d = Daemon(CONF, queue_interval="1h")
+    try:
+        pid = d.roles()["delivery"]
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as c:
+            c.ehlo("client.example")
+            c.mail("s@test.example")
+            c.rcpt("alice@test.example")
+            os.kill(pid, signal.SIGKILL)     # no reader until restarted
+            time.sleep(0.2)
+            c.data(b"Subject: waiting\r\n\r\nx\r\n")
+        maildir = d.dir / "mail" / "alice" / "new"
+        wait_for(lambda: maildir.exists() and any(maildir.iterdir()),
+                 timeout=20, what="delivery after the role woke up")
+    finally:
+        d.stop()

@@ -59,8 +59,13 @@ def test_default_conf_with_swaks() -> None:
         out = _swaks(port, "eximpy@localhost")
         assert "<-  250 OK id=" in out, out
         maildir = var / "mail" / "eximpy"
-        wait_for(lambda: (maildir / "new").exists() and
-                 any((maildir / "new").iterdir()), 20, what="delivery")
+        try:
+            wait_for(lambda: (maildir / "new").exists() and
+                     any((maildir / "new").iterdir()), 20, what="delivery")
+        except AssertionError:
+            logs = "".join(p.read_text() for p in sorted(
+                (var / "log").glob("*log")))
+            raise AssertionError("no delivery within 20 s; logs:\n" + logs)
         [msg] = list(mailbox.Maildir(str(maildir), create=False))
         assert msg["Subject"] == "via swaks"
         assert msg["Return-path"] == "<someone@example.com>"
