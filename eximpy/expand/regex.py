@@ -37,6 +37,7 @@ SEE ALSO
 from __future__ import annotations
 
 import re
+from typing import Iterator
 import warnings
 
 import regex as _regex
@@ -414,10 +415,10 @@ def translate(p: str, pos_map: list | None = None) -> tuple[str, bool]:
     return "".join(out), need
 
 
-def _count_groups(p: str) -> int:
-    """How many capturing groups a pattern has."""
-    k = 0
-    i = 0
+def _outside(p: str, i: int = 0) -> Iterator[tuple[int, str]]:
+    """(index, character) of each character of ``p`` from ``i`` on that is
+    structure: not escaped, not quoted by \\Q...\\E, not inside a [...]
+    class (the scan the helpers below share)."""
     n = len(p)
     in_class = False
     while i < n:
@@ -437,12 +438,22 @@ def _count_groups(p: str) -> int:
             if p.startswith("[]", i) or p.startswith("[^]", i):
                 i += 2 if p[i + 1] == "]" else 3
                 continue
-        elif c == "(":
-            if not p.startswith("(?", i) and not p.startswith("(*", i):
-                k += 1
-            elif p.startswith(("(?<", "(?P<", "(?'"), i) and not p.startswith(("(?<=", "(?<!"), i):
-                k += 1
+        else:
+            yield i, c
         i += 1
+
+
+def _count_groups(p: str) -> int:
+    """How many capturing groups a pattern has."""
+    k = 0
+    for i, c in _outside(p):
+        if c != "(":
+            continue
+        if not p.startswith("(?", i) and not p.startswith("(*", i):
+            k += 1
+        elif p.startswith(("(?<", "(?P<", "(?'"), i) and \
+                not p.startswith(("(?<=", "(?<!"), i):
+            k += 1
     return k
 
 
@@ -484,65 +495,30 @@ def _in_lookaround(p: str, pos: int) -> bool:
 
 def _group_end(p: str, i: int) -> int:
     """Index of the ")" closing the group opened at p[i] (or len(p))."""
-    n = len(p)
     depth = 0
-    in_class = False
-    while i < n:
-        c = p[i]
-        if c == "\\":
-            if p.startswith("\\Q", i):
-                j = p.find("\\E", i + 2)
-                i = n if j < 0 else j + 2
-                continue
-            i += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-        elif c == "[":
-            in_class = True
-            if p.startswith("[]", i) or p.startswith("[^]", i):
-                i += 2 if p[i + 1] == "]" else 3
-                continue
-        elif c == "(":
+    for k, c in _outside(p, i):
+        if c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
             if depth == 0:
-                return i
-        i += 1
-    return n
+                return k
+    return len(p)
 
 
 def _branches(body: str) -> list[str]:
     """The top-level alternatives of a group body."""
     out = []
     depth = 0
-    in_class = False
     start = 0
-    i = 0
-    n = len(body)
-    while i < n:
-        c = body[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-        elif c == "[":
-            in_class = True
-            if body.startswith("[]", i) or body.startswith("[^]", i):
-                i += 2 if body[i + 1] == "]" else 3
-                continue
-        elif c == "(":
+    for i, c in _outside(body):
+        if c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
         elif c == "|" and depth == 0:
             out.append(body[start:i])
             start = i + 1
-        i += 1
     out.append(body[start:])
     return out
 
@@ -783,7 +759,6 @@ def _compile(pattern: str, caseless: bool):
         t, need = translate(pattern, pos_map)
     except PcreError as e:
         raise _error(pattern, e.msg, e.offset)
-    re_err = None
     if not need:
         try:
             # PCRE without UTF/UCP: \w, \d, \s, \b and caseless matching are
@@ -793,7 +768,7 @@ def _compile(pattern: str, caseless: bool):
             if not e.msg.startswith(("bad escape", "unknown extension", "look-behind",
                                      "cannot refer to group defined in the same lookbehind")):
                 raise _re_error(pattern, e, pos_map)
-            re_err = e          # perhaps something only regex knows
+            # perhaps something only the regex module knows: tried below
     if r is None:
         try:
             check_lookbehinds(pattern)
