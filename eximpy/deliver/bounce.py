@@ -98,6 +98,16 @@ def _describe(addr: Any) -> list[str]:
     return lines
 
 
+def _status_part_head(msg: Any, primary: str) -> list[str]:
+    """The start of the message/delivery-status part (bounces, warnings,
+    success DSNs): its content type and the per-message fields."""
+    head = ["Content-type: message/delivery-status\n\n",
+            f"Reporting-MTA: dns; {primary}\n"]
+    if getattr(msg, "dsn_envid", None):
+        head.append(f"Original-Envelope-ID: {msg.dsn_envid}\n")
+    return head
+
+
 def _reply_to(config: Any) -> list[str]:
     """The Reply-To: header line from errors_reply_to, if set."""
     text = config.main.get("errors_reply_to")
@@ -253,10 +263,7 @@ def bounce_text(config: Any, msg: Any, body: bytes, failed: list[Any],
             text = a.returned_output
             out.append(text if text.endswith("\n") else text + "\n")
     out.append(f"\n--{boundary}\n")
-    out.append("Content-type: message/delivery-status\n\n")
-    out.append(f"Reporting-MTA: dns; {primary}\n")
-    if getattr(msg, "dsn_envid", None):
-        out.append(f"Original-Envelope-ID: {msg.dsn_envid}\n")
+    out += _status_part_head(msg, primary)
     # Exim lists the per-recipient DSN blocks in reverse order.
     for a in reversed(failed):
         top = a
@@ -350,10 +357,7 @@ def success_dsn_text(config: Any, msg: Any, delivered: list[Any],
     for a in delivered:
         out.append(f"<{a.address}> (relayed via non \"Remote SMTP\" router)\n\n")
     out.append(f"--{boundary}\n")
-    out.append("Content-type: message/delivery-status\n\n")
-    out.append(f"Reporting-MTA: dns; {primary}\n")
-    if getattr(msg, "dsn_envid", None):
-        out.append(f"Original-Envelope-ID: {msg.dsn_envid}\n")
+    out += _status_part_head(msg, primary)
     for a in delivered:
         out.append("\n")
         if getattr(a, "dsn_orcpt", None):
@@ -556,10 +560,7 @@ def warning_text(config: Any, msg: Any, delayed: list[Any], age: float,
 def _warning_tail(out: list[str], msg: Any, delayed: list[Any], boundary: str,
                   primary: str) -> bytes:
     out.append(f"\n--{boundary}\n")
-    out.append("Content-type: message/delivery-status\n\n")
-    out.append(f"Reporting-MTA: dns; {primary}\n")
-    if getattr(msg, "dsn_envid", None):
-        out.append(f"Original-Envelope-ID: {msg.dsn_envid}\n")
+    out += _status_part_head(msg, primary)
     for a in delayed:
         out.append("\n")
         if getattr(a, "dsn_orcpt", None):
