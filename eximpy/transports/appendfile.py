@@ -376,31 +376,26 @@ def _apply_lock(fd: int, exclusive: bool, use_fcntl: bool, fcntl_time: int,
 
     def _alarm(_s: int, _f: Any) -> None:
         raise TimeoutError
+
+    def take(lock: Any, seconds: int) -> None:
+        """``lock`` (lockf or flock) blocking for at most ``seconds``, or
+        not blocking at all when the timeout is 0."""
+        kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        if seconds <= 0:
+            lock(fd, kind | fcntl.LOCK_NB)
+            return
+        old = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(seconds)
+        try:
+            lock(fd, kind)
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
     try:
         if use_fcntl:
-            kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-            if fcntl_time > 0:
-                old = signal.signal(signal.SIGALRM, _alarm)
-                signal.alarm(fcntl_time)
-                try:
-                    fcntl.lockf(fd, kind)
-                finally:
-                    signal.alarm(0)
-                    signal.signal(signal.SIGALRM, old)
-            else:
-                fcntl.lockf(fd, kind | fcntl.LOCK_NB)
+            take(fcntl.lockf, fcntl_time)
         if use_flock:
-            kind = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-            if flock_time > 0:
-                old = signal.signal(signal.SIGALRM, _alarm)
-                signal.alarm(flock_time)
-                try:
-                    fcntl.flock(fd, kind)
-                finally:
-                    signal.alarm(0)
-                    signal.signal(signal.SIGALRM, old)
-            else:
-                fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            take(fcntl.flock, flock_time)
         return True
     except (OSError, TimeoutError):
         return False
