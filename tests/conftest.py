@@ -26,3 +26,18 @@ def workdir(request) -> Path:
             p.unlink() if p.is_file() or p.is_symlink() else p.rmdir()
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+@pytest.fixture
+def exim_scratch():
+    """A fresh directory under /tmp that real Exim can use after it drops
+    to its own user under -C (pytest's own tmp dirs are mode 0700);
+    removed afterwards."""
+    import shutil
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="eximpy-scratch-", dir="/tmp"))
+    d.chmod(0o777)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

@@ -8,10 +8,7 @@ normalised.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -147,22 +144,10 @@ def _run(base: Path, prog, case: str) -> list:
     return [out, logs, files]
 
 
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """A directory the Exim user can traverse (real Exim drops to
-    Debian-exim under -C; pytest's own tmp dirs are mode 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="eximpy-nonsmtp-", dir="/tmp"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_nonsmtp_acls_match_exim(case: str, scratch: Path) -> None:
-    want = _run(scratch / "exim", exim, case)
-    got = _run(scratch / "eximpy", eximpy, case)
+def test_nonsmtp_acls_match_exim(case: str, exim_scratch: Path) -> None:
+    want = _run(exim_scratch / "exim", exim, case)
+    got = _run(exim_scratch / "eximpy", eximpy, case)
     assert got[0] == want[0]
     assert got[1] == want[1]
     assert got[2] == want[2]

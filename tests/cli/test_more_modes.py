@@ -9,11 +9,8 @@ command line gives the same output, exit status and log lines as
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -34,16 +31,6 @@ begin retry
 *          rcpt_4xx  F,30m,5m
 *          *  F,1h,10m
 """
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="eximpy-modes-", dir="/tmp"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def _norm(text: str, d: Path) -> str:
@@ -76,25 +63,25 @@ def _both(d: Path, extra: str, args: list[str]) -> list[tuple]:
     ["-brt", "x@a.example"], ["-brt", "b.org"], ["-brt", "b.org", "rcpt_4xx"],
     ["-brt", "nodots"], ["-brt"],
 ])
-def test_retry_test_mode(scratch: Path, args: list[str]) -> None:
-    exim, ours = _both(scratch, "", args)
+def test_retry_test_mode(exim_scratch: Path, args: list[str]) -> None:
+    exim, ours = _both(exim_scratch, "", args)
     assert ours == exim
 
 
 @pytest.mark.parametrize("opt", ["-ps", "-pd", None])
-def test_perl_at_start(scratch: Path, opt: str | None) -> None:
+def test_perl_at_start(exim_scratch: Path, opt: str | None) -> None:
     """A perl_startup that does not compile is fatal at start-up with
     perl_at_start or -ps, and an expansion failure at first use with -pd;
     one that dies while it runs is ignored."""
     for n, startup in enumerate(("sub x {", "die 'broken startup'")):
         extra = f"perl_at_start\nperl_startup = {startup}\n"
         args = ([opt] if opt else []) + ["-be", "x${perl{x}}"]
-        exim, ours = _both(scratch / str(n), extra, args)
+        exim, ours = _both(exim_scratch / str(n), extra, args)
         assert ours == exim
 
 
-def test_malware_mode_without_scanner(scratch: Path) -> None:
-    (scratch / "file").write_text("harmless\n")
-    exim, ours = _both(scratch, "av_scanner = clamd:" + str(scratch / "none"),
-                       ["-bmalware", str(scratch / "file")])
+def test_malware_mode_without_scanner(exim_scratch: Path) -> None:
+    (exim_scratch / "file").write_text("harmless\n")
+    exim, ours = _both(exim_scratch, "av_scanner = clamd:" + str(exim_scratch / "none"),
+                       ["-bmalware", str(exim_scratch / "file")])
     assert ours == exim

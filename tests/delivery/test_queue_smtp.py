@@ -7,10 +7,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -49,16 +47,6 @@ RCPTS = [b"x@remote.example", b"y@test.example", b"z@other.example"]
 # z first: its domain decides for the batch of both remote addresses
 ZFIRST = [b"z@other.example", b"y@test.example", b"x@remote.example"]
 EXIMPY = [str(ROOT / ".venv" / "bin" / "python"), "-m", "eximpy"]
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="eximpy-qsmtp-", dir="/tmp"))
-    d.chmod(0o777)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def _norm(text: str) -> str:
@@ -111,16 +99,16 @@ QSD = "queue_smtp_domains = other.example\nacl_smtp_rcpt = accept"
     # a local submission too
     ("queue_smtp_domains = other.example", ["-odi"], ZFIRST, True),
 ])
-def test_queue_smtp_like_exim(scratch: Path, main: str, args: list[str],
+def test_queue_smtp_like_exim(exim_scratch: Path, main: str, args: list[str],
                               rcpts: list[bytes], first_pass: bool):
-    want = _run(scratch / "exim", [EXIM], main, args, rcpts)
-    got = _run(scratch / "eximpy", EXIMPY, main, args, rcpts)
+    want = _run(exim_scratch / "exim", [EXIM], main, args, rcpts)
+    got = _run(exim_scratch / "eximpy", EXIMPY, main, args, rcpts)
     assert first_pass == ("first-pass" in want[0])
     assert ("-odqs" in args) == ("explicitly queued" in want[0])
     assert got == want
 
 
-def test_remote_batch_times_out_together(scratch: Path):
+def test_remote_batch_times_out_together(exim_scratch: Path):
     """Two addresses delivered in one SMTP batch with no retry rule: the
     host retry item is on the first, and when it times out the whole
     batch fails with it (Exim's addr->first in retry_update), later ones
@@ -130,12 +118,12 @@ def test_remote_batch_times_out_together(scratch: Path):
     conf = CONF.replace("begin retry\n*  *  F,1h,10m\n", "")
     got = {}
     for name, argv0 in (("exim", [EXIM]), ("eximpy", EXIMPY)):
-        log, _m, _s = _run(scratch / name, argv0, "acl_smtp_rcpt = accept",
+        log, _m, _s = _run(exim_scratch / name, argv0, "acl_smtp_rcpt = accept",
                            ["-bs", "-odi"], RCPTS, conf)
         lines = [ln for ln in log.splitlines() if " ** " in ln or " == " in ln]
         text = ""
-        for p in [scratch / name / "mbox"] + sorted(
-                (scratch / name / "spool" / "input").glob("*-D")):
+        for p in [exim_scratch / name / "mbox"] + sorted(
+                (exim_scratch / name / "spool" / "input").glob("*-D")):
             if p.exists() and "address(es) failed" in p.read_text():
                 body = p.read_text()
                 text = body[body.index("This message was created"):]
