@@ -48,7 +48,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from eximpy.acl.nonsmtp import NonSmtpAcls, place_added_headers
+from eximpy.acl.engine import place_added_headers
+from eximpy.acl.nonsmtp import NonSmtpAcls
 from eximpy.acl.runner import DISCARD, OK
 from eximpy.log import format as logfmt
 from eximpy.log.writer import LogWriter

@@ -5,6 +5,8 @@ SUMMARY
         -> AclEngine                       (an eximpy.acl.runner.AclRunner)
     engine.check(where, acl, env) -> AclResult
     engine.trace                          callable(str) for ">>> " lines
+    place_added_headers(headers, added)   add_header texts put where their
+                                          :at_start: ... prefix says
 
 DESCRIPTION
     check() is Exim's acl_check(): ``acl`` is the value of the
@@ -711,6 +713,58 @@ def setup_header(call: Call, text: str) -> None:
         out.append(line)
     for h in out:
         call.result.added_headers.append(pos + h + "\n")
+
+
+_POSITIONS = (":after_received:", ":at_start_rfc:", ":at_start:", ":at_end:")
+
+
+def place_added_headers(headers: list[Any], added: list[str]) -> None:
+    """Insert ACL-added header texts (each possibly with a position
+    prefix) into ``headers`` as Exim's add_acl_headers() does: at_end
+    appends; at_start goes before everything; after_received goes after
+    the first block of Received: lines (that place is found once, and
+    later after_received lines go in front of earlier ones there);
+    at_start_rfc goes after the first header and the uninterrupted run of
+    Received: and Resent-* lines that follows it."""
+    anchor: Any = None
+
+    def is_received(h: Any) -> bool:
+        return h.name.lower() == "received"
+    from eximpy.spool.message import Header
+    for text in added:
+        pos = ""
+        for p in _POSITIONS:
+            if text.startswith(p):
+                pos, text = p, text[len(p):]
+                break
+        h = Header.make(text)
+        if pos == ":at_start:" or (pos and not headers):
+            headers.insert(0, h)
+        elif pos == ":after_received:":
+            if anchor is None:
+                i = next((k for k, x in enumerate(headers)
+                          if is_received(x)), None)
+                if i is None:
+                    headers.append(h)
+                    continue
+                while i + 1 < len(headers) and is_received(headers[i + 1]):
+                    i += 1
+                anchor = headers[i]
+            headers.insert(_index(headers, anchor) + 1, h)
+        elif pos == ":at_start_rfc:":
+            i = 0
+            while i + 1 < len(headers) and (
+                    is_received(headers[i + 1]) or
+                    headers[i + 1].name.lower().startswith("resent-")):
+                i += 1
+            anchor = headers[i]
+            headers.insert(i + 1, h)
+        else:
+            headers.append(h)
+
+
+def _index(headers: list[Any], h: Any) -> int:
+    return next(k for k, x in enumerate(headers) if x is h)
 
 
 def _parse_text(text: str) -> list[AclStatement]:

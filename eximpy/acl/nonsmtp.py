@@ -9,7 +9,6 @@ SUMMARY
         -> AclResult                         acl_not_smtp (None when unset)
     acls.done(result)                        remove the content-scan files
     acls.suppress_local_fixups / frozen_by / queued_by / added_headers
-    place_added_headers(headers, added)      add_header positions
 
 DESCRIPTION
     What Exim's receive_msg() does for a message that did not come over
@@ -39,57 +38,6 @@ from typing import Any
 from eximpy.acl.runner import OK, AclEnv, AclResult
 from eximpy.expand.taint import Tainted
 from eximpy.spool.message import HTYPE_OLD, Header
-
-_POSITIONS = (":after_received:", ":at_start_rfc:", ":at_start:", ":at_end:")
-
-
-def place_added_headers(headers: list[Header], added: list[str]) -> None:
-    """Insert ACL-added header texts (each possibly with a position
-    prefix) into ``headers`` as Exim's add_acl_headers() does: at_end
-    appends; at_start goes before everything; after_received goes after
-    the first block of Received: lines (that place is found once, and
-    later after_received lines go in front of earlier ones there);
-    at_start_rfc goes after the first header and the uninterrupted run of
-    Received: and Resent-* lines that follows it."""
-    anchor: Header | None = None
-
-    def is_received(h: Header) -> bool:
-        return h.name.lower() == "received"
-    for text in added:
-        pos = ""
-        for p in _POSITIONS:
-            if text.startswith(p):
-                pos, text = p, text[len(p):]
-                break
-        h = Header.make(text)
-        if pos == ":at_start:" or (pos and not headers):
-            headers.insert(0, h)
-        elif pos == ":after_received:":
-            if anchor is None:
-                i = next((k for k, x in enumerate(headers)
-                          if is_received(x)), None)
-                if i is None:
-                    headers.append(h)
-                    continue
-                while i + 1 < len(headers) and is_received(headers[i + 1]):
-                    i += 1
-                anchor = headers[i]
-            headers.insert(_index(headers, anchor) + 1, h)
-        elif pos == ":at_start_rfc:":
-            i = 0
-            while i + 1 < len(headers) and (
-                    is_received(headers[i + 1]) or
-                    headers[i + 1].name.lower().startswith("resent-")):
-                i += 1
-            anchor = headers[i]
-            headers.insert(i + 1, h)
-        else:
-            headers.append(h)
-
-
-def _index(headers: list[Header], h: Header) -> int:
-    return next(k for k, x in enumerate(headers) if x is h)
-
 
 class NonSmtpAcls:
     """The non-SMTP ACL runs of one message (they share $acl_m_*)."""
@@ -227,4 +175,4 @@ class NonSmtpAcls:
             unspool_after(self._msg[0], result, None)
 
 
-__all__ = ["NonSmtpAcls", "place_added_headers", "OK"]
+__all__ = ["NonSmtpAcls", "OK"]

@@ -50,7 +50,7 @@ from typing import Any
 
 from eximpy.message.ids import new_message_id
 from eximpy.smtp.server import VERSION, ReceivedMessage, _tod_full
-from eximpy.acl.nonsmtp import place_added_headers
+from eximpy.acl.engine import place_added_headers
 from eximpy.expand import ExpandContext, expand_string
 from eximpy.spool import data_file, header_file, msglog
 from eximpy.spool.layout import SpoolLayout
