@@ -3,20 +3,25 @@
 external is compared with real `exim -C conf -bs` dialogues, the same way
 as the other AUTH dialogues in test_smtp_differential.py.  The tls
 authenticator only runs after a TLS handshake with a verified client
-certificate, which `-bs` cannot carry; it is checked against a listening
-session with certificates made by `cryptography`, following Exim's
-smtp_in.c (run once per handshake, silent on failure, AUTH then no
-longer advertised).
+certificate: it is checked against a listening session with certificates
+made by `cryptography`, and against real `exim -bs` with STARTTLS on a
+socketpair (AUTH then no longer advertised, the same P= and A=).
 """
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import smtplib
+import socket
 import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from eximpy.config import load_config
+from oracle import EXIM, ROOT
 from smtp.conftest import write_conf
 from smtp.test_network import _make_pki, _server_cfg, _spooled
 from smtp.test_smtp_differential import (
@@ -142,3 +147,77 @@ def test_tls_authenticator_needs_a_certificate(tls_auth_server):
     assert "-auth_id" not in h
     log = (d / "log" / "mainlog").read_text()
     assert " P=esmtps " in log and " A=" not in log
+
+
+CERTS = Path(__file__).resolve().parent.parent / "expand" / "fixtures" / "certs"
+def _bs_tls_session(argv0, work):
+    """A -bs session on a socketpair with STARTTLS and a client certificate:
+    the AUTH lines of the EHLO after TLS, and the <= log lines."""
+    conf=work/"conf"
+    conf.write_text(f"""primary_hostname = mx.example.test
+spool_directory = {work}/spool
+log_file_path = {work}/log/%slog
+exim_user = root
+exim_group = root
+never_users =
+tls_advertise_hosts = *
+tls_certificate = {work}/server.pem
+tls_privatekey = {work}/server.key
+tls_verify_certificates = {work}/ca.pem
+tls_try_verify_hosts = *
+acl_smtp_rcpt = accept
+begin authenticators
+plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_condition = yes
+  server_set_id = $auth2
+cert:
+  driver = tls
+  server_param1 = ${{certextract{{subject,CN}}{{$tls_in_peercert}}}}
+  server_condition = ${{if eq{{$tls_in_certificate_verified}}{{1}}}}
+  server_set_id = c:$auth1
+""")
+    a,b=socket.socketpair()
+    p=subprocess.Popen(argv0+["-C",str(conf),"-bs"],stdin=b,stdout=b,stderr=subprocess.PIPE,env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, cwd=str(ROOT))
+    b.close(); f=a.makefile("rb")
+    def reply(f):
+        out=[]
+        while True:
+            l=f.readline(); out.append(l.decode().rstrip()); 
+            if len(l)<4 or l[3:4]!=b"-": return out
+    reply(f); a.sendall(b"EHLO c\r\n"); reply(f); a.sendall(b"STARTTLS\r\n"); reply(f)
+    c=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); c.check_hostname=False; c.verify_mode=ssl.CERT_NONE
+    c.load_cert_chain(str(work/"client.pem"),str(work/"client.key"))
+    t=c.wrap_socket(a,server_hostname="mx.example.test"); f=t.makefile("rb")
+    t.sendall(b"EHLO c\r\n"); e=reply(f)
+    t.sendall(b"MAIL FROM:<a@b.example>\r\n"); reply(f); t.sendall(b"RCPT TO:<x@y.example>\r\n"); reply(f)
+    t.sendall(b"DATA\r\n"); reply(f); t.sendall(b"Subject: s\r\n\r\nb\r\n.\r\n"); reply(f); t.sendall(b"QUIT\r\n"); reply(f); t.close(); p.wait(30)
+    log=(work/"log"/"mainlog").read_text()
+    return [x for x in e if "AUTH" in x], [l.split(" <= ")[1] for l in log.splitlines() if " <= " in l]
+
+def test_tls_authenticator_matches_exim():
+    """The same STARTTLS session with a verified client certificate through
+    real `exim -bs` and eximpy's -bs (both on a socket): AUTH is no longer
+    offered, and the <= line has the same P= and A= (the cipher names
+    differ: Debian's Exim uses GnuTLS)."""
+    got = {}
+    for name, argv0 in (("exim", [EXIM]),
+                        ("eximpy", [str(ROOT / ".venv" / "bin" / "python"),
+                                    "-m", "eximpy"])):
+        w = ROOT / "tests" / "_work" / "tls_auth" / name
+        shutil.rmtree(w, ignore_errors=True)
+        w.mkdir(parents=True)
+        os.chmod(w, 0o755)
+        for sub in ("spool", "log"):
+            (w / sub).mkdir()
+            os.chmod(w / sub, 0o777)
+        for n in ("ca.pem", "server.pem", "server.key", "client.pem",
+                  "client.key"):
+            shutil.copy(CERTS / n, w / n)
+            os.chmod(w / n, 0o644)
+        auth_lines, received = _bs_tls_session(argv0, w)
+        got[name] = (auth_lines, [re.sub(r" (X|S)=\S+", "", ln)
+                                  for ln in received[:1]])
+    assert "A=cert:c:client.example.test" in got["exim"][1][0]
+    assert got["eximpy"] == got["exim"]
